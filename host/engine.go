@@ -7,8 +7,8 @@ import (
 )
 
 // Engine is what host needs from a browser engine: start workers and say
-// whether it can take one. gecko.Pool implements it (through a small adapter
-// in main.go); tests use a hand-written fake.
+// whether it can take one. gecko.Pool implements it; tests use a
+// hand-written fake.
 type Engine interface {
 	// StartWorker starts a worker for req and returns at once, or with an
 	// error that wraps a *wire.Error (301 when no browser can take it, 304
