@@ -1,0 +1,7 @@
+//go:build !linux
+
+package netns
+
+import "os/exec"
+
+func setPdeathsig(cmd *exec.Cmd) {}
