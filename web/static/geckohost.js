@@ -1,0 +1,278 @@
+// geckohost.js — browser client for geckohost (an ES module, no dependencies).
+//
+//   import { connect, GeckohostError } from "http://127.0.0.1:8765/geckohost.js";
+//   const session = await connect({ token, source: "http://127.0.0.1:8765/workers/echo.js" });
+//   session.channel.onmessage = (e) => console.log(e.data);
+//   session.channel.send("hello");
+//   ...
+//   session.close();
+//
+// connect() opens the signaling WebSocket, creates the RTCPeerConnection and
+// its data channel (the client is the offerer), sends the client-hello,
+// trickles ICE candidates both ways and resolves once the host said
+// "connected" AND the data channel is open. The WebSocket is closed by then:
+// from there on the page and the worker talk peer to peer.
+// Failures reject with a GeckohostError carrying the public errno.
+
+/** Public error numbers and their names (a contract with clients). */
+export const ERRNO_NAMES = Object.freeze({
+  101: "INVALID_AUTHORIZATION",
+  102: "INVALID_TOKEN",
+  103: "INVALID_MESSAGE",
+  104: "SOURCE_NOT_ALLOWED",
+  105: "LIMIT_REACHED",
+  201: "UNABLE_TO_FETCH_WORKER_CODE",
+  202: "SYNTAX_ERROR_IN_WORKER_CODE",
+  203: "UNCAUGHT_EXCEPTION_IN_WORKER_CODE",
+  204: "INVALID_OFFER",
+  301: "NO_GECKO_AVAILABLE",
+  302: "GECKO_TIMEOUT",
+  303: "GECKO_CRASHED",
+  304: "SHUTTING_DOWN",
+});
+
+const ADVICE = Object.freeze({
+  101: "Send the token as \"Bearer <token>\"; paste the token itself (it starts with gh_), not a header.",
+  102: "The token is unknown, revoked or expired: create a token with `geckohost token add --name NAME` and paste it here.",
+  103: "The host could not read a signaling message: use a client that follows the geckohost protocol (this page does).",
+  104: "The worker's URL is not allowed: start serve with --allow-source ORIGIN (and include it in the token's --source list, if it has one), or pick a bundled worker.",
+  105: "This token is at its limit of live workers: disconnect a session or raise the token's --max-workers.",
+  201: "The worker code could not be fetched: check that its URL is right and answers 200 to the host.",
+  202: "The worker code does not parse: fix the syntax error named in the reason.",
+  203: "The worker code threw while it first ran: fix the exception named in the reason.",
+  204: "The gecko rejected the SDP offer: make sure the offer has a data channel (this client always adds one).",
+  301: "No Firefox could take the worker right now: check that Firefox is installed and see serve's log, or raise --browsers / --max-workers-per-browser.",
+  302: "The gecko did not answer or connect in time: the host may be overloaded, or ICE could not find a path; check --ice-server and try again.",
+  303: "The Firefox running the worker crashed: just connect again (a new one is started); if it keeps happening, see serve's log.",
+  304: "The host is shutting down: wait for it to come back and connect again.",
+});
+
+/** Returns the public name of an errno, e.g. 102 → "INVALID_TOKEN". */
+export function errnoName(errno) {
+  return ERRNO_NAMES[errno] || (errno ? `ERRNO_${errno}` : "CONNECTION_FAILED");
+}
+
+/** Returns one sentence on what to do about an errno. */
+export function adviceFor(errno) {
+  return ADVICE[errno] || "Check the host's log (serve prints one line per session) and try again.";
+}
+
+/**
+ * The error connect() rejects with. errno is the public error number (0 when
+ * the failure happened before the host could say: WebSocket refused, timeout,
+ * ICE failure), name its public name ("INVALID_TOKEN"), reason the host's
+ * text, workerId the worker's id (or null), advice one sentence for humans.
+ */
+export class GeckohostError extends Error {
+  constructor(errno, reason, workerId = null) {
+    const name = errnoName(errno);
+    super(errno ? `${name} (${errno}): ${reason}` : reason);
+    this.name = name;
+    this.errno = errno;
+    this.reason = reason;
+    this.workerId = workerId;
+    this.advice = adviceFor(errno);
+  }
+}
+
+/** The signaling URL of the page's own host: ws(s)://host/. */
+export function defaultURL() {
+  const loc = globalThis.location;
+  if (!loc) throw new GeckohostError(0, "no url given and no page location to default to");
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/`;
+}
+
+function toWireCandidate(c) {
+  const out = { candidate: c.candidate || "" };
+  if (c.sdpMid != null) out.sdpMid = c.sdpMid;
+  if (c.sdpMLineIndex != null) out.sdpMLineIndex = c.sdpMLineIndex;
+  if (c.usernameFragment) out.usernameFragment = c.usernameFragment;
+  return out;
+}
+
+/**
+ * Starts a worker and connects to it.
+ *
+ * options:
+ *   url         signaling WebSocket URL; default: the page's own host (ws://host/)
+ *   token       the bearer token (without "Bearer ")
+ *   source      the worker's JavaScript URL (absolute, or relative to the page)
+ *   iceServers  RTCIceServer list for the RTCPeerConnection; default []
+ *   onEvent     optional callback (step, detail, ms) for each negotiation step,
+ *               ms since connect() was called. Steps: "websocket-open",
+ *               "hello-sent", "local-candidate", "answer", "remote-candidate",
+ *               "connected", "channel-open", "error".
+ *   timeout     ms to wait for the whole negotiation; default 45000
+ *   label       the data channel's label; default "geckohost"
+ *   signal      optional AbortSignal: aborting it gives up the negotiation
+ *
+ * Resolves to { channel, workerId, timings, pc, close() }: channel is the open
+ * RTCDataChannel (binaryType "arraybuffer"), timings the ms of each step
+ * ({ websocketOpen, helloSent, answer, connected, channelOpen }).
+ */
+export async function connect({ url, token, source, iceServers = [], onEvent, timeout = 45000, label = "geckohost", signal } = {}) {
+  const t0 = performance.now();
+  const timings = {};
+  const ms = () => Math.round((performance.now() - t0) * 10) / 10;
+  const emit = (step, detail) => {
+    const t = ms();
+    if (onEvent) {
+      try { onEvent(step, detail, t); } catch (e) { console.error("geckohost onEvent:", e); }
+    }
+    return t;
+  };
+
+  if (!token) throw new GeckohostError(101, "no token given");
+  if (!source) throw new GeckohostError(0, "no worker source given");
+  const sourceURL = new URL(source, globalThis.location ? globalThis.location.href : undefined).href;
+  const wsURL = url || defaultURL();
+
+  const pc = new RTCPeerConnection({ iceServers });
+  const channel = pc.createDataChannel(label);
+  channel.binaryType = "arraybuffer";
+  let ws = null;
+  let settled = false;
+  let workerId = null;
+
+  const close = () => {
+    try { channel.close(); } catch { /* already closed */ }
+    try { pc.close(); } catch { /* already closed */ }
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  };
+
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    let open = false;
+    let answered = false;
+    let helloSent = false;
+    const localQueue = []; // candidates gathered before the hello went out
+    const remoteQueue = []; // worker candidates that came before the answer
+
+    const timer = setTimeout(() => fail(new GeckohostError(0, `not connected after ${timeout} ms`, workerId)), timeout);
+    if (signal) {
+      const onAbort = () => fail(new GeckohostError(0, "cancelled", workerId));
+      if (signal.aborted) { onAbort(); return; }
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+
+    function fail(err) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      emit("error", err);
+      close();
+      reject(err);
+    }
+    function maybeDone() {
+      if (settled || !connected || !open) return;
+      settled = true;
+      clearTimeout(timer);
+      if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+      resolve({ channel, workerId, timings, pc, close });
+    }
+    function send(obj) {
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+    }
+    function sendCandidate(c) {
+      send({ messageType: "ice", action: "client-candidate", candidate: c });
+    }
+    async function addRemote(c) {
+      try {
+        if (!c.candidate) {
+          await pc.addIceCandidate(); // end of candidates
+        } else {
+          await pc.addIceCandidate(c);
+        }
+      } catch (e) {
+        // A candidate the browser cannot use (e.g. another address family)
+        // is not fatal: ICE goes on with the others.
+        emit("remote-candidate-ignored", { candidate: c.candidate, error: String(e) });
+      }
+    }
+
+    channel.onopen = () => {
+      timings.channelOpen = emit("channel-open", { label: channel.label });
+      open = true;
+      maybeDone();
+    };
+    pc.onicecandidate = (e) => {
+      const c = e.candidate ? toWireCandidate(e.candidate) : { candidate: "", sdpMid: "0", sdpMLineIndex: 0 };
+      if (!c.candidate && e.candidate) return; // a per-m-line end marker; the null event follows
+      emit("local-candidate", c);
+      if (helloSent) sendCandidate(c); else localQueue.push(c);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") {
+        fail(new GeckohostError(0, "ICE failed: no network path to the worker (check --ice-server on the host and iceServers here)", workerId));
+      }
+    };
+
+    try {
+      ws = new WebSocket(wsURL);
+    } catch (e) {
+      fail(new GeckohostError(0, `cannot open ${wsURL}: ${e.message}`));
+      return;
+    }
+    const wsOpen = new Promise((res, rej) => {
+      ws.onopen = res;
+      ws.onerror = () => rej(new GeckohostError(0, `cannot connect to ${wsURL} (is geckohost serve running, and does --allow-origin allow this page?)`));
+    });
+    ws.onclose = (e) => {
+      if (!connected && !settled) {
+        fail(new GeckohostError(0, `the host closed the connection before the worker connected (code ${e.code}${e.reason ? ": " + e.reason : ""})`, workerId));
+      }
+    };
+    ws.onmessage = async (e) => {
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      if (!m || typeof m !== "object") return;
+      if (m.workerId) workerId = m.workerId;
+      switch (m.messageType) {
+        case "worker-error":
+          fail(new GeckohostError(Number(m.errno) || 0, m.reason || "", m.workerId ?? workerId));
+          return;
+        case "hello":
+          if (m.action !== "worker-hello" || answered) return;
+          answered = true;
+          timings.answer = emit("answer", { workerId: m.workerId });
+          try {
+            await pc.setRemoteDescription({ type: "answer", sdp: m.webrtcAnswer });
+          } catch (err) {
+            fail(new GeckohostError(204, `cannot apply the worker's answer: ${err.message}`, workerId));
+            return;
+          }
+          for (const c of remoteQueue.splice(0)) await addRemote(c);
+          return;
+        case "ice": {
+          if (m.action !== "worker-candidate" || !m.candidate) return;
+          const c = m.candidate;
+          emit("remote-candidate", c);
+          if (pc.remoteDescription) await addRemote(c); else remoteQueue.push(c);
+          return;
+        }
+        case "connected":
+          connected = true;
+          timings.connected = emit("connected", { workerId });
+          maybeDone();
+          return;
+      }
+    };
+
+    (async () => {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await wsOpen;
+      timings.websocketOpen = emit("websocket-open", { url: wsURL });
+      send({
+        messageType: "hello",
+        action: "client-hello",
+        authorization: "Bearer " + token,
+        source: sourceURL,
+        webrtcOffer: pc.localDescription.sdp,
+      });
+      helloSent = true;
+      timings.helloSent = emit("hello-sent", { source: sourceURL });
+      for (const c of localQueue.splice(0)) sendCandidate(c);
+    })().catch((e) => fail(e instanceof GeckohostError ? e : new GeckohostError(0, String(e && e.message || e))));
+  });
+}
