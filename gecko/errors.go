@@ -1,0 +1,19 @@
+package gecko
+
+import "errors"
+
+// ErrFirefoxNotFound is returned by FindFirefox (and LaunchFirefox) when no
+// Firefox binary can be found.
+var ErrFirefoxNotFound = errors.New("firefox not found: install it (Debian: apt-get install firefox-esr) or pass its path (--firefox PATH)")
+
+// ErrStartTimeout is wrapped by LaunchFirefox's error when Firefox did not
+// become ready (BiDi session open) within FirefoxOptions.StartTimeout.
+var ErrStartTimeout = errors.New("firefox start timed out")
+
+// ErrFirefoxExited is wrapped by LaunchFirefox's error when Firefox exited
+// during start-up, and by Firefox.Err when the process ended without Close.
+var ErrFirefoxExited = errors.New("firefox exited")
+
+// ErrBiDiLost is wrapped by Firefox.Err when the BiDi connection to a
+// running Firefox was lost (the process is then killed).
+var ErrBiDiLost = errors.New("firefox bidi connection lost")
