@@ -1,0 +1,21 @@
+package store
+
+import "errors"
+
+// Sentinel errors. Functions wrap them with %w; test with errors.Is.
+var (
+	// ErrNotFound: no token or session matches.
+	ErrNotFound = errors.New("not found")
+	// ErrRevoked: the token exists but was revoked.
+	ErrRevoked = errors.New("token revoked")
+	// ErrExpired: the token exists but its expiry time has passed.
+	ErrExpired = errors.New("token expired")
+	// ErrNameTaken: another token already has this name.
+	ErrNameTaken = errors.New("token name already taken")
+	// ErrSchemaTooNew: the database was written by a newer geckohost.
+	ErrSchemaTooNew = errors.New("database schema is newer than this geckohost")
+	// ErrInvalid: an argument is malformed (token name, source pattern,
+	// negative TTL or limit, empty worker id, ...). The wrapping error says
+	// what and why.
+	ErrInvalid = errors.New("invalid argument")
+)

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session states, in the order a session goes through them.
+const (
+	StateNegotiating = "negotiating"
+	StateAnswered    = "answered"
+	StateConnected   = "connected"
+	StateEnded       = "ended"
+)
+
+// Session is the record of one worker session, written by host at each
+// transition.
+type Session struct {
+	// WorkerID identifies the session; required.
+	WorkerID string
+	// TokenID is the token's id; 0 when no valid token was presented.
+	TokenID   int64
+	TokenName string
+	// Source is the worker JavaScript URL; RemoteAddr the client's address;
+	// Origin its Origin header (empty for programs); Engine the engine name.
+	Source, RemoteAddr, Origin, Engine string
+	// State is one of the State* constants.
+	State string
+	// Errno and Reason are set when the session failed (0 and "" otherwise).
+	Errno  int
+	Reason string
+	// Created is when the hello arrived (zero: SaveSession uses now);
+	// Answered, Connected and Ended are zero until they happen.
+	Created, Answered, Connected, Ended time.Time
+	// EndReason says why the session ended, e.g. "client-left",
+	// "worker-closed", "error", "shutdown", "idle".
+	EndReason string
+}
+
+// SaveSession inserts the session or, when one with the same WorkerID
+// exists, replaces every field with s's.
+func (db *DB) SaveSession(ctx context.Context, s Session) error {
+	if s.WorkerID == "" {
+		return fmt.Errorf("save session: empty worker id: %w", ErrInvalid)
+	}
+	if s.Created.IsZero() {
+		s.Created = db.now()
+	}
+	tokenID := sql.NullInt64{Int64: s.TokenID, Valid: s.TokenID != 0}
+	_, err := db.sql.ExecContext(ctx, `
+INSERT INTO sessions (worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
+	errno, reason, created, answered, connected, ended, end_reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (worker_id) DO UPDATE SET
+	token_id = excluded.token_id, token_name = excluded.token_name, source = excluded.source,
+	remote_addr = excluded.remote_addr, origin = excluded.origin, engine = excluded.engine,
+	state = excluded.state, errno = excluded.errno, reason = excluded.reason,
+	created = excluded.created, answered = excluded.answered, connected = excluded.connected,
+	ended = excluded.ended, end_reason = excluded.end_reason`,
+		s.WorkerID, tokenID, s.TokenName, s.Source, s.RemoteAddr, s.Origin, s.Engine, s.State,
+		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason)
+	if err != nil {
+		return fmt.Errorf("save session %s: %w", s.WorkerID, err)
+	}
+	return nil
+}
+
+const sessionColumns = `worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
+	errno, reason, created, answered, connected, ended, end_reason`
+
+func scanSession(sc scanner) (Session, error) {
+	var (
+		s                          Session
+		tokenID                    sql.NullInt64
+		created                    int64
+		answered, connected, ended sql.NullInt64
+	)
+	if err := sc.Scan(&s.WorkerID, &tokenID, &s.TokenName, &s.Source, &s.RemoteAddr, &s.Origin, &s.Engine,
+		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason); err != nil {
+		return Session{}, err
+	}
+	s.TokenID = tokenID.Int64
+	s.Created = time.UnixMilli(created).UTC()
+	s.Answered, s.Connected, s.Ended = fromMillis(answered), fromMillis(connected), fromMillis(ended)
+	return s, nil
+}
+
+// GetSession returns the session with this worker id, or an error wrapping
+// ErrNotFound.
+func (db *DB) GetSession(ctx context.Context, workerID string) (Session, error) {
+	s, err := scanSession(db.sql.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE worker_id = ?`, workerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("get session %s: %w", workerID, ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("get session %s: %w", workerID, err)
+	}
+	return s, nil
+}
+
+// SessionFilter selects sessions for ListSessions.
+type SessionFilter struct {
+	// TokenName keeps only this token's sessions; empty: all.
+	TokenName string
+	// Limit is the most sessions returned; 0: 50. Negative is an error.
+	Limit int
+}
+
+// ListSessions returns the sessions matching f, newest (by Created) first.
+func (db *DB) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, ErrInvalid)
+	}
+	if f.Limit == 0 {
+		f.Limit = 50
+	}
+	q := `SELECT ` + sessionColumns + ` FROM sessions`
+	args := []any{}
+	if f.TokenName != "" {
+		q += ` WHERE token_name = ?`
+		args = append(args, f.TokenName)
+	}
+	q += ` ORDER BY created DESC, rowid DESC LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
