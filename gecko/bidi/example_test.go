@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
 
 	"github.com/geckohost/geckohost/gecko/bidi"
 )
@@ -15,7 +14,8 @@ func ExampleValue() {
 		["b",{"type":"array","value":[{"type":"string","value":"x"},{"type":"null"}]}]]}`)
 	v, err := bidi.Value(raw)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	fmt.Println(v)
 	// Output: map[a:1 b:[x <nil>]]
@@ -28,29 +28,35 @@ func ExampleConn_CallFunction() {
 	ctx := context.Background()
 	c, err := bidi.Dial(ctx, "ws://127.0.0.1:9222/session", bidi.Options{})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	defer c.Close()
 	if err := c.NewSession(ctx); err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	tab, err := c.CreateTab(ctx, "")
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	if err := c.Navigate(ctx, tab, "http://127.0.0.1:8080/"); err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	raw, err := c.CallFunction(ctx, bidi.CallFunctionParams{
 		FunctionDeclaration: "() => document.title",
 		Context:             tab,
 	})
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	title, err := bidi.StringValue(raw)
 	if err != nil {
-		log.Fatal(err)
+		fmt.Println("error:", err)
+		return
 	}
 	fmt.Println(title)
 }
