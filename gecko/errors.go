@@ -17,3 +17,18 @@ var ErrFirefoxExited = errors.New("firefox exited")
 // ErrBiDiLost is wrapped by Firefox.Err when the BiDi connection to a
 // running Firefox was lost (the process is then killed).
 var ErrBiDiLost = errors.New("firefox bidi connection lost")
+
+// ErrPoolClosed is returned by Pool methods after Close.
+var ErrPoolClosed = errors.New("gecko pool closed")
+
+// ErrPoolStarted is returned by a second Pool.Start.
+var ErrPoolStarted = errors.New("gecko pool already started")
+
+// ErrPoolNotStarted is returned by Pool.Ready before Start.
+var ErrPoolNotStarted = errors.New("gecko pool not started")
+
+// ErrNoBrowser is returned by Pool.Ready while no browser is running.
+var ErrNoBrowser = errors.New("no browser is running")
+
+// ErrNotAnswered is returned by a worker's AddCandidate before it has a tab.
+var ErrNotAnswered = errors.New("worker has no tab yet")

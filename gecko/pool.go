@@ -1,0 +1,743 @@
+package gecko
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// PoolOptions configure a Pool. The zero value works: one browser found on
+// PATH, 4 warm slots, 150 workers at most.
+type PoolOptions struct {
+	// Firefox configures each browser launch. CameraOrigins is set by the
+	// pool to the shell page's origin (needed for ICE on loopback).
+	Firefox FirefoxOptions
+	// Browsers is how many Firefox processes to run; 0 means 1.
+	Browsers int
+	// MaxWorkersPerBrowser caps live workers per browser; 0 means 150.
+	MaxWorkersPerBrowser int
+	// Warm is how many loaded worker tabs each browser keeps ready for new
+	// tokens, and for each token with live workers; 0 means 4, negative
+	// means none (every hello then waits for a tab, about 0.5 s).
+	Warm int
+	// WorkerIdle ends a worker whose data channel carried no message for
+	// this long; 0 means 10 minutes, negative means never.
+	WorkerIdle time.Duration
+	// TokenIdle removes a token's user context (its storage) from a browser
+	// once the token has had no worker there for this long; 0 means 2 min.
+	TokenIdle time.Duration
+	// ICEServers are stun:/turn: URLs for the workers' peer connections.
+	ICEServers []string
+	// ICELoopback makes workers gather and accept loopback candidates only
+	// (tests, clients on the same machine).
+	ICELoopback bool
+	// FetchTimeout bounds fetching a worker source; 0 means 10 s.
+	FetchTimeout time.Duration
+	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
+	MaxSourceBytes int64
+	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
+	// set); nil discards them.
+	Logger *slog.Logger
+}
+
+const (
+	shellChannel    = "gh"
+	refillersPerBrs = 2
+	backoffMin      = 250 * time.Millisecond
+	backoffMax      = 10 * time.Second
+	backoffResetRun = 30 * time.Second
+	callTimeout     = 10 * time.Second
+)
+
+// Pool is the gecko engine: it supervises headless Firefox processes, keeps
+// warm worker tabs loaded with the worker shell, and starts workers in them.
+// It satisfies host.Engine.
+type Pool struct {
+	opts  PoolOptions
+	log   *slog.Logger
+	fetch SourceFetcher
+
+	ctx    context.Context // pool lifetime, cancelled by Close
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	shell    *shellServer
+	browsers []*browser
+	workers  map[*worker]struct{}
+	readyCh  chan struct{} // closed when the first browser has a warm slot
+	firstErr error
+
+	supWG    sync.WaitGroup // supervisors (and their refillers)
+	workerWG sync.WaitGroup // worker goroutines
+	closeMu  sync.Mutex
+
+	abandon     chan struct{} // closed when Close gives up waiting for event readers
+	abandonOnce sync.Once
+}
+
+// NewPool returns a Pool configured by opts; nothing is started until Start.
+func NewPool(opts PoolOptions) *Pool {
+	if opts.Browsers <= 0 {
+		opts.Browsers = 1
+	}
+	if opts.MaxWorkersPerBrowser <= 0 {
+		opts.MaxWorkersPerBrowser = 150
+	}
+	if opts.Warm == 0 {
+		opts.Warm = 4
+	} else if opts.Warm < 0 {
+		opts.Warm = 0
+	}
+	if opts.WorkerIdle == 0 {
+		opts.WorkerIdle = 10 * time.Minute
+	}
+	if opts.TokenIdle <= 0 {
+		opts.TokenIdle = 2 * time.Minute
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Worker tabs live in per-token user contexts; Firefox 153 isolates
+	// permissions by user context, so the shell's camera permission (granted
+	// for the default context, needed for loopback ICE) would be missing.
+	prefs := map[string]any{"permissions.isolateBy.userContext": false}
+	maps.Copy(prefs, opts.Firefox.Prefs)
+	opts.Firefox.Prefs = prefs
+	if opts.Firefox.Logger == nil {
+		opts.Firefox.Logger = log
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{
+		opts:    opts,
+		log:     log,
+		fetch:   SourceFetcher{Timeout: opts.FetchTimeout, MaxBytes: opts.MaxSourceBytes},
+		ctx:     ctx,
+		cancel:  cancel,
+		workers: map[*worker]struct{}{},
+		readyCh: make(chan struct{}),
+		abandon: make(chan struct{}),
+	}
+}
+
+// Start starts the shell server, the browsers and their warm slots. It
+// returns once the first browser is ready with a warm slot, or with the
+// error of the first failed launch when every browser failed to start (the
+// pool keeps retrying in the background until Close).
+func (p *Pool) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return fmt.Errorf("start pool: %w", ErrPoolClosed)
+	}
+	if p.started {
+		p.mu.Unlock()
+		return fmt.Errorf("start pool: %w", ErrPoolStarted)
+	}
+	p.started = true
+	shell, err := startShellServer(p.log.With("component", "shell"))
+	if err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("start pool: %w", err)
+	}
+	p.shell = shell
+	failed := make(chan error, p.opts.Browsers)
+	for i := range p.opts.Browsers {
+		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
+		p.browsers = append(p.browsers, b)
+		p.supWG.Add(1)
+		go b.supervise(failed)
+	}
+	p.mu.Unlock()
+
+	var first error
+	for n := 0; ; {
+		select {
+		case <-p.readyCh:
+			return nil
+		case err := <-failed:
+			if first == nil {
+				first = err
+			}
+			if n++; n == p.opts.Browsers {
+				return fmt.Errorf("start pool: %w", first)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("start pool: %w", ctx.Err())
+		}
+	}
+}
+
+// Ready returns nil when a browser is up, else an error saying why not.
+func (p *Pool) Ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return ErrPoolClosed
+	case !p.started:
+		return ErrPoolNotStarted
+	}
+	for _, b := range p.browsers {
+		if b.gen != nil {
+			return nil
+		}
+	}
+	return ErrNoBrowser
+}
+
+// Close ends every worker, then every browser and the shell server, and
+// waits for all of them (bounded by ctx; past it, browsers are killed).
+func (p *Pool) Close(ctx context.Context) error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	p.mu.Lock()
+	p.closed = true
+	ws := make([]*worker, 0, len(p.workers))
+	for w := range p.workers {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	for _, w := range ws {
+		w.requestClose(reasonShutdown)
+	}
+	waited := make(chan struct{})
+	go func() { p.workerWG.Wait(); close(waited) }()
+	var errs []error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for workers: %w", ctx.Err()))
+		p.abandonOnce.Do(func() { close(p.abandon) })
+	}
+	// Supervisors close their browsers with ctx; a dead browser also ends
+	// every worker still waiting.
+	p.mu.Lock()
+	for _, b := range p.browsers {
+		b.closeCtx = ctx
+	}
+	p.mu.Unlock()
+	p.cancel()
+	if ctx.Err() != nil {
+		p.abandonOnce.Do(func() { close(p.abandon) })
+	}
+	p.supWG.Wait()
+	<-waited
+	if p.shell != nil {
+		if err := p.shell.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.mu.Lock()
+	for _, b := range p.browsers {
+		if b.closeErr != nil {
+			errs = append(errs, b.closeErr)
+		}
+	}
+	p.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close pool: %w", err)
+	}
+	return nil
+}
+
+// StartWorker reserves a tab for req in a browser and returns at once; the
+// worker then fetches its source, runs it and reports on Events. Errors:
+// 304 after Close, 301 when no browser is up or all are full.
+func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Worker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, wire.Errorf(wire.ShuttingDown, "the gecko pool is shutting down")
+	}
+	if !p.started {
+		return nil, wire.Errorf(wire.NoGeckoAvailable, "the gecko pool is not started")
+	}
+	b := p.pickBrowser(req.TokenID)
+	if b == nil {
+		for _, x := range p.browsers {
+			if x.gen != nil {
+				return nil, wire.Errorf(wire.NoGeckoAvailable, "every browser runs %d workers (--max-workers-per-browser)", p.opts.MaxWorkersPerBrowser)
+			}
+		}
+		return nil, wire.Errorf(wire.NoGeckoAvailable, "no browser is running (starting or restarting)")
+	}
+	g := b.gen
+	tc := g.tokens[req.TokenID]
+	var s *slot
+	switch {
+	case tc != nil && len(tc.warm) > 0:
+		s, tc.warm = tc.warm[0], tc.warm[1:]
+	case tc == nil && len(g.generic) > 0:
+		s, g.generic = g.generic[0], g.generic[1:]
+		tc = &tokenCtx{id: req.TokenID, uc: s.uc}
+		g.tokens[req.TokenID] = tc
+	case tc == nil:
+		tc = &tokenCtx{id: req.TokenID, ucReady: make(chan struct{})}
+		g.tokens[req.TokenID] = tc
+		tc.creator = true
+	}
+	tc.workers++
+	g.live++
+	w := newWorker(p, b, g, tc, s, req)
+	p.workers[w] = struct{}{}
+	p.workerWG.Add(1)
+	go w.run()
+	g.wake()
+	return w, nil
+}
+
+// pickBrowser returns the browser for token: the one it already uses, else
+// the least loaded running browser with room. Caller holds p.mu.
+func (p *Pool) pickBrowser(token int64) *browser {
+	var best *browser
+	for _, b := range p.browsers {
+		g := b.gen
+		if g == nil || g.live >= p.opts.MaxWorkersPerBrowser {
+			continue
+		}
+		if tc := g.tokens[token]; tc != nil && tc.workers > 0 {
+			return b
+		}
+		if best == nil || g.live < best.gen.live {
+			best = b
+		}
+	}
+	return best
+}
+
+// shellConfig is what gh.init gets.
+type shellConfig struct {
+	IceServers []string `json:"iceServers,omitempty"`
+	Loopback   bool     `json:"loopback"`
+	IdleMs     int64    `json:"idleMs"`
+}
+
+func (p *Pool) shellConfigJSON() string {
+	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback}
+	if p.opts.WorkerIdle > 0 {
+		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// makeSlot opens a tab in user context uc, loads the shell and initialises
+// it (worker spawned, peer connection created).
+func (p *Pool) makeSlot(ctx context.Context, g *generation, uc string) (*slot, error) {
+	conn := g.ff.Conn()
+	tab, err := conn.CreateTab(ctx, uc)
+	if err != nil {
+		return nil, fmt.Errorf("create tab: %w", err)
+	}
+	s := &slot{tab: tab, uc: uc}
+	if err := conn.Navigate(ctx, tab, p.shell.URL()); err != nil {
+		p.dropSlot(g, s)
+		return nil, fmt.Errorf("load worker shell: %w", err)
+	}
+	_, err = conn.CallFunction(ctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(ch, cfg) => gh.init(ch, JSON.parse(cfg))",
+		Context:             tab,
+		Args:                []any{bidi.ChannelArg(shellChannel), bidi.StringArg(p.shellConfigJSON())},
+		AwaitPromise:        true,
+	})
+	if err != nil {
+		p.dropSlot(g, s)
+		return nil, fmt.Errorf("init worker shell: %w", err)
+	}
+	return s, nil
+}
+
+// dropSlot closes a slot's tab in the background of the caller (bounded).
+func (p *Pool) dropSlot(g *generation, s *slot) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case <-g.dead:
+		return
+	default:
+	}
+	if err := g.ff.Conn().CloseContext(ctx, s.tab); err != nil {
+		g.b.log.Debug("close tab", "err", err)
+	}
+}
+
+// slot is a tab with the worker shell loaded and initialised.
+type slot struct {
+	tab string // browsing context id
+	uc  string // user context id
+}
+
+// tokenCtx is a token's user context in one browser generation.
+type tokenCtx struct {
+	id        int64
+	uc        string
+	ucReady   chan struct{} // non-nil while the user context is being created
+	ucErr     error
+	creator   bool // the next worker creates the user context
+	warm      []*slot
+	pending   int
+	workers   int
+	idleSince time.Time
+}
+
+// browser is one supervised Firefox slot of the pool; gen is the running
+// process (nil while down).
+type browser struct {
+	p        *Pool
+	idx      int
+	log      *slog.Logger
+	gen      *generation // guarded by p.mu
+	closeCtx context.Context
+	closeErr error
+}
+
+// generation is one launched Firefox with its slots and workers.
+type generation struct {
+	b       *browser
+	ff      *Firefox
+	dead    chan struct{} // closed when the process is gone
+	wakeCh  chan struct{}
+	generic []*slot
+	pending int // generic slots being made
+	tokens  map[int64]*tokenCtx
+	byTab   map[string]*worker
+	live    int
+	wg      sync.WaitGroup
+}
+
+func (g *generation) wake() {
+	select {
+	case g.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (b *browser) supervise(failed chan<- error) {
+	p := b.p
+	defer p.supWG.Done()
+	backoff := backoffMin
+	reported := false
+	for {
+		opts := p.opts.Firefox
+		opts.CameraOrigins = append(slices.Clone(opts.CameraOrigins), p.shell.Origin())
+		if opts.Logger == p.log {
+			opts.Logger = b.log
+		}
+		t0 := time.Now()
+		ff, err := LaunchFirefox(p.ctx, opts)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			b.log.Error("firefox did not start", "err", err, "retry_in", backoff)
+			if !reported {
+				reported = true
+				failed <- err
+			}
+			if !sleepCtx(p.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		b.log.Info("firefox started", "pid", ff.PID(), "took", time.Since(t0).Round(time.Millisecond))
+		reported = true
+		g := &generation{
+			b:      b,
+			ff:     ff,
+			dead:   make(chan struct{}),
+			wakeCh: make(chan struct{}, 1),
+			tokens: map[int64]*tokenCtx{},
+			byTab:  map[string]*worker{},
+		}
+		ff.Conn().OnEvent(g.onEvent)
+		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
+		err = ff.Conn().Subscribe(subCtx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed"}, nil)
+		cancel()
+		if err != nil {
+			b.log.Error("subscribe to firefox events", "err", err)
+			b.stop(g)
+			if !sleepCtx(p.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		p.mu.Lock()
+		b.gen = g
+		p.mu.Unlock()
+		for range refillersPerBrs {
+			g.wg.Add(1)
+			go g.refill()
+		}
+		g.wake()
+		died := b.watch(g)
+		b.stop(g)
+		if !died {
+			return
+		}
+		if time.Since(t0) > backoffResetRun {
+			backoff = backoffMin
+		}
+		b.log.Info("restarting firefox", "in", backoff)
+		if !sleepCtx(p.ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// watch waits until the browser dies (true) or the pool closes (false),
+// removing idle token user contexts meanwhile.
+func (b *browser) watch(g *generation) bool {
+	p := b.p
+	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.ff.Done():
+			b.log.Error("firefox died", "err", g.ff.Err())
+			return true
+		case <-p.ctx.Done():
+			return false
+		case <-tick.C:
+			b.dropIdleTokens(g)
+		}
+	}
+}
+
+func (b *browser) dropIdleTokens(g *generation) {
+	p := b.p
+	var drop []*tokenCtx
+	p.mu.Lock()
+	for id, tc := range g.tokens {
+		if tc.workers == 0 && tc.pending == 0 && tc.ucReady == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
+			delete(g.tokens, id)
+			drop = append(drop, tc)
+		}
+	}
+	p.mu.Unlock()
+	for _, tc := range drop {
+		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
+		if err := g.ff.Conn().RemoveUserContext(ctx, tc.uc); err != nil {
+			b.log.Debug("remove user context", "err", err)
+		}
+		cancel()
+	}
+}
+
+// stop marks g gone, ends its workers (they see g.dead), waits for its
+// refillers and closes the process.
+func (b *browser) stop(g *generation) {
+	p := b.p
+	p.mu.Lock()
+	if b.gen == g {
+		b.gen = nil
+	}
+	ctx := b.closeCtx
+	p.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	select {
+	case <-g.ff.Done():
+	default:
+		// Pool closing: close the browser first so that refillers stop.
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		if err := g.ff.Close(cctx); err != nil {
+			p.mu.Lock()
+			b.closeErr = fmt.Errorf("close firefox %d: %w", b.idx, err)
+			p.mu.Unlock()
+		}
+		cancel()
+	}
+	close(g.dead)
+	g.wg.Wait()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := g.ff.Close(cctx); err != nil && g.ff.Err() == nil {
+		b.log.Debug("close firefox", "err", err)
+	}
+}
+
+// refill keeps g's generic warm slots and the warm slots of its active
+// tokens topped up, one slot at a time.
+func (g *generation) refill() {
+	defer g.wg.Done()
+	p := g.b.p
+	for {
+		p.mu.Lock()
+		job, tc := g.nextJob()
+		p.mu.Unlock()
+		if !job {
+			select {
+			case <-g.wakeCh:
+				continue
+			case <-g.dead:
+				return
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
+		s, err := g.makeWarm(ctx, tc)
+		cancel()
+		p.mu.Lock()
+		if tc == nil {
+			g.pending--
+		} else {
+			tc.pending--
+		}
+		keep := err == nil && p.ctx.Err() == nil && g.b.gen == g && (tc == nil || g.tokens[tc.id] == tc)
+		if keep {
+			if tc == nil {
+				g.generic = append(g.generic, s)
+				select {
+				case <-p.readyCh:
+				default:
+					close(p.readyCh)
+				}
+			} else {
+				tc.warm = append(tc.warm, s)
+			}
+		}
+		p.mu.Unlock()
+		if err != nil {
+			select {
+			case <-g.dead:
+				return
+			default:
+			}
+			if p.ctx.Err() != nil {
+				return
+			}
+			g.b.log.Warn("make warm slot", "err", err)
+			if !sleepCtx(p.ctx, backoffMin) {
+				return
+			}
+			continue
+		}
+		if !keep {
+			p.dropSlot(g, s)
+			if tc == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = g.ff.Conn().RemoveUserContext(ctx, s.uc)
+				cancel()
+			}
+		}
+	}
+}
+
+// nextJob picks the next warm slot to make: generic slots first while none
+// is ready, then active tokens, then the rest of the generic slots. Caller
+// holds p.mu.
+func (g *generation) nextJob() (bool, *tokenCtx) {
+	p := g.b.p
+	if p.ctx.Err() != nil || g.b.gen != g {
+		return false, nil
+	}
+	want := p.opts.Warm
+	if want == 0 {
+		return false, nil
+	}
+	if len(g.generic)+g.pending == 0 {
+		g.pending++
+		return true, nil
+	}
+	for _, tc := range g.tokens {
+		if tc.workers > 0 && tc.ucReady == nil && len(tc.warm)+tc.pending < want {
+			tc.pending++
+			return true, tc
+		}
+	}
+	if len(g.generic)+g.pending < want {
+		g.pending++
+		return true, nil
+	}
+	return false, nil
+}
+
+func (g *generation) makeWarm(ctx context.Context, tc *tokenCtx) (*slot, error) {
+	if tc != nil {
+		return g.b.p.makeSlot(ctx, g, tc.uc)
+	}
+	uc, err := g.ff.Conn().CreateUserContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create user context: %w", err)
+	}
+	s, err := g.b.p.makeSlot(ctx, g, uc)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = g.ff.Conn().RemoveUserContext(rctx, uc)
+		cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// onEvent routes BiDi events; it runs on the BiDi read loop and must not
+// block.
+func (g *generation) onEvent(ev bidi.Event) {
+	p := g.b.p
+	switch ev.Method {
+	case "script.message":
+		m, err := bidi.ParseScriptMessage(ev.Params)
+		if err != nil || m.Channel != shellChannel {
+			return
+		}
+		data, err := bidi.StringValue(m.Data)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		w := g.byTab[m.Source.Context]
+		p.mu.Unlock()
+		if w == nil {
+			g.b.log.Debug("shell message for no worker", "context", m.Source.Context, "data", data)
+			return
+		}
+		w.deliver(pageMsg{raw: data})
+	case "log.entryAdded":
+		e, err := bidi.ParseLogEntry(ev.Params)
+		if err != nil {
+			return
+		}
+		g.b.log.Debug("page log", "context", e.Source.Context, "level", e.Level, "type", e.Type, "text", e.Text)
+	case "browsingContext.contextDestroyed":
+		var d struct {
+			Context string `json:"context"`
+		}
+		if json.Unmarshal(ev.Params, &d) != nil {
+			return
+		}
+		p.mu.Lock()
+		w := g.byTab[d.Context]
+		p.mu.Unlock()
+		if w != nil {
+			w.deliver(pageMsg{destroyed: true})
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

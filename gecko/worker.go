@@ -1,0 +1,415 @@
+package gecko
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// End reasons reported in wire.Event.EndReason.
+const (
+	reasonWorkerClosed = "worker-closed"
+	reasonPeerClosed   = "peer-closed"
+	reasonIdle         = "idle"
+	reasonClosed       = "closed"
+	reasonShutdown     = "shutdown"
+	reasonBrowserDied  = "browser-died"
+	reasonTabClosed    = "tab-closed"
+	reasonError        = "error"
+)
+
+// pageMsg is one event from a worker's tab.
+type pageMsg struct {
+	raw       string // JSON from the shell's channel
+	destroyed bool   // the tab is gone
+}
+
+// shellEvent is the JSON the shell page sends on its channel.
+type shellEvent struct {
+	T      string          `json:"t"`
+	SDP    string          `json:"sdp"`
+	Errno  int             `json:"errno"`
+	Reason string          `json:"reason"`
+	C      *wire.Candidate `json:"c"`
+	Msg    string          `json:"msg"`
+}
+
+// worker is one worker in one tab; it implements wire.Worker.
+type worker struct {
+	p   *Pool
+	b   *browser
+	g   *generation
+	tc  *tokenCtx
+	req wire.WorkerRequest
+	log *slog.Logger
+
+	events chan wire.Event
+	inSig  chan struct{}
+	done   chan struct{}
+
+	mu      sync.Mutex // guards the fields below
+	inbox   []pageMsg
+	slot    *slot
+	ended   bool
+	closeCh chan struct{}
+	reason  string // why close was requested
+
+	closeOnce sync.Once
+	addMu     sync.Mutex
+	wg        sync.WaitGroup
+}
+
+func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, s *slot, req wire.WorkerRequest) *worker {
+	return &worker{
+		p: p, b: b, g: g, tc: tc, req: req, slot: s,
+		log:     b.log.With("worker", req.WorkerID),
+		events:  make(chan wire.Event, 32),
+		inSig:   make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		closeCh: make(chan struct{}),
+	}
+}
+
+// Events implements wire.Worker.
+func (w *worker) Events() <-chan wire.Event { return w.events }
+
+// AddCandidate implements wire.Worker: it applies a client candidate in the
+// worker's peer connection. In ICELoopback mode non-loopback candidates are
+// ignored.
+func (w *worker) AddCandidate(ctx context.Context, c wire.Candidate) error {
+	if w.p.opts.ICELoopback && c.Candidate != "" && !loopbackCandidate(c.Candidate) {
+		return nil
+	}
+	w.addMu.Lock()
+	defer w.addMu.Unlock()
+	w.mu.Lock()
+	s, ended := w.slot, w.ended
+	w.mu.Unlock()
+	if ended {
+		return nil
+	}
+	if s == nil {
+		return fmt.Errorf("add candidate: %w", ErrNotAnswered)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("add candidate: %w", err)
+	}
+	_, err = w.g.ff.Conn().CallFunction(ctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(c) => gh.addCandidate(c)",
+		Context:             s.tab,
+		Args:                []any{bidi.StringArg(string(b))},
+		AwaitPromise:        true,
+	})
+	if err != nil {
+		return fmt.Errorf("add candidate: %w", err)
+	}
+	return nil
+}
+
+// Close implements wire.Worker.
+func (w *worker) Close(ctx context.Context) error {
+	w.requestClose(reasonClosed)
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close worker: %w", ctx.Err())
+	}
+}
+
+func (w *worker) requestClose(reason string) {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.reason = reason
+		w.mu.Unlock()
+		close(w.closeCh)
+	})
+}
+
+func (w *worker) deliver(m pageMsg) {
+	w.mu.Lock()
+	w.inbox = append(w.inbox, m)
+	w.mu.Unlock()
+	select {
+	case w.inSig <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) emit(ev wire.Event) {
+	select {
+	case w.events <- ev:
+	case <-w.p.abandon:
+	}
+}
+
+// run drives the worker from reservation to its end.
+func (w *worker) run() {
+	defer w.p.workerWG.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		select {
+		case <-w.closeCh:
+		case <-w.g.dead:
+		case <-w.done:
+		}
+		cancel()
+	}()
+	end := w.negotiate(ctx)
+	w.finish(end)
+	cancel()
+	w.wg.Wait()
+}
+
+func (w *worker) dead() bool {
+	select {
+	case <-w.g.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// failure maps an error of a browser call to the event that ends the worker.
+func (w *worker) failure(what string, err error) wire.Event {
+	if w.dead() {
+		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+	}
+	select {
+	case <-w.closeCh:
+		return w.closedEvent(false)
+	default:
+	}
+	w.log.Warn("worker failed", "while", what, "err", err)
+	return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.NoGeckoAvailable, "%s: %v", what, err), EndReason: reasonError}
+}
+
+func (w *worker) closedEvent(connected bool) wire.Event {
+	w.mu.Lock()
+	reason := w.reason
+	w.mu.Unlock()
+	if reason == reasonShutdown && !connected {
+		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.ShuttingDown, "the host is shutting down"), EndReason: reasonShutdown}
+	}
+	return wire.Event{Kind: wire.EventEnded, EndReason: reason}
+}
+
+// negotiate gets a tab and the source, starts the worker and relays the
+// page's events until the worker ends; it returns the EventEnded to send.
+func (w *worker) negotiate(ctx context.Context) wire.Event {
+	p := w.p
+	type fetched struct {
+		code string
+		err  error
+	}
+	srcCh := make(chan fetched, 1)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		code, err := p.fetch.Fetch(ctx, w.req.Source)
+		srcCh <- fetched{code, err}
+	}()
+
+	w.mu.Lock()
+	s := w.slot
+	w.mu.Unlock()
+	if s == nil {
+		var err error
+		s, err = w.coldSlot(ctx)
+		if err != nil {
+			<-srcCh
+			return w.failure("opening a worker tab", err)
+		}
+	}
+	p.mu.Lock()
+	w.mu.Lock()
+	w.slot = s
+	w.mu.Unlock()
+	w.g.byTab[s.tab] = w
+	p.mu.Unlock()
+
+	var src fetched
+	select {
+	case src = <-srcCh:
+	case <-w.closeCh:
+		<-srcCh
+		return w.closedEvent(false)
+	}
+	if src.err != nil {
+		var we *wire.Error
+		if errors.As(src.err, &we) {
+			if ctx.Err() != nil {
+				return w.failure("fetching the worker source", src.err)
+			}
+			return wire.Event{Kind: wire.EventEnded, Err: we, EndReason: reasonError}
+		}
+		return w.failure("fetching the worker source", src.err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	_, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(code, url, offer) => { gh.start(code, url, offer); }",
+		Context:             s.tab,
+		Args:                []any{bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+	})
+	cancel()
+	if err != nil {
+		return w.failure("starting the worker", err)
+	}
+	return w.relay()
+}
+
+// coldSlot makes a tab for a worker that found no warm one.
+func (w *worker) coldSlot(ctx context.Context) (*slot, error) {
+	p, g, tc := w.p, w.g, w.tc
+	p.mu.Lock()
+	creator := tc.creator
+	tc.creator = false
+	ready := tc.ucReady
+	p.mu.Unlock()
+	if creator {
+		uc, err := g.ff.Conn().CreateUserContext(ctx)
+		p.mu.Lock()
+		tc.uc, tc.ucErr = uc, err
+		tc.ucReady = nil
+		if err != nil && g.tokens[tc.id] == tc {
+			delete(g.tokens, tc.id) // the next hello tries again
+		}
+		p.mu.Unlock()
+		close(ready)
+	} else if ready != nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for user context: %w", ctx.Err())
+		}
+	}
+	p.mu.Lock()
+	uc, err := tc.uc, tc.ucErr
+	p.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("create user context: %w", err)
+	}
+	w.log.Debug("no warm tab: opening one")
+	return p.makeSlot(ctx, g, uc)
+}
+
+// relay turns the page's events into wire events until the worker ends.
+func (w *worker) relay() wire.Event {
+	connected := false
+	for {
+		select {
+		case <-w.inSig:
+		case <-w.closeCh:
+			return w.closedEvent(connected)
+		case <-w.g.dead:
+			if connected {
+				return wire.Event{Kind: wire.EventEnded, EndReason: reasonBrowserDied}
+			}
+			return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser running the worker died"), EndReason: reasonBrowserDied}
+		}
+		w.mu.Lock()
+		msgs := w.inbox
+		w.inbox = nil
+		w.mu.Unlock()
+		for _, m := range msgs {
+			if m.destroyed {
+				if w.dead() {
+					continue
+				}
+				if connected {
+					return wire.Event{Kind: wire.EventEnded, EndReason: reasonTabClosed}
+				}
+				return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the worker's tab was closed"), EndReason: reasonTabClosed}
+			}
+			w.log.Debug("shell event", "data", m.raw)
+			var e shellEvent
+			if err := json.Unmarshal([]byte(m.raw), &e); err != nil {
+				w.log.Debug("bad shell event", "err", err)
+				continue
+			}
+			switch e.T {
+			case "answer":
+				w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
+			case "cand":
+				if e.C != nil {
+					w.log.Debug("worker candidate", "candidate", e.C.Candidate)
+					w.emit(wire.Event{Kind: wire.EventCandidate, Candidate: *e.C})
+				}
+			case "open":
+				connected = true
+				w.emit(wire.Event{Kind: wire.EventConnected})
+			case "error":
+				return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
+			case "end":
+				reason := e.Reason
+				if reason == reasonClosed {
+					reason = reasonPeerClosed
+				}
+				if !connected {
+					return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.UncaughtExceptionInWorkerCode, "the worker ended before the data channel opened (%s)", reason), EndReason: reason}
+				}
+				return wire.Event{Kind: wire.EventEnded, EndReason: reason}
+			case "log":
+				w.log.Debug("shell", "msg", e.Msg)
+			}
+		}
+	}
+}
+
+// finish closes the tab, releases the reservation and sends the last event.
+func (w *worker) finish(end wire.Event) {
+	p, g := w.p, w.g
+	w.mu.Lock()
+	w.ended = true
+	s := w.slot
+	w.mu.Unlock()
+	if s != nil && !w.dead() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := g.ff.Conn().CloseContext(ctx, s.tab); err != nil && !w.dead() {
+			w.log.Debug("close worker tab", "err", err)
+		}
+		cancel()
+	}
+	p.mu.Lock()
+	if s != nil && g.byTab[s.tab] == w {
+		delete(g.byTab, s.tab)
+	}
+	g.live--
+	w.tc.workers--
+	if w.tc.workers == 0 {
+		w.tc.idleSince = time.Now()
+	}
+	delete(p.workers, w)
+	p.mu.Unlock()
+	g.wake()
+	if end.Err != nil {
+		w.log.Debug("worker ended", "errno", int(end.Err.Errno), "reason", end.Err.Reason)
+	} else {
+		w.log.Debug("worker ended", "reason", end.EndReason)
+	}
+	w.emit(end)
+	close(w.events)
+	close(w.done)
+}
+
+// loopbackCandidate reports whether an ICE candidate line has a loopback
+// address.
+func loopbackCandidate(c string) bool {
+	f := strings.Fields(strings.TrimPrefix(c, "a="))
+	if len(f) < 8 {
+		return false
+	}
+	a := f[4]
+	return a == "::1" || strings.HasPrefix(a, "127.")
+}

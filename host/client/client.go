@@ -1,0 +1,325 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// ErrProtocol reports a frame from the server that breaks the protocol.
+var ErrProtocol = errors.New("protocol error")
+
+// Options configure Dial. The zero value works for a server on the default
+// network (no ICE servers, all interfaces).
+type Options struct {
+	// Token is the bearer token sent in the hello.
+	Token string
+	// Source is the worker JavaScript URL.
+	Source string
+	// ICEServers are stun:/turn: URLs for the client's peer connection.
+	ICEServers []string
+	// Loopback restricts the client to loopback UDP4 candidates (no mDNS),
+	// for a server started with --ice-loopback on the same machine.
+	Loopback bool
+	// Header is sent with the WebSocket handshake (e.g. Origin).
+	Header http.Header
+	// Label is the data channel label; "" means "geckohost".
+	Label string
+	// Logger gets debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Timings are durations since the hello was sent.
+type Timings struct {
+	// Answer is when the worker-hello (SDP answer) arrived.
+	Answer time.Duration
+	// Connected is when the server's "connected" frame arrived.
+	Connected time.Duration
+	// Open is when the client's data channel opened.
+	Open time.Duration
+}
+
+// Session is a worker the client is connected to peer to peer.
+type Session struct {
+	// WorkerID is the server's id for the worker.
+	WorkerID string
+	// Channel is the open data channel to the worker.
+	Channel *webrtc.DataChannel
+	// PC is the client's peer connection.
+	PC *webrtc.PeerConnection
+	// Timings of the negotiation.
+	Timings Timings
+}
+
+// Close closes the peer connection (the worker sees the channel close).
+func (s *Session) Close() error {
+	if err := s.PC.Close(); err != nil {
+		return fmt.Errorf("close peer connection: %w", err)
+	}
+	return nil
+}
+
+type serverFrame struct {
+	MessageType  string          `json:"messageType"`
+	Action       string          `json:"action"`
+	WorkerID     *string         `json:"workerId"`
+	WebRTCAnswer string          `json:"webrtcAnswer"`
+	Candidate    *wire.Candidate `json:"candidate"`
+	Errno        int             `json:"errno"`
+	Reason       string          `json:"reason"`
+}
+
+// NewAPI returns the pion API Dial uses for opts (exported for tools that
+// build their own peer connections with the same settings).
+func NewAPI(opts Options) *webrtc.API {
+	var se webrtc.SettingEngine
+	se.SetPrflxAcceptanceMinWait(0)
+	if opts.Loopback {
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// Dial connects to the geckohost signaling endpoint at url (ws:// or
+// wss://), asks for a worker running opts.Source and returns once the
+// server said "connected" and the data channel is open. A worker-error
+// frame is returned as a *wire.Error. ctx bounds the whole negotiation; on
+// failure everything Dial made is closed.
+func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	label := opts.Label
+	if label == "" {
+		label = "geckohost"
+	}
+	cfg := webrtc.Configuration{}
+	if len(opts.ICEServers) > 0 {
+		cfg.ICEServers = []webrtc.ICEServer{{URLs: opts.ICEServers}}
+	}
+	pc, err := NewAPI(opts).NewPeerConnection(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create peer connection: %w", err)
+	}
+	s, err := negotiate(ctx, url, opts, label, pc, log)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func negotiate(ctx context.Context, url string, opts Options, label string, pc *webrtc.PeerConnection, log *slog.Logger) (*Session, error) {
+	dc, err := pc.CreateDataChannel(label, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create data channel: %w", err)
+	}
+	opened := make(chan struct{})
+	var (
+		openOnce sync.Once
+		openAt   time.Time
+	)
+	dc.OnOpen(func() {
+		openOnce.Do(func() {
+			openAt = time.Now()
+			close(opened)
+		})
+	})
+
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header})
+	if err != nil {
+		return nil, fmt.Errorf("dial signaling: %w", err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+
+	// Candidates are written by pion's callback goroutine; writes are
+	// serialised and stop once negotiate returns.
+	var (
+		wmu    sync.Mutex
+		done   bool
+		wg     sync.WaitGroup
+		werr   error
+		werrMu sync.Mutex
+	)
+	write := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode frame: %w", err)
+		}
+		wmu.Lock()
+		defer wmu.Unlock()
+		if done {
+			return nil
+		}
+		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+			return fmt.Errorf("write frame: %w", err)
+		}
+		return nil
+	}
+	defer func() {
+		wmu.Lock()
+		done = true
+		wmu.Unlock()
+		wg.Wait()
+	}()
+
+	var (
+		cmu         sync.Mutex
+		helloSent   bool
+		pendingCand []wire.Candidate
+	)
+	sendCand := func(c wire.Candidate) {
+		err := write(map[string]any{"messageType": "ice", "action": "client-candidate", "candidate": c})
+		if err != nil {
+			werrMu.Lock()
+			werr = err
+			werrMu.Unlock()
+		}
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		wc := wire.Candidate{}
+		if c != nil {
+			ci := c.ToJSON()
+			wc = wire.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+		}
+		cmu.Lock()
+		defer cmu.Unlock()
+		if !helloSent {
+			pendingCand = append(pendingCand, wc)
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		sendCand(wc)
+	})
+
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return nil, fmt.Errorf("set local description: %w", err)
+	}
+	start := time.Now()
+	hello := map[string]any{
+		"messageType":   "hello",
+		"action":        "client-hello",
+		"authorization": "Bearer " + opts.Token,
+		"source":        opts.Source,
+		"webrtcOffer":   offer.SDP,
+	}
+	cmu.Lock()
+	err = write(hello)
+	helloSent = true
+	for _, c := range pendingCand {
+		sendCand(c)
+	}
+	pendingCand = nil
+	cmu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Session{Channel: dc, PC: pc}
+	var (
+		answered  bool
+		connected bool
+		early     []wire.Candidate
+	)
+	addCand := func(c wire.Candidate) error {
+		if c.Candidate == "" {
+			return nil // end of candidates: pion needs nothing
+		}
+		err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
+		if err != nil {
+			return fmt.Errorf("add worker candidate: %w", err)
+		}
+		return nil
+	}
+	for !connected {
+		typ, b, err := ws.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) != -1 {
+				return nil, fmt.Errorf("read signaling: server closed before connected: %w", err)
+			}
+			return nil, fmt.Errorf("read signaling: %w", err)
+		}
+		if typ != websocket.MessageText {
+			return nil, fmt.Errorf("read signaling: binary frame: %w", ErrProtocol)
+		}
+		var f serverFrame
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("decode frame: %w: %w", ErrProtocol, err)
+		}
+		if f.WorkerID != nil && s.WorkerID == "" {
+			s.WorkerID = *f.WorkerID
+		}
+		log.Debug("client: frame", "type", f.MessageType, "action", f.Action)
+		switch {
+		case f.MessageType == "worker-error":
+			return nil, &wire.Error{Errno: wire.Errno(f.Errno), Reason: f.Reason}
+		case f.MessageType == "hello" && f.Action == "worker-hello":
+			s.Timings.Answer = time.Since(start)
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.WebRTCAnswer}); err != nil {
+				return nil, fmt.Errorf("set answer: %w", err)
+			}
+			answered = true
+			for _, c := range early {
+				if err := addCand(c); err != nil {
+					return nil, err
+				}
+			}
+			early = nil
+		case f.MessageType == "ice" && f.Action == "worker-candidate":
+			if f.Candidate == nil {
+				return nil, fmt.Errorf("worker-candidate without candidate: %w", ErrProtocol)
+			}
+			if !answered {
+				early = append(early, *f.Candidate)
+				continue
+			}
+			if err := addCand(*f.Candidate); err != nil {
+				return nil, err
+			}
+		case f.MessageType == "connected":
+			s.Timings.Connected = time.Since(start)
+			connected = true
+		default:
+			return nil, fmt.Errorf("unexpected frame %q/%q: %w", f.MessageType, f.Action, ErrProtocol)
+		}
+	}
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for data channel open: %w", ctx.Err())
+	}
+	s.Timings.Open = openAt.Sub(start)
+	werrMu.Lock()
+	err = werr
+	werrMu.Unlock()
+	if err != nil {
+		log.Debug("client: candidate write failed", "err", err)
+	}
+	// The server closes the socket after "connected".
+	_ = ws.Close(websocket.StatusNormalClosure, "")
+	return s, nil
+}
