@@ -106,6 +106,9 @@ func LaunchFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("launch firefox: %w", err)
+	}
 	bin, err := FindFirefox(opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("launch firefox: %w", err)

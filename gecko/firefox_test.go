@@ -1,0 +1,410 @@
+package gecko
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/gecko/bidi"
+)
+
+// Fake browser: the test binary re-executed with fakeEnv set plays a
+// Firefox that never gets ready. Modes:
+//
+//	hang  – starts a child (like a content process) that shares its stderr,
+//	        writes "PID CHILDPID" to $GECKOHOST_FAKE_PIDFILE, and waits to be killed
+//	exit  – writes a line to stderr and exits with status 3
+//	child – waits to be killed
+const (
+	fakeEnv     = "GECKOHOST_FAKE_FIREFOX"
+	fakePIDFile = "GECKOHOST_FAKE_PIDFILE"
+)
+
+func runFake(mode string) int {
+	switch mode {
+	case "hang":
+		child := exec.Command(os.Args[0])
+		child.Env = append(os.Environ(), fakeEnv+"=child")
+		child.Stderr = os.Stderr
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fake firefox:", err)
+			return 1
+		}
+		pids := fmt.Sprintf("%d %d", os.Getpid(), child.Process.Pid)
+		if err := os.WriteFile(os.Getenv(fakePIDFile), []byte(pids), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, "fake firefox:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "*** You are running in headless mode.")
+		time.Sleep(time.Hour) // a process standing still, not synchronization
+		return 0
+	case "child":
+		time.Sleep(time.Hour)
+		return 0
+	case "exit":
+		fmt.Fprintln(os.Stderr, "fake firefox: giving up")
+		return 3
+	}
+	return 2
+}
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakeEnv); mode != "" {
+		os.Exit(runFake(mode))
+	}
+	before := goroutines()
+	code := m.Run()
+	if code == 0 {
+		if leaks := leakedGoroutines(before, 5*time.Second); leaks != "" {
+			fmt.Fprintln(os.Stderr, leaks)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// goroutines returns the stacks of the current goroutines by header.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := make(map[string]string)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, " [")
+		out[head] = g
+	}
+	return out
+}
+
+// leakedGoroutines polls until every goroutine not in before has ended or
+// timeout passes, and describes those left.
+func leakedGoroutines(before map[string]string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		var leaked []string
+		for id, g := range goroutines() {
+			if _, ok := before[id]; ok || strings.Contains(g, "leakedGoroutines") ||
+				strings.Contains(g, "testing.(*M)") || strings.Contains(g, "os/signal.signal_recv") {
+				continue
+			}
+			leaked = append(leaked, g)
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("%d leaked goroutines:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupMembers lists the live (not zombie) processes in process group pgid.
+func groupMembers(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may contain spaces.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+func testContext(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// launch starts a real Firefox and makes sure it is closed when the test
+// ends, even on failure.
+func launch(t testing.TB, opts FirefoxOptions) *Firefox {
+	t.Helper()
+	if _, err := FindFirefox(opts.Path); err != nil {
+		t.Skip(err)
+	}
+	f, err := LaunchFirefox(testContext(t, 60*time.Second), opts)
+	if err != nil {
+		t.Fatalf("LaunchFirefox: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = f.Close(ctx)
+	})
+	return f
+}
+
+func assertGone(t *testing.T, f *Firefox) {
+	t.Helper()
+	if m := groupMembers(f.PID()); len(m) > 0 {
+		t.Errorf("processes of group %d left: %v", f.PID(), m)
+	}
+	if _, err := os.Stat(f.Profile()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("profile %s left: %v", f.Profile(), err)
+	}
+}
+
+func TestLaunchAndClose(t *testing.T) {
+	f := launch(t, FirefoxOptions{
+		CameraOrigins: []string{"http://127.0.0.1:1234"},
+		Prefs:         map[string]any{"geckohost.test.pref": "x\"y"},
+	})
+	if !alive(f.PID()) || len(groupMembers(f.PID())) < 2 {
+		t.Fatalf("firefox group %d: members %v", f.PID(), groupMembers(f.PID()))
+	}
+	perms, err := os.ReadFile(filepath.Join(f.Profile(), permissionsFile))
+	if err != nil || string(perms) != "origin\tcamera\t1\thttp://127.0.0.1:1234\n" {
+		t.Errorf("permissions file = %q, %v", perms, err)
+	}
+	js, err := os.ReadFile(filepath.Join(f.Profile(), "user.js"))
+	if err != nil || !strings.Contains(string(js), `user_pref("geckohost.test.pref", "x\"y");`) ||
+		!strings.Contains(string(js), `user_pref("media.peerconnection.ice.loopback", true);`) {
+		t.Errorf("user.js lacks the prefs (%v):\n%s", err, js)
+	}
+	ctx := testContext(t, 30*time.Second)
+	// The session is open: commands work.
+	tab, err := f.Conn().CreateTab(ctx, "")
+	if err != nil {
+		t.Fatalf("CreateTab: %v", err)
+	}
+	if err := f.Conn().CloseContext(ctx, tab); err != nil {
+		t.Fatalf("CloseContext: %v", err)
+	}
+	if err := f.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-f.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	if err := f.Err(); err != nil {
+		t.Errorf("Err after Close = %v, want nil", err)
+	}
+	if err := f.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	assertGone(t, f)
+	if err := f.Conn().Call(ctx, "browser.getUserContexts", nil, nil); !errors.Is(err, bidi.ErrClosed) {
+		t.Errorf("call after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestKill9(t *testing.T) {
+	f := launch(t, FirefoxOptions{})
+	start := time.Now()
+	if err := syscall.Kill(f.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.Done():
+		t.Logf("Done %v after kill -9", time.Since(start))
+	case <-time.After(2 * time.Second):
+		t.Fatal("Done not closed within 2 s of kill -9")
+	}
+	err := f.Err()
+	if !errors.Is(err, ErrFirefoxExited) && !errors.Is(err, ErrBiDiLost) {
+		t.Fatalf("Err = %v, want ErrFirefoxExited or ErrBiDiLost", err)
+	}
+	if err := f.Close(testContext(t, 20*time.Second)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if f.Err() == nil {
+		t.Error("Err cleared by Close after a crash")
+	}
+	assertGone(t, f)
+}
+
+// TestBiDiLost closes the browser through BiDi behind the Firefox's back:
+// Done closes and the process is gone.
+func TestBiDiLost(t *testing.T) {
+	f := launch(t, FirefoxOptions{})
+	ctx := testContext(t, 30*time.Second)
+	if err := f.Conn().CloseBrowser(ctx); err != nil {
+		t.Fatalf("CloseBrowser: %v", err)
+	}
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed")
+	}
+	if f.Err() == nil {
+		t.Fatal("Err = nil after an unrequested exit")
+	}
+	if err := f.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	assertGone(t, f)
+}
+
+func fakeLaunch(t *testing.T, mode string, timeout time.Duration) (error, []int) {
+	t.Helper()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // the profile goes here
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	f, err := LaunchFirefox(testContext(t, 30*time.Second), FirefoxOptions{
+		Path:         os.Args[0],
+		StartTimeout: timeout,
+		Env:          []string{fakeEnv + "=" + mode, fakePIDFile + "=" + pidFile},
+	})
+	if err == nil {
+		_ = f.Close(context.Background())
+		t.Fatal("LaunchFirefox of a fake browser succeeded")
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
+	var pids []int
+	if b, rerr := os.ReadFile(pidFile); rerr == nil {
+		for _, s := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(s)
+			pids = append(pids, pid)
+		}
+	}
+	return err, pids
+}
+
+func TestStartTimeout(t *testing.T) {
+	start := time.Now()
+	err, pids := fakeLaunch(t, "hang", 1500*time.Millisecond)
+	if !errors.Is(err, ErrStartTimeout) {
+		t.Fatalf("err = %v, want ErrStartTimeout", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("LaunchFirefox returned after %v", d)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("fake browser pids = %v", pids)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("process %d still alive", pid)
+		}
+	}
+	if m := groupMembers(pids[0]); len(m) > 0 {
+		t.Errorf("group members left: %v", m)
+	}
+}
+
+func TestStartExit(t *testing.T) {
+	err, _ := fakeLaunch(t, "exit", 10*time.Second)
+	if !errors.Is(err, ErrFirefoxExited) || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("err = %v, want ErrFirefoxExited with exit status 3", err)
+	}
+}
+
+func TestLaunchContextCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := LaunchFirefox(ctx, FirefoxOptions{Path: os.Args[0], Env: []string{fakeEnv + "=hang", fakePIDFile + "=" + filepath.Join(t.TempDir(), "p")}})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrStartTimeout) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestFindFirefox(t *testing.T) {
+	if _, err := FindFirefox("/nonexistent/firefox"); !errors.Is(err, ErrFirefoxNotFound) {
+		t.Errorf("explicit missing path: %v", err)
+	}
+	p, err := FindFirefox(os.Args[0])
+	if err != nil || p != os.Args[0] {
+		t.Errorf("explicit path: %q, %v", p, err)
+	}
+	if _, err := exec.LookPath("firefox-esr"); err == nil {
+		if p, err := FindFirefox(""); err != nil || filepath.Base(p) != "firefox-esr" {
+			t.Errorf("PATH lookup: %q, %v", p, err)
+		}
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, err = FindFirefox("")
+	if !errors.Is(err, ErrFirefoxNotFound) || !strings.Contains(err.Error(), "apt-get install firefox-esr") {
+		t.Errorf("empty PATH: %v", err)
+	}
+	if _, err := LaunchFirefox(context.Background(), FirefoxOptions{}); !errors.Is(err, ErrFirefoxNotFound) {
+		t.Errorf("LaunchFirefox with empty PATH: %v", err)
+	}
+}
+
+func TestUserJS(t *testing.T) {
+	js, err := userJS(map[string]any{"a.b": true, "c": 3, "d": "x\"y</script>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "user_pref(\"a.b\", true);\nuser_pref(\"c\", 3);\nuser_pref(\"d\", \"x\\\"y\\u003c/script\\u003e\");\n"
+	if string(js) != want {
+		t.Errorf("userJS = %q, want %q", js, want)
+	}
+	if _, err := userJS(map[string]any{"f": 1.5}); err == nil {
+		t.Error("float pref accepted")
+	}
+	if _, err := permissionsText([]string{"http://a\tb"}); err == nil {
+		t.Error("origin with a tab accepted")
+	}
+	p := profilePrefs("/tmp/p", map[string]any{"media.peerconnection.ice.tcp": true})
+	if p["media.peerconnection.ice.tcp"] != true || p["permissions.manager.defaultsUrl"] != "file:///tmp/p/default-permissions" {
+		t.Errorf("profilePrefs: override or permissions URL wrong: %v %v", p["media.peerconnection.ice.tcp"], p["permissions.manager.defaultsUrl"])
+	}
+}
+
+func BenchmarkLaunchFirefox(b *testing.B) {
+	if _, err := FindFirefox(""); err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		f, err := LaunchFirefox(ctx, FirefoxOptions{})
+		if err != nil {
+			cancel()
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := f.Close(ctx); err != nil {
+			b.Error(err)
+		}
+		cancel()
+		b.StartTimer()
+	}
+}
