@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/store"
+)
+
+func TestMain(m *testing.M) {
+	before := len(goroutines())
+	code := m.Run()
+	if code == 0 {
+		if msg := waitGoroutines(before, 5*time.Second); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// goroutines returns the stacks of the running goroutines, without the
+// runtime's own long-lived ones (os/signal's loop, started by the first
+// signal.Notify, lives for the rest of the process).
+func goroutines() []string {
+	buf := make([]byte, 1<<20)
+	var out []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if !strings.Contains(g, "os/signal.loop") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// waitGoroutines polls until at most n goroutines run; else it returns a
+// description with every stack.
+func waitGoroutines(n int, d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		g := goroutines()
+		if len(g) <= n {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("goroutine leak: %d goroutines, want <= %d:\n%s", len(g), n, strings.Join(g, "\n\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	before := len(goroutines())
+	t.Cleanup(func() {
+		if msg := waitGoroutines(before, 5*time.Second); msg != "" {
+			t.Error(msg)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a concurrent writer and reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// geckohost runs the app in-process with args (without the program name).
+func geckohost(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, append([]string{"geckohost"}, args...), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// wantFail checks a failed run: exit 1, nothing on stdout, exactly one line
+// "geckohost: ..." on stderr containing every want.
+func wantFail(t *testing.T, r result, want ...string) {
+	t.Helper()
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	if !strings.HasPrefix(r.stderr, "geckohost: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("stderr %q, want one line starting with geckohost:", r.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr %q does not contain %q", r.stderr, w)
+		}
+	}
+	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+		t.Errorf("stderr looks like a stack trace: %q", r.stderr)
+	}
+}
+
+func wantOK(t *testing.T, r result) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+var secretRE = regexp.MustCompile(`^gh_[A-Za-z0-9_-]{43}\n$`)
+
+func openStore(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestTokenAddPrintsSecretAlone(t *testing.T) {
+	checkLeaks(t)
+	db := filepath.Join(t.TempDir(), "sub", "geckohost.db")
+	r := geckohost(t, "token", "add", "--db", db, "--name", "me", "--expires", "720h",
+		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3")
+	wantOK(t, r)
+	if !secretRE.MatchString(r.stdout) {
+		t.Fatalf("stdout %q is not one secret line", r.stdout)
+	}
+	if !strings.Contains(r.stderr, `created token "me"`) || strings.Contains(r.stderr, strings.TrimSpace(r.stdout)) {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	tok, err := openStore(t, db).LookupToken(context.Background(), strings.TrimSpace(r.stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour {
+		t.Errorf("stored token %+v", tok)
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("db file mode: %v, %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Dir(db)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("db dir mode: %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestTokenListRevoke(t *testing.T) {
+	checkLeaks(t)
+	db := filepath.Join(t.TempDir(), "db")
+	wantOK(t, geckohost(t, "token", "add", "--db", db, "--name", "alice", "--expires", "30d"))
+	bob := geckohost(t, "token", "add", "--db", db, "--name", "bob")
+	wantOK(t, bob)
+
+	r := geckohost(t, "token", "list", "--db", db)
+	wantOK(t, r)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "alice") || !strings.Contains(lines[2], "bob") {
+		t.Errorf("table:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, strings.TrimSpace(bob.stdout)) {
+		t.Error("token list shows a secret")
+	}
+
+	wantOK(t, geckohost(t, "token", "revoke", "--db", db, "1"))
+	r = geckohost(t, "token", "revoke", "--db", db, "bob")
+	wantOK(t, r)
+	if !strings.Contains(r.stderr, `"bob"`) || r.stdout != "" {
+		t.Errorf("revoke output %+v", r)
+	}
+
+	r = geckohost(t, "token", "list", "--db", db, "--json")
+	wantOK(t, r)
+	var toks []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &toks); err != nil {
+		t.Fatalf("json: %v\n%s", err, r.stdout)
+	}
+	if len(toks) != 2 || toks[0]["name"] != "alice" || toks[0]["status"] != "revoked" || toks[1]["status"] != "revoked" ||
+		toks[0]["expires"] == nil || toks[1]["expires"] != nil || toks[0]["revoked"] == nil {
+		t.Errorf("json tokens %v", toks)
+	}
+	if _, ok := toks[0]["hash"]; ok {
+		t.Error("json shows the hash")
+	}
+
+	// An empty store lists as [] in JSON.
+	r = geckohost(t, "token", "list", "--db", filepath.Join(t.TempDir(), "empty"), "--json")
+	wantOK(t, r)
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("empty json list %q", r.stdout)
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db")
+	wantOK(t, geckohost(t, "token", "add", "--db", db, "--name", "taken"))
+	corrupt := filepath.Join(dir, "corrupt.db")
+	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("garbage!"), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"duplicate name", []string{"token", "add", "--db", db, "--name", "taken"}, []string{"taken", "already taken"}},
+		{"missing name", []string{"token", "add", "--db", db}, []string{"--name"}},
+		{"bad name", []string{"token", "add", "--db", db, "--name", "42"}, []string{"only digits"}},
+		{"malformed expires", []string{"token", "add", "--db", db, "--name", "x", "--expires", "tomorrow"}, []string{"--expires", "tomorrow"}},
+		{"negative expires", []string{"token", "add", "--db", db, "--name", "x", "--expires", "-1h"}, []string{"--expires"}},
+		{"bad source", []string{"token", "add", "--db", db, "--name", "x", "--source", "example.com"}, []string{"example.com"}},
+		{"negative max workers", []string{"token", "add", "--db", db, "--name", "x", "--max-workers", "-2"}, []string{"worker limit"}},
+		{"unknown revoke name", []string{"token", "revoke", "--db", db, "nobody"}, []string{"nobody", "not found"}},
+		{"unknown revoke id", []string{"token", "revoke", "--db", db, "77"}, []string{"77", "not found"}},
+		{"revoke without arg", []string{"token", "revoke", "--db", db}, []string{"ID or NAME"}},
+		{"flag after arg", []string{"token", "revoke", "taken", "--db", db}, []string{"flags go before"}},
+		{"corrupt db", []string{"token", "list", "--db", corrupt}, []string{"corrupt.db", "not a valid geckohost database"}},
+		{"corrupt db sessions", []string{"sessions", "--db", corrupt}, []string{"not a valid geckohost database"}},
+		{"unwritable path", []string{"token", "add", "--db", filepath.Join(file, "db"), "--name", "x"}, []string{"not a directory"}},
+		{"unknown flag", []string{"token", "list", "--db", db, "--nope"}, []string{"-nope"}},
+		{"unknown global flag", []string{"--nope"}, []string{"-nope"}},
+		{"bad limit", []string{"sessions", "--db", db, "--limit", "0"}, []string{"--limit"}},
+		{"bad int", []string{"sessions", "--db", db, "--limit", "many"}, []string{"many"}},
+		{"extra arg", []string{"sessions", "--db", db, "extra"}, []string{"extra"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantFail(t, geckohost(t, c.args...), c.want...)
+		})
+	}
+	// Nothing was lost: the one token is still there and usable.
+	toks, err := openStore(t, db).ListTokens(context.Background())
+	if err != nil || len(toks) != 1 || toks[0].Name != "taken" || !toks[0].Revoked.IsZero() {
+		t.Errorf("tokens after errors: %+v, %v", toks, err)
+	}
+}
+
+func TestDBFlagPlacesAndEnv(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	envDB, flagDB, xdg := filepath.Join(dir, "env.db"), filepath.Join(dir, "flag.db"), filepath.Join(dir, "xdg")
+	t.Setenv("XDG_DATA_HOME", xdg)
+	t.Setenv("GECKOHOST_DB", "")
+	wantOK(t, geckohost(t, "token", "add", "--name", "default"))
+	if _, err := os.Stat(filepath.Join(xdg, "geckohost", "geckohost.db")); err != nil {
+		t.Errorf("default path not used: %v", err)
+	}
+
+	t.Setenv("GECKOHOST_DB", envDB)
+	wantOK(t, geckohost(t, "token", "add", "--name", "fromenv"))
+	wantOK(t, geckohost(t, "--db", flagDB, "token", "add", "--name", "global"))
+	wantOK(t, geckohost(t, "token", "--db", flagDB, "add", "--name", "middle"))
+	wantOK(t, geckohost(t, "token", "add", "--db", flagDB, "--name", "leaf"))
+	t.Setenv("GECKOHOST_TOKEN_NAME", "envname")
+	wantOK(t, geckohost(t, "token", "add"))
+
+	names := func(path string) string {
+		toks, err := openStore(t, path).ListTokens(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, tk := range toks {
+			n = append(n, tk.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	if got := names(envDB); got != "fromenv,envname" {
+		t.Errorf("env db has %q", got)
+	}
+	if got := names(flagDB); got != "global,middle,leaf" {
+		t.Errorf("flag db has %q", got)
+	}
+}
+
+func TestSessionsCommand(t *testing.T) {
+	checkLeaks(t)
+	db := filepath.Join(t.TempDir(), "db")
+	st := openStore(t, db)
+	ctx := context.Background()
+	tok, _, err := st.AddToken(ctx, store.NewToken{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).UTC()
+	for i, s := range []store.Session{
+		{WorkerID: "w-old", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:1/w.js", State: store.StateEnded,
+			Created: base, Answered: base.Add(12 * time.Millisecond), Connected: base.Add(46 * time.Millisecond),
+			Ended: base.Add(90 * time.Second), EndReason: "worker-closed"},
+		{WorkerID: "w-fail", State: store.StateEnded, Errno: 102, Reason: "invalid token", Created: base.Add(time.Minute),
+			Ended: base.Add(time.Minute), EndReason: "error"},
+		{WorkerID: "w-live", TokenID: tok.ID, TokenName: "alice", State: store.StateConnected,
+			Created: base.Add(2 * time.Minute), Answered: base.Add(2*time.Minute + 40*time.Millisecond),
+			Connected: base.Add(2*time.Minute + 80*time.Millisecond)},
+	} {
+		if err := st.SaveSession(ctx, s); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
+
+	r := geckohost(t, "sessions", "--db", db)
+	wantOK(t, r)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], "w-live") || !strings.Contains(lines[2], "w-fail") || !strings.Contains(lines[3], "w-old") {
+		t.Fatalf("not newest first:\n%s", r.stdout)
+	}
+	for _, w := range []string{"12ms", "34ms", "1m30s", "worker-closed"} {
+		if !strings.Contains(lines[3], w) {
+			t.Errorf("row %q lacks %q", lines[3], w)
+		}
+	}
+	if !strings.Contains(lines[2], "102") || !strings.Contains(lines[1], "+") {
+		t.Errorf("rows:\n%s", r.stdout)
+	}
+
+	r = geckohost(t, "sessions", "--db", db, "--token", "alice", "--limit", "1", "--json")
+	wantOK(t, r)
+	var ss []sessionJSON
+	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 1 || ss[0].WorkerID != "w-live" || ss[0].AnswerMS == nil || *ss[0].AnswerMS != 40 || ss[0].DurationMS != nil {
+		t.Errorf("json %+v", ss)
+	}
+	r = geckohost(t, "sessions", "--db", db, "--token", "alice", "--json")
+	wantOK(t, r)
+	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil || len(ss) != 2 || ss[1].WorkerID != "w-old" || *ss[1].DurationMS != 90000 {
+		t.Errorf("json %+v, %v", ss, err)
+	}
+	r = geckohost(t, "sessions", "--db", db, "--token", "nobody")
+	wantOK(t, r)
+	if r.stdout != "" || !strings.Contains(r.stderr, "no sessions") {
+		t.Errorf("empty: %+v", r)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	checkLeaks(t)
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "add", "--help"}, {"token", "list", "--help"},
+		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"version", "--help"},
+	} {
+		r := geckohost(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "USAGE") {
+			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
+	r := geckohost(t, "serve", "--help")
+	for _, f := range []string{"--db", "--listen", "--allow-source", "--allow-origin", "--firefox", "--browsers",
+		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
+		"GECKOHOST_LISTEN", "127.0.0.1:8765"} {
+		if !strings.Contains(r.stdout, f) {
+			t.Errorf("serve --help lacks %s", f)
+		}
+	}
+	r = geckohost(t, "version")
+	wantOK(t, r)
+	if !strings.HasPrefix(r.stdout, "geckohost "+version) {
+		t.Errorf("version %q", r.stdout)
+	}
+}
+
+func TestServeFlagErrors(t *testing.T) {
+	checkLeaks(t)
+	db := filepath.Join(t.TempDir(), "db")
+	for _, c := range []struct {
+		args []string
+		env  [2]string
+		want string
+	}{
+		{[]string{"--log-level", "loud"}, [2]string{}, "--log-level"},
+		{[]string{"--log-format", "xml"}, [2]string{}, "--log-format"},
+		{[]string{"--listen", "nowhere"}, [2]string{}, "--listen"},
+		{[]string{"--browsers", "0"}, [2]string{}, "--browsers"},
+		{[]string{"--max-workers-per-browser", "0"}, [2]string{}, "--max-workers-per-browser"},
+		{[]string{"--warm", "-1"}, [2]string{}, "--warm"},
+		{[]string{"--worker-idle", "soon"}, [2]string{}, "soon"},
+		{[]string{"--ice-server", "http://x"}, [2]string{}, "--ice-server"},
+		{[]string{"--allow-source", "ftp://x"}, [2]string{}, "--allow-source"},
+		{[]string{"--allow-origin", "*"}, [2]string{}, "--allow-origin"},
+		{nil, [2]string{"GECKOHOST_LOG_LEVEL", "loud"}, "--log-level"},
+		{nil, [2]string{"GECKOHOST_WARM", "-3"}, "--warm"},
+		{nil, [2]string{"GECKOHOST_LISTEN", "nowhere"}, "--listen"},
+	} {
+		t.Run(strings.Join(append(c.args, c.env[:]...), " "), func(t *testing.T) {
+			if c.env[0] != "" {
+				t.Setenv(c.env[0], c.env[1])
+			}
+			wantFail(t, geckohost(t, append([]string{"serve", "--db", db}, c.args...)...), c.want)
+		})
+	}
+	// A port in use: a clear error, not a hang.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	wantFail(t, geckohost(t, "serve", "--db", db, "--listen", ln.Addr().String()), "listen on", "address already in use")
+}
+
+// TestServeHealthz runs `geckohost serve` in-process, finds its address in
+// the log, checks /healthz and stops it by cancelling its context.
+func TestServeHealthz(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	db := filepath.Join(t.TempDir(), "db")
+	go func() {
+		done <- run(runCtx, []string{"geckohost", "serve", "--db", db, "--listen", "127.0.0.1:0", "--log-format", "json"}, &stdout, &stderr)
+	}()
+
+	var url string
+	for url == "" {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			var rec struct{ Msg, URL string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "geckohost serving" {
+				url = rec.URL
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d early: %s", code, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("serve did not log its address: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
+	}
+
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited %d: %s", code, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("serve did not stop")
+	}
+	if !strings.Contains(stderr.String(), "geckohost stopped") || stdout.String() != "" {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+// TestRunServeDirect drives runServe with a serveConfig, as the coordinator
+// will when it wires in host, gecko and web.
+func TestRunServeDirect(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	cfg := serveConfig{DBPath: filepath.Join(t.TempDir(), "db"), Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
+		Warm: 4, WorkerIdle: time.Minute, LogFormat: "text", LogLevel: "debug", onListen: func(a net.Addr) { addrc <- a }}
+	runCtx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	var logs syncBuffer
+	go func() { errc <- runServe(runCtx, cfg, &logs) }()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/nope: %d", resp.StatusCode)
+	}
+	stop()
+	if err := <-errc; err != nil {
+		t.Errorf("runServe: %v", err)
+	}
+}
+
+func TestParseExpires(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "0": 0, "never": 0, "720h": 720 * time.Hour, "90m": 90 * time.Minute, "30d": 30 * 24 * time.Hour} {
+		if got, err := parseExpires(in); err != nil || got != want {
+			t.Errorf("parseExpires(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x", "-1h", "1.5d", "d", "10", "0s"} {
+		if _, err := parseExpires(in); err == nil {
+			t.Errorf("parseExpires(%q) succeeded", in)
+		}
+	}
+}

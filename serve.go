@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/geckohost/geckohost/store"
+)
+
+// shutdownTimeout bounds the graceful shutdown of serve.
+const shutdownTimeout = 10 * time.Second
+
+// serveConfig is everything `geckohost serve` runs with, built from its
+// flags (see serveCommand for the defaults and meanings).
+type serveConfig struct {
+	DBPath string
+	// Listen is the TCP address of the WebSocket/HTTP server.
+	Listen string
+	// AllowSources and AllowOrigins are validated origin patterns.
+	AllowSources, AllowOrigins []string
+	// Firefox is the browser binary; empty: firefox-esr, then firefox, on PATH.
+	Firefox string
+	// Browsers (≥ 1) and MaxWorkersPerBrowser (≥ 1) size the pool.
+	Browsers, MaxWorkersPerBrowser int
+	// Warm is the number of pre-loaded worker pages; 0 means none (note:
+	// gecko.PoolOptions.Warm reads 0 as its default, so pass -1 for none).
+	Warm int
+	// WorkerIdle ends a worker after this long without data-channel traffic.
+	WorkerIdle time.Duration
+	// ICEServers are stun:/turn: URLs; ICELoopback gathers loopback
+	// candidates only.
+	ICEServers  []string
+	ICELoopback bool
+	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
+	LogFormat, LogLevel string
+
+	// onListen, when set, is called with the listening address (tests).
+	onListen func(net.Addr)
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "accept clients on a WebSocket and run their workers in headless Firefox",
+		Flags: []cli.Flag{
+			dbFlag(),
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8765", Usage: "listen on this `ADDRESS` (host:port)", EnvVars: []string{"GECKOHOST_LISTEN"}},
+			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
+			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable); the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
+			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
+			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "number of Firefox processes to run", EnvVars: []string{"GECKOHOST_BROWSERS"}},
+			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "most workers one Firefox runs", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
+			&cli.IntFlag{Name: "warm", Value: 4, Usage: "pre-loaded worker pages kept ready (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
+			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
+			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
+			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			cfg, err := serveConfigFrom(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cfg, c.App.ErrWriter)
+		},
+	}
+}
+
+// serveConfigFrom builds and validates the serve configuration from flags.
+func serveConfigFrom(c *cli.Context) (serveConfig, error) {
+	db, err := dbPath(c)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	cfg := serveConfig{
+		DBPath:               db,
+		Listen:               c.String("listen"),
+		Firefox:              c.String("firefox"),
+		Browsers:             c.Int("browsers"),
+		MaxWorkersPerBrowser: c.Int("max-workers-per-browser"),
+		Warm:                 c.Int("warm"),
+		WorkerIdle:           c.Duration("worker-idle"),
+		ICEServers:           c.StringSlice("ice-server"),
+		ICELoopback:          c.Bool("ice-loopback"),
+		LogFormat:            c.String("log-format"),
+		LogLevel:             c.String("log-level"),
+	}
+	for _, p := range c.StringSlice("allow-source") {
+		n, err := store.ValidateSourcePattern(p)
+		if err != nil {
+			return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
+		}
+		cfg.AllowSources = append(cfg.AllowSources, n)
+	}
+	for _, p := range c.StringSlice("allow-origin") {
+		n, err := store.ValidateSourcePattern(p)
+		if err != nil {
+			return serveConfig{}, fmt.Errorf("--allow-origin: %w", err)
+		}
+		cfg.AllowOrigins = append(cfg.AllowOrigins, n)
+	}
+	return cfg, cfg.validate()
+}
+
+// validate checks the values flags cannot check by type.
+func (cfg serveConfig) validate() error {
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return fmt.Errorf("--listen %q: want host:port: %w", cfg.Listen, err)
+	}
+	if cfg.Browsers < 1 {
+		return fmt.Errorf("--browsers %d: want 1 or more", cfg.Browsers)
+	}
+	if cfg.MaxWorkersPerBrowser < 1 {
+		return fmt.Errorf("--max-workers-per-browser %d: want 1 or more", cfg.MaxWorkersPerBrowser)
+	}
+	if cfg.Warm < 0 {
+		return fmt.Errorf("--warm %d: want 0 or more", cfg.Warm)
+	}
+	if cfg.WorkerIdle <= 0 {
+		return fmt.Errorf("--worker-idle %v: want a positive duration", cfg.WorkerIdle)
+	}
+	for _, u := range cfg.ICEServers {
+		scheme, rest, ok := strings.Cut(u, ":")
+		if !ok || rest == "" || (scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns") {
+			return fmt.Errorf("--ice-server %q: want a stun:, stuns:, turn: or turns: URL", u)
+		}
+	}
+	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+// newLogger returns a slog logger writing to w in format ("text" or "json")
+// at level ("debug", "info", "warn" or "error").
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// runServe runs the server until ctx is done, then shuts it down gracefully
+// (at most shutdownTimeout) and closes the store. It returns nil on a clean
+// stop. For now it serves only /healthz; host.Server, gecko.Pool and web
+// plug in here.
+func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok")
+	})
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "version", version)
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		// Serve failed by itself (it never returns nil before Shutdown).
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("geckohost stopping")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	if shutErr != nil {
+		return fmt.Errorf("shut down http server: %w", shutErr)
+	}
+	log.Info("geckohost stopped")
+	return nil
+}
