@@ -1,0 +1,17 @@
+package host
+
+import "errors"
+
+// Sentinel errors returned by New and the Server's methods, wrapped with %w.
+var (
+	// ErrNoStore is returned by New when Options.Store is nil.
+	ErrNoStore = errors.New("no store")
+	// ErrNoEngine is returned by New when Options.Engine is nil.
+	ErrNoEngine = errors.New("no engine")
+	// ErrBadPattern is returned by New for an --allow-source or
+	// --allow-origin pattern that is not of the form scheme://host[:port|:*].
+	ErrBadPattern = errors.New("bad origin pattern")
+	// ErrServerClosed is returned by Serve when the Server was already shut
+	// down.
+	ErrServerClosed = errors.New("server closed")
+)

@@ -1,0 +1,193 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// step is one scripted worker action: wait After, then emit Ev.
+type step struct {
+	After time.Duration
+	Ev    wire.Event
+}
+
+// fakeEngine is a scriptable host.Engine. Start decides what each
+// StartWorker does: return an error, or a script of events for the new
+// worker (the worker then waits for events from its Emit channel, or Close).
+type fakeEngine struct {
+	Start    func(ctx context.Context, req wire.WorkerRequest) ([]step, error)
+	ReadyErr error
+
+	mu      sync.Mutex
+	workers []*fakeWorker
+	started chan *fakeWorker // every started worker, buffered
+}
+
+var _ host.Engine = (*fakeEngine)(nil)
+
+func newFakeEngine(start func(ctx context.Context, req wire.WorkerRequest) ([]step, error)) *fakeEngine {
+	return &fakeEngine{Start: start, started: make(chan *fakeWorker, 100)}
+}
+
+func (e *fakeEngine) Ready() error { return e.ReadyErr }
+
+func (e *fakeEngine) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Worker, error) {
+	var script []step
+	if e.Start != nil {
+		var err error
+		if script, err = e.Start(ctx, req); err != nil {
+			return nil, err
+		}
+	}
+	w := &fakeWorker{
+		req:    req,
+		script: script,
+		events: make(chan wire.Event),
+		Emit:   make(chan wire.Event),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go w.loop()
+	e.mu.Lock()
+	e.workers = append(e.workers, w)
+	e.mu.Unlock()
+	e.started <- w
+	return w, nil
+}
+
+// Workers returns the workers started so far.
+func (e *fakeEngine) Workers() []*fakeWorker {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*fakeWorker(nil), e.workers...)
+}
+
+// fakeWorker is a scripted wire.Worker; its goroutine ends when Close is
+// called or the script emits EventEnded, and Close waits for it.
+type fakeWorker struct {
+	req    wire.WorkerRequest
+	script []step
+	events chan wire.Event
+	// Emit sends an event from the test (after the script ran).
+	Emit chan wire.Event
+
+	mu          sync.Mutex
+	added       []wire.Candidate
+	addedEarly  bool // AddCandidate before the answer was emitted
+	answered    bool
+	closes      atomic.Int32
+	stopOnce    sync.Once
+	stop        chan struct{}
+	done        chan struct{}
+	endedReason string
+}
+
+func (w *fakeWorker) Events() <-chan wire.Event { return w.events }
+
+func (w *fakeWorker) AddCandidate(ctx context.Context, c wire.Candidate) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.answered {
+		w.addedEarly = true
+	}
+	w.added = append(w.added, c)
+	return nil
+}
+
+func (w *fakeWorker) Close(ctx context.Context) error {
+	w.closes.Add(1)
+	w.stopOnce.Do(func() { close(w.stop) })
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Added returns the client candidates applied so far.
+func (w *fakeWorker) Added() ([]wire.Candidate, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]wire.Candidate(nil), w.added...), w.addedEarly
+}
+
+// emit sends one event unless the worker is stopped; it reports whether the
+// event was delivered.
+func (w *fakeWorker) emit(ev wire.Event) bool {
+	if ev.Kind == wire.EventAnswer {
+		w.mu.Lock()
+		w.answered = true
+		w.mu.Unlock()
+	}
+	select {
+	case w.events <- ev:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+func (w *fakeWorker) loop() {
+	defer close(w.done)
+	defer close(w.events)
+	end := wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"}
+	for _, st := range w.script {
+		if st.After > 0 {
+			t := time.NewTimer(st.After)
+			select {
+			case <-t.C:
+			case <-w.stop:
+				t.Stop()
+				w.sendEnd(end)
+				return
+			}
+		}
+		if st.Ev.Kind == wire.EventEnded {
+			w.sendEnd(st.Ev)
+			return
+		}
+		if !w.emit(st.Ev) {
+			w.sendEnd(end)
+			return
+		}
+	}
+	for {
+		select {
+		case ev := <-w.Emit:
+			if ev.Kind == wire.EventEnded {
+				w.sendEnd(ev)
+				return
+			}
+			if !w.emit(ev) {
+				w.sendEnd(end)
+				return
+			}
+		case <-w.stop:
+			w.sendEnd(end)
+			return
+		}
+	}
+}
+
+// sendEnd delivers the last event; host must read it (bounded so that a
+// broken host fails the leak check instead of hanging the test).
+func (w *fakeWorker) sendEnd(ev wire.Event) {
+	w.mu.Lock()
+	w.endedReason = ev.EndReason
+	w.mu.Unlock()
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case w.events <- ev:
+	case <-t.C:
+	}
+}
+
+var errPlain = errors.New("plain engine failure")

@@ -1,0 +1,375 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/store"
+)
+
+func TestMain(m *testing.M) {
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		if leaked := waitGoroutines(before, 5*time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutine leak after all tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitGoroutines polls until at most n goroutines run; else it returns the
+// stacks.
+func waitGoroutines(n int, d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		if runtime.NumGoroutine() <= n {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			return fmt.Sprintf("%d goroutines, want <= %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkLeaks fails t when goroutines started during the test outlive it.
+// Register it first so that its cleanup runs last.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		if leaked := waitGoroutines(before, 5*time.Second); leaked != "" {
+			t.Errorf("goroutine leak:\n%s", leaked)
+		}
+	})
+}
+
+// testCtx is the test's bound.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls f until it returns nil or the test's context ends.
+func eventually(t *testing.T, ctx context.Context, what string, f func() error) {
+	t.Helper()
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+type harness struct {
+	t    *testing.T
+	ctx  context.Context
+	db   *store.DB
+	eng  *fakeEngine
+	srv  *host.Server
+	hs   *httptest.Server
+	url  string // ws://127.0.0.1:PORT/
+	demo string // a bundled demo worker source URL
+	logs *syncBuffer
+}
+
+// syncBuffer collects logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harness {
+	t.Helper()
+	checkLeaks(t)
+	ctx := testCtx(t)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if eng == nil {
+		eng = newFakeEngine(happyScript)
+	}
+	logs := &syncBuffer{}
+	opts := host.Options{
+		Store:  db,
+		Engine: eng,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	srv, err := host.New(opts)
+	if err != nil {
+		t.Fatalf("host.New: %v", err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		hs.Close()
+	})
+	return &harness{
+		t: t, ctx: ctx, db: db, eng: eng, srv: srv, hs: hs,
+		url:  "ws" + strings.TrimPrefix(hs.URL, "http") + "/",
+		demo: hs.URL + "/workers/echo.js",
+		logs: logs,
+	}
+}
+
+// token adds a token and returns its secret.
+func (h *harness) token(nt store.NewToken) string {
+	h.t.Helper()
+	if nt.Name == "" {
+		nt.Name = "t" + fmt.Sprint(time.Now().UnixNano())
+	}
+	_, secret, err := h.db.AddToken(h.ctx, nt)
+	if err != nil {
+		h.t.Fatalf("add token: %v", err)
+	}
+	return secret
+}
+
+type tclient struct {
+	t *testing.T
+	h *harness
+	c *websocket.Conn
+}
+
+func (h *harness) dial(header http.Header) *tclient {
+	h.t.Helper()
+	c, resp, err := websocket.Dial(h.ctx, h.url, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		h.t.Fatalf("dial %s: %v (status %d)", h.url, err, status)
+	}
+	h.t.Cleanup(func() { _ = c.CloseNow() })
+	return &tclient{t: h.t, h: h, c: c}
+}
+
+func (c *tclient) sendRaw(s string) {
+	c.t.Helper()
+	if err := c.c.Write(c.h.ctx, websocket.MessageText, []byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *tclient) send(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(string(b))
+}
+
+func hello(auth, source string) map[string]any {
+	m := map[string]any{"messageType": "hello", "action": "client-hello", "source": source, "webrtcOffer": "v=0 offer"}
+	if auth != "" {
+		m["authorization"] = auth
+	}
+	return m
+}
+
+func cand(s string) map[string]any {
+	return map[string]any{"messageType": "ice", "action": "client-candidate",
+		"candidate": map[string]any{"candidate": s, "sdpMid": "0", "sdpMLineIndex": 0}}
+}
+
+// read reads one frame as a JSON object.
+func (c *tclient) read() map[string]any {
+	c.t.Helper()
+	typ, b, err := c.c.Read(c.h.ctx)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText {
+		c.t.Fatalf("got a %v frame", typ)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("frame %s: %v", b, err)
+	}
+	return m
+}
+
+// expectClose reads until the close and checks its code.
+func (c *tclient) expectClose(code websocket.StatusCode) {
+	c.t.Helper()
+	_, b, err := c.c.Read(c.h.ctx)
+	if err == nil {
+		c.t.Fatalf("want close %v, got frame %s", code, b)
+	}
+	if got := websocket.CloseStatus(err); got != code {
+		c.t.Fatalf("close status %v (%v), want %v", got, err, code)
+	}
+}
+
+// expectError reads one worker-error with errno, then the close; it returns
+// the workerId field (nil or a string).
+func (c *tclient) expectError(errno wire.Errno, reasonSub string) any {
+	c.t.Helper()
+	m := c.read()
+	if m["messageType"] != "worker-error" {
+		c.t.Fatalf("got %v, want worker-error %d", m, errno)
+	}
+	n, ok := m["errno"].(float64)
+	if !ok || wire.Errno(n) != errno {
+		c.t.Fatalf("errno %v (%T), want %d; frame %v", m["errno"], m["errno"], errno, m)
+	}
+	reason, _ := m["reason"].(string)
+	if reason == "" || !strings.Contains(reason, reasonSub) {
+		c.t.Fatalf("reason %q does not contain %q", reason, reasonSub)
+	}
+	id, present := m["workerId"]
+	if !present {
+		c.t.Fatalf("worker-error without workerId field: %v", m)
+	}
+	want := websocket.StatusInternalError
+	switch {
+	case errno == wire.ShuttingDown:
+		want = websocket.StatusGoingAway
+	case errno < 200:
+		want = websocket.StatusPolicyViolation
+	}
+	c.expectClose(want)
+	return id
+}
+
+// session polls the store until the worker's record satisfies ok.
+func (h *harness) session(id string, ok func(store.Session) bool) store.Session {
+	h.t.Helper()
+	var s store.Session
+	eventually(h.t, h.ctx, "session "+id, func() error {
+		var err error
+		s, err = h.db.GetSession(h.ctx, id)
+		if err != nil {
+			return err
+		}
+		if !ok(s) {
+			return fmt.Errorf("record not there yet: %+v", s)
+		}
+		return nil
+	})
+	return s
+}
+
+func ended(s store.Session) bool { return s.State == "ended" }
+
+// nextWorker waits for the engine's next started worker.
+func (h *harness) nextWorker() *fakeWorker {
+	h.t.Helper()
+	select {
+	case w := <-h.eng.started:
+		return w
+	case <-h.ctx.Done():
+		h.t.Fatal("no worker started")
+	}
+	return nil
+}
+
+// emit sends an event through a worker from the test.
+func (h *harness) emit(w *fakeWorker, ev wire.Event) {
+	h.t.Helper()
+	select {
+	case w.Emit <- ev:
+	case <-h.ctx.Done():
+		h.t.Fatal("emit: worker not listening")
+	}
+}
+
+func candidate(s string) wire.Candidate {
+	mid := "0"
+	var idx uint16
+	return wire.Candidate{Candidate: s, SDPMid: &mid, SDPMLineIndex: &idx}
+}
+
+// happyScript answers, sends a candidate, and connects.
+func happyScript(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+	return []step{
+		{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "v=0 answer"}},
+		{Ev: wire.Event{Kind: wire.EventCandidate, Candidate: candidate("candidate:w1")}},
+		{Ev: wire.Event{Kind: wire.EventConnected}},
+	}, nil
+}
+
+// waitClosed waits until a worker has been closed and its loop ended.
+func (h *harness) waitClosed(w *fakeWorker) {
+	h.t.Helper()
+	select {
+	case <-w.done:
+	case <-h.ctx.Done():
+		h.t.Fatal("worker not closed")
+	}
+	eventually(h.t, h.ctx, "Worker.Close called", func() error {
+		if w.closes.Load() == 0 {
+			return fmt.Errorf("worker ended without Close")
+		}
+		return nil
+	})
+}
+
+var errAny = errors.New("any")
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+var netListenConfig net.ListenConfig
+
+// fakeStore is a Store with no tokens, for New's validation.
+type fakeStore struct{}
+
+func (fakeStore) LookupToken(ctx context.Context, secret string) (store.Token, error) {
+	return store.Token{}, store.ErrNotFound
+}
+func (fakeStore) SaveSession(ctx context.Context, s store.Session) error { return nil }

@@ -1,0 +1,332 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/geckohost/geckohost/store"
+)
+
+// Store is what host needs from the token and session store; *store.DB
+// satisfies it.
+type Store interface {
+	// LookupToken finds a token by its secret; it fails with (a wrapped)
+	// store.ErrNotFound, store.ErrRevoked or store.ErrExpired.
+	LookupToken(ctx context.Context, secret string) (store.Token, error)
+	// SaveSession writes a session record, replacing the one with the same
+	// WorkerID.
+	SaveSession(ctx context.Context, s store.Session) error
+}
+
+// Options configures a Server. Store and Engine are required; every other
+// field's zero value works.
+type Options struct {
+	// Store holds the tokens and receives the session records. Required.
+	Store Store
+	// Engine starts the workers. Required.
+	Engine Engine
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// EngineName is recorded in the session records; "" means "firefox".
+	EngineName string
+	// AllowSources are the --allow-source origin patterns (scheme://host,
+	// scheme://host:port, scheme://host:*, scheme://*.domain, or "*") a
+	// worker source URL must match. Empty: only the bundled demo workers
+	// (http://<the request's Host>/workers/...) are allowed.
+	AllowSources []string
+	// AllowOrigins are the --allow-origin patterns (same syntax) for browser
+	// clients' Origin header. The server's own origin is always allowed, and
+	// so are clients that send no Origin. Empty: only the own origin.
+	AllowOrigins []string
+	// Web serves the plain GET requests other than /healthz and /readyz (the
+	// demo page and the bundled workers). nil: a placeholder page on "/" and
+	// 404 elsewhere.
+	Web http.Handler
+	// HelloTimeout is how long a new WebSocket may wait before its
+	// client-hello; 0 means 10 s.
+	HelloTimeout time.Duration
+	// AnswerTimeout bounds hello → worker answer (302 after it); 0 means 30 s.
+	AnswerTimeout time.Duration
+	// ConnectTimeout bounds answer → connected (302 after it); 0 means 30 s.
+	ConnectTimeout time.Duration
+	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
+	// fails the session with 103. 0 means 64 KiB.
+	MaxFrame int64
+}
+
+// Defaults of Options.
+const (
+	DefaultHelloTimeout   = 10 * time.Second
+	DefaultAnswerTimeout  = 30 * time.Second
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultMaxFrame       = 64 << 10
+)
+
+// shutdownGrace bounds Serve's graceful shutdown.
+const shutdownGrace = 10 * time.Second
+
+// Server is geckohost's HTTP front: the signaling WebSocket on "/",
+// /healthz, /readyz and the web pages. Create it with New, serve it with
+// Serve (or mount it as an http.Handler), and stop it with Shutdown, which
+// also stops the goroutine New starts for the session records.
+type Server struct {
+	opts         Options
+	log          *slog.Logger
+	allowSources []string
+	allowOrigins []string
+	rec          *recorder
+
+	// ctx is cancelled when a Shutdown runs out of time: every session
+	// stops at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stopping is closed when Shutdown starts: negotiating sessions send
+	// 304.
+	stopping chan struct{}
+
+	mu       sync.Mutex
+	closing  bool
+	live     map[int64]int         // live workers per token id
+	sessions map[*session]struct{} // sessions with a WebSocket or a worker
+	wg       sync.WaitGroup        // session goroutines (handlers, pumps)
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	shutdownDone chan struct{}
+}
+
+// New validates opts and returns a Server. It starts the goroutine that
+// writes session records; Shutdown stops it.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("new host server: %w", ErrNoStore)
+	}
+	if opts.Engine == nil {
+		return nil, fmt.Errorf("new host server: %w", ErrNoEngine)
+	}
+	src, err := parsePatterns(opts.AllowSources)
+	if err != nil {
+		return nil, fmt.Errorf("new host server: allow-source: %w", err)
+	}
+	org, err := parsePatterns(opts.AllowOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("new host server: allow-origin: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.EngineName == "" {
+		opts.EngineName = "firefox"
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = DefaultHelloTimeout
+	}
+	if opts.AnswerTimeout <= 0 {
+		opts.AnswerTimeout = DefaultAnswerTimeout
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = DefaultMaxFrame
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:         opts,
+		log:          opts.Logger,
+		allowSources: src,
+		allowOrigins: org,
+		ctx:          ctx,
+		cancel:       cancel,
+		stopping:     make(chan struct{}),
+		live:         make(map[int64]int),
+		sessions:     make(map[*session]struct{}),
+		shutdownDone: make(chan struct{}),
+	}
+	s.rec = newRecorder(opts.Store, opts.Logger)
+	return s, nil
+}
+
+// ServeHTTP serves a WebSocket upgrade on "/" as a signaling session,
+// /healthz (200 while the process serves), /readyz (200 once the engine can
+// take a worker, else 503 with the reason), and passes every other request
+// to Options.Web.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/" && isUpgrade(r):
+		s.serveWebSocket(w, r)
+	case r.URL.Path == "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, "ok\n")
+	case r.URL.Path == "/readyz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if s.isClosing() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "shutting down\n")
+			return
+		}
+		if err := s.opts.Engine.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	case s.opts.Web != nil:
+		s.opts.Web.ServeHTTP(w, r)
+	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, placeholderPage)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+const placeholderPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>geckohost</title></head>
+<body><h1>geckohost</h1><p>The signaling WebSocket is on this URL (ws://).</p></body></html>
+`
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully (at most
+// 10 s) and returns nil on a clean stop. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.isClosing() {
+		_ = ln.Close()
+		return fmt.Errorf("serve: %w", ErrServerClosed)
+	}
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve http: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	s.beginShutdown()
+	if herr := hs.Shutdown(sctx); herr != nil && err == nil {
+		err = fmt.Errorf("shut down http server: %w", herr)
+	}
+	if serr := s.Shutdown(sctx); serr != nil && err == nil {
+		err = serr
+	}
+	if e := <-serveErr; e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("serve http: %w", e)
+	}
+	return err
+}
+
+// Shutdown stops the server: new WebSockets are refused (503), clients
+// still negotiating get worker-error 304, every worker is closed (connected
+// ones too), the session records are flushed (EndReason "shutdown"), and it
+// waits for all of the server's goroutines. When ctx ends first, every
+// session is cancelled at once, Shutdown still waits for them, and returns
+// ctx's error. Later calls return the first call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		defer close(s.shutdownDone)
+		s.shutdownErr = s.shutdown(ctx)
+	})
+	<-s.shutdownDone
+	return s.shutdownErr
+}
+
+func (s *Server) beginShutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		s.closing = true
+		close(s.stopping)
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.beginShutdown()
+	// Close the workers that negotiating handlers do not own any more
+	// (connected ones); negotiating handlers close theirs after the 304.
+	s.mu.Lock()
+	var sess []*session
+	for se := range s.sessions {
+		sess = append(sess, se)
+	}
+	s.mu.Unlock()
+	var cw sync.WaitGroup
+	for _, se := range sess {
+		if w := se.connectedWorker(); w != nil {
+			se.setEnd("shutdown", 0, "")
+			cw.Add(1)
+			go func() {
+				defer cw.Done()
+				if err := w.Close(ctx); err != nil {
+					s.log.Warn("close worker at shutdown", "worker", se.id, "err", err)
+				}
+			}()
+		}
+	}
+	cw.Wait()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shut down host: %w", ctx.Err())
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+	if rerr := s.rec.close(ctx); rerr != nil && err == nil {
+		err = fmt.Errorf("flush session records: %w", rerr)
+	}
+	return err
+}
+
+// newWorkerID returns 16 random bytes in hex.
+func newWorkerID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
