@@ -174,7 +174,9 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
       if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
     }
     function sendCandidate(c) {
+      if (!ws || ws.readyState !== WebSocket.OPEN) return; // after "connected": no longer needed
       send({ messageType: "ice", action: "client-candidate", candidate: c });
+      emit("local-candidate", c);
     }
     async function addRemote(c) {
       try {
@@ -198,7 +200,6 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
     pc.onicecandidate = (e) => {
       const c = e.candidate ? toWireCandidate(e.candidate) : { candidate: "", sdpMid: "0", sdpMLineIndex: 0 };
       if (!c.candidate && e.candidate) return; // a per-m-line end marker; the null event follows
-      emit("local-candidate", c);
       if (helloSent) sendCandidate(c); else localQueue.push(c);
     };
     pc.onconnectionstatechange = () => {
