@@ -32,3 +32,6 @@ var ErrNoBrowser = errors.New("no browser is running")
 
 // ErrNotAnswered is returned by a worker's AddCandidate before it has a tab.
 var ErrNotAnswered = errors.New("worker has no tab yet")
+
+// ErrLauncherClosed is returned by Launcher.Launch after Close.
+var ErrLauncherClosed = errors.New("firefox launcher closed")

@@ -81,8 +81,11 @@ type Firefox struct {
 	cmd     *exec.Cmd
 	conn    *bidi.Conn
 	profile string
-	log     *slog.Logger
-	stop    context.CancelFunc // cancels the exec context: SIGTERM
+	// keepProfile keeps the profile after exit (template builds) instead
+	// of removing it.
+	keepProfile bool
+	log         *slog.Logger
+	stop        context.CancelFunc // cancels the exec context: SIGTERM
 
 	done     chan struct{} // closed when the process exited or BiDi was lost
 	doneOnce sync.Once
@@ -100,14 +103,31 @@ type Firefox struct {
 // LaunchFirefox starts headless Firefox with a fresh temporary profile and
 // returns it once its BiDi session is open. ctx bounds the start only; the
 // browser runs until Close or until it dies. On error nothing is left
-// behind: the process group is killed and the profile removed.
+// behind: the process group is killed and the profile removed. A Launcher
+// starts browsers faster from a template profile.
 func LaunchFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
+	return launch(ctx, opts, launchConfig{})
+}
+
+// launchConfig says where a launch's profile comes from.
+type launchConfig struct {
+	// template, when set, is a profile directory copied into the new
+	// profile before the prefs are written.
+	template string
+	// profile, when set, is an existing empty directory used as the
+	// profile and kept after exit (building a template).
+	profile string
+	// nice lowers the browser's CPU priority (background template builds).
+	nice bool
+}
+
+func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefox, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("launch firefox: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("launch firefox: %w", err)
 	}
 	bin, err := FindFirefox(opts.Path)
 	if err != nil {
@@ -120,18 +140,32 @@ func LaunchFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
 	startCtx, cancelStart := context.WithTimeout(ctx, timeout)
 	defer cancelStart()
 
-	profile, err := os.MkdirTemp("", "geckohost-profile-*")
-	if err != nil {
-		return nil, fmt.Errorf("create firefox profile: %w", err)
+	profile, keep := cfg.profile, cfg.profile != ""
+	if !keep {
+		profile, err = os.MkdirTemp("", "geckohost-profile-*")
+		if err != nil {
+			return nil, fmt.Errorf("create firefox profile: %w", err)
+		}
+	}
+	removeProfile := func() {
+		if !keep {
+			_ = os.RemoveAll(profile)
+		}
+	}
+	if cfg.template != "" {
+		if err := copyProfile(cfg.template, profile); err != nil {
+			removeProfile()
+			return nil, fmt.Errorf("copy template profile: %w", err)
+		}
 	}
 	if err := writeProfile(profile, opts); err != nil {
-		_ = os.RemoveAll(profile)
+		removeProfile()
 		return nil, err
 	}
 
 	r, w, err := os.Pipe()
 	if err != nil {
-		_ = os.RemoveAll(profile)
+		removeProfile()
 		return nil, fmt.Errorf("create firefox output pipe: %w", err)
 	}
 
@@ -155,19 +189,25 @@ func LaunchFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
 		stop()
 		_ = r.Close()
 		_ = w.Close()
-		_ = os.RemoveAll(profile)
+		removeProfile()
 		return nil, fmt.Errorf("start firefox: %w", err)
 	}
 	_ = w.Close() // the children hold the write end now
+	if cfg.nice {
+		if err := setNice(cmd.Process.Pid); err != nil {
+			log.Debug("lower firefox priority", "err", err)
+		}
+	}
 
 	f := &Firefox{
-		cmd:      cmd,
-		profile:  profile,
-		log:      log.With("pid", cmd.Process.Pid),
-		stop:     stop,
-		done:     make(chan struct{}),
-		exited:   make(chan struct{}),
-		watchEnd: make(chan struct{}),
+		cmd:         cmd,
+		profile:     profile,
+		keepProfile: keep,
+		log:         log.With("pid", cmd.Process.Pid),
+		stop:        stop,
+		done:        make(chan struct{}),
+		exited:      make(chan struct{}),
+		watchEnd:    make(chan struct{}),
 	}
 	urlCh := make(chan string, 1)
 	outDone := make(chan struct{})
@@ -185,7 +225,7 @@ func LaunchFirefox(ctx context.Context, opts FirefoxOptions) (*Firefox, error) {
 	}
 	f.conn = conn
 	go f.watch()
-	f.log.Debug("firefox ready", "took", time.Since(start), "profile", profile)
+	f.log.Debug("firefox ready", "took", time.Since(start), "profile", profile, "template", cfg.template != "")
 	return f, nil
 }
 
@@ -280,7 +320,9 @@ func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	t.Stop()
 	_ = r.Close()
 	<-outDone
-	if rerr := os.RemoveAll(f.profile); rerr != nil {
+	if f.keepProfile {
+		cleanProfile(f.profile)
+	} else if rerr := os.RemoveAll(f.profile); rerr != nil {
 		f.log.Warn("remove firefox profile", "dir", f.profile, "err", rerr)
 	}
 	f.mu.Lock()
@@ -398,4 +440,218 @@ func (f *Firefox) close(ctx context.Context) error {
 	}
 	f.end(nil)
 	return err
+}
+
+// Launcher launches Firefoxes with the same options. After its first
+// launch it builds a template profile in the background (a Firefox started
+// once at the lowest CPU priority, then closed), and later launches copy
+// that template instead of starting from an empty profile, which makes
+// start-up faster (see BenchmarkLauncher). It is safe for concurrent use;
+// Close removes the template.
+type Launcher struct {
+	opts FirefoxOptions
+	log  *slog.Logger
+
+	ctx    context.Context // ends at Close; bounds the template build
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the template build
+
+	mu       sync.Mutex
+	root     string // template directory (geckohost-template-*), "" if none
+	template string // the ready template profile inside root, "" until built
+	tried    bool   // a build was started (there is no retry after a failure)
+	closed   bool
+}
+
+// NewLauncher returns a Launcher for opts. Nothing starts until Launch.
+func NewLauncher(opts FirefoxOptions) *Launcher {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Launcher{opts: opts, log: log, ctx: ctx, cancel: cancel}
+}
+
+// Launch starts a Firefox like LaunchFirefox, from the template profile
+// when it is ready.
+func (l *Launcher) Launch(ctx context.Context) (*Firefox, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("launch firefox: %w", ErrLauncherClosed)
+	}
+	tmpl := l.template
+	l.mu.Unlock()
+	f, err := launch(ctx, l.opts, launchConfig{template: tmpl})
+	if err != nil {
+		return nil, err
+	}
+	l.startBuild()
+	return f, nil
+}
+
+// HasTemplate reports whether launches now start from a template profile.
+func (l *Launcher) HasTemplate() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.template != ""
+}
+
+// startBuild starts the background template build once.
+func (l *Launcher) startBuild() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.tried {
+		return
+	}
+	l.tried = true
+	l.wg.Add(1)
+	go l.build()
+}
+
+func (l *Launcher) build() {
+	defer l.wg.Done()
+	start := time.Now()
+	tmpl, root, err := l.buildTemplate()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if root != "" {
+			_ = os.RemoveAll(root)
+		}
+		if l.ctx.Err() == nil {
+			l.log.Warn("firefox template profile not built; launches use fresh profiles", "err", err)
+		}
+		return
+	}
+	if l.closed {
+		_ = os.RemoveAll(root)
+		return
+	}
+	l.root, l.template = root, tmpl
+	l.log.Debug("firefox template profile ready", "dir", tmpl, "took", time.Since(start))
+}
+
+func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
+	root, err = os.MkdirTemp("", "geckohost-template-*")
+	if err != nil {
+		return "", "", fmt.Errorf("create template dir: %w", err)
+	}
+	tmpl = filepath.Join(root, "profile")
+	if err := os.Mkdir(tmpl, 0o700); err != nil {
+		return "", root, fmt.Errorf("create template profile: %w", err)
+	}
+	f, err := launch(l.ctx, l.opts, launchConfig{profile: tmpl, nice: true})
+	if err != nil {
+		return "", root, fmt.Errorf("start template firefox: %w", err)
+	}
+	// A clean browser.close lets Firefox write out its databases.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.Close(ctx); err != nil {
+		return "", root, fmt.Errorf("close template firefox: %w", err)
+	}
+	if err := f.Err(); err != nil {
+		return "", root, fmt.Errorf("template firefox: %w", err)
+	}
+	return tmpl, root, nil
+}
+
+// Close stops a template build in progress, waits for it and removes the
+// template. Firefoxes already launched are not affected. Later Launch calls
+// fail with ErrLauncherClosed. ctx is not needed for any wait that can
+// hang: the build is bounded by its own timeouts.
+func (l *Launcher) Close(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	waited := make(chan struct{})
+	go func() { l.wg.Wait(); close(waited) }()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = fmt.Errorf("close launcher: %w", ctx.Err())
+		<-waited // the build ends soon: its context is canceled
+	}
+	l.mu.Lock()
+	root := l.root
+	l.root, l.template = "", ""
+	l.mu.Unlock()
+	if root != "" {
+		if rerr := os.RemoveAll(root); rerr != nil && err == nil {
+			err = fmt.Errorf("remove template profile: %w", rerr)
+		}
+	}
+	return err
+}
+
+// skipInTemplate names profile entries that are not copied from a
+// template: locks, crash and session state.
+var skipInTemplate = map[string]bool{
+	"lock": true, ".parentlock": true, "parent.lock": true,
+	"minidumps": true, "crashes": true, "sessionstore-backups": true,
+	"sessionstore.jsonlz4": true, "sessionCheckpoints.json": true,
+	"user.js": true, permissionsFile: true,
+}
+
+// copyProfile copies the regular files and directories of the template
+// profile src into dst (which exists).
+func copyProfile(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		if skipInTemplate[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, 0o700)
+		case d.Type().IsRegular():
+			return copyFile(path, target)
+		default: // symlinks (the lock), sockets: not needed
+			return nil
+		}
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// cleanProfile removes lock and crash state from a profile kept after exit.
+func cleanProfile(dir string) {
+	for name := range skipInTemplate {
+		if name == "user.js" || name == permissionsFile {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(dir, name))
+	}
 }

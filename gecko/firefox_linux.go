@@ -14,3 +14,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 func killGroup(pid int, sig syscall.Signal) error {
 	return syscall.Kill(-pid, sig)
 }
+
+// setNice gives the process (and the children it starts later) the lowest
+// CPU priority.
+func setNice(pid int) error {
+	return syscall.Setpriority(syscall.PRIO_PROCESS, pid, 19)
+}

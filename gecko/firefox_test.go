@@ -158,9 +158,9 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// launch starts a real Firefox and makes sure it is closed when the test
+// launchTest starts a real Firefox and makes sure it is closed when the test
 // ends, even on failure.
-func launch(t testing.TB, opts FirefoxOptions) *Firefox {
+func launchTest(t testing.TB, opts FirefoxOptions) *Firefox {
 	t.Helper()
 	if _, err := FindFirefox(opts.Path); err != nil {
 		t.Skip(err)
@@ -188,7 +188,7 @@ func assertGone(t *testing.T, f *Firefox) {
 }
 
 func TestLaunchAndClose(t *testing.T) {
-	f := launch(t, FirefoxOptions{
+	f := launchTest(t, FirefoxOptions{
 		CameraOrigins: []string{"http://127.0.0.1:1234"},
 		Prefs:         map[string]any{"geckohost.test.pref": "x\"y"},
 	})
@@ -234,7 +234,7 @@ func TestLaunchAndClose(t *testing.T) {
 }
 
 func TestKill9(t *testing.T) {
-	f := launch(t, FirefoxOptions{})
+	f := launchTest(t, FirefoxOptions{})
 	start := time.Now()
 	if err := syscall.Kill(f.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestKill9(t *testing.T) {
 // TestBiDiLost closes the browser through BiDi behind the Firefox's back:
 // Done closes and the process is gone.
 func TestBiDiLost(t *testing.T) {
-	f := launch(t, FirefoxOptions{})
+	f := launchTest(t, FirefoxOptions{})
 	ctx := testContext(t, 30*time.Second)
 	if err := f.Conn().CloseBrowser(ctx); err != nil {
 		t.Fatalf("CloseBrowser: %v", err)
@@ -396,6 +396,118 @@ func BenchmarkLaunchFirefox(b *testing.B) {
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		f, err := LaunchFirefox(ctx, FirefoxOptions{})
+		if err != nil {
+			cancel()
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := f.Close(ctx); err != nil {
+			b.Error(err)
+		}
+		cancel()
+		b.StartTimer()
+	}
+}
+
+func TestLauncherTemplate(t *testing.T) {
+	if _, err := FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	l := NewLauncher(FirefoxOptions{CameraOrigins: []string{"http://127.0.0.1:1"}})
+	ctx := testContext(t, 90*time.Second)
+	f1, err := l.Launch(ctx)
+	if err != nil {
+		t.Fatalf("first Launch: %v", err)
+	}
+	defer f1.Close(context.Background())
+	// The template is built in the background after the first launch.
+	for !l.HasTemplate() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("template not built")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	f2, err := l.Launch(ctx)
+	if err != nil {
+		t.Fatalf("Launch from template: %v", err)
+	}
+	defer f2.Close(context.Background())
+	for _, name := range []string{"lock", ".parentlock"} {
+		// Firefox makes its own lock; it must not be a stale copy.
+		if fi, err := os.Lstat(filepath.Join(f2.Profile(), name)); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(time.Now().Add(-time.Minute)) {
+			t.Errorf("stale %s copied", name)
+		}
+	}
+	tab, err := f2.Conn().CreateTab(ctx, "")
+	if err != nil {
+		t.Fatalf("CreateTab in templated browser: %v", err)
+	}
+	_ = f2.Conn().CloseContext(ctx, tab)
+	for _, f := range []*Firefox{f1, f2} {
+		if err := f.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		assertGone(t, f)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Launcher.Close: %v", err)
+	}
+	if _, err := l.Launch(ctx); !errors.Is(err, ErrLauncherClosed) {
+		t.Errorf("Launch after Close: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR after Close: %v", ents)
+	}
+}
+
+// TestLauncherCloseDuringBuild closes the Launcher while its template
+// build runs: nothing is left.
+func TestLauncherCloseDuringBuild(t *testing.T) {
+	if _, err := FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	l := NewLauncher(FirefoxOptions{})
+	ctx := testContext(t, 60*time.Second)
+	f, err := l.Launch(ctx)
+	if err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Launcher.Close: %v", err)
+	}
+	if err := f.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
+}
+
+// BenchmarkLauncher measures exec → session ready from the Launcher's
+// template profile (compare BenchmarkLaunchFirefox, a fresh profile).
+func BenchmarkLauncher(b *testing.B) {
+	if _, err := FindFirefox(""); err != nil {
+		b.Skip(err)
+	}
+	l := NewLauncher(FirefoxOptions{})
+	defer l.Close(context.Background())
+	ctx := context.Background()
+	f, err := l.Launch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = f.Close(ctx)
+	for !l.HasTemplate() {
+		time.Sleep(50 * time.Millisecond) // waiting outside the timed loop
+	}
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		f, err := l.Launch(ctx)
 		if err != nil {
 			cancel()
 			b.Fatal(err)
