@@ -90,9 +90,11 @@ type Server struct {
 	// stops at once.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stopping is closed when Shutdown starts: negotiating sessions send
-	// 304.
-	stopping chan struct{}
+	// stopping is closed when Shutdown starts (stopCtx is then done):
+	// negotiating sessions send 304.
+	stopping   <-chan struct{}
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
 
 	mu       sync.Mutex
 	closing  bool
@@ -141,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxFrame = DefaultMaxFrame
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	stopCtx, stopCancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:         opts,
 		log:          opts.Logger,
@@ -148,7 +151,9 @@ func New(opts Options) (*Server, error) {
 		allowOrigins: org,
 		ctx:          ctx,
 		cancel:       cancel,
-		stopping:     make(chan struct{}),
+		stopping:     stopCtx.Done(),
+		stopCtx:      stopCtx,
+		stopCancel:   stopCancel,
 		live:         make(map[int64]int),
 		sessions:     make(map[*session]struct{}),
 		shutdownDone: make(chan struct{}),
@@ -269,7 +274,7 @@ func (s *Server) beginShutdown() {
 	defer s.mu.Unlock()
 	if !s.closing {
 		s.closing = true
-		close(s.stopping)
+		s.stopCancel()
 	}
 }
 

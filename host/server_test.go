@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -640,6 +641,14 @@ func TestServe(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "worker-hello") {
 		t.Fatalf("read: %s %v", b, err)
 	}
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Fatalf("read: %v", err)
+			}
+			break
+		}
+	}
 	http.DefaultClient.CloseIdleConnections()
 	stop()
 	if err := <-done; err != nil {
@@ -648,4 +657,85 @@ func TestServe(t *testing.T) {
 	if err := srv.Serve(ctx, ln); err == nil {
 		t.Fatal("Serve after shutdown")
 	}
+}
+
+func TestShutdownWhileStartingWorker(t *testing.T) {
+	started := make(chan struct{}, 1)
+	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+		started <- struct{}{}
+		<-ctx.Done() // waiting for a browser
+		return nil, fmt.Errorf("wait for a browser: %w", ctx.Err())
+	})
+	h := newHarness(t, eng, nil)
+	secret := h.token(store.NewToken{})
+	c := h.dial(nil)
+	c.send(hello("Bearer "+secret, h.demo))
+	<-started
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	id := c.expectError(wire.ShuttingDown, "shutting down")
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	s, err := h.db.GetSession(h.ctx, id.(string))
+	if err != nil || s.EndReason != "shutdown" || s.Errno != int(wire.ShuttingDown) {
+		t.Fatalf("record %+v, %v", s, err)
+	}
+}
+
+// BenchmarkSession measures the host's own cost of one session, hello →
+// worker-hello → connected → close, over a real WebSocket with an engine
+// that answers at once.
+func BenchmarkSession(b *testing.B) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, b.TempDir()+"/db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	_, secret, err := db.AddToken(ctx, store.NewToken{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng := newFakeEngine(happyScript)
+	eng.started = make(chan *fakeWorker, b.N+1)
+	srv, err := host.New(host.Options{Store: db, Engine: eng})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Shutdown(ctx)
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/"
+	msg := []byte(mustJSON(hello("Bearer "+secret, hs.URL+"/workers/echo.js")))
+	var toAnswer time.Duration
+	b.ResetTimer()
+	for range b.N {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			_, _, err := c.Read(ctx)
+			if i == 0 {
+				toAnswer += time.Since(start)
+			}
+			if err != nil {
+				if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+		_ = c.CloseNow()
+	}
+	b.ReportMetric(float64(toAnswer.Microseconds())/float64(b.N), "µs-hello-to-answer/op")
 }

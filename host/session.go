@@ -224,11 +224,17 @@ func (n *negotiation) negotiate(r *http.Request) {
 
 	answerDeadline := se.helloAt.Add(s.opts.AnswerTimeout)
 	sctx, scancel := context.WithDeadline(n.ctx, answerDeadline)
+	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, err := s.opts.Engine.StartWorker(sctx, wire.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
 	})
+	stopWatch()
 	scancel()
 	if err != nil {
+		if s.stopCtx.Err() != nil && !errors.As(err, new(*wire.Error)) {
+			n.fail(wire.Errorf(wire.ShuttingDown, "geckohost is shutting down"))
+			return
+		}
 		n.fail(engineError(err, s.opts.AnswerTimeout))
 		return
 	}
