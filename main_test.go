@@ -411,7 +411,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--worker-idle", "soon"}, [2]string{}, "soon"},
 		{[]string{"--ice-server", "http://x"}, [2]string{}, "--ice-server"},
 		{[]string{"--allow-source", "ftp://x"}, [2]string{}, "--allow-source"},
-		{[]string{"--allow-origin", "*"}, [2]string{}, "--allow-origin"},
+		{[]string{"--allow-origin", "*.x"}, [2]string{}, "--allow-origin"},
 		{nil, [2]string{"GECKOHOST_LOG_LEVEL", "loud"}, "--log-level"},
 		{nil, [2]string{"GECKOHOST_WARM", "-3"}, "--warm"},
 		{nil, [2]string{"GECKOHOST_LISTEN", "nowhere"}, "--listen"},

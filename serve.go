@@ -56,8 +56,8 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8765", Usage: "listen on this `ADDRESS` (host:port)", EnvVars: []string{"GECKOHOST_LISTEN"}},
-			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
-			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable); the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
+			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
+			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable), same syntax as --allow-source; the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
 			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
 			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "number of Firefox processes to run", EnvVars: []string{"GECKOHOST_BROWSERS"}},
 			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "most workers one Firefox runs", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
@@ -102,21 +102,32 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
 	}
-	for _, p := range c.StringSlice("allow-source") {
-		n, err := store.ValidateSourcePattern(p)
-		if err != nil {
-			return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
-		}
-		cfg.AllowSources = append(cfg.AllowSources, n)
+	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
+		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
 	}
-	for _, p := range c.StringSlice("allow-origin") {
-		n, err := store.ValidateSourcePattern(p)
-		if err != nil {
-			return serveConfig{}, fmt.Errorf("--allow-origin: %w", err)
-		}
-		cfg.AllowOrigins = append(cfg.AllowOrigins, n)
+	if cfg.AllowOrigins, err = patterns(c.StringSlice("allow-origin")); err != nil {
+		return serveConfig{}, fmt.Errorf("--allow-origin: %w", err)
 	}
 	return cfg, cfg.validate()
+}
+
+// patterns validates and normalizes server origin patterns: those of
+// store.ValidateSourcePattern, or "*" for every http(s) origin.
+func patterns(ps []string) ([]string, error) {
+	var out []string
+	for _, p := range ps {
+		p = strings.TrimSpace(p)
+		if p == "*" {
+			out = append(out, p)
+			continue
+		}
+		n, err := store.ValidateSourcePattern(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // validate checks the values flags cannot check by type.
