@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ type Pool struct {
 	opts  PoolOptions
 	log   *slog.Logger
 	fetch SourceFetcher
+	tr    *http.Transport
 
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
@@ -118,11 +120,14 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.Firefox.Logger == nil {
 		opts.Firefox.Logger = log
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.IdleConnTimeout = 30 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{
 		opts:    opts,
 		log:     log,
-		fetch:   SourceFetcher{Timeout: opts.FetchTimeout, MaxBytes: opts.MaxSourceBytes},
+		fetch:   SourceFetcher{Client: &http.Client{Transport: tr}, Timeout: opts.FetchTimeout, MaxBytes: opts.MaxSourceBytes},
+		tr:      tr,
 		ctx:     ctx,
 		cancel:  cancel,
 		workers: map[*worker]struct{}{},
@@ -234,6 +239,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.supWG.Wait()
 	<-waited
+	p.tr.CloseIdleConnections()
 	if p.shell != nil {
 		if err := p.shell.Close(ctx); err != nil {
 			errs = append(errs, err)

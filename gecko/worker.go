@@ -34,12 +34,13 @@ type pageMsg struct {
 
 // shellEvent is the JSON the shell page sends on its channel.
 type shellEvent struct {
-	T      string          `json:"t"`
-	SDP    string          `json:"sdp"`
-	Errno  int             `json:"errno"`
-	Reason string          `json:"reason"`
-	C      *wire.Candidate `json:"c"`
-	Msg    string          `json:"msg"`
+	T      string             `json:"t"`
+	SDP    string             `json:"sdp"`
+	Errno  int                `json:"errno"`
+	Reason string             `json:"reason"`
+	C      *wire.Candidate    `json:"c"`
+	Msg    string             `json:"msg"`
+	TM     map[string]float64 `json:"tm"`
 }
 
 // worker is one worker in one tab; it implements wire.Worker.
@@ -332,7 +333,6 @@ func (w *worker) relay() wire.Event {
 				}
 				return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the worker's tab was closed"), EndReason: reasonTabClosed}
 			}
-			w.log.Debug("shell event", "data", m.raw)
 			var e shellEvent
 			if err := json.Unmarshal([]byte(m.raw), &e); err != nil {
 				w.log.Debug("bad shell event", "err", err)
@@ -340,6 +340,7 @@ func (w *worker) relay() wire.Event {
 			}
 			switch e.T {
 			case "answer":
+				w.log.Debug("answer", "page_ms", e.TM)
 				w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
 			case "cand":
 				if e.C != nil {

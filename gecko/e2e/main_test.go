@@ -2,34 +2,65 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/store"
 )
 
+// workerSources are served by the test's source server.
 var workerSources = map[string]string{
 	"/echo.js":   "self.onmessage = (e) => self.postMessage(e.data);",
 	"/syntax.js": "self.onmessage = (e) => {;\n",
 	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
 	"/close.js":  "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
+	"/slow.js":   "const t0 = Date.now(); while (Date.now() - t0 < 4000) {}\nself.onmessage = (e) => self.postMessage(e.data);",
+	"/idb.js": `self.onmessage = (e) => {
+  const [op, val] = String(e.data).split(":");
+  const req = indexedDB.open("gh", 1);
+  req.onupgradeneeded = () => req.result.createObjectStore("kv");
+  req.onerror = () => self.postMessage("err:" + req.error);
+  req.onsuccess = () => {
+    const db = req.result;
+    const tx = db.transaction("kv", op === "set" ? "readwrite" : "readonly");
+    const st = tx.objectStore("kv");
+    if (op === "set") { st.put(val, "k"); tx.oncomplete = () => self.postMessage("ok"); }
+    else { const g = st.get("k"); g.onsuccess = () => self.postMessage("got:" + (g.result ?? "")); }
+  };
+};`,
 }
 
-type env struct {
-	pool *gecko.Pool
-	src  *httptest.Server
+// stack is one geckohost: a store, a pool, a host server and a source server.
+type stack struct {
+	pool   *gecko.Pool
+	db     *store.DB
+	src    *httptest.Server
+	wsURL  string
+	tokenA string
+	tokenB string
+	dir    string
+
+	mu      sync.Mutex
+	fetched map[string]chan struct{} // path → closed on the next request
+
+	cancel    context.CancelFunc
+	serveDone chan error
 }
 
 var (
-	shared    *env
+	shared    *stack
 	sharedErr error
 	once      sync.Once
 )
@@ -37,52 +68,127 @@ var (
 func TestMain(m *testing.M) {
 	code := netns.Run(m)
 	if shared != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := shared.pool.Close(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "close pool:", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if err := shared.close(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "close stack:", err)
 			code = 1
 		}
 		cancel()
-		shared.src.Close()
 	}
 	os.Exit(code)
 }
 
-func setup(t testing.TB) *env {
-	netns.Skip(t)
-	once.Do(func() {
-		src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, ok := workerSources[r.URL.Path]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "text/javascript")
-			_, _ = w.Write([]byte(body))
-		}))
-		level := slog.LevelInfo
-		if os.Getenv("E2E_DEBUG") != "" {
-			level = slog.LevelDebug
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("E2E_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// newStack starts a complete geckohost on loopback.
+func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
+	dir, err := os.MkdirTemp("", "geckohost-e2e-*")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{dir: dir, fetched: map[string]chan struct{}{}}
+	s.src = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if ch, ok := s.fetched[r.URL.Path]; ok {
+			close(ch)
+			delete(s.fetched, r.URL.Path)
 		}
-		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		prefs := map[string]any{}
-		for _, kv := range strings.Split(os.Getenv("E2E_PREFS"), ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				prefs[k] = v == "true"
-			}
-		}
-		p := gecko.NewPool(gecko.PoolOptions{ICELoopback: true, Warm: 2, Logger: log, Firefox: gecko.FirefoxOptions{Prefs: prefs}})
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		t0 := time.Now()
-		if err := p.Start(ctx); err != nil {
-			sharedErr = err
-			_ = p.Close(ctx)
-			src.Close()
+		s.mu.Unlock()
+		body, ok := workerSources[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(os.Stderr, "pool started in", time.Since(t0))
-		shared = &env{pool: p, src: src}
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = w.Write([]byte(body))
+	}))
+	fail := func(err error) (*stack, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.close(cctx)
+		return nil, err
+	}
+	s.db, err = store.Open(ctx, filepath.Join(dir, "geckohost.db"))
+	if err != nil {
+		return fail(err)
+	}
+	if _, s.tokenA, err = s.db.AddToken(ctx, store.NewToken{Name: "a"}); err != nil {
+		return fail(err)
+	}
+	if _, s.tokenB, err = s.db.AddToken(ctx, store.NewToken{Name: "b"}); err != nil {
+		return fail(err)
+	}
+	log := testLogger()
+	popts.ICELoopback = true
+	popts.Logger = log
+	s.pool = gecko.NewPool(popts)
+	if err := s.pool.Start(ctx); err != nil {
+		return fail(err)
+	}
+	srv, err := host.New(host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}})
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	s.wsURL = "ws://" + ln.Addr().String() + "/"
+	sctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.serveDone = make(chan error, 1)
+	go func() { s.serveDone <- srv.Serve(sctx, ln) }()
+	return s, nil
+}
+
+// onFetch returns a channel closed when path is next requested.
+func (s *stack) onFetch(path string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.fetched[path] = ch
+	return ch
+}
+
+func (s *stack) close(ctx context.Context) error {
+	var errs []error
+	if s.cancel != nil {
+		s.cancel()
+		if err := <-s.serveDone; err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	}
+	if s.pool != nil {
+		if err := s.pool.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.src.Close()
+	if err := os.RemoveAll(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// setup returns the stack shared by the tests (Warm 2), started once.
+func setup(t testing.TB) *stack {
+	t.Helper()
+	netns.Skip(t)
+	once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		shared, sharedErr = newStack(ctx, gecko.PoolOptions{Warm: 2})
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)

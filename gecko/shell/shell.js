@@ -110,10 +110,12 @@
   async function start(code, url, offer) {
     if (started) return;
     started = true;
-    const ran = new Promise((resolve) => { runResolve = resolve; });
+    const t0 = performance.now();
+    const tm = {};
+    const ran = new Promise((resolve) => { runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
     port.postMessage({ t: "run", code, url });
     const applied = pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
-      () => null,
+      () => { tm.offer = performance.now() - t0; return null; },
       (e) => ({ errno: 204, reason: "offer rejected: " + (e && e.message ? e.message : String(e)) }),
     );
     const [r, offerErr] = await Promise.all([ran, applied]);
@@ -121,8 +123,10 @@
     if (offerErr) { send({ t: "error", errno: offerErr.errno, reason: offerErr.reason }); ended = true; return; }
     try {
       const answer = await pc.createAnswer();
+      tm.create = performance.now() - t0;
       await pc.setLocalDescription(answer);
-      send({ t: "answer", sdp: pc.localDescription.sdp });
+      tm.local = performance.now() - t0;
+      send({ t: "answer", sdp: pc.localDescription.sdp, tm });
     } catch (e) {
       send({ t: "error", errno: 204, reason: "answer failed: " + (e && e.message ? e.message : String(e)) });
       ended = true;

@@ -35,6 +35,10 @@ type Options struct {
 	Loopback bool
 	// Header is sent with the WebSocket handshake (e.g. Origin).
 	Header http.Header
+	// CandidatesAfterAnswer holds the client's ICE candidates back until the
+	// worker's answer arrived (to test servers; normally they trickle from
+	// right after the hello).
+	CandidatesAfterAnswer bool
 	// Label is the data channel label; "" means "geckohost".
 	Label string
 	// Logger gets debug logs; nil discards them.
@@ -227,13 +231,18 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		"source":        opts.Source,
 		"webrtcOffer":   offer.SDP,
 	}
+	flush := func() {
+		helloSent = true
+		for _, c := range pendingCand {
+			sendCand(c)
+		}
+		pendingCand = nil
+	}
 	cmu.Lock()
 	err = write(hello)
-	helloSent = true
-	for _, c := range pendingCand {
-		sendCand(c)
+	if !opts.CandidatesAfterAnswer {
+		flush()
 	}
-	pendingCand = nil
 	cmu.Unlock()
 	if err != nil {
 		return nil, err
@@ -283,6 +292,11 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 				return nil, fmt.Errorf("set answer: %w", err)
 			}
 			answered = true
+			if opts.CandidatesAfterAnswer {
+				cmu.Lock()
+				flush()
+				cmu.Unlock()
+			}
 			for _, c := range early {
 				if err := addCand(c); err != nil {
 					return nil, err

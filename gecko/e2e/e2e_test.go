@@ -1,0 +1,449 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// checkLeaks fails t if, after the test, more goroutines run than before
+// it (polling, since closing peer connections ends goroutines
+// asynchronously).
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	before := goroutines()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := goroutines()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// goroutines counts goroutines, leaving out idle HTTP keep-alive
+// connections (the pool's source fetcher keeps some; Pool.Close closes them).
+func goroutines() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if !bytes.Contains(g, []byte("net/http.(*persistConn)")) {
+			n++
+		}
+	}
+	return n
+}
+
+func dial(ctx context.Context, t testing.TB, s *stack, token, path string, opt ...func(*client.Options)) (*client.Session, error) {
+	t.Helper()
+	o := client.Options{Token: token, Source: s.src.URL + path, Loopback: true}
+	for _, f := range opt {
+		f(&o)
+	}
+	return client.Dial(ctx, s.wsURL, o)
+}
+
+// exchange sends msgs on the session's channel and returns what comes back.
+func exchange(ctx context.Context, t testing.TB, sess *client.Session, msgs ...any) []webrtc.DataChannelMessage {
+	t.Helper()
+	got := make(chan webrtc.DataChannelMessage, len(msgs)+1)
+	sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) { got <- m })
+	for _, m := range msgs {
+		var err error
+		switch v := m.(type) {
+		case string:
+			err = sess.Channel.SendText(v)
+		case []byte:
+			err = sess.Channel.Send(v)
+		}
+		if err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	var out []webrtc.DataChannelMessage
+	for range msgs {
+		select {
+		case m := <-got:
+			out = append(out, m)
+		case <-ctx.Done():
+			t.Fatalf("waiting for replies: %v (got %d of %d)", ctx.Err(), len(out), len(msgs))
+		}
+	}
+	return out
+}
+
+func closeSession(t testing.TB, sess *client.Session) {
+	t.Helper()
+	if err := sess.Close(); err != nil {
+		t.Errorf("close session: %v", err)
+	}
+}
+
+func TestEchoTextAndBinary(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	t.Logf("worker %s: answer %v, connected %v, open %v", sess.WorkerID, sess.Timings.Answer, sess.Timings.Connected, sess.Timings.Open)
+	bin := []byte{0, 1, 2, 255, 254}
+	big := bytes.Repeat([]byte("x"), 60000)
+	out := exchange(ctx, t, sess, "hello", bin, "second", big)
+	if !out[0].IsString || string(out[0].Data) != "hello" {
+		t.Errorf("reply 0 = %+v", out[0])
+	}
+	if out[1].IsString || !bytes.Equal(out[1].Data, bin) {
+		t.Errorf("reply 1 = %+v, want binary %v", out[1], bin)
+	}
+	if !out[2].IsString || string(out[2].Data) != "second" {
+		t.Errorf("reply 2 = %+v", out[2])
+	}
+	if out[3].IsString || !bytes.Equal(out[3].Data, big) {
+		t.Errorf("reply 3: %d bytes, string %v", len(out[3].Data), out[3].IsString)
+	}
+}
+
+func TestWorkerErrors(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	cases := []struct {
+		path   string
+		errno  wire.Errno
+		reason string
+	}{
+		{"/missing.js", wire.UnableToFetchWorkerCode, "404"},
+		{"/syntax.js", wire.SyntaxErrorInWorkerCode, "SyntaxError"},
+		{"/throw.js", wire.UncaughtExceptionInWorkerCode, "boom"},
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimPrefix(c.path, "/"), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sess, err := dial(ctx, t, s, s.tokenA, c.path)
+			if err == nil {
+				closeSession(t, sess)
+				t.Fatal("dial succeeded")
+			}
+			var we *wire.Error
+			if !errors.As(err, &we) {
+				t.Fatalf("err = %v, want *wire.Error", err)
+			}
+			if we.Errno != c.errno || !strings.Contains(we.Reason, c.reason) {
+				t.Fatalf("got %d %q, want %d containing %q", we.Errno, we.Reason, c.errno, c.reason)
+			}
+			t.Logf("%d: %s", we.Errno, we.Reason)
+		})
+	}
+}
+
+func TestICEBeforeAndAfterAnswer(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after=%v", after), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sess, err := dial(ctx, t, s, s.tokenA, "/echo.js", func(o *client.Options) { o.CandidatesAfterAnswer = after })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeSession(t, sess)
+			if out := exchange(ctx, t, sess, "ping"); string(out[0].Data) != "ping" {
+				t.Fatalf("echo = %q", out[0].Data)
+			}
+		})
+	}
+}
+
+func TestWorkerClose(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := dial(ctx, t, s, s.tokenA, "/close.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	closed := make(chan struct{})
+	sess.Channel.OnClose(func() { close(closed) })
+	if out := exchange(ctx, t, sess, "bye"); string(out[0].Data) != "bye" {
+		t.Fatalf("echo = %q", out[0].Data)
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("data channel not closed after the worker's self.close()")
+	}
+	waitSession(ctx, t, s, sess.WorkerID, "worker-closed")
+}
+
+// waitSession polls the session record until it ended with reason.
+func waitSession(ctx context.Context, t testing.TB, s *stack, id, reason string) {
+	t.Helper()
+	for {
+		rec, err := s.db.GetSession(ctx, id)
+		if err == nil && rec.State == "ended" {
+			if rec.EndReason != reason {
+				t.Errorf("session ended with %q, want %q", rec.EndReason, reason)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("session %s not ended (%+v, %v)", id, rec, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestConcurrentSessions(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := s.tokenA
+			if i%2 == 1 {
+				tok = s.tokenB
+			}
+			sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: tok, Source: s.src.URL + "/echo.js", Loopback: true})
+			if err != nil {
+				errs <- fmt.Errorf("session %d: %w", i, err)
+				return
+			}
+			defer sess.Close()
+			got := make(chan string, 1)
+			sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+			want := fmt.Sprint("msg ", i)
+			if err := sess.Channel.SendText(want); err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case g := <-got:
+				if g != want {
+					errs <- fmt.Errorf("session %d: echo %q", i, g)
+				}
+			case <-ctx.Done():
+				errs <- fmt.Errorf("session %d: no echo", i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestTokensHaveSeparateStorage(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a1, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a1)
+	if out := exchange(ctx, t, a1, "set:secret-of-a"); string(out[0].Data) != "ok" {
+		t.Fatalf("set = %q", out[0].Data)
+	}
+	a2, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a2)
+	if out := exchange(ctx, t, a2, "get"); string(out[0].Data) != "got:secret-of-a" {
+		t.Fatalf("token a's second worker got %q, want its own storage", out[0].Data)
+	}
+	b1, err := dial(ctx, t, s, s.tokenB, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, b1)
+	if out := exchange(ctx, t, b1, "get"); string(out[0].Data) != "got:" {
+		t.Fatalf("token b's worker got %q: storage leaks between tokens", out[0].Data)
+	}
+}
+
+// TestKillFirefox uses a stack of its own: it kills the browser with
+// SIGKILL while a worker negotiates, expects 303 within 2 s, a working
+// hello after the restart, and no process or profile left after Close.
+func TestKillFirefox(t *testing.T) {
+	netns.Skip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{Warm: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = s.close(ctx)
+		}
+	}()
+	seen := map[int]string{}
+	record := func() {
+		for _, b := range s.pool.Browsers() {
+			seen[b.PID] = b.Profile
+		}
+	}
+	record()
+	if len(seen) != 1 {
+		t.Fatalf("browsers: %+v", s.pool.Browsers())
+	}
+	var pid int
+	for p := range seen {
+		pid = p
+	}
+
+	fetched := s.onFetch("/slow.js")
+	type result struct {
+		err error
+		at  time.Time
+	}
+	res := make(chan result, 1)
+	go func() {
+		sess, err := dial(ctx, t, s, s.tokenA, "/slow.js")
+		if sess != nil {
+			sess.Close()
+		}
+		res <- result{err, time.Now()}
+	}()
+	select {
+	case <-fetched:
+	case <-ctx.Done():
+		t.Fatal("source never fetched")
+	}
+	time.Sleep(200 * time.Millisecond) // let the page start running the busy source
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	var we *wire.Error
+	if !errors.As(r.err, &we) || we.Errno != wire.GeckoCrashed {
+		t.Fatalf("err = %v, want 303", r.err)
+	}
+	if d := r.at.Sub(killed); d > 2*time.Second {
+		t.Errorf("303 after %v, want ≤ 2 s", d)
+	}
+	t.Logf("303 %v after the kill: %s", r.at.Sub(killed), we.Reason)
+
+	// The pool restarts the browser; the next hello succeeds.
+	for s.pool.Ready() != nil || len(s.pool.Browsers()) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("browser not restarted")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Logf("ready again %v after the kill", time.Since(killed))
+	record()
+	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatalf("hello after restart: %v", err)
+	}
+	if out := exchange(ctx, t, sess, "alive"); string(out[0].Data) != "alive" {
+		t.Fatalf("echo = %q", out[0].Data)
+	}
+	closeSession(t, sess)
+	t.Logf("echo after restart %v after the kill", time.Since(killed))
+
+	closed = true
+	if err := s.close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := s.pool.Ready(); err == nil {
+		t.Error("Ready after Close = nil")
+	}
+	for p, profile := range seen {
+		if left := groupMembers(p); len(left) > 0 {
+			t.Errorf("process group %d still has %v", p, left)
+			for _, q := range left {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", q))
+				c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", q))
+				t.Logf("%s | %q", b, c)
+			}
+		}
+		if _, err := os.Stat(profile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("profile %s still exists (%v)", profile, err)
+		}
+	}
+	// 304 after Close.
+	if _, err := s.pool.StartWorker(ctx, wire.WorkerRequest{WorkerID: "x", TokenID: 1, Source: s.src.URL + "/echo.js"}); !isErrno(err, wire.ShuttingDown) {
+		t.Errorf("StartWorker after Close: %v, want 304", err)
+	}
+}
+
+func isErrno(err error, n wire.Errno) bool {
+	var we *wire.Error
+	return errors.As(err, &we) && we.Errno == n
+}
+
+// groupMembers lists the processes of process group pgid (from /proc).
+func groupMembers(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		var state string
+		var ppid, pgrp int
+		// Zombies (Z) are dead: orphans wait for PID 1 to reap them, which a
+		// container's PID 1 may never do.
+		if _, err := fmt.Sscan(string(b[i+1:]), &state, &ppid, &pgrp); err == nil && pgrp == pgid && state != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
