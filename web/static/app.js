@@ -8,16 +8,16 @@ const WORKERS = [
   { id: "primes", name: "Primes", path: "/workers/primes.js", about: "Counts primes up to N in the remote Firefox: CPU work.",
     placeholder: "A number N, e.g. 1000000", presets: ["100000", "1000000", "10000000"] },
   { id: "mandelbrot", name: "Mandelbrot", path: "/workers/mandelbrot.js", about: "Renders a fractal tile remotely, sent back as binary pixels.",
-    placeholder: '{"w":256,"h":160,"x":-0.75,"y":0,"scale":3,"iter":200}',
+    placeholder: '{"w":480,"h":300,"x":-0.7,"y":0,"scale":3.4,"iter":250}',
     presets: ["Whole set", "Seahorse valley", "Spiral"] },
   { id: "custom", name: "Custom URL", path: "", about: "Your own worker script (the host must allow its origin).",
     placeholder: "Type a message", presets: [] },
 ];
 
 const TILES = {
-  "Whole set": { w: 256, h: 160, x: -0.75, y: 0, scale: 3.2, iter: 200 },
-  "Seahorse valley": { w: 256, h: 160, x: -0.745, y: 0.11, scale: 0.03, iter: 600 },
-  "Spiral": { w: 256, h: 160, x: -0.7435, y: 0.1314, scale: 0.002, iter: 1500 },
+  "Whole set": { w: 480, h: 300, x: -0.7, y: 0, scale: 3.4, iter: 250 },
+  "Seahorse valley": { w: 480, h: 300, x: -0.745, y: 0.11, scale: 0.03, iter: 600 },
+  "Spiral": { w: 480, h: 300, x: -0.7435, y: 0.1314, scale: 0.002, iter: 1200 },
 };
 
 const STEP_LABELS = {
@@ -212,6 +212,8 @@ async function onConnect(ev) {
   }
   clearTimeline();
   resetLog();
+  $("message").value = "";
+  $("tile").hidden = true;
   state.connecting = true;
   setConnectedUI(false);
   setStatus("busy", "Connecting…");
@@ -325,7 +327,7 @@ function onReply(e) {
   if (p && p.tile && buf.byteLength === 8 + p.tile.w * p.tile.h) {
     const ms = new DataView(buf).getFloat64(0, true);
     drawTile(p.tile, new Uint8Array(buf, 8));
-    logLine("in", `${p.label}: ${buf.byteLength.toLocaleString()} bytes of pixels, computed in ${fmtMs(ms)} ms by the worker`, meta);
+    logLine("in", `${p.label}: ${buf.byteLength.toLocaleString()} bytes of pixels, computed in ${fmtMs(ms)} ms by the remote worker`, meta);
   } else {
     logLine("in", `${buf.byteLength.toLocaleString()} bytes (binary)`, meta);
   }
@@ -344,6 +346,9 @@ function describeText(s) {
   return s;
 }
 
+const FAR = [250, 247, 242], MID = [230, 106, 31], EDGE = [88, 28, 110], INSIDE = [29, 35, 48];
+const mix = (a, b, f) => [0, 1, 2].map((i) => Math.round(a[i] + (b[i] - a[i]) * f));
+
 function drawTile(t, px) {
   const c = $("tile");
   c.width = t.w;
@@ -353,14 +358,15 @@ function drawTile(t, px) {
   for (let i = 0; i < px.length; i++) {
     const v = px[i];
     const o = i * 4;
+    let rgb;
     if (v === 255) {
-      img.data[o] = 20; img.data[o + 1] = 24; img.data[o + 2] = 38;
+      rgb = INSIDE;
     } else {
+      // Light far from the set, through gecko orange, to violet at its edge.
       const k = Math.sqrt(v / 254);
-      img.data[o] = Math.round(255 * Math.min(1, 0.15 + 1.6 * k));
-      img.data[o + 1] = Math.round(255 * Math.min(1, 0.95 * k + 0.1 * k * k));
-      img.data[o + 2] = Math.round(255 * Math.min(1, 0.35 + 0.5 * (1 - k)));
+      rgb = k < 0.5 ? mix(FAR, MID, k * 2) : mix(MID, EDGE, (k - 0.5) * 2);
     }
+    img.data[o] = rgb[0]; img.data[o + 1] = rgb[1]; img.data[o + 2] = rgb[2];
     img.data[o + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
