@@ -24,6 +24,7 @@ import (
 //	        writes "PID CHILDPID" to $GECKOHOST_FAKE_PIDFILE, and waits to be killed
 //	exit  – writes a line to stderr and exits with status 3
 //	child – waits to be killed
+//	parent – launches a real Firefox, writes "PID PROFILE" to the PID file, waits
 const (
 	fakeEnv     = "GECKOHOST_FAKE_FIREFOX"
 	fakePIDFile = "GECKOHOST_FAKE_PIDFILE"
@@ -53,6 +54,22 @@ func runFake(mode string) int {
 	case "exit":
 		fmt.Fprintln(os.Stderr, "fake firefox: giving up")
 		return 3
+	case "parent":
+		// Not a browser: a geckohost stand-in that launches a real
+		// Firefox, reports its PID and waits to be killed.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		f, err := LaunchFirefox(ctx, FirefoxOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "parent:", err)
+			return 1
+		}
+		line := fmt.Sprintf("%d %s", f.PID(), f.Profile())
+		if err := os.WriteFile(os.Getenv(fakePIDFile), []byte(line), 0o600); err != nil {
+			return 1
+		}
+		time.Sleep(time.Hour) // a process standing still, not synchronization
+		return 0
 	}
 	return 2
 }
@@ -519,4 +536,78 @@ func BenchmarkLauncher(b *testing.B) {
 		cancel()
 		b.StartTimer()
 	}
+}
+
+// TestParentDeath kills a process that launched Firefox with SIGKILL:
+// Pdeathsig takes the browser down with it (the profile of a killed parent
+// cannot be removed by it; the test removes it).
+func TestParentDeath(t *testing.T) {
+	if _, err := FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	ctx := testContext(t, 90*time.Second)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), fakeEnv+"=parent", fakePIDFile+"="+pidFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	var profile string
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &profile); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatal("parent did not report a Firefox")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	defer os.RemoveAll(profile)
+	defer syscall.Kill(-pid, syscall.SIGKILL) // in case the test fails
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for alive(pid) || len(groupMembers(pid)) > 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("firefox %d still alive after its parent was killed (group %v)", pid, groupMembers(pid))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ExampleLaunchFirefox starts a headless Firefox, runs a script in a new
+// tab and closes the browser, leaving no process or profile behind.
+func ExampleLaunchFirefox() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f, err := LaunchFirefox(ctx, FirefoxOptions{})
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer f.Close(ctx)
+	tab, err := f.Conn().CreateTab(ctx, "")
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	raw, err := f.Conn().CallFunction(ctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "() => 6 * 7",
+		Context:             tab,
+	})
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	n, err := bidi.NumberValue(raw)
+	fmt.Println(n, err)
+	// Output: 42 <nil>
 }
