@@ -11,6 +11,9 @@ import (
 
 // TestMain fails the run when goroutines outlive the tests.
 func TestMain(m *testing.M) {
+	if path := os.Getenv(helperEnv); path != "" {
+		os.Exit(runHelper(path))
+	}
 	before := len(goroutines())
 	code := m.Run()
 	if code == 0 {
