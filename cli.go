@@ -209,6 +209,9 @@ func parseExpires(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		var n int64
 		n, err = strconv.ParseInt(days, 10, 32)
+		if n > 100000 { // keeps the product within time.Duration (about 292 years)
+			err = errors.New("too many days")
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)

@@ -532,7 +532,7 @@ func TestParseExpires(t *testing.T) {
 			t.Errorf("parseExpires(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"x", "-1h", "1.5d", "d", "10", "0s"} {
+	for _, in := range []string{"x", "-1h", "1.5d", "d", "10", "0s", "-3d", "99999999d", "9999999999h"} {
 		if _, err := parseExpires(in); err == nil {
 			t.Errorf("parseExpires(%q) succeeded", in)
 		}
