@@ -97,6 +97,9 @@ type harness struct {
 	url  string // ws://127.0.0.1:PORT/
 	demo string // a bundled demo worker source URL
 	logs *syncBuffer
+	// shutdownFailOK: the test shut the server down with too short a
+	// deadline on purpose.
+	shutdownFailOK bool
 }
 
 // syncBuffer collects logs.
@@ -143,20 +146,22 @@ func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harne
 		t.Fatalf("host.New: %v", err)
 	}
 	hs := httptest.NewServer(srv)
+	h := &harness{}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+		if err := srv.Shutdown(sctx); err != nil && !h.shutdownFailOK {
 			t.Errorf("Shutdown: %v", err)
 		}
 		hs.Close()
 	})
-	return &harness{
+	*h = harness{
 		t: t, ctx: ctx, db: db, eng: eng, srv: srv, hs: hs,
 		url:  "ws" + strings.TrimPrefix(hs.URL, "http") + "/",
 		demo: hs.URL + "/workers/echo.js",
 		logs: logs,
 	}
+	return h
 }
 
 // token adds a token and returns its secret.

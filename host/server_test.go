@@ -739,3 +739,30 @@ func BenchmarkSession(b *testing.B) {
 	}
 	b.ReportMetric(float64(toAnswer.Microseconds())/float64(b.N), "µs-hello-to-answer/op")
 }
+
+// TestShutdownDeadline: a client that never reads cannot hold Shutdown past
+// its deadline (the WebSocket close handshake would wait 5 s).
+func TestShutdownDeadline(t *testing.T) {
+	h := newHarness(t, newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil }), nil)
+	secret := h.token(store.NewToken{})
+	c := h.dial(nil)
+	c.send(hello("Bearer "+secret, h.demo))
+	w := h.nextWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	h.shutdownFailOK = true
+	err := h.srv.Shutdown(ctx)
+	elapsed := time.Since(start)
+	t.Logf("Shutdown returned after %v: %v", elapsed, err)
+	// A coarse bound, far from the 300 ms asked: without the forced close
+	// the handshake alone takes 5 s.
+	if elapsed > 4*time.Second {
+		t.Fatalf("Shutdown took %v", elapsed)
+	}
+	h.waitClosed(w)
+	s := h.session(w.req.WorkerID, ended)
+	if s.EndReason != "shutdown" {
+		t.Fatalf("record %+v", s)
+	}
+}

@@ -1,10 +1,12 @@
 package host
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -96,15 +98,35 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The origin is checked above, with our own rules.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	hj := &hijackTracker{ResponseWriter: w}
+	conn, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.log.Debug("websocket accept", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	conn.SetReadLimit(s.opts.MaxFrame + 1) // we stop at MaxFrame+1 ourselves
 	se := &session{s: s, remote: r.RemoteAddr, origin: origin, state: "negotiating"}
-	se.run(r, conn)
+	se.run(r, conn, hj.conn)
 }
+
+// hijackTracker keeps the hijacked connection, so that a Shutdown that ran
+// out of time can close it under a WebSocket close handshake that waits.
+type hijackTracker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackTracker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		h.conn = c
+	}
+	return c, rw, err
+}
+
+// Unwrap returns the wrapped ResponseWriter (for http.ResponseController).
+func (h *hijackTracker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // originAllowed reports whether a browser client's Origin may connect: the
 // server's own origin, or one matching an --allow-origin pattern.
@@ -170,9 +192,15 @@ func (n *negotiation) stopHandingEvents() {
 	n.doneOnce.Do(func() { close(n.handlerDone) })
 }
 
-func (se *session) run(r *http.Request, conn *websocket.Conn) {
+func (se *session) run(r *http.Request, conn *websocket.Conn, netConn net.Conn) {
 	s := se.s
 	ctx, cancel := context.WithCancel(s.ctx)
+	// When Shutdown runs out of time (s.ctx cancelled), close the TCP
+	// connection: a close handshake may otherwise wait for seconds.
+	stopForce := func() bool { return false }
+	if netConn != nil {
+		stopForce = context.AfterFunc(ctx, func() { _ = netConn.Close() })
+	}
 	n := &negotiation{se: se, conn: conn, ctx: ctx, frames: make(chan readResult), handlerDone: make(chan struct{})}
 	var readers sync.WaitGroup
 	readers.Add(1)
@@ -182,6 +210,7 @@ func (se *session) run(r *http.Request, conn *websocket.Conn) {
 	}()
 	defer func() {
 		n.stopHandingEvents()
+		stopForce()
 		cancel()
 		_ = conn.CloseNow() // no-op after a Close
 		readers.Wait()
