@@ -232,6 +232,20 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 		t.Errorf("%s: error box shows %q, want 102|INVALID_TOKEN|advice naming `geckohost token add --name`", d.name(), got)
 	}
 
+	png, err = d.screenshot(ctx, 390, 844)
+	must(err, "screenshot of the error")
+	p = filepath.Join(shots, "screenshot-"+d.name()+"-error-phone.png")
+	must(os.WriteFile(p, png, 0o644), "save screenshot")
+	t.Logf("%s screenshot (bad token, phone): %s", d.name(), p)
+	must(d.screenshotReset(ctx), "reset the viewport")
+
+	// Disconnect while negotiating gives up cleanly (or ends the session
+	// when it was faster than the click): no error, idle again.
+	must(d.typeText(ctx, "#token", st.Token), "type the token again")
+	_, err = d.eval(ctx, `document.getElementById("connect").click(); document.getElementById("disconnect").click(); return "ok"`)
+	must(err, "connect then disconnect at once")
+	must(waitFor(ctx, d, `return document.getElementById("status").dataset.state === "idle" && document.getElementById("error").hidden && !document.getElementById("connect").disabled`), "idle after an early disconnect")
+
 	// geckohost.js as any web app uses it: typed errors with errno.
 	got, err = d.eval(ctx, `
 		const m = await import("/geckohost.js");
@@ -256,7 +270,7 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	must(waitFor(ctx, d, `return document.documentElement.dataset.ready === "1"`), "page ready after reload")
 	got, err = d.eval(ctx, `return document.getElementById("token").value`)
 	must(err, "read the token field")
-	if got != "gh_this_is_not_a_token" {
+	if got != st.Token {
 		t.Errorf("%s: token field after reload = %q, want the last token used", d.name(), got)
 	}
 	must(d.click(ctx, "#forget"), "click forget")

@@ -116,9 +116,10 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Content-Type", ctype)
-	if strings.HasPrefix(name, "workers/") {
-		// Worker sources are fetched by the host's engine, not by pages;
-		// let any origin read them (they are public demo code).
+	if name == "geckohost.js" || strings.HasPrefix(name, "workers/") {
+		// The client module is imported by pages on other origins (module
+		// scripts are fetched with CORS), and the demo workers are public
+		// code: any origin may read them. Neither carries credentials.
 		h.Set("Access-Control-Allow-Origin", "*")
 	}
 	h.Set("ETag", etag(body))

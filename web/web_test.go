@@ -43,6 +43,13 @@ func TestHandlerServesFiles(t *testing.T) {
 			if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 				t.Errorf("X-Content-Type-Options %q, want nosniff", got)
 			}
+			wantACAO := ""
+			if c.path == "/geckohost.js" || strings.HasPrefix(c.path, "/workers/") {
+				wantACAO = "*" // importable / readable from any origin
+			}
+			if got := res.Header.Get("Access-Control-Allow-Origin"); got != wantACAO {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, wantACAO)
+			}
 			if !strings.Contains(string(body), c.contains) {
 				t.Errorf("body does not contain %q", c.contains)
 			}

@@ -83,6 +83,8 @@ function onWorkerChange() {
   const w = currentWorker();
   save(WORKER_KEY, w.id);
   $("custom-row").hidden = w.id !== "custom";
+  renderPresets(w);
+  setConnectedUI(!!state.session);
   if (w.id === "custom") $("custom-url").focus();
 }
 
@@ -168,9 +170,23 @@ function showError(err) {
   $("error-errno").hidden = !errno;
   $("error-name").textContent = err instanceof GeckohostError ? err.name : errnoName(0);
   $("error-reason").textContent = (err instanceof GeckohostError ? err.reason : String(err && err.message || err)) || "";
-  $("error-advice").textContent = err instanceof GeckohostError ? err.advice : adviceFor(0);
+  setRichText($("error-advice"), err instanceof GeckohostError ? err.advice : adviceFor(0));
   box.dataset.errno = String(errno);
   box.hidden = false;
+}
+
+// setRichText sets el's text, showing `quoted` parts as code (no HTML parsing).
+function setRichText(el, text) {
+  el.textContent = "";
+  text.split("`").forEach((part, i) => {
+    if (i % 2 === 1) {
+      const c = document.createElement("code");
+      c.textContent = part;
+      el.appendChild(c);
+    } else if (part) {
+      el.appendChild(document.createTextNode(part));
+    }
+  });
 }
 
 function hideError() {
@@ -237,6 +253,7 @@ async function onConnect(ev) {
     });
   } catch (err) {
     state.connecting = false;
+    $("worker-id").textContent = "";
     setConnectedUI(false);
     if (err instanceof GeckohostError && err.reason === "cancelled") {
       setStatus("idle", "Cancelled");
@@ -259,11 +276,12 @@ function endSession(why) {
   setConnectedUI(false);
   setStatus("idle", why || "Disconnected");
   logLine("sys", why || "Disconnected.");
+  $("worker-id").textContent = "";
 }
 
 // --- messages ---
 function resetLog() {
-  $("log").textContent = "";
+  $("log").innerHTML = '<li class="empty">Replies from the worker show up here.</li>';
   state.pending = [];
   state.rtts = [];
   drawChart();
@@ -439,7 +457,6 @@ function init() {
   });
   $("custom-url").addEventListener("change", () => save(CUSTOM_KEY, $("custom-url").value.trim()));
   renderWorkers();
-  renderPresets(currentWorker());
   $("connect-form").addEventListener("submit", onConnect);
   $("disconnect").addEventListener("click", () => {
     if (state.abort) state.abort.abort();
