@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,11 @@ type stack struct {
 	URL    string // http://127.0.0.1:PORT/
 	Origin string // http://127.0.0.1:PORT
 	Token  string
-	logger *slog.Logger
+	// ThirdParty is the URL of a page on another origin (allowed with
+	// --allow-origin) that imports geckohost.js from the host, as any web
+	// app would.
+	ThirdParty string
+	logger     *slog.Logger
 }
 
 func startStack(t *testing.T, ctx context.Context) *stack {
@@ -69,13 +74,23 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		t.Fatalf("start pool: %v", err)
 	}
 
-	srv, err := host.New(host.Options{Store: db, Engine: pool, Web: web.Handler(), Logger: logger.With("component", "host")})
-	if err != nil {
-		t.Fatalf("new host: %v", err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
+	}
+	third := httptest.NewServer(thirdPartyPage(web.DemoURL(ln.Addr().String())))
+	t.Cleanup(third.Close)
+
+	srv, err := host.New(host.Options{
+		Store:        db,
+		Engine:       pool,
+		Web:          web.Handler(),
+		AllowOrigins: []string{third.URL},
+		Logger:       logger.With("component", "host"),
+	})
+	if err != nil {
+		ln.Close()
+		t.Fatalf("new host: %v", err)
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -87,7 +102,36 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 	})
 	u := web.DemoURL(ln.Addr().String())
-	return &stack{URL: u, Origin: strings.TrimSuffix(u, "/"), Token: secret, logger: logger}
+	return &stack{URL: u, Origin: strings.TrimSuffix(u, "/"), Token: secret, ThirdParty: third.URL + "/", logger: logger}
+}
+
+// thirdPartyPage serves a page on its own origin that imports geckohost.js
+// from the host at hostURL, connects to the echo worker with the token in
+// the URL fragment, and publishes the outcome as window.result.
+func thirdPartyPage(hostURL string) http.Handler {
+	wsURL := "ws" + strings.TrimPrefix(hostURL, "http")
+	page := `<!doctype html><meta charset="utf-8"><title>third party</title>
+<script type="module">
+import { connect, GeckohostError } from ` + jsString(hostURL+"geckohost.js") + `;
+window.result = (async () => {
+  try {
+    const s = await connect({ url: ` + jsString(wsURL) + `, token: location.hash.slice(1), source: ` + jsString(hostURL+"workers/echo.js") + ` });
+    const echoed = await new Promise((resolve) => { s.channel.onmessage = (e) => resolve(e.data); s.channel.send("across origins"); });
+    s.close();
+    return "echo: " + echoed;
+  } catch (e) {
+    return "error: " + (e instanceof GeckohostError) + " " + e.errno + " " + e.message;
+  }
+})();
+</script>`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	})
 }
 
 // TestDemoPage drives the demo page against a real geckohost (Firefox
@@ -116,6 +160,18 @@ func TestDemoPage(t *testing.T) {
 		}
 		d := newChromium(t, ctx)
 		runScenario(t, ctx, d, st, shots)
+
+		// Another web app imports geckohost.js across origins.
+		if err := d.navigate(ctx, st.ThirdParty+"#"+st.Token); err != nil {
+			t.Fatalf("open the third-party page: %v", err)
+		}
+		if err := waitFor(ctx, d, `return typeof window.result === "object"`); err != nil {
+			t.Fatalf("third-party page: %v", err)
+		}
+		got, err := d.eval(ctx, `return await window.result`)
+		if err != nil || got != "echo: across origins" {
+			t.Errorf("third-party page: %q, %v; want the echo", got, err)
+		}
 	})
 	t.Run("firefox", func(t *testing.T) {
 		d := newFirefoxClient(t, ctx, st)
