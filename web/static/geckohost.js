@@ -146,7 +146,10 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
     let answered = false;
     let helloSent = false;
     const localQueue = []; // candidates gathered before the hello went out
-    const remoteQueue = []; // worker candidates that came before the answer
+    // Worker candidates are applied in arrival order, and only once the
+    // answer is applied: each waits for the one before it.
+    let answerApplied;
+    let remoteChain = new Promise((resolve) => { answerApplied = resolve; });
 
     const timer = setTimeout(() => fail(new GeckohostError(0, `not connected after ${timeout} ms`, workerId)), timeout);
     if (signal) {
@@ -242,13 +245,13 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
             fail(new GeckohostError(204, `cannot apply the worker's answer: ${err.message}`, workerId));
             return;
           }
-          for (const c of remoteQueue.splice(0)) await addRemote(c);
+          answerApplied();
           return;
         case "ice": {
           if (m.action !== "worker-candidate" || !m.candidate) return;
           const c = m.candidate;
           emit("remote-candidate", c);
-          if (pc.remoteDescription) await addRemote(c); else remoteQueue.push(c);
+          remoteChain = remoteChain.then(() => addRemote(c));
           return;
         }
         case "connected":
