@@ -175,25 +175,6 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// launchTest starts a real Firefox and makes sure it is closed when the test
-// ends, even on failure.
-func launchTest(t testing.TB, opts FirefoxOptions) *Firefox {
-	t.Helper()
-	if _, err := FindFirefox(opts.Path); err != nil {
-		t.Skip(err)
-	}
-	f, err := LaunchFirefox(testContext(t, 60*time.Second), opts)
-	if err != nil {
-		t.Fatalf("LaunchFirefox: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = f.Close(ctx)
-	})
-	return f
-}
-
 func assertGone(t *testing.T, f *Firefox) {
 	t.Helper()
 	if m := groupMembers(f.PID()); len(m) > 0 {
@@ -202,99 +183,6 @@ func assertGone(t *testing.T, f *Firefox) {
 	if _, err := os.Stat(f.Profile()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("profile %s left: %v", f.Profile(), err)
 	}
-}
-
-func TestLaunchAndClose(t *testing.T) {
-	f := launchTest(t, FirefoxOptions{
-		CameraOrigins: []string{"http://127.0.0.1:1234"},
-		Prefs:         map[string]any{"geckohost.test.pref": "x\"y"},
-	})
-	if !alive(f.PID()) || len(groupMembers(f.PID())) < 2 {
-		t.Fatalf("firefox group %d: members %v", f.PID(), groupMembers(f.PID()))
-	}
-	perms, err := os.ReadFile(filepath.Join(f.Profile(), permissionsFile))
-	if err != nil || string(perms) != "origin\tcamera\t1\thttp://127.0.0.1:1234\n" {
-		t.Errorf("permissions file = %q, %v", perms, err)
-	}
-	js, err := os.ReadFile(filepath.Join(f.Profile(), "user.js"))
-	if err != nil || !strings.Contains(string(js), `user_pref("geckohost.test.pref", "x\"y");`) ||
-		!strings.Contains(string(js), `user_pref("media.peerconnection.ice.loopback", true);`) {
-		t.Errorf("user.js lacks the prefs (%v):\n%s", err, js)
-	}
-	ctx := testContext(t, 30*time.Second)
-	// The session is open: commands work.
-	tab, err := f.Conn().CreateTab(ctx, "")
-	if err != nil {
-		t.Fatalf("CreateTab: %v", err)
-	}
-	if err := f.Conn().CloseContext(ctx, tab); err != nil {
-		t.Fatalf("CloseContext: %v", err)
-	}
-	if err := f.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case <-f.Done():
-	default:
-		t.Fatal("Done not closed after Close")
-	}
-	if err := f.Err(); err != nil {
-		t.Errorf("Err after Close = %v, want nil", err)
-	}
-	if err := f.Close(ctx); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	assertGone(t, f)
-	if err := f.Conn().Call(ctx, "browser.getUserContexts", nil, nil); !errors.Is(err, bidi.ErrClosed) {
-		t.Errorf("call after Close: %v, want ErrClosed", err)
-	}
-}
-
-func TestKill9(t *testing.T) {
-	f := launchTest(t, FirefoxOptions{})
-	start := time.Now()
-	if err := syscall.Kill(f.PID(), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-f.Done():
-		t.Logf("Done %v after kill -9", time.Since(start))
-	case <-time.After(2 * time.Second):
-		t.Fatal("Done not closed within 2 s of kill -9")
-	}
-	err := f.Err()
-	if !errors.Is(err, ErrFirefoxExited) && !errors.Is(err, ErrBiDiLost) {
-		t.Fatalf("Err = %v, want ErrFirefoxExited or ErrBiDiLost", err)
-	}
-	if err := f.Close(testContext(t, 20*time.Second)); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if f.Err() == nil {
-		t.Error("Err cleared by Close after a crash")
-	}
-	assertGone(t, f)
-}
-
-// TestBiDiLost closes the browser through BiDi behind the Firefox's back:
-// Done closes and the process is gone.
-func TestBiDiLost(t *testing.T) {
-	f := launchTest(t, FirefoxOptions{})
-	ctx := testContext(t, 30*time.Second)
-	if err := f.Conn().CloseBrowser(ctx); err != nil {
-		t.Fatalf("CloseBrowser: %v", err)
-	}
-	select {
-	case <-f.Done():
-	case <-ctx.Done():
-		t.Fatal("Done not closed")
-	}
-	if f.Err() == nil {
-		t.Fatal("Err = nil after an unrequested exit")
-	}
-	if err := f.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	assertGone(t, f)
 }
 
 func fakeLaunch(t *testing.T, mode string, timeout time.Duration) (error, []int) {
@@ -426,85 +314,6 @@ func BenchmarkLaunchFirefox(b *testing.B) {
 	}
 }
 
-func TestLauncherTemplate(t *testing.T) {
-	if _, err := FindFirefox(""); err != nil {
-		t.Skip(err)
-	}
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	l := NewLauncher(FirefoxOptions{CameraOrigins: []string{"http://127.0.0.1:1"}})
-	ctx := testContext(t, 90*time.Second)
-	f1, err := l.Launch(ctx)
-	if err != nil {
-		t.Fatalf("first Launch: %v", err)
-	}
-	defer f1.Close(context.Background())
-	// The template is built in the background after the first launch.
-	for !l.HasTemplate() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("template not built")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	f2, err := l.Launch(ctx)
-	if err != nil {
-		t.Fatalf("Launch from template: %v", err)
-	}
-	defer f2.Close(context.Background())
-	for _, name := range []string{"lock", ".parentlock"} {
-		// Firefox makes its own lock; it must not be a stale copy.
-		if fi, err := os.Lstat(filepath.Join(f2.Profile(), name)); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(time.Now().Add(-time.Minute)) {
-			t.Errorf("stale %s copied", name)
-		}
-	}
-	tab, err := f2.Conn().CreateTab(ctx, "")
-	if err != nil {
-		t.Fatalf("CreateTab in templated browser: %v", err)
-	}
-	_ = f2.Conn().CloseContext(ctx, tab)
-	for _, f := range []*Firefox{f1, f2} {
-		if err := f.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		assertGone(t, f)
-	}
-	if err := l.Close(ctx); err != nil {
-		t.Fatalf("Launcher.Close: %v", err)
-	}
-	if _, err := l.Launch(ctx); !errors.Is(err, ErrLauncherClosed) {
-		t.Errorf("Launch after Close: %v", err)
-	}
-	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
-		t.Errorf("left in TMPDIR after Close: %v", ents)
-	}
-}
-
-// TestLauncherCloseDuringBuild closes the Launcher while its template
-// build runs: nothing is left.
-func TestLauncherCloseDuringBuild(t *testing.T) {
-	if _, err := FindFirefox(""); err != nil {
-		t.Skip(err)
-	}
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	l := NewLauncher(FirefoxOptions{})
-	ctx := testContext(t, 60*time.Second)
-	f, err := l.Launch(ctx)
-	if err != nil {
-		t.Fatalf("Launch: %v", err)
-	}
-	if err := l.Close(ctx); err != nil {
-		t.Fatalf("Launcher.Close: %v", err)
-	}
-	if err := f.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
-		t.Errorf("left in TMPDIR: %v", ents)
-	}
-}
-
 // BenchmarkLauncher measures exec → session ready from the Launcher's
 // template profile (compare BenchmarkLaunchFirefox, a fresh profile).
 func BenchmarkLauncher(b *testing.B) {
@@ -610,4 +419,181 @@ func ExampleLaunchFirefox() {
 	n, err := bidi.NumberValue(raw)
 	fmt.Println(n, err)
 	// Output: 42 <nil>
+}
+
+// TestFirefox drives real browsers from one Launcher, so that the package
+// starts few of them: a fresh launch closed with Close, then, from the
+// template profile built meanwhile, one killed with kill -9 and one closed
+// behind its back through BiDi. Closing the Launcher leaves nothing in
+// TMPDIR.
+func TestFirefox(t *testing.T) {
+	if _, err := FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // profiles and the template go here
+	ctx := testContext(t, 150*time.Second)
+	l := NewLauncher(FirefoxOptions{
+		CameraOrigins: []string{"http://127.0.0.1:1234"},
+		Prefs:         map[string]any{"geckohost.test.pref": "x\"y"},
+	})
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	launch := func(t *testing.T) *Firefox {
+		t.Helper()
+		f, err := l.Launch(ctx)
+		if err != nil {
+			t.Fatalf("Launch: %v", err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = f.Close(ctx)
+		})
+		return f
+	}
+
+	t.Run("Close", func(t *testing.T) {
+		f := launch(t)
+		if !alive(f.PID()) || len(groupMembers(f.PID())) < 2 {
+			t.Fatalf("firefox group %d: members %v", f.PID(), groupMembers(f.PID()))
+		}
+		perms, err := os.ReadFile(filepath.Join(f.Profile(), permissionsFile))
+		if err != nil || string(perms) != "origin\tcamera\t1\thttp://127.0.0.1:1234\n" {
+			t.Errorf("permissions file = %q, %v", perms, err)
+		}
+		js, err := os.ReadFile(filepath.Join(f.Profile(), "user.js"))
+		if err != nil || !strings.Contains(string(js), `user_pref("geckohost.test.pref", "x\"y");`) ||
+			!strings.Contains(string(js), `user_pref("media.peerconnection.ice.loopback", true);`) {
+			t.Errorf("user.js lacks the prefs (%v):\n%s", err, js)
+		}
+		tab, err := f.Conn().CreateTab(ctx, "")
+		if err != nil {
+			t.Fatalf("CreateTab: %v", err)
+		}
+		if err := f.Conn().CloseContext(ctx, tab); err != nil {
+			t.Fatalf("CloseContext: %v", err)
+		}
+		if err := f.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		select {
+		case <-f.Done():
+		default:
+			t.Fatal("Done not closed after Close")
+		}
+		if err := f.Err(); err != nil {
+			t.Errorf("Err after Close = %v, want nil", err)
+		}
+		if err := f.Close(ctx); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		assertGone(t, f)
+		if err := f.Conn().Call(ctx, "browser.getUserContexts", nil, nil); !errors.Is(err, bidi.ErrClosed) {
+			t.Errorf("call after Close: %v, want ErrClosed", err)
+		}
+	})
+
+	// The template is built in the background after the first launch.
+	for !l.HasTemplate() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("template profile not built")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	t.Run("Kill9", func(t *testing.T) {
+		f := launch(t)
+		start := time.Now()
+		if err := syscall.Kill(f.PID(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-f.Done():
+			t.Logf("Done %v after kill -9", time.Since(start))
+		case <-time.After(2 * time.Second):
+			t.Fatal("Done not closed within 2 s of kill -9")
+		}
+		err := f.Err()
+		if !errors.Is(err, ErrFirefoxExited) && !errors.Is(err, ErrBiDiLost) {
+			t.Fatalf("Err = %v, want ErrFirefoxExited or ErrBiDiLost", err)
+		}
+		if err := f.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if f.Err() == nil {
+			t.Error("Err cleared by Close after a crash")
+		}
+		assertGone(t, f)
+	})
+
+	t.Run("BiDiLost", func(t *testing.T) {
+		f := launch(t)
+		// A browser from the template works like a fresh one.
+		tab, err := f.Conn().CreateTab(ctx, "")
+		if err != nil {
+			t.Fatalf("CreateTab: %v", err)
+		}
+		if err := f.Conn().Navigate(ctx, tab, "about:blank"); err != nil {
+			t.Fatalf("Navigate: %v", err)
+		}
+		if err := f.Conn().CloseBrowser(ctx); err != nil {
+			t.Fatalf("CloseBrowser: %v", err)
+		}
+		select {
+		case <-f.Done():
+		case <-ctx.Done():
+			t.Fatal("Done not closed")
+		}
+		if f.Err() == nil {
+			t.Fatal("Err = nil after an unrequested exit")
+		}
+		if err := f.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		assertGone(t, f)
+	})
+
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Launcher.Close: %v", err)
+	}
+	if _, err := l.Launch(ctx); !errors.Is(err, ErrLauncherClosed) {
+		t.Errorf("Launch after Close: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR after Close: %v", ents)
+	}
+}
+
+// TestLauncherCloseDuringBuild closes a Launcher while its template
+// Firefox starts: nothing is left.
+func TestLauncherCloseDuringBuild(t *testing.T) {
+	if _, err := FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx := testContext(t, 60*time.Second)
+	l := NewLauncher(FirefoxOptions{})
+	l.startBuild()
+	// Wait until the template browser has its profile, then close.
+	for {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "geckohost-template-*", "profile", "user.js")); len(m) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("template build did not start")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Launcher.Close: %v", err)
+	}
+	if l.HasTemplate() {
+		t.Error("template kept after Close")
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
 }
