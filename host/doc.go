@@ -37,9 +37,10 @@
 //
 // # Records and logs
 //
-// Sessions are written to the Store once the token is authenticated (so
-// 101/102 and malformed first frames leave no row) at each transition:
-// negotiating, answered, connected, ended (EndReason "client-left",
+// Sessions are written to the Store from the hello on (a failure before a
+// hello, such as a hello timeout or a malformed first frame, leaves no row;
+// a 101/102 leaves one, naming the token when it is revoked or expired) at
+// each transition: negotiating, answered, connected, ended (EndReason "client-left",
 // "error", "shutdown", or the engine's reason such as "worker-closed" or
 // "idle"). A single goroutine writes them, so the relay never waits for
 // the database; Shutdown flushes the queue. Each session that got a hello

@@ -164,11 +164,14 @@ func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harne
 	return h
 }
 
+// defaultTokenName names the tokens that tests do not name.
+const defaultTokenName = "tok"
+
 // token adds a token and returns its secret.
 func (h *harness) token(nt store.NewToken) string {
 	h.t.Helper()
 	if nt.Name == "" {
-		nt.Name = "t" + fmt.Sprint(time.Now().UnixNano())
+		nt.Name = defaultTokenName
 	}
 	_, secret, err := h.db.AddToken(h.ctx, nt)
 	if err != nil {

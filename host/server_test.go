@@ -138,26 +138,26 @@ func TestErrors(t *testing.T) {
 		reason string
 		// hasID: the worker-error carries a worker id (the hello was read).
 		hasID bool
-		// record: a session record exists (the token was accepted).
-		record    bool
+		// anonymous: the record names no token (none was found).
+		anonymous bool
 		endReason string
 	}
 	good := func(h *harness, secret string) []any { return []any{hello("Bearer "+secret, h.demo)} }
 	tests := []tc{
 		{name: "101 missing authorization", frames: func(h *harness, s string) []any { return []any{hello("", h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "missing authorization", hasID: true},
+			errno: wire.InvalidAuthorization, reason: "missing authorization", hasID: true, anonymous: true, endReason: "error"},
 		{name: "101 not bearer", frames: func(h *harness, s string) []any { return []any{hello("Basic "+s, h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true},
+			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
 		{name: "101 bearer without token", frames: func(h *harness, s string) []any { return []any{hello("Bearer ", h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true},
+			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
 		{name: "102 unknown token", frames: func(h *harness, s string) []any { return []any{hello("Bearer gh_nope", h.demo)} },
-			errno: wire.InvalidToken, reason: "unknown token", hasID: true},
+			errno: wire.InvalidToken, reason: "unknown token", hasID: true, anonymous: true, endReason: "error"},
 		{name: "102 revoked token", token: store.NewToken{Name: "revoked"}, frames: func(h *harness, s string) []any {
 			if _, err := h.db.RevokeToken(h.ctx, "revoked"); err != nil {
 				h.t.Fatal(err)
 			}
 			return good(h, s)
-		}, errno: wire.InvalidToken, reason: "revoked", hasID: true},
+		}, errno: wire.InvalidToken, reason: "revoked", hasID: true, endReason: "error"},
 		{name: "102 expired token", token: store.NewToken{Name: "expired", TTL: time.Millisecond}, frames: func(h *harness, s string) []any {
 			eventually(h.t, h.ctx, "token expiry", func() error {
 				_, err := h.db.LookupToken(h.ctx, s)
@@ -167,7 +167,7 @@ func TestErrors(t *testing.T) {
 				return nil
 			})
 			return good(h, s)
-		}, errno: wire.InvalidToken, reason: "expired", hasID: true},
+		}, errno: wire.InvalidToken, reason: "expired", hasID: true, endReason: "error"},
 		{name: "103 not JSON", frames: func(h *harness, s string) []any { return []any{"hello there"} },
 			errno: wire.InvalidMessage, reason: "not JSON"},
 		{name: "103 not an object", frames: func(h *harness, s string) []any { return []any{`["hello"]`} },
@@ -182,66 +182,66 @@ func TestErrors(t *testing.T) {
 			errno: wire.InvalidMessage, reason: "first frame must be a client-hello"},
 		{name: "103 unknown action after hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"worker-candidate","candidate":{"candidate":"x"}}`}
-		}, errno: wire.InvalidMessage, reason: "unknown messageType/action", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.InvalidMessage, reason: "unknown messageType/action", hasID: true, endReason: "error"},
 		{name: "103 second hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), hello("Bearer "+s, h.demo)}
-		}, errno: wire.InvalidMessage, reason: "unexpected client-hello", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.InvalidMessage, reason: "unexpected client-hello", hasID: true, endReason: "error"},
 		{name: "103 binary frame", frames: func(h *harness, s string) []any { return []any{[]byte(`{"messageType":"hello"}`)} },
 			errno: wire.InvalidMessage, reason: "binary"},
 		{name: "103 binary after hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), []byte{1, 2, 3}}
-		}, errno: wire.InvalidMessage, reason: "binary", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.InvalidMessage, reason: "binary", hasID: true, endReason: "error"},
 		{name: "103 oversized frame", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","pad":"` + strings.Repeat("x", 70<<10) + `"}`}
 		}, errno: wire.InvalidMessage, reason: "larger than 65536"},
 		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 300 }, start: never,
 			frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 400) + `"}}`}
-			}, errno: wire.InvalidMessage, reason: "larger than 300", hasID: true, record: true, endReason: "error"},
+			}, errno: wire.InvalidMessage, reason: "larger than 300", hasID: true, endReason: "error"},
 		{name: "103 hello timeout", tweak: func(o *host.Options) { o.HelloTimeout = 50 * time.Millisecond },
 			frames: func(h *harness, s string) []any { return nil }, errno: wire.InvalidMessage, reason: "no client-hello within"},
 		{name: "104 not http", frames: func(h *harness, s string) []any { return []any{hello("Bearer "+s, "file:///etc/passwd")} },
-			errno: wire.SourceNotAllowed, reason: "http:// or https://", hasID: true, record: true, endReason: "error"},
+			errno: wire.SourceNotAllowed, reason: "http:// or https://", hasID: true, endReason: "error"},
 		{name: "104 not allowed by server", frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
-		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example", hasID: true, endReason: "error"},
 		{name: "104 not allowed by server nor token", token: store.NewToken{Sources: []string{"https://y.example"}}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
-		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example (and the token's --source list must include it)", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example (and the token's --source list must include it)", hasID: true, endReason: "error"},
 		{name: "104 not allowed by token", token: store.NewToken{Sources: []string{"https://y.example"}},
 			tweak: func(o *host.Options) { o.AllowSources = []string{"https://*.example"} }, frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, "https://x.example/w.js")}
-			}, errno: wire.SourceNotAllowed, reason: "--source list does not include https://x.example", hasID: true, record: true, endReason: "error"},
+			}, errno: wire.SourceNotAllowed, reason: "--source list does not include https://x.example", hasID: true, endReason: "error"},
 		{name: "104 demo worker outside /workers/", frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.hs.URL+"/workers/../secret.js")}
-		}, errno: wire.SourceNotAllowed, reason: "--allow-source", hasID: true, record: true, endReason: "error"},
-		{name: "201 fetch", start: endWith(wire.UnableToFetchWorkerCode), frames: good, errno: 201, reason: "worker failed 201", hasID: true, record: true, endReason: "error"},
-		{name: "202 syntax", start: endWith(wire.SyntaxErrorInWorkerCode), frames: good, errno: 202, reason: "worker failed 202", hasID: true, record: true, endReason: "error"},
-		{name: "203 exception", start: endWith(wire.UncaughtExceptionInWorkerCode), frames: good, errno: 203, reason: "worker failed 203", hasID: true, record: true, endReason: "error"},
-		{name: "204 offer", start: endWith(wire.InvalidOffer), frames: good, errno: 204, reason: "worker failed 204", hasID: true, record: true, endReason: "error"},
+		}, errno: wire.SourceNotAllowed, reason: "--allow-source", hasID: true, endReason: "error"},
+		{name: "201 fetch", start: endWith(wire.UnableToFetchWorkerCode), frames: good, errno: 201, reason: "worker failed 201", hasID: true, endReason: "error"},
+		{name: "202 syntax", start: endWith(wire.SyntaxErrorInWorkerCode), frames: good, errno: 202, reason: "worker failed 202", hasID: true, endReason: "error"},
+		{name: "203 exception", start: endWith(wire.UncaughtExceptionInWorkerCode), frames: good, errno: 203, reason: "worker failed 203", hasID: true, endReason: "error"},
+		{name: "204 offer", start: endWith(wire.InvalidOffer), frames: good, errno: 204, reason: "worker failed 204", hasID: true, endReason: "error"},
 		{name: "301 wire error", start: startErr(fmt.Errorf("pool: %w", wire.Errorf(wire.NoGeckoAvailable, "all busy"))), frames: good,
-			errno: wire.NoGeckoAvailable, reason: "all busy", hasID: true, record: true, endReason: "error"},
+			errno: wire.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
 		{name: "301 plain error", start: startErr(errPlain), frames: good,
-			errno: wire.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, record: true, endReason: "error"},
-		{name: "303 crash", start: endWith(wire.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, record: true, endReason: "error"},
+			errno: wire.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
+		{name: "303 crash", start: endWith(wire.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
 		{name: "303 ended without error", start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
 			return []step{{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "a"}}, {Ev: wire.Event{Kind: wire.EventEnded, EndReason: "browser-died"}}}, nil
 		}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
-		}, errno: wire.GeckoCrashed, reason: "browser-died", hasID: true, record: true, endReason: "browser-died"},
+		}, errno: wire.GeckoCrashed, reason: "browser-died", hasID: true, endReason: "browser-died"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
-			errno: wire.GeckoTimeout, reason: "no answer", hasID: true, record: true, endReason: "error"},
+			errno: wire.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },
 			start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
 				<-ctx.Done()
 				return nil, fmt.Errorf("wait for a browser: %w", ctx.Err())
-			}, frames: good, errno: wire.GeckoTimeout, reason: "no answer", hasID: true, record: true, endReason: "error"},
+			}, frames: good, errno: wire.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 not connected", tweak: func(o *host.Options) { o.ConnectTimeout = 100 * time.Millisecond },
 			start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
 				return []step{{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "a"}}}, nil
 			}, frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
-			}, errno: wire.GeckoTimeout, reason: "not connected", hasID: true, record: true, endReason: "error"},
+			}, errno: wire.GeckoTimeout, reason: "not connected", hasID: true, endReason: "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,13 +284,16 @@ func TestErrors(t *testing.T) {
 			for _, w := range eng.Workers() {
 				h.waitClosed(w)
 			}
-			if !tt.record {
-				if _, err := h.db.GetSession(h.ctx, sid); err == nil {
-					t.Fatalf("a record for a session with a bad token")
-				}
-				return
-			}
 			s := h.session(sid, ended)
+			wantName := tt.token.Name
+			if tt.anonymous {
+				wantName = ""
+			} else if wantName == "" {
+				wantName = defaultTokenName
+			}
+			if s.TokenName != wantName {
+				t.Fatalf("record names token %q, want %q", s.TokenName, wantName)
+			}
 			if s.Errno != int(tt.errno) || s.EndReason != tt.endReason || !strings.Contains(s.Reason, tt.reason) {
 				t.Fatalf("record %+v, want errno %d end %q", s, tt.errno, tt.endReason)
 			}

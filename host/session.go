@@ -61,7 +61,7 @@ type session struct {
 	mu        sync.Mutex
 	id        string
 	token     store.Token
-	hasToken  bool // the record exists (token authenticated)
+	recorded  bool // the session has a record (from the hello on)
 	counted   bool // counted in s.live
 	source    string
 	helloAt   time.Time
@@ -229,18 +229,18 @@ func (n *negotiation) negotiate(r *http.Request) {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.recorded = true
 	se.mu.Unlock()
+	se.save()
 
 	tok, werr := s.authenticate(n.ctx, hello.Authorization)
+	se.mu.Lock()
+	se.token = tok // a revoked or expired token is named in the record
+	se.mu.Unlock()
 	if werr != nil {
 		n.fail(werr)
 		return
 	}
-	se.mu.Lock()
-	se.token = tok
-	se.hasToken = true
-	se.mu.Unlock()
-	se.save()
 
 	if werr := s.checkSource(r, tok, hello.Source); werr != nil {
 		n.fail(werr)
@@ -608,10 +608,10 @@ func (se *session) recordLocked() store.Session {
 	return rec
 }
 
-// save queues the current record, once the token is known.
+// save queues the current record, once the hello was read.
 func (se *session) save() {
 	se.mu.Lock()
-	if !se.hasToken {
+	if !se.recorded {
 		se.mu.Unlock()
 		return
 	}
@@ -645,10 +645,10 @@ func (se *session) finish() {
 	rec := se.recordLocked()
 	rec.Ended = time.Now()
 	rec.EndReason = se.endReason
-	hasToken, counted, id := se.hasToken, se.counted, se.id
+	recorded, counted, id := se.recorded, se.counted, se.id
 	se.mu.Unlock()
 
-	if hasToken {
+	if recorded {
 		s.rec.save(rec)
 	}
 	s.mu.Lock()
@@ -713,9 +713,9 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	case errors.Is(err, store.ErrNotFound):
 		return store.Token{}, wire.Errorf(wire.InvalidToken, "unknown token")
 	case errors.Is(err, store.ErrRevoked):
-		return store.Token{}, wire.Errorf(wire.InvalidToken, "token revoked")
+		return tok, wire.Errorf(wire.InvalidToken, "token revoked")
 	case errors.Is(err, store.ErrExpired):
-		return store.Token{}, wire.Errorf(wire.InvalidToken, "token expired")
+		return tok, wire.Errorf(wire.InvalidToken, "token expired")
 	}
 	s.log.Error("look up token", "err", err)
 	return store.Token{}, wire.Errorf(wire.InvalidToken, "the token could not be checked (internal error)")
