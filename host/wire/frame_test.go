@@ -141,3 +141,17 @@ func ExampleParseClientFrame() {
 	// client-candidate <nil> 0
 	// INVALID_MESSAGE (103): missing field action
 }
+
+func BenchmarkParseClientFrame(b *testing.B) {
+	hello := []byte(frameSeeds[0])
+	ice := []byte(frameSeeds[3])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := wire.ParseClientFrame(hello); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := wire.ParseClientFrame(ice); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
