@@ -89,6 +89,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("record %+v", s)
 	}
 	logs := h.logs.String()
+	t.Logf("logs:\n%s", logs)
 	if !strings.Contains(logs, "session ended") || !strings.Contains(logs, w.req.WorkerID) || !strings.Contains(logs, "token=alice") {
 		t.Fatalf("no session line in logs:\n%s", logs)
 	}
