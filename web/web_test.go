@@ -1,4 +1,4 @@
-package web
+package web_test
 
 import (
 	"io"
@@ -6,10 +6,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/geckohost/geckohost/web"
 )
 
 func TestHandlerServesFiles(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	checkLeaks(t)
+	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 
 	cases := []struct {
@@ -69,7 +72,8 @@ func TestHandlerServesFiles(t *testing.T) {
 }
 
 func TestHandlerNotFound(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	checkLeaks(t)
+	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 	for _, p := range []string{"/nope", "/index.html", "/workers/", "/workers/nope.js", "/static/app.js", "/../web.go", "/workers", "/favicon.ico", "/app.js.map"} {
 		res, err := http.Get(srv.URL + p)
@@ -92,7 +96,8 @@ func TestHandlerNotFound(t *testing.T) {
 }
 
 func TestHandlerCSP(t *testing.T) {
-	srv := httptest.NewServer(Handler())
+	checkLeaks(t)
+	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/")
 	if err != nil {
@@ -127,16 +132,17 @@ func TestHandlerCSP(t *testing.T) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Host = "evil.example; script-src *"
-	Handler().ServeHTTP(rec, req)
+	web.Handler().ServeHTTP(rec, req)
 	if got := rec.Header().Get("Content-Security-Policy"); strings.Contains(got, "evil") || strings.Contains(got, "*") {
 		t.Errorf("CSP echoes a bad Host: %s", got)
 	}
 }
 
 func TestDemoWorkersAreServed(t *testing.T) {
-	h := Handler()
+	checkLeaks(t)
+	h := web.Handler()
 	app := get(t, h, "/app.js")
-	for _, w := range DemoWorkers() {
+	for _, w := range web.DemoWorkers() {
 		if !strings.HasPrefix(w.Path, "/workers/") {
 			t.Errorf("%s: path %q is not under /workers/ (the host only allows those)", w.Name, w.Path)
 		}
@@ -153,6 +159,7 @@ func TestDemoWorkersAreServed(t *testing.T) {
 }
 
 func TestDemoURL(t *testing.T) {
+	checkLeaks(t)
 	for in, want := range map[string]string{
 		"127.0.0.1:8765": "http://127.0.0.1:8765/",
 		":8765":          "http://127.0.0.1:8765/",
@@ -162,8 +169,8 @@ func TestDemoURL(t *testing.T) {
 		"localhost:8765": "http://localhost:8765/",
 		"example.com":    "http://example.com/",
 	} {
-		if got := DemoURL(in); got != want {
-			t.Errorf("DemoURL(%q) = %q, want %q", in, got, want)
+		if got := web.DemoURL(in); got != want {
+			t.Errorf("web.DemoURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
