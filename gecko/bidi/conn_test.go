@@ -301,3 +301,27 @@ func TestConnectionLoss(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// BenchmarkCallFunction measures one script.callFunction round trip to a
+// loaded page of the shared Firefox.
+func BenchmarkCallFunction(b *testing.B) {
+	shared.once.Do(startShared)
+	if shared.err != nil {
+		b.Fatalf("start shared firefox: %v", shared.err)
+	}
+	c := shared.conn
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	id, err := c.CreateTab(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseContext(context.WithoutCancel(ctx), id)
+	for b.Loop() {
+		if _, err := c.CallFunction(ctx, bidi.CallFunctionParams{
+			FunctionDeclaration: "(s) => s.length", Context: id, Args: []any{bidi.StringArg("x")},
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

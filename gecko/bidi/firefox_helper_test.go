@@ -29,15 +29,23 @@ var shared struct {
 	err     error
 }
 
-// firefoxURL returns the session URL of the shared Firefox, whose session
-// is already open on sharedConn; skips the test when no Firefox is
-// installed.
+// sharedFirefox returns the connection (session open) to the Firefox
+// shared by the package's tests, starting it on first use. It also checks
+// that the test leaves no goroutine behind: call it first in the test, so
+// that the check runs after the test's other cleanups. (TestMain's check
+// cannot see a leaked Conn: closing the shared browser ends its read loop.)
 func sharedFirefox(t *testing.T) *bidi.Conn {
 	t.Helper()
 	shared.once.Do(startShared)
 	if shared.err != nil {
 		t.Fatalf("start shared firefox: %v", shared.err)
 	}
+	before := goroutines()
+	t.Cleanup(func() {
+		if leaks := leakedGoroutines(before, 5*time.Second); leaks != "" {
+			t.Error(leaks)
+		}
+	})
 	return shared.conn
 }
 
