@@ -139,6 +139,9 @@ window.result = (async () => {
 // client browser through the gecko package's BiDi driver.
 func TestDemoPage(t *testing.T) {
 	netns.Skip(t)
+	if _, err := gecko.FindFirefox(""); err != nil {
+		t.Skipf("no Firefox for the workers: %v", err)
+	}
 	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
@@ -301,6 +304,17 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	_, err = d.eval(ctx, `document.getElementById("connect").click(); document.getElementById("disconnect").click(); return "ok"`)
 	must(err, "connect then disconnect at once")
 	must(waitFor(ctx, d, `return document.getElementById("status").dataset.state === "idle" && document.getElementById("error").hidden && !document.getElementById("connect").disabled`), "idle after an early disconnect")
+
+	// A custom worker URL the host does not allow: 104 with its advice.
+	must(d.click(ctx, "#worker-custom"), "pick custom URL")
+	must(d.typeText(ctx, "#custom-url", "https://not-allowed.invalid/worker.js"), "type a custom URL")
+	must(d.click(ctx, "#connect"), "connect to the custom URL")
+	must(waitFor(ctx, d, `return !document.getElementById("error").hidden && document.getElementById("error-errno").textContent === "104"`), "104 shown")
+	got, err = d.eval(ctx, `return document.getElementById("error-name").textContent + "|" + document.getElementById("error-advice").textContent`)
+	must(err, "read the error")
+	if !strings.HasPrefix(got, "SOURCE_NOT_ALLOWED|") || !strings.Contains(got, "--allow-source") {
+		t.Errorf("%s: custom URL error shows %q, want SOURCE_NOT_ALLOWED and advice naming --allow-source", d.name(), got)
+	}
 
 	// geckohost.js as any web app uses it: typed errors with errno.
 	got, err = d.eval(ctx, `
