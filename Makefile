@@ -2,7 +2,8 @@
 #   make serve   build, install Firefox ESR if missing, run the server
 #   make test    go vet + every test with the race detector
 
-GO       ?= go
+# go from PATH, else the standard install location.
+GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN      ?= bin/geckohost
 ARGS     ?=
 FUZZTIME ?= 10s
@@ -22,7 +23,7 @@ serve: build
 
 deps:
 	$(SUDO) apt-get update
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y firefox-esr chromium iproute2
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y firefox-esr chromium iproute2 gcc
 	$(GO) mod download
 
 test:
