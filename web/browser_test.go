@@ -49,7 +49,7 @@ type stack struct {
 	logger     *slog.Logger
 }
 
-func startStack(t *testing.T, ctx context.Context) *stack {
+func startStack(t testing.TB, ctx context.Context) *stack {
 	t.Helper()
 	logger := testLogger(t)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "geckohost.db"))
@@ -399,7 +399,7 @@ type chromium struct {
 	ctx context.Context // the tab
 }
 
-func newChromium(t *testing.T, ctx context.Context) *chromium {
+func newChromium(t testing.TB, ctx context.Context) *chromium {
 	t.Helper()
 	var (
 		mu      sync.Mutex
@@ -654,11 +654,14 @@ func processesWith(arg string) []int {
 }
 
 // testLogger logs to t until the test ends (then drops), at debug level when
-// GECKOHOST_TEST_DEBUG=1, else info.
-func testLogger(t *testing.T) *slog.Logger {
+// GECKOHOST_TEST_DEBUG=1, else info (warn in benchmarks).
+func testLogger(t testing.TB) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(w.stop)
 	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn // one info line per session would drown the figures
+	}
 	if os.Getenv("GECKOHOST_TEST_DEBUG") == "1" {
 		level = slog.LevelDebug
 	}
@@ -667,7 +670,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type testWriter struct {
 	mu      sync.Mutex
-	t       *testing.T
+	t       testing.TB
 	stopped bool
 }
 
@@ -687,3 +690,62 @@ func (w *testWriter) stop() {
 }
 
 var _ io.Writer = (*testWriter)(nil)
+
+// BenchmarkPageConnect measures geckohost.js in Chromium against a real
+// geckohost with Firefox workers: connect() to the echo worker, one echo,
+// close. It reports the page-side milliseconds from connect() to the hello
+// sent, to the answer, to "connected" and to the data channel open, and the
+// echo round trip.
+func BenchmarkPageConnect(b *testing.B) {
+	netns.Skip(b)
+	if _, err := os.Stat(chromiumPath); err != nil {
+		b.Skipf("chromium not installed at %s", chromiumPath)
+	}
+	if _, err := gecko.FindFirefox(""); err != nil {
+		b.Skipf("no Firefox for the workers: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	st := startStack(b, ctx)
+	d := newChromium(b, ctx)
+	if err := d.navigate(ctx, st.URL); err != nil {
+		b.Fatalf("open the page: %v", err)
+	}
+	if err := waitFor(ctx, d, `return document.documentElement.dataset.ready === "1"`); err != nil {
+		b.Fatalf("page ready: %v", err)
+	}
+	js := `
+		const m = await import("/geckohost.js");
+		const s = await m.connect({ token: ` + jsString(st.Token) + `, source: "/workers/echo.js" });
+		const t0 = performance.now();
+		await new Promise((resolve) => { s.channel.onmessage = resolve; s.channel.send("x"); });
+		const rtt = performance.now() - t0;
+		s.close();
+		return JSON.stringify({ ...s.timings, rtt });`
+	var sum struct{ hello, answer, connected, open, rtt float64 }
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got, err := d.eval(ctx, js)
+		if err != nil {
+			b.Fatalf("connect %d: %v", i, err)
+		}
+		var t struct {
+			HelloSent, Answer, Connected, ChannelOpen, RTT float64 `json:",omitempty"`
+		}
+		if err := json.Unmarshal([]byte(got), &t); err != nil {
+			b.Fatalf("decode %q: %v", got, err)
+		}
+		sum.hello += t.HelloSent
+		sum.answer += t.Answer
+		sum.connected += t.Connected
+		sum.open += t.ChannelOpen
+		sum.rtt += t.RTT
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(sum.hello/n, "ms-hello/op")
+	b.ReportMetric(sum.answer/n, "ms-answer/op")
+	b.ReportMetric(sum.connected/n, "ms-connected/op")
+	b.ReportMetric(sum.open/n, "ms-open/op")
+	b.ReportMetric(sum.rtt/n, "ms-echo-rtt/op")
+}
