@@ -419,6 +419,10 @@ func newChromium(t testing.TB, ctx context.Context) *chromium {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-extensions", true),
+		// Without a media permission Chromium signals no host candidates
+		// and the worker learns it peer-reflexive (which works, but slower
+		// and less like a real user's browser); with it, Chromium signals
+		// its 127.0.0.1 candidate.
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.WindowSize(1280, 800),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
