@@ -146,6 +146,7 @@ function addStep(step, detail, ms) {
   } else if (step === "error") {
     d.textContent = detail.errno ? `${detail.errno} ${detail.name}` : detail.message;
   }
+  d.title = d.textContent;
   li.append(t, l, d);
   tl.appendChild(li);
   tl.scrollTop = tl.scrollHeight;

@@ -102,7 +102,9 @@ function toWireCandidate(c) {
  *               ms since connect() was called. Steps: "websocket-open",
  *               "hello-sent", "local-candidate", "answer", "remote-candidate",
  *               "connected", "channel-open", "error".
- *   timeout     ms to wait for the whole negotiation; default 45000
+ *   timeout     ms to wait for the whole negotiation; default 70000 (the host
+ *               itself gives up with errno 302 after 30 s without an answer
+ *               or 30 s from the answer without a connection)
  *   label       the data channel's label; default "geckohost"
  *   signal      optional AbortSignal: aborting it gives up the negotiation
  *
@@ -110,7 +112,7 @@ function toWireCandidate(c) {
  * RTCDataChannel (binaryType "arraybuffer"), timings the ms of each step
  * ({ websocketOpen, helloSent, answer, connected, channelOpen }).
  */
-export async function connect({ url, token, source, iceServers = [], onEvent, timeout = 45000, label = "geckohost", signal } = {}) {
+export async function connect({ url, token, source, iceServers = [], onEvent, timeout = 70000, label = "geckohost", signal } = {}) {
   const t0 = performance.now();
   const timings = {};
   const ms = () => Math.round((performance.now() - t0) * 10) / 10;
