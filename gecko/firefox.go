@@ -81,6 +81,8 @@ type Firefox struct {
 	cmd     *exec.Cmd
 	conn    *bidi.Conn
 	profile string
+	// sessionURL is the BiDi session endpoint; set before conn.
+	sessionURL string
 	// keepProfile keeps the profile after exit (template builds) instead
 	// of removing it.
 	keepProfile bool
@@ -259,7 +261,8 @@ func (f *Firefox) connect(ctx context.Context, urlCh <-chan string) (*bidi.Conn,
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for bidi url: %w", ctx.Err())
 	}
-	conn, err := bidi.Dial(ctx, strings.TrimRight(wsURL, "/")+"/session", bidi.Options{Logger: f.log})
+	f.sessionURL = strings.TrimRight(wsURL, "/") + "/session"
+	conn, err := bidi.Dial(ctx, f.sessionURL, bidi.Options{Logger: f.log})
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +380,11 @@ func (f *Firefox) kill() {
 
 // Conn returns the BiDi connection (session open).
 func (f *Firefox) Conn() *bidi.Conn { return f.conn }
+
+// SessionURL returns the BiDi session endpoint, ws://127.0.0.1:PORT/session.
+// Firefox accepts one session, the one Conn holds; it refuses WebSocket
+// requests that carry an Origin header, so pages cannot reach it.
+func (f *Firefox) SessionURL() string { return f.sessionURL }
 
 // PID returns the main Firefox process id (also its process group id).
 func (f *Firefox) PID() int { return f.cmd.Process.Pid }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/geckohost/geckohost/gecko/bidi"
 )
 
@@ -466,9 +469,45 @@ func TestFirefox(t *testing.T) {
 			!strings.Contains(string(js), `user_pref("media.peerconnection.ice.loopback", true);`) {
 			t.Errorf("user.js lacks the prefs (%v):\n%s", err, js)
 		}
+		// Pages cannot reach the BiDi endpoint: Firefox refuses
+		// WebSocket requests with an Origin header.
+		page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ws" { // a WebSocket a page may open
+				if ws, err := websocket.Accept(w, r, nil); err == nil {
+					_, _, _ = ws.Read(r.Context()) // until the page closes it
+					_ = ws.CloseNow()
+				}
+				return
+			}
+			fmt.Fprint(w, "<!doctype html><title>page</title>")
+		}))
+		defer page.Close()
 		tab, err := f.Conn().CreateTab(ctx, "")
 		if err != nil {
 			t.Fatalf("CreateTab: %v", err)
+		}
+		if err := f.Conn().Navigate(ctx, tab, page.URL); err != nil {
+			t.Fatalf("Navigate: %v", err)
+		}
+		for u, want := range map[string]string{
+			f.SessionURL():              "refused",
+			"ws" + page.URL[4:] + "/ws": "open", // the probe works
+		} {
+			raw, err := f.Conn().CallFunction(ctx, bidi.CallFunctionParams{
+				FunctionDeclaration: `(u) => new Promise((resolve) => {
+					const ws = new WebSocket(u);
+					ws.onopen = () => { ws.close(); resolve("open"); };
+					ws.onerror = () => resolve("refused");
+					ws.onclose = () => resolve("refused");
+					setTimeout(() => resolve("timeout"), 10000);
+				})`,
+				Context:      tab,
+				Args:         []any{bidi.StringArg(u)},
+				AwaitPromise: true,
+			})
+			if s, serr := bidi.StringValue(raw); err != nil || serr != nil || s != want {
+				t.Errorf("page WebSocket to %s: %q (%v, %v), want %q", u, s, err, serr, want)
+			}
 		}
 		if err := f.Conn().CloseContext(ctx, tab); err != nil {
 			t.Fatalf("CloseContext: %v", err)
