@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -15,7 +14,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/web"
 )
 
 // shutdownTimeout bounds the graceful shutdown of serve.
@@ -187,8 +189,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // runServe runs the server until ctx is done, then shuts it down gracefully
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
-// stop. For now it serves only /healthz; host.Server, gecko.Pool and web
-// plug in here.
+// stop. Order: store, listener (so /healthz answers at once), the Firefox
+// pool (serve is ready when its first browser and warm slots are), then the
+// signaling server; shutdown runs the other way round.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -207,45 +210,82 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		}
 	}()
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok")
-	})
-
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+
+	warm := cfg.Warm
+	if warm == 0 {
+		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
+	pool := gecko.NewPool(gecko.PoolOptions{
+		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
+		Browsers:             cfg.Browsers,
+		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
+		Warm:                 warm,
+		WorkerIdle:           cfg.WorkerIdle,
+		ICEServers:           cfg.ICEServers,
+		ICELoopback:          cfg.ICELoopback,
+		Logger:               log.With("component", "gecko"),
+	})
+	srv, err := host.New(host.Options{
+		Store:        db,
+		Engine:       pool,
+		Logger:       log.With("component", "host"),
+		EngineName:   "firefox",
+		AllowSources: cfg.AllowSources,
+		AllowOrigins: cfg.AllowOrigins,
+		Web:          web.Handler(),
+	})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("set up server: %w", err)
+	}
+
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(serveCtx, ln) }()
 	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "version", version)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())
 	}
 
-	select {
-	case err := <-served:
-		// Serve failed by itself (it never returns nil before Shutdown).
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
+	closePool := func() error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if err := pool.Close(cctx); err != nil {
+			return fmt.Errorf("close firefox pool: %w", err)
+		}
+		return nil
 	}
+	start := time.Now()
+	if err := pool.Start(ctx); err != nil {
+		stopServe()
+		serveErr := <-served
+		if ctx.Err() != nil { // stopped while starting: a clean stop
+			if err := errors.Join(serveErr, closePool()); err != nil {
+				return err
+			}
+			log.Info("geckohost stopped")
+			return nil
+		}
+		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr, closePool())
+	}
+	if ctx.Err() == nil {
+		log.Info("geckohost ready", "demo", web.DemoURL(ln.Addr().String()), "startup", time.Since(start).Round(time.Millisecond))
+	}
+
+	serveErr := <-served // returns once ctx is done and the server has shut down
 	log.Info("geckohost stopping")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve http: %w", err)
+	poolErr := closePool()
+	if serveErr != nil {
+		serveErr = fmt.Errorf("serve: %w", serveErr)
 	}
-	if shutErr != nil {
-		return fmt.Errorf("shut down http server: %w", shutErr)
+	if err := errors.Join(serveErr, poolErr); err != nil {
+		return err
 	}
 	log.Info("geckohost stopped")
 	return nil
