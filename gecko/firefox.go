@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -546,6 +547,11 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("create template dir: %w", err)
 	}
+	// The owner file lets RemoveStaleProfiles tell a template whose
+	// geckohost died from one in use.
+	if err := os.WriteFile(filepath.Join(root, templateOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return "", root, fmt.Errorf("write template owner: %w", err)
+	}
 	tmpl = filepath.Join(root, "profile")
 	if err := os.Mkdir(tmpl, 0o700); err != nil {
 		return "", root, fmt.Errorf("create template profile: %w", err)
@@ -662,4 +668,82 @@ func cleanProfile(dir string) {
 		}
 		_ = os.RemoveAll(filepath.Join(dir, name))
 	}
+}
+
+// templateOwnerFile, in a template directory, holds the owning process's PID.
+const templateOwnerFile = "owner"
+
+// staleAge is how old a profile without a lock (or a template without an
+// owner) must be before RemoveStaleProfiles takes it for abandoned.
+const staleAge = 10 * time.Minute
+
+// RemoveStaleProfiles removes, from os.TempDir(), the profiles and template
+// profiles left by geckohost processes that were killed (SIGKILL leaves no
+// chance to clean up; Pdeathsig takes their browsers down): a profile whose
+// Firefox lock names a process that no longer exists, a template whose
+// owner process no longer exists, and either without a lock or owner after
+// ten minutes. Call it when a server starts. It returns the directories it
+// removed.
+func RemoveStaleProfiles() ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, pattern := range []string{"geckohost-profile-*", "geckohost-template-*"} {
+		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), pattern))
+		if err != nil {
+			return nil, fmt.Errorf("list stale profiles: %w", err)
+		}
+		for _, dir := range dirs {
+			if !stale(dir) {
+				continue
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, fmt.Errorf("remove stale profile: %w", err))
+				continue
+			}
+			removed = append(removed, dir)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// stale reports whether dir is a profile or template nobody uses.
+func stale(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	old := time.Since(fi.ModTime()) > staleAge
+	if strings.HasPrefix(filepath.Base(dir), "geckohost-template-") {
+		b, err := os.ReadFile(filepath.Join(dir, templateOwnerFile))
+		if err != nil {
+			return old
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && !processExists(pid)
+	}
+	// Firefox's lock is a symlink to "IP:+PID".
+	target, err := os.Readlink(filepath.Join(dir, "lock"))
+	if err != nil {
+		return old
+	}
+	_, p, ok := strings.Cut(target, "+")
+	pid, err := strconv.Atoi(p)
+	if !ok || err != nil {
+		return old
+	}
+	return !processExists(pid)
+}
+
+// processExists reports whether a live (not zombie) process has pid.
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -358,6 +359,7 @@ func TestParentDeath(t *testing.T) {
 		t.Skip(err)
 	}
 	ctx := testContext(t, 90*time.Second)
+	t.Setenv("TMPDIR", t.TempDir()) // the parent's profile goes here
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), fakeEnv+"=parent", fakePIDFile+"="+pidFile)
@@ -382,6 +384,9 @@ func TestParentDeath(t *testing.T) {
 	}
 	defer os.RemoveAll(profile)
 	defer syscall.Kill(-pid, syscall.SIGKILL) // in case the test fails
+	if stale(profile) {
+		t.Errorf("profile %s of a running Firefox taken for stale", profile)
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +397,40 @@ func TestParentDeath(t *testing.T) {
 			t.Fatalf("firefox %d still alive after its parent was killed (group %v)", pid, groupMembers(pid))
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	// The dead parent's profile is left behind; RemoveStaleProfiles
+	// removes it and nothing else.
+	if _, err := os.Stat(profile); err != nil {
+		t.Fatalf("profile of the killed parent: %v", err)
+	}
+	removed, err := RemoveStaleProfiles()
+	if err != nil {
+		t.Fatalf("RemoveStaleProfiles: %v", err)
+	}
+	if !slices.Contains(removed, profile) {
+		t.Errorf("RemoveStaleProfiles removed %v, not %s", removed, profile)
+	}
+	if _, err := os.Stat(profile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale profile still there: %v", err)
+	}
+}
+
+func TestStaleTemplate(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	mine := filepath.Join(tmp, "geckohost-template-mine")
+	dead := filepath.Join(tmp, "geckohost-template-dead")
+	young := filepath.Join(tmp, "geckohost-profile-young")
+	for _, d := range []string{mine, dead, young} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(mine, templateOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600)
+	_ = os.WriteFile(filepath.Join(dead, templateOwnerFile), []byte("999999999"), 0o600)
+	removed, err := RemoveStaleProfiles()
+	if err != nil || len(removed) != 1 || removed[0] != dead {
+		t.Fatalf("RemoveStaleProfiles = %v, %v; want only %s", removed, err, dead)
 	}
 }
 
