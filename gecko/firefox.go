@@ -35,7 +35,8 @@ const (
 	listeningPrefix = "WebDriver BiDi listening on "
 )
 
-// FirefoxOptions configures LaunchFirefox. The zero value works.
+// FirefoxOptions configures LaunchFirefox and NewLauncher. The zero value
+// works.
 type FirefoxOptions struct {
 	// Path is the Firefox binary; "" looks one up with FindFirefox.
 	Path string
@@ -53,7 +54,9 @@ type FirefoxOptions struct {
 	// 0 means 30 s.
 	StartTimeout time.Duration
 	// Env is extra environment (KEY=VALUE) added to geckohost's own.
-	// MOZ_REMOTE_SETTINGS_DEVTOOLS=1 is always set.
+	// MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (without it Firefox ignores the
+	// remote-settings server pref and phones home), MOZ_CRASHREPORTER_DISABLE=1
+	// and MOZ_DISABLE_AUTO_SAFE_MODE=1 are always set.
 	Env []string
 }
 
@@ -574,8 +577,9 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 
 // Close stops a template build in progress, waits for it and removes the
 // template. Firefoxes already launched are not affected. Later Launch calls
-// fail with ErrLauncherClosed. ctx is not needed for any wait that can
-// hang: the build is bounded by its own timeouts.
+// fail with ErrLauncherClosed. If ctx ends first, Close still waits for the
+// (canceled) build to end, which is bounded by its own timeouts, and
+// returns ctx's error.
 func (l *Launcher) Close(ctx context.Context) error {
 	l.mu.Lock()
 	l.closed = true

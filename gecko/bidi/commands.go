@@ -78,14 +78,14 @@ func (c *Conn) CreateTab(ctx context.Context, userContext string) (string, error
 
 // Navigate loads url in the browsing context and waits until the page's
 // load is complete (browsingContext.navigate, wait "complete").
-func (c *Conn) Navigate(ctx context.Context, context, url string) error {
-	params := map[string]any{"context": context, "url": url, "wait": "complete"}
+func (c *Conn) Navigate(ctx context.Context, browsingContext, url string) error {
+	params := map[string]any{"context": browsingContext, "url": url, "wait": "complete"}
 	return c.Call(ctx, "browsingContext.navigate", params, nil)
 }
 
 // CloseContext closes a browsing context (browsingContext.close).
-func (c *Conn) CloseContext(ctx context.Context, context string) error {
-	return c.Call(ctx, "browsingContext.close", map[string]any{"context": context}, nil)
+func (c *Conn) CloseContext(ctx context.Context, browsingContext string) error {
+	return c.Call(ctx, "browsingContext.close", map[string]any{"context": browsingContext}, nil)
 }
 
 // CloseBrowser asks the browser to close all its windows and exit
