@@ -26,6 +26,7 @@ var shared struct {
 	profile string
 	url     string // BiDi session URL
 	conn    *bidi.Conn
+	stop    context.CancelFunc // SIGTERM to the browser
 	err     error
 }
 
@@ -75,7 +76,11 @@ user_pref("services.settings.server", "http://127.0.0.1:9/v1");
 		shared.err = err
 		return
 	}
-	cmd := exec.Command(bin, "--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0")
+	procCtx, stop := context.WithCancel(context.Background())
+	shared.stop = stop
+	cmd := exec.CommandContext(procCtx, bin, "--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), "MOZ_REMOTE_SETTINGS_DEVTOOLS=1", "MOZ_CRASHREPORTER_DISABLE=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
@@ -134,9 +139,13 @@ func stopShared() {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
+			shared.stop() // SIGTERM, then SIGKILL after WaitDelay
 		}
-		_ = syscall.Kill(-shared.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+		_ = syscall.Kill(-shared.cmd.Process.Pid, syscall.SIGKILL) // content processes
+	}
+	if shared.stop != nil {
+		shared.stop()
 	}
 	if shared.profile != "" {
 		_ = os.RemoveAll(shared.profile)
