@@ -265,8 +265,11 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	must(d.click(ctx, "#worker-mandelbrot"), "pick mandelbrot")
 	must(d.click(ctx, "#connect"), "connect to mandelbrot")
 	must(waitFor(ctx, d, `return document.getElementById("status").dataset.state === "ok"`), "mandelbrot connected")
-	must(d.click(ctx, "#presets .chip"), "ask for a tile")
-	must(waitFor(ctx, d, `return !document.getElementById("tile").hidden && [...document.querySelectorAll("#log .msg-in .body")].some(e => e.textContent.includes("bytes of pixels"))`), "tile drawn")
+	// Three tiles, the whole set last (it stays on screen for the screenshot).
+	for i, n := range []int{3, 2, 1} {
+		must(d.click(ctx, fmt.Sprintf("#presets .chip:nth-child(%d)", n)), "ask for a tile")
+		must(waitFor(ctx, d, fmt.Sprintf(`return !document.getElementById("tile").hidden && [...document.querySelectorAll("#log .msg-in .body")].filter(e => e.textContent.includes("bytes of pixels")).length === %d`, i+1)), "tile drawn")
+	}
 	png, err := d.screenshot(ctx, 1280, 800)
 	must(err, "screenshot of the mandelbrot tile")
 	p := filepath.Join(shots, "screenshot-"+d.name()+"-mandelbrot.png")
