@@ -66,7 +66,8 @@ export function adviceFor(errno) {
 export class GeckohostError extends Error {
   constructor(errno, reason, workerId = null) {
     const name = errnoName(errno);
-    super(errno ? `${name} (${errno}): ${reason}` : reason);
+    // String(err) reads "INVALID_TOKEN: unknown token (errno 102)".
+    super(errno ? `${reason} (errno ${errno})` : reason);
     this.name = name;
     this.errno = errno;
     this.reason = reason;
