@@ -63,6 +63,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			tokenCommand(),
 			sessionsCommand(),
+			benchCommand(),
 			versionCommand(),
 		},
 	}
