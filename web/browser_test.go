@@ -549,6 +549,9 @@ func newFirefoxClient(t *testing.T, ctx context.Context, st *stack) *firefoxClie
 		if err := ff.Close(cctx); err != nil {
 			t.Errorf("close firefox: %v", err)
 		}
+		if _, err := os.Stat(ff.Profile()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("client firefox profile %s still exists (stat: %v)", ff.Profile(), err)
+		}
 	})
 	var r struct {
 		Contexts []struct {
