@@ -57,6 +57,7 @@ const (
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
 	callTimeout     = 10 * time.Second
+	refillHold      = time.Second
 )
 
 // Pool is the gecko engine: it supervises headless Firefox processes, keeps
@@ -296,6 +297,7 @@ func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Wo
 	}
 	tc.workers++
 	g.live++
+	g.negotiating++
 	w := newWorker(p, b, g, tc, s, req)
 	p.workers[w] = struct{}{}
 	p.workerWG.Add(1)
@@ -420,7 +422,13 @@ type generation struct {
 	tokens  map[int64]*tokenCtx
 	byTab   map[string]*worker
 	live    int
-	wg      sync.WaitGroup
+	// negotiating counts workers between StartWorker and connected (or
+	// their end). Refills wait while it is non-zero (up to refillHold):
+	// opening a tab keeps Firefox's parent process busy and delays the
+	// BiDi calls of a negotiation by 50-200 ms.
+	negotiating int
+	lastJob     time.Time
+	wg          sync.WaitGroup
 }
 
 func (g *generation) wake() {
@@ -588,14 +596,19 @@ func (g *generation) refill() {
 		job, tc := g.nextJob()
 		p.mu.Unlock()
 		if !job {
+			t := time.NewTimer(refillHold / 4)
 			select {
 			case <-g.wakeCh:
-				continue
+			case <-t.C:
 			case <-g.dead:
+				t.Stop()
 				return
 			case <-p.ctx.Done():
+				t.Stop()
 				return
 			}
+			t.Stop()
+			continue
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
 		s, err := g.makeWarm(ctx, tc)
@@ -654,6 +667,10 @@ func (g *generation) nextJob() (bool, *tokenCtx) {
 	if p.ctx.Err() != nil || g.b.gen != g {
 		return false, nil
 	}
+	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
+		return false, nil
+	}
+	defer func() { g.lastJob = time.Now() }()
 	want := p.opts.Warm
 	if want == 0 {
 		return false, nil

@@ -63,8 +63,12 @@ type worker struct {
 	closeCh chan struct{}
 	reason  string // why close was requested
 
+	negotiated bool // guarded by p.mu
+
+	candQ   []wire.Candidate // guarded by mu
+	candSig chan struct{}
+
 	closeOnce sync.Once
-	addMu     sync.Mutex
 	wg        sync.WaitGroup
 }
 
@@ -74,6 +78,7 @@ func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, s *slot, req wi
 		log:     b.log.With("worker", req.WorkerID),
 		events:  make(chan wire.Event, 32),
 		inSig:   make(chan struct{}, 1),
+		candSig: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),
 	}
@@ -82,38 +87,62 @@ func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, s *slot, req wi
 // Events implements wire.Worker.
 func (w *worker) Events() <-chan wire.Event { return w.events }
 
-// AddCandidate implements wire.Worker: it applies a client candidate in the
-// worker's peer connection. In ICELoopback mode non-loopback candidates are
-// ignored.
+// AddCandidate implements wire.Worker: it queues a client candidate for the
+// worker's peer connection and returns; a sender applies queued candidates
+// in order, several per browser round trip. In ICELoopback mode
+// non-loopback candidates are ignored.
 func (w *worker) AddCandidate(ctx context.Context, c wire.Candidate) error {
 	if w.p.opts.ICELoopback && c.Candidate != "" && !loopbackCandidate(c.Candidate) {
 		return nil
 	}
-	w.addMu.Lock()
-	defer w.addMu.Unlock()
 	w.mu.Lock()
-	s, ended := w.slot, w.ended
+	ended := w.ended
+	if !ended {
+		w.candQ = append(w.candQ, c)
+	}
 	w.mu.Unlock()
-	if ended {
-		return nil
-	}
-	if s == nil {
-		return fmt.Errorf("add candidate: %w", ErrNotAnswered)
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("add candidate: %w", err)
-	}
-	_, err = w.g.ff.Conn().CallFunction(ctx, bidi.CallFunctionParams{
-		FunctionDeclaration: "(c) => gh.addCandidate(c)",
-		Context:             s.tab,
-		Args:                []any{bidi.StringArg(string(b))},
-		AwaitPromise:        true,
-	})
-	if err != nil {
-		return fmt.Errorf("add candidate: %w", err)
+	if !ended {
+		select {
+		case w.candSig <- struct{}{}:
+		default:
+		}
 	}
 	return nil
+}
+
+// sendCandidates applies queued client candidates until the worker ends.
+func (w *worker) sendCandidates(ctx context.Context, tab string) {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.candSig:
+		case <-ctx.Done():
+			return
+		}
+		w.mu.Lock()
+		batch := w.candQ
+		w.candQ = nil
+		w.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		b, err := json.Marshal(batch)
+		if err != nil {
+			w.log.Debug("encode candidates", "err", err)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err = w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
+			FunctionDeclaration: "(cs) => gh.addCandidates(cs)",
+			Context:             tab,
+			Args:                []any{bidi.StringArg(string(b))},
+			AwaitPromise:        true,
+		})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			w.log.Debug("add client candidates", "err", err)
+		}
+	}
 }
 
 // Close implements wire.Worker.
@@ -239,6 +268,8 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 	w.mu.Unlock()
 	w.g.byTab[s.tab] = w
 	p.mu.Unlock()
+	w.wg.Add(1)
+	go w.sendCandidates(ctx, s.tab)
 
 	var src fetched
 	select {
@@ -349,6 +380,7 @@ func (w *worker) relay() wire.Event {
 				}
 			case "open":
 				connected = true
+				w.doneNegotiating()
 				w.emit(wire.Event{Kind: wire.EventConnected})
 			case "error":
 				return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
@@ -382,6 +414,7 @@ func (w *worker) finish(end wire.Event) {
 		}
 		cancel()
 	}
+	w.doneNegotiating()
 	p.mu.Lock()
 	if s != nil && g.byTab[s.tab] == w {
 		delete(g.byTab, s.tab)
@@ -402,6 +435,17 @@ func (w *worker) finish(end wire.Event) {
 	w.emit(end)
 	close(w.events)
 	close(w.done)
+}
+
+// doneNegotiating lets refills go on once no worker negotiates.
+func (w *worker) doneNegotiating() {
+	w.p.mu.Lock()
+	if !w.negotiated {
+		w.negotiated = true
+		w.g.negotiating--
+	}
+	w.p.mu.Unlock()
+	w.g.wake()
 }
 
 // loopbackCandidate reports whether an ICE candidate line has a loopback

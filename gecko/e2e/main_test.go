@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,13 +64,18 @@ var (
 	shared    *stack
 	sharedErr error
 	once      sync.Once
+
+	extraClose []*stack // stacks started by benchmarks, closed by TestMain
 )
 
 func TestMain(m *testing.M) {
 	code := netns.Run(m)
 	if shared != nil {
+		extraClose = append(extraClose, shared)
+	}
+	for _, s := range extraClose {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		if err := shared.close(ctx); err != nil {
+		if err := s.close(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "close stack:", err)
 			code = 1
 		}
@@ -125,6 +131,15 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 		return fail(err)
 	}
 	log := testLogger()
+	// E2E_PREFS=name=true,name=false adds Firefox prefs (for exploring).
+	for _, kv := range strings.Split(os.Getenv("E2E_PREFS"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if popts.Firefox.Prefs == nil {
+				popts.Firefox.Prefs = map[string]any{}
+			}
+			popts.Firefox.Prefs[k] = v == "true"
+		}
+	}
 	popts.ICELoopback = true
 	popts.Logger = log
 	s.pool = gecko.NewPool(popts)

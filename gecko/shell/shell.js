@@ -145,7 +145,13 @@
     await pc.addIceCandidate(c);
   }
 
+  async function addCandidates(json) {
+    for (const c of JSON.parse(json)) {
+      try { await addCandidate(JSON.stringify(c)); } catch (e) { send({ t: "log", msg: "addIceCandidate: " + e }); }
+    }
+  }
+
   Object.defineProperty(window, "gh", {
-    value: Object.freeze({ init, start, addCandidate, close: () => end("closed") }),
+    value: Object.freeze({ init, start, addCandidate, addCandidates, close: () => end("closed") }),
   });
 })();

@@ -1,0 +1,222 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/host/client"
+)
+
+var (
+	benchOnce  sync.Once
+	benchStack *stack
+	benchErr   error
+)
+
+// defaultStack is a stack with the default pool options, for benchmarks.
+// It is closed by TestMain via shared cleanup below.
+func defaultStack(b *testing.B) *stack {
+	b.Helper()
+	netns.Skip(b)
+	benchOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		benchStack, benchErr = newStack(ctx, gecko.PoolOptions{})
+		if benchErr == nil {
+			extraClose = append(extraClose, benchStack)
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchStack
+}
+
+// waitWarm waits until the pool holds a warm slot for the token (or a
+// generic one when the token has none yet) and at least want in all.
+func waitWarm(ctx context.Context, b *testing.B, s *stack, want int) {
+	b.Helper()
+	for {
+		bs := s.pool.Browsers()
+		if len(bs) > 0 && (bs[0].TokenWarm >= want || (bs[0].Tokens == 0 && bs[0].Warm >= want)) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("no warm slot: %+v", bs)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// runDials dials b.N sessions one after the other, each with a warm slot
+// ready (the wait is not timed), and reports percentiles of pick(Timings).
+func runDials(b *testing.B, pick func(client.Timings) time.Duration, name string) {
+	s := defaultStack(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		waitWarm(ctx, b, s, 1)
+		b.StartTimer()
+		sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		ds = append(ds, pick(sess.Timings))
+		_ = sess.Close()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	slices.Sort(ds)
+	q := func(f float64) float64 { return float64(ds[int(f*float64(len(ds)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), name+"-p50-ms")
+	b.ReportMetric(q(0.9), name+"-p90-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkHelloToAnswer measures hello → worker-hello with a warm slot.
+func BenchmarkHelloToAnswer(b *testing.B) {
+	runDials(b, func(t client.Timings) time.Duration { return t.Answer }, "answer")
+}
+
+// BenchmarkHelloToOpen measures hello → the client's data channel open.
+func BenchmarkHelloToOpen(b *testing.B) {
+	runDials(b, func(t client.Timings) time.Duration { return t.Open }, "open")
+}
+
+// BenchmarkHelloToOpenUnpaced dials back to back without waiting for warm
+// slots: the pool's sustained rate (cold tabs once the warm ones are used).
+func BenchmarkHelloToOpenUnpaced(b *testing.B) {
+	s := defaultStack(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	waitWarm(ctx, b, s, 1)
+	b.ResetTimer()
+	for range b.N {
+		sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = sess.Close()
+	}
+}
+
+// BenchmarkWarmStart measures Pool.Start + the first hello → open on a
+// fresh stack (run it with -benchtime=1x or 3x: each op starts Firefox).
+func BenchmarkWarmStart(b *testing.B) {
+	netns.Skip(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var starts, firsts []time.Duration
+	for range b.N {
+		b.StopTimer()
+		t0 := time.Now()
+		s, err := newStack(ctx, gecko.PoolOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		starts = append(starts, time.Since(t0))
+		b.StartTimer()
+		t1 := time.Now()
+		sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		firsts = append(firsts, time.Since(t1))
+		b.StopTimer()
+		_ = sess.Close()
+		if err := s.close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	slices.Sort(starts)
+	slices.Sort(firsts)
+	b.ReportMetric(float64(starts[len(starts)/2].Milliseconds()), "start-ms")
+	b.ReportMetric(float64(firsts[len(firsts)/2].Milliseconds()), "first-open-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkMemory100Workers opens 100 live echo workers and reports the
+// PSS of the whole Firefox process tree. It runs only when -bench names it.
+func BenchmarkMemory100Workers(b *testing.B) {
+	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
+		b.Skip("run with -bench Memory100Workers")
+	}
+	s := defaultStack(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for range b.N {
+		var sessions []*client.Session
+		var mu sync.Mutex
+		sem := make(chan struct{}, 8)
+		var wg sync.WaitGroup
+		var firstErr error
+		for range 100 {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				sessions = append(sessions, sess)
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			b.Fatal(firstErr)
+		}
+		time.Sleep(2 * time.Second) // settle before sampling memory (measurement, not synchronisation)
+		var pss float64
+		for _, br := range s.pool.Browsers() {
+			pss += groupPSS(br.PID)
+		}
+		b.ReportMetric(pss/1024, "PSS-MiB")
+		b.ReportMetric(float64(len(sessions)), "workers")
+		for _, se := range sessions {
+			_ = se.Close()
+		}
+	}
+}
+
+// groupPSS sums Pss (KiB) over the processes of a process group.
+func groupPSS(pgid int) float64 {
+	var total float64
+	for _, pid := range groupMembers(pgid) {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var kb float64
+			if _, err := fmt.Sscanf(sc.Text(), "Pss: %f kB", &kb); err == nil {
+				total += kb
+				break
+			}
+		}
+		f.Close()
+	}
+	return total
+}
