@@ -81,9 +81,10 @@ type Pool struct {
 	readyCh  chan struct{} // closed when the first browser has a warm slot
 	firstErr error
 
-	supWG    sync.WaitGroup // supervisors (and their refillers)
-	workerWG sync.WaitGroup // worker goroutines
-	closeMu  sync.Mutex
+	supWG     sync.WaitGroup // supervisors (and their refillers)
+	workerWG  sync.WaitGroup // worker goroutines
+	closeMu   sync.Mutex
+	closeDone bool // guarded by closeMu
 
 	abandon     chan struct{} // closed when Close gives up waiting for event readers
 	abandonOnce sync.Once
@@ -208,6 +209,10 @@ func (p *Pool) Ready() error {
 func (p *Pool) Close(ctx context.Context) error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
+	if p.closeDone {
+		return nil
+	}
+	defer func() { p.closeDone = true }()
 	p.mu.Lock()
 	p.closed = true
 	ws := make([]*worker, 0, len(p.workers))
@@ -491,6 +496,9 @@ func (b *browser) supervise(failed chan<- error) {
 		}
 		p.mu.Lock()
 		b.gen = g
+		if p.opts.Warm == 0 {
+			p.markReady()
+		}
 		p.mu.Unlock()
 		for range refillersPerBrs {
 			g.wg.Add(1)
@@ -537,7 +545,7 @@ func (b *browser) dropIdleTokens(g *generation) {
 	var drop []*tokenCtx
 	p.mu.Lock()
 	for id, tc := range g.tokens {
-		if tc.workers == 0 && tc.pending == 0 && tc.ucReady == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
+		if tc.workers == 0 && tc.pending == 0 && tc.ucReady == nil && tc.uc != "" && time.Since(tc.idleSince) >= p.opts.TokenIdle {
 			delete(g.tokens, id)
 			drop = append(drop, tc)
 		}
@@ -623,11 +631,7 @@ func (g *generation) refill() {
 		if keep {
 			if tc == nil {
 				g.generic = append(g.generic, s)
-				select {
-				case <-p.readyCh:
-				default:
-					close(p.readyCh)
-				}
+				p.markReady()
 			} else {
 				tc.warm = append(tc.warm, s)
 			}
@@ -751,6 +755,15 @@ func (g *generation) onEvent(ev bidi.Event) {
 		if w != nil {
 			w.deliver(pageMsg{destroyed: true})
 		}
+	}
+}
+
+// markReady lets Start return. Caller holds p.mu.
+func (p *Pool) markReady() {
+	select {
+	case <-p.readyCh:
+	default:
+		close(p.readyCh)
 	}
 }
 

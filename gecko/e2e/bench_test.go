@@ -213,6 +213,20 @@ func groupPSS(pgid int) float64 {
 			var kb float64
 			if _, err := fmt.Sscanf(sc.Text(), "Pss: %f kB", &kb); err == nil {
 				total += kb
+				if os.Getenv("E2E_PSS_DETAIL") != "" {
+					cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+					args := strings.Split(string(cmd), "\x00")
+					kind := ""
+					for i, a := range args {
+						if a == "-isForBrowser" || strings.HasPrefix(a, "webIsolated") || strings.HasPrefix(a, "web") {
+							kind += a + " "
+						}
+						if i > 0 && len(args[i-1]) > 0 && args[i-1] == "-appDir" {
+							continue
+						}
+					}
+					fmt.Fprintf(os.Stderr, "pss %d: %.0f MiB %s %s\n", pid, kb/1024, args[len(args)-2], kind)
+				}
 				break
 			}
 		}

@@ -448,3 +448,47 @@ func groupMembers(pgid int) []int {
 	}
 	return out
 }
+
+// TestWorkerIdle uses a stack of its own with a 1 s WorkerIdle: a worker
+// whose channel carries no message is ended ("idle"); messages keep it.
+func TestWorkerIdle(t *testing.T) {
+	netns.Skip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{Warm: 1, WorkerIdle: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	closed := make(chan struct{})
+	sess.Channel.OnClose(func() { close(closed) })
+	opened := time.Now()
+	// Keep it busy for 2 s: it must stay up.
+	for time.Since(opened) < 2*time.Second {
+		if out := exchange(ctx, t, sess, "tick"); string(out[0].Data) != "tick" {
+			t.Fatalf("echo = %q", out[0].Data)
+		}
+		select {
+		case <-closed:
+			t.Fatal("closed while busy")
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	quiet := time.Now()
+	select {
+	case <-closed:
+		t.Logf("closed %v after the last message", time.Since(quiet))
+	case <-ctx.Done():
+		t.Fatal("idle worker not ended")
+	}
+	waitSession(ctx, t, s, sess.WorkerID, "idle")
+}
