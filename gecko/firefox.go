@@ -220,7 +220,7 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	go f.readOutput(r, urlCh, outDone)
 	go f.wait(r, outDone)
 
-	conn, err := f.connect(startCtx, urlCh)
+	conn, err := f.connect(startCtx, start, urlCh)
 	if err != nil {
 		f.kill()
 		<-f.exited
@@ -256,10 +256,11 @@ func writeProfile(dir string, opts FirefoxOptions) error {
 
 // connect waits for the BiDi URL on Firefox's stderr, dials it and opens
 // the session.
-func (f *Firefox) connect(ctx context.Context, urlCh <-chan string) (*bidi.Conn, error) {
+func (f *Firefox) connect(ctx context.Context, start time.Time, urlCh <-chan string) (*bidi.Conn, error) {
 	var wsURL string
 	select {
 	case wsURL = <-urlCh:
+		f.log.Debug("firefox bidi listening", "url", wsURL, "after", time.Since(start))
 	case <-f.exited:
 		return nil, fmt.Errorf("wait for bidi url: %w", f.exitError())
 	case <-ctx.Done():
@@ -458,8 +459,9 @@ func (f *Firefox) close(ctx context.Context) error {
 // launch it builds a template profile in the background (a Firefox started
 // once at the lowest CPU priority, then closed), and later launches copy
 // that template instead of starting from an empty profile, which makes
-// start-up faster (see BenchmarkLauncher). It is safe for concurrent use;
-// Close removes the template.
+// start-up faster (see BenchmarkLauncher). A template that cannot be used
+// is dropped, and launches go on from empty profiles; a failed build is not
+// retried. It is safe for concurrent use; Close removes the template.
 type Launcher struct {
 	opts FirefoxOptions
 	log  *slog.Logger
@@ -496,11 +498,30 @@ func (l *Launcher) Launch(ctx context.Context) (*Firefox, error) {
 	tmpl := l.template
 	l.mu.Unlock()
 	f, err := launch(ctx, l.opts, launchConfig{template: tmpl})
+	if err != nil && tmpl != "" && ctx.Err() == nil && !errors.Is(err, ErrFirefoxNotFound) {
+		// A damaged template must not stop the browsers: drop it and
+		// start from an empty profile.
+		l.log.Warn("firefox launch from the template profile failed; dropping the template", "err", err)
+		l.dropTemplate(tmpl)
+		f, err = launch(ctx, l.opts, launchConfig{})
+	}
 	if err != nil {
 		return nil, err
 	}
 	l.startBuild()
 	return f, nil
+}
+
+// dropTemplate removes the template tmpl unless it was replaced already.
+func (l *Launcher) dropTemplate(tmpl string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.template != tmpl {
+		return
+	}
+	// Launches in flight may still be copying it; they fail and fall back.
+	_ = os.RemoveAll(l.root)
+	l.root, l.template = "", ""
 }
 
 // HasTemplate reports whether launches now start from a template profile.

@@ -632,6 +632,28 @@ func TestFirefox(t *testing.T) {
 		assertGone(t, f)
 	})
 
+	t.Run("BadTemplate", func(t *testing.T) {
+		// A template that cannot be used is dropped, and the launch
+		// goes on from an empty profile.
+		l.mu.Lock()
+		tmpl := l.template
+		l.mu.Unlock()
+		if err := os.RemoveAll(tmpl); err != nil { // say, by a tmp cleaner
+			t.Fatal(err)
+		}
+		f := launch(t)
+		if l.HasTemplate() {
+			t.Error("bad template kept")
+		}
+		if _, err := os.Stat(filepath.Dir(tmpl)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("bad template directory not removed: %v", err)
+		}
+		if err := f.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		assertGone(t, f)
+	})
+
 	if err := l.Close(ctx); err != nil {
 		t.Fatalf("Launcher.Close: %v", err)
 	}

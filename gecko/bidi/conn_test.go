@@ -325,3 +325,20 @@ func BenchmarkCallFunction(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCall measures a command answered by Firefox's parent process
+// alone (browser.getUserContexts): the client's and the protocol's own
+// round-trip cost, without a content process.
+func BenchmarkCall(b *testing.B) {
+	shared.once.Do(startShared)
+	if shared.err != nil {
+		b.Fatalf("start shared firefox: %v", shared.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for b.Loop() {
+		if err := shared.conn.Call(ctx, "browser.getUserContexts", nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
