@@ -19,8 +19,12 @@ import (
 	"github.com/geckohost/geckohost/gecko/bidi"
 )
 
-const (
-	defaultStartTimeout = 30 * time.Second
+// defaultStartTimeout is FirefoxOptions.StartTimeout's default.
+const defaultStartTimeout = 30 * time.Second
+
+// Bounds of Close and of the clean-up after exit (variables so that tests
+// can shorten them).
+var (
 	// waitDelay bounds the wait after SIGTERM before SIGKILL.
 	waitDelay = 5 * time.Second
 	// browserCloseTimeout bounds browser.close during Close.
@@ -31,9 +35,10 @@ const (
 	// outputDrainTimeout bounds waiting for the output reader after the
 	// process group is dead.
 	outputDrainTimeout = 2 * time.Second
-	// listeningPrefix starts the stderr line that carries the BiDi URL.
-	listeningPrefix = "WebDriver BiDi listening on "
 )
+
+// listeningPrefix starts the stderr line that carries the BiDi URL.
+const listeningPrefix = "WebDriver BiDi listening on "
 
 // FirefoxOptions configures LaunchFirefox and NewLauncher. The zero value
 // works.

@@ -2,12 +2,15 @@ package gecko
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -29,6 +32,8 @@ import (
 //	exit  – writes a line to stderr and exits with status 3
 //	child – waits to be killed
 //	parent – launches a real Firefox, writes "PID PROFILE" to the PID file, waits
+//	stubborn – a BiDi endpoint that opens sessions but ignores every other
+//	        command, in a process that ignores SIGTERM
 const (
 	fakeEnv     = "GECKOHOST_FAKE_FIREFOX"
 	fakePIDFile = "GECKOHOST_FAKE_PIDFILE"
@@ -58,6 +63,8 @@ func runFake(mode string) int {
 	case "exit":
 		fmt.Fprintln(os.Stderr, "fake firefox: giving up")
 		return 3
+	case "stubborn":
+		return runStubborn()
 	case "parent":
 		// Not a browser: a geckohost stand-in that launches a real
 		// Firefox, reports its PID and waits to be killed.
@@ -76,6 +83,39 @@ func runFake(mode string) int {
 		return 0
 	}
 	return 2
+}
+
+// runStubborn is the "stubborn" fake browser.
+func runStubborn() int {
+	signal.Ignore(syscall.SIGTERM)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 1
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for {
+			_, data, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			var cmd struct {
+				ID     int    `json:"id"`
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(data, &cmd) == nil && cmd.Method == "session.new" {
+				_ = ws.Write(r.Context(), websocket.MessageText,
+					fmt.Appendf(nil, `{"type":"success","id":%d,"result":{"sessionId":"s","capabilities":{}}}`, cmd.ID))
+			}
+		}
+	})}
+	fmt.Fprintf(os.Stderr, "WebDriver BiDi listening on ws://%s\n", ln.Addr())
+	_ = srv.Serve(ln) // until the process is killed
+	return 0
 }
 
 func TestMain(m *testing.M) {
@@ -693,6 +733,42 @@ func TestLauncherCloseDuringBuild(t *testing.T) {
 	if l.HasTemplate() {
 		t.Error("template kept after Close")
 	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
+}
+
+// TestCloseStubborn closes a browser that ignores browser.close and
+// SIGTERM: Close still ends it (SIGKILL after the wait delay), within its
+// bounds, and leaves nothing behind.
+func TestCloseStubborn(t *testing.T) {
+	for _, v := range []struct {
+		p   *time.Duration
+		val time.Duration
+	}{{&browserCloseTimeout, 300 * time.Millisecond}, {&exitAfterBrowserClose, 300 * time.Millisecond}, {&waitDelay, 500 * time.Millisecond}} {
+		old := *v.p
+		*v.p = v.val
+		t.Cleanup(func() { *v.p = old })
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx := testContext(t, 30*time.Second)
+	f, err := LaunchFirefox(ctx, FirefoxOptions{Path: os.Args[0], Env: []string{fakeEnv + "=stubborn"}})
+	if err != nil {
+		t.Fatalf("LaunchFirefox(stubborn fake): %v", err)
+	}
+	start := time.Now()
+	if err := f.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("Close took %v", time.Since(start))
+	if ws, ok := f.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("stubborn browser ended with %v, want killed by SIGKILL", f.cmd.ProcessState)
+	}
+	if f.Err() != nil {
+		t.Errorf("Err after Close = %v", f.Err())
+	}
+	assertGone(t, f)
 	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
 		t.Errorf("left in TMPDIR: %v", ents)
 	}
