@@ -311,8 +311,9 @@ func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Wo
 	return w, nil
 }
 
-// pickBrowser returns the browser for token: the one it already uses, else
-// the least loaded running browser with room. Caller holds p.mu.
+// pickBrowser returns the browser for token: the one holding its user
+// context, else the least loaded running browser with room. Caller holds
+// p.mu.
 func (p *Pool) pickBrowser(token int64) *browser {
 	var best *browser
 	for _, b := range p.browsers {
@@ -320,8 +321,8 @@ func (p *Pool) pickBrowser(token int64) *browser {
 		if g == nil || g.live >= p.opts.MaxWorkersPerBrowser {
 			continue
 		}
-		if tc := g.tokens[token]; tc != nil && tc.workers > 0 {
-			return b
+		if g.tokens[token] != nil {
+			return b // the token's user context (its storage) is here
 		}
 		if best == nil || g.live < best.gen.live {
 			best = b

@@ -390,7 +390,11 @@ func (w *worker) relay() wire.Event {
 					reason = reasonPeerClosed
 				}
 				if !connected {
-					return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.UncaughtExceptionInWorkerCode, "the worker ended before the data channel opened (%s)", reason), EndReason: reason}
+					if reason == reasonWorkerClosed {
+						return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened"), EndReason: reason}
+					}
+					// ICE or DTLS failed, or the peer closed: never connected.
+					return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoTimeout, "the worker's peer connection ended before the data channel opened (%s)", reason), EndReason: reason}
 				}
 				return wire.Event{Kind: wire.EventEnded, EndReason: reason}
 			case "log":

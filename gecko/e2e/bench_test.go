@@ -71,7 +71,7 @@ func runDials(b *testing.B, pick func(client.Timings) time.Duration, name string
 		b.StopTimer()
 		waitWarm(ctx, b, s, 1)
 		b.StartTimer()
-		sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true})
+		sess, err := client.Dial(ctx, s.wsURL, client.Options{Token: s.tokenA, Source: s.src.URL + "/echo.js", Loopback: true, GatherFirst: os.Getenv("E2E_GATHER_FIRST") != ""})
 		if err != nil {
 			b.Fatal(err)
 		}

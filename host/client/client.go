@@ -35,6 +35,10 @@ type Options struct {
 	Loopback bool
 	// Header is sent with the WebSocket handshake (e.g. Origin).
 	Header http.Header
+	// GatherFirst gathers every candidate before the hello and sends them
+	// in the offer instead of trickling them (on loopback gathering takes
+	// about a millisecond, and the worker can start ICE checks at once).
+	GatherFirst bool
 	// CandidatesAfterAnswer holds the client's ICE candidates back until the
 	// worker's answer arrived (to test servers; normally they trickle from
 	// right after the hello).
@@ -207,6 +211,9 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		}
 		cmu.Lock()
 		defer cmu.Unlock()
+		if opts.GatherFirst {
+			return // the offer carries them
+		}
 		if !helloSent {
 			pendingCand = append(pendingCand, wc)
 			return
@@ -220,8 +227,25 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	if err != nil {
 		return nil, fmt.Errorf("create offer: %w", err)
 	}
+	var gathered <-chan struct{}
+	if opts.GatherFirst {
+		gathered = webrtc.GatheringCompletePromise(pc)
+	}
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return nil, fmt.Errorf("set local description: %w", err)
+	}
+	sdp := offer.SDP
+	if opts.GatherFirst {
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gather candidates: %w", ctx.Err())
+		}
+		sdp = pc.LocalDescription().SDP // candidates included
+		cmu.Lock()
+		pendingCand = nil // in the offer already
+		helloSent = true
+		cmu.Unlock()
 	}
 	start := time.Now()
 	hello := map[string]any{
@@ -229,7 +253,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		"action":        "client-hello",
 		"authorization": "Bearer " + opts.Token,
 		"source":        opts.Source,
-		"webrtcOffer":   offer.SDP,
+		"webrtcOffer":   sdp,
 	}
 	flush := func() {
 		helloSent = true
