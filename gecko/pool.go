@@ -58,6 +58,7 @@ const (
 	backoffResetRun = 30 * time.Second
 	callTimeout     = 10 * time.Second
 	refillHold      = time.Second
+	refillLow       = 2
 )
 
 // Pool is the gecko engine: it supervises headless Firefox processes, keeps
@@ -429,9 +430,10 @@ type generation struct {
 	byTab   map[string]*worker
 	live    int
 	// negotiating counts workers between StartWorker and connected (or
-	// their end). Refills wait while it is non-zero (up to refillHold):
-	// opening a tab keeps Firefox's parent process busy and delays the
-	// BiDi calls of a negotiation by 50-200 ms.
+	// their end). While it is non-zero, refills of slot kinds that still
+	// have refillLow ready wait (up to refillHold): opening a tab keeps
+	// Firefox's parent process busy and delays the BiDi calls of a
+	// negotiation by 50-200 ms.
 	negotiating int
 	lastJob     time.Time
 	wg          sync.WaitGroup
@@ -672,26 +674,29 @@ func (g *generation) nextJob() (bool, *tokenCtx) {
 	if p.ctx.Err() != nil || g.b.gen != g {
 		return false, nil
 	}
-	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
-		return false, nil
-	}
-	defer func() { g.lastJob = time.Now() }()
 	want := p.opts.Warm
 	if want == 0 {
 		return false, nil
 	}
+	// While workers negotiate, refill only what runs low (fewer than
+	// refillLow ready), at most once per refillHold.
+	hold := g.negotiating > 0 && time.Since(g.lastJob) < refillHold
+	ok := func(ready int) bool { return !hold || ready < refillLow }
 	if len(g.generic)+g.pending == 0 {
 		g.pending++
+		g.lastJob = time.Now()
 		return true, nil
 	}
 	for _, tc := range g.tokens {
-		if tc.workers > 0 && tc.ucReady == nil && len(tc.warm)+tc.pending < want {
+		if tc.workers > 0 && tc.ucReady == nil && len(tc.warm)+tc.pending < want && ok(len(tc.warm)) {
 			tc.pending++
+			g.lastJob = time.Now()
 			return true, tc
 		}
 	}
-	if len(g.generic)+g.pending < want {
+	if len(g.generic)+g.pending < want && ok(len(g.generic)) {
 		g.pending++
+		g.lastJob = time.Now()
 		return true, nil
 	}
 	return false, nil
