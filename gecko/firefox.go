@@ -769,9 +769,13 @@ func processExists(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// On Linux, a zombie is no user of a profile.
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return false
+		return true
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')

@@ -1,0 +1,22 @@
+//go:build unix && !linux
+
+package gecko
+
+import "syscall"
+
+// sysProcAttr puts Firefox in its own process group (so that its content
+// processes can be killed together). There is no Pdeathsig outside Linux:
+// a browser outlives a geckohost killed with SIGKILL there.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+// killGroup sends sig to every process of the group led by pid.
+func killGroup(pid int, sig syscall.Signal) error {
+	return syscall.Kill(-pid, sig)
+}
+
+// setNice gives the process the lowest CPU priority.
+func setNice(pid int) error {
+	return syscall.Setpriority(syscall.PRIO_PROCESS, pid, 19)
+}
