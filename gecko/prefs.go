@@ -105,6 +105,9 @@ var defaultPrefs = map[string]any{
 	"app.normandy.api_url":                        "",
 	"app.shield.optoutstudies.enabled":            false,
 	"messaging-system.rsexperimentloader.enabled": false,
+	// Nimbus still syncs for Firefox Labs (allowed unless an enterprise
+	// policy forbids it); it reaches only the dead services.settings.server.
+	"nimbus.rollouts.enabled": false,
 
 	// Safe browsing.
 	"browser.safebrowsing.malware.enabled":             false,
