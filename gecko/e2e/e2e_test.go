@@ -492,3 +492,20 @@ func TestWorkerIdle(t *testing.T) {
 	}
 	waitSession(ctx, t, s, sess.WorkerID, "idle")
 }
+
+// TestWorkerCannotReachHost: a worker's WebSocket to geckohost's own
+// signaling endpoint is refused (its Origin is the shell's, not allowed).
+func TestWorkerCannotReachHost(t *testing.T) {
+	s := setup(t)
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := dial(ctx, t, s, s.tokenA, "/ws.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	if out := exchange(ctx, t, sess, s.wsURL); string(out[0].Data) != "error" {
+		t.Fatalf("worker's WebSocket to %s: %q, want error", s.wsURL, out[0].Data)
+	}
+}
