@@ -227,6 +227,9 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 
 	conn, err := f.connect(startCtx, start, urlCh)
 	if err != nil {
+		f.mu.Lock()
+		f.closing = true // our kill; the error below says why
+		f.mu.Unlock()
 		f.kill()
 		<-f.exited
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -316,7 +319,8 @@ func (f *Firefox) readOutput(r io.Reader, urlCh chan<- string, outDone chan<- st
 }
 
 // wait owns the process: it waits for it, kills what is left of its
-// process group, drains the output, removes the profile and closes exited.
+// process group, closes done, drains the output, removes the profile and
+// closes exited.
 func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	defer close(f.exited)
 	err := f.cmd.Wait()
@@ -324,6 +328,15 @@ func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	// leaves them): kill the whole group.
 	_ = killGroup(f.cmd.Process.Pid, syscall.SIGKILL)
 	f.stop()
+	f.mu.Lock()
+	closing := f.closing
+	f.mu.Unlock()
+	if closing {
+		f.log.Debug("firefox exited", "status", err)
+	} else {
+		f.log.Warn("firefox exited unexpectedly", "status", err)
+	}
+	f.end(f.exitError()) // Done at once; the clean-up below may take a while
 	t := time.NewTimer(outputDrainTimeout)
 	select {
 	case <-outDone:
@@ -338,15 +351,6 @@ func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	} else if rerr := os.RemoveAll(f.profile); rerr != nil {
 		f.log.Warn("remove firefox profile", "dir", f.profile, "err", rerr)
 	}
-	f.mu.Lock()
-	closing := f.closing
-	f.mu.Unlock()
-	if closing {
-		f.log.Debug("firefox exited", "status", err)
-	} else {
-		f.log.Warn("firefox exited unexpectedly", "status", err)
-	}
-	f.end(f.exitError())
 }
 
 // watch closes done and kills Firefox when the BiDi connection is lost,
