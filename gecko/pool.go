@@ -58,7 +58,7 @@ const (
 	backoffResetRun = 30 * time.Second
 	callTimeout     = 10 * time.Second
 	refillHold      = time.Second
-	refillLow       = 2
+	refillLow       = 1
 )
 
 // Pool is the gecko engine: it supervises headless Firefox processes, keeps

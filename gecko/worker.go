@@ -64,6 +64,8 @@ type worker struct {
 	reason  string // why close was requested
 
 	negotiated bool // guarded by p.mu
+	created    time.Time
+	startSent  time.Time // when the start call was sent (debug timing)
 
 	candQ   []wire.Candidate // guarded by mu
 	candSig chan struct{}
@@ -76,6 +78,7 @@ func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, s *slot, req wi
 	return &worker{
 		p: p, b: b, g: g, tc: tc, req: req, slot: s,
 		log:     b.log.With("worker", req.WorkerID),
+		created: time.Now(),
 		events:  make(chan wire.Event, 32),
 		inSig:   make(chan struct{}, 1),
 		candSig: make(chan struct{}, 1),
@@ -289,6 +292,7 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 		return w.failure("fetching the worker source", src.err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	w.startSent = time.Now()
 	_, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
 		FunctionDeclaration: "(code, url, offer) => { gh.start(code, url, offer); }",
 		Context:             s.tab,
@@ -371,7 +375,13 @@ func (w *worker) relay() wire.Event {
 			}
 			switch e.T {
 			case "answer":
-				w.log.Debug("answer", "page_ms", e.TM)
+				if e.TM != nil {
+					now := float64(time.Now().UnixMilli())
+					w.log.Debug("answer", "page_ms", e.TM,
+						"start_to_page_ms", e.TM["entry"]-float64(w.startSent.UnixMilli()),
+						"page_to_go_ms", now-e.TM["sent"],
+						"since_startworker_ms", time.Since(w.created).Milliseconds())
+				}
 				w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
 			case "cand":
 				if e.C != nil {

@@ -111,7 +111,7 @@
     if (started) return;
     started = true;
     const t0 = performance.now();
-    const tm = {};
+    const tm = { entry: Date.now() };
     const ran = new Promise((resolve) => { runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
     port.postMessage({ t: "run", code, url });
     const applied = pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
@@ -126,6 +126,7 @@
       tm.create = performance.now() - t0;
       await pc.setLocalDescription(answer);
       tm.local = performance.now() - t0;
+      tm.sent = Date.now();
       send({ t: "answer", sdp: pc.localDescription.sdp, tm });
     } catch (e) {
       send({ t: "error", errno: 204, reason: "answer failed: " + (e && e.message ? e.message : String(e)) });
