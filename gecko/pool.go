@@ -667,8 +667,8 @@ func (g *generation) refill() {
 }
 
 // nextJob picks the next warm slot to make: generic slots first while none
-// is ready, then active tokens, then the rest of the generic slots. Caller
-// holds p.mu.
+// is ready, then the tokens' user contexts (kept until TokenIdle after their
+// last worker), then the rest of the generic slots. Caller holds p.mu.
 func (g *generation) nextJob() (bool, *tokenCtx) {
 	p := g.b.p
 	if p.ctx.Err() != nil || g.b.gen != g {
@@ -688,7 +688,7 @@ func (g *generation) nextJob() (bool, *tokenCtx) {
 		return true, nil
 	}
 	for _, tc := range g.tokens {
-		if tc.workers > 0 && tc.ucReady == nil && len(tc.warm)+tc.pending < want && ok(len(tc.warm)) {
+		if tc.ucReady == nil && tc.uc != "" && len(tc.warm)+tc.pending < want && ok(len(tc.warm)) {
 			tc.pending++
 			g.lastJob = time.Now()
 			return true, tc
