@@ -77,6 +77,7 @@ type Pool struct {
 	started  bool
 	closed   bool
 	shell    *shellServer
+	launcher *Launcher
 	browsers []*browser
 	workers  map[*worker]struct{}
 	readyCh  chan struct{} // closed when the first browser has a warm slot
@@ -160,6 +161,11 @@ func (p *Pool) Start(ctx context.Context) error {
 		return fmt.Errorf("start pool: %w", err)
 	}
 	p.shell = shell
+	// One launcher for every browser and restart: after the first launch
+	// it builds a template profile, so later launches start faster.
+	fopts := p.opts.Firefox
+	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	p.launcher = NewLauncher(fopts)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
 		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
@@ -247,6 +253,11 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.supWG.Wait()
 	<-waited
 	p.tr.CloseIdleConnections()
+	if p.launcher != nil {
+		if err := p.launcher.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if p.shell != nil {
 		if err := p.shell.Close(ctx); err != nil {
 			errs = append(errs, err)
@@ -452,13 +463,8 @@ func (b *browser) supervise(failed chan<- error) {
 	backoff := backoffMin
 	reported := false
 	for {
-		opts := p.opts.Firefox
-		opts.CameraOrigins = append(slices.Clone(opts.CameraOrigins), p.shell.Origin())
-		if opts.Logger == p.log {
-			opts.Logger = b.log
-		}
 		t0 := time.Now()
-		ff, err := LaunchFirefox(p.ctx, opts)
+		ff, err := p.launcher.Launch(p.ctx)
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
