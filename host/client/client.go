@@ -160,11 +160,12 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	ws.SetReadLimit(1 << 20)
 
 	// Candidates are written by pion's callback goroutine; writes are
-	// serialised and stop once negotiate returns.
+	// serialised by wmu and stop once negotiate returns: the deferred
+	// function below sets done under wmu, so after it no write is in flight
+	// and none starts.
 	var (
 		wmu    sync.Mutex
 		done   bool
-		wg     sync.WaitGroup
 		werr   error
 		werrMu sync.Mutex
 	)
@@ -187,7 +188,6 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		wmu.Lock()
 		done = true
 		wmu.Unlock()
-		wg.Wait()
 	}()
 
 	var (
@@ -218,8 +218,6 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 			pendingCand = append(pendingCand, wc)
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		sendCand(wc)
 	})
 
