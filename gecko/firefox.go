@@ -593,8 +593,9 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 	if err != nil {
 		return "", root, fmt.Errorf("start template firefox: %w", err)
 	}
-	// A clean browser.close lets Firefox write out its databases.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A clean browser.close lets Firefox write out its databases; Close
+	// of the Launcher (l.ctx) cuts it short with a kill.
+	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
 	defer cancel()
 	if err := f.Close(ctx); err != nil {
 		return "", root, fmt.Errorf("close template firefox: %w", err)
