@@ -216,13 +216,19 @@ func (w *worker) dead() bool {
 
 // failure maps an error of a browser call to the event that ends the worker.
 func (w *worker) failure(what string, err error) wire.Event {
+	died := wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
 	if w.dead() {
-		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+		return died
 	}
 	select {
 	case <-w.closeCh:
 		return w.closedEvent(false)
 	default:
+	}
+	// A lost BiDi connection means the browser is gone (Firefox.Done
+	// closes on it too), even if the supervisor has not noticed yet.
+	if errors.Is(err, bidi.ErrClosed) {
+		return died
 	}
 	w.log.Warn("worker failed", "while", what, "err", err)
 	return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.NoGeckoAvailable, "%s: %v", what, err), EndReason: reasonError}
