@@ -63,6 +63,7 @@ const (
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
 	callTimeout     = 10 * time.Second
+	startTimeout    = 40 * time.Second // gh.start: the host's 302 comes first
 	refillHold      = time.Second
 	// workersPerPage is how many workers one shell page hosts.
 	workersPerPage = 50

@@ -219,6 +219,30 @@ func (w *worker) dead() bool {
 
 // failure maps an error of a browser call to the event that ends the worker.
 func (w *worker) failure(what string, err error) wire.Event {
+	lost := errors.Is(err, bidi.ErrClosed)
+	if !lost {
+		select {
+		case <-w.g.ff.Conn().Done():
+			lost = true
+		default:
+		}
+	}
+	if lost {
+		select {
+		case <-w.closeCh:
+			return w.closedEvent(false)
+		default:
+		}
+		// The BiDi connection is gone: the browser died (or is being
+		// killed); the supervisor notices it a moment later.
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-w.g.dead:
+		case <-t.C:
+		}
+		t.Stop()
+		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+	}
 	if w.dead() {
 		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
 	}
@@ -286,16 +310,30 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 		}
 		return w.failure("fetching the worker source", src.err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	// The call returns the answer (or the start's error); the host bounds
+	// the wait for it (302), startTimeout is only a backstop.
+	cctx, cancel := context.WithTimeout(ctx, startTimeout)
 	w.startSent = time.Now()
-	_, err = w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
-		FunctionDeclaration: "(id, code, url, offer) => { gh.start(id, code, url, offer); }",
+	res, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(id, code, url, offer) => gh.start(id, code, url, offer)",
 		Context:             pg.tab,
 		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+		AwaitPromise:        true,
 	})
 	cancel()
 	if err != nil {
 		return w.failure("starting the worker", err)
+	}
+	var e shellEvent
+	if raw, err := bidi.StringValue(res); err != nil || json.Unmarshal([]byte(raw), &e) != nil {
+		return w.failure("starting the worker", fmt.Errorf("unexpected start result %s", res))
+	}
+	if e.T == "error" {
+		w.pageEnded = true
+		return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
+	}
+	if e.T == "answer" {
+		w.answered(e)
 	}
 	return w.relay()
 }
@@ -370,14 +408,7 @@ func (w *worker) relay() wire.Event {
 			}
 			switch e.T {
 			case "answer":
-				if e.TM != nil {
-					now := float64(time.Now().UnixMilli())
-					w.log.Debug("answer", "page_ms", e.TM,
-						"start_to_page_ms", e.TM["entry"]-float64(w.startSent.UnixMilli()),
-						"page_to_go_ms", now-e.TM["sent"],
-						"since_startworker_ms", time.Since(w.created).Milliseconds())
-				}
-				w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
+				w.answered(e)
 			case "cand":
 				if e.C != nil {
 					w.log.Debug("worker candidate", "candidate", e.C.Candidate)
@@ -409,6 +440,18 @@ func (w *worker) relay() wire.Event {
 			}
 		}
 	}
+}
+
+// answered sends the worker's answer.
+func (w *worker) answered(e shellEvent) {
+	if e.TM != nil {
+		now := float64(time.Now().UnixMilli())
+		w.log.Debug("answer", "page_ms", e.TM,
+			"start_to_page_ms", e.TM["entry"]-float64(w.startSent.UnixMilli()),
+			"page_to_go_ms", now-e.TM["sent"],
+			"since_startworker_ms", time.Since(w.created).Milliseconds())
+	}
+	w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
 }
 
 // finish ends the worker in its page (the page stays), releases its place
