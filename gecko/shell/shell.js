@@ -19,6 +19,7 @@
   let cert = null;
   const slots = []; // ready or being made: {ready: Promise, ok}
   const live = new Map(); // worker id → session
+  const early = new Map(); // worker id → client candidates sent before its start
   let negotiating = 0;
   let filling = false;
   let lastWarm = -1;
@@ -182,6 +183,8 @@
     reportWarm();
     const w = session(id, s);
     live.set(id, w);
+    w.early = early.get(id) || null; // applied once the offer is
+    early.delete(id);
     const t0 = performance.now();
     const tm = { entry: Date.now() };
     try {
@@ -190,7 +193,13 @@
       const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
       s.port.postMessage({ t: "run", code, url });
       const applied = s.pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
-        () => { tm.offer = performance.now() - t0; return null; },
+        () => {
+          tm.offer = performance.now() - t0;
+          const l = w.early;
+          w.early = null;
+          if (l) addList(w, l);
+          return null;
+        },
         (e) => ({ errno: 204, reason: "offer rejected: " + (e && e.message ? e.message : String(e)) }),
       );
       const [r, offerErr] = await Promise.all([ran, applied]);
@@ -221,14 +230,26 @@
 
   async function addCandidates(id, json) {
     const w = live.get(id);
-    if (!w) return;
-    for (const c of JSON.parse(json)) {
-      if (w.ended) return;
-      try { await addCandidate(w, c); } catch (e) { w.tell({ t: "log", msg: "addIceCandidate: " + e }); }
+    if (!w) {
+      // Before gh.start: kept until it runs (gh.close drops them).
+      const l = early.get(id) || [];
+      l.push(...JSON.parse(json));
+      early.set(id, l);
+      return;
     }
+    await addList(w, JSON.parse(json));
+  }
+
+  // addList hands every candidate to the peer connection at once (its
+  // operations chain keeps their order).
+  async function addList(w, list) {
+    if (w.early) { w.early.push(...list); return; }
+    if (w.ended) return;
+    await Promise.all(list.map((c) => addCandidate(w, c).catch((e) => w.tell({ t: "log", msg: "addIceCandidate: " + e }))));
   }
 
   function close(id) {
+    early.delete(id);
     const w = live.get(id);
     if (w) w.end("closed", true);
   }
