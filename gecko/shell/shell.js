@@ -183,7 +183,7 @@
     reportWarm();
     const w = session(id, s);
     live.set(id, w);
-    w.early = early.get(id) || null; // applied once the offer is
+    w.early = early.has(id) ? early.get(id).list : null; // applied once the offer is
     early.delete(id);
     const t0 = performance.now();
     const tm = { entry: Date.now() };
@@ -232,9 +232,11 @@
     const w = live.get(id);
     if (!w) {
       // Before gh.start: kept until it runs (gh.close drops them).
-      const l = early.get(id) || [];
-      l.push(...JSON.parse(json));
-      early.set(id, l);
+      const now = performance.now();
+      for (const [k, v] of early) if (now - v.at > 60000) early.delete(k); // never started
+      const e = early.get(id) || { at: now, list: [] };
+      e.list.push(...JSON.parse(json));
+      early.set(id, e);
       return;
     }
     await addList(w, JSON.parse(json));
