@@ -35,7 +35,8 @@ type serveConfig struct {
 	Firefox string
 	// Browsers (≥ 1) and MaxWorkersPerBrowser (≥ 1) size the pool.
 	Browsers, MaxWorkersPerBrowser int
-	// Warm is the number of pre-loaded worker pages; 0 means none (note:
+	// Warm is the number of pre-spawned workers each worker page keeps
+	// ready (see gecko.PoolOptions.Warm); 0 means none (note:
 	// gecko.PoolOptions.Warm reads 0 as its default, so pass -1 for none).
 	Warm int
 	// WorkerIdle ends a worker after this long without data-channel traffic.
@@ -63,7 +64,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
 			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "number of Firefox processes to run", EnvVars: []string{"GECKOHOST_BROWSERS"}},
 			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "most workers one Firefox runs", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
-			&cli.IntFlag{Name: "warm", Value: 4, Usage: "pre-loaded worker pages kept ready (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
+			&cli.IntFlag{Name: "warm", Value: 4, Usage: "pre-spawned workers each worker page keeps ready, plus one pre-loaded page for a new token (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
 			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},

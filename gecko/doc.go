@@ -9,4 +9,12 @@
 // group is killed and the profile directory removed. A Launcher starts
 // browsers with the same options faster, from a template profile it builds
 // in the background after its first launch.
+//
+// The engine on top, Pool, runs many workers per page: per browser and per
+// token it keeps one (or, past 50 workers, a few) tabs in the token's own
+// user context loaded with the worker shell (shell/shell.js). The page keeps
+// Pool.Warm bootstrap Workers and RTCPeerConnections pre-spawned and refills
+// them itself; a hello is one script.callFunction, gh.start(id, code, url,
+// offer), which returns the answer; the page's later events (candidates,
+// open, end) carry the worker id and reach Go as script.message events.
 package gecko

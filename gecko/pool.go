@@ -26,9 +26,15 @@ type PoolOptions struct {
 	Browsers int
 	// MaxWorkersPerBrowser caps live workers per browser; 0 means 150.
 	MaxWorkersPerBrowser int
-	// Warm is how many loaded worker tabs each browser keeps ready for new
-	// tokens, and for each token with live workers; 0 means 4, negative
-	// means none (every hello then waits for a tab, about 0.5 s).
+	// Warm is how many workers each loaded shell page keeps pre-spawned
+	// (a bootstrap Worker plus a peer connection, refilled by the page
+	// itself); 0 means 4, negative means none. One page hosts up to 50
+	// workers of one token. With Warm > 0 each browser also keeps one
+	// generic page loaded in a fresh user context, taken by the next new
+	// token (its first hello then needs no page load), and pre-loads a
+	// token's next page before its pages are full. Negative Warm: no
+	// generic page either, so a token's first hello waits for a page
+	// (about 0.5 s).
 	Warm int
 	// WorkerIdle ends a worker whose data channel carried no message for
 	// this long; 0 means 10 minutes, negative means never.
@@ -57,12 +63,18 @@ const (
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
 	callTimeout     = 10 * time.Second
+	startTimeout    = 40 * time.Second // gh.start: the host's 302 comes first
 	refillHold      = time.Second
-	refillLow       = 1
+	// workersPerPage is how many workers one shell page hosts.
+	workersPerPage = 50
+	// pageSpare: a token's next page is pre-loaded once fewer free places
+	// than this remain in its pages.
+	pageSpare = 10
 )
 
 // Pool is the gecko engine: it supervises headless Firefox processes, keeps
-// warm worker tabs loaded with the worker shell, and starts workers in them.
+// shell pages loaded (one or a few per token user context, each hosting up
+// to 50 workers, with pre-spawned workers) and starts workers in them.
 // It satisfies host.Engine.
 type Pool struct {
 	opts  PoolOptions
@@ -276,9 +288,10 @@ func (p *Pool) Close(ctx context.Context) error {
 	return nil
 }
 
-// StartWorker reserves a tab for req in a browser and returns at once; the
-// worker then fetches its source, runs it and reports on Events. Errors:
-// 304 after Close, 301 when no browser is up or all are full.
+// StartWorker reserves a place for req in a shell page of a browser and
+// returns at once; the worker then fetches its source, runs it and reports
+// on Events. Errors: 304 after Close, 301 when no browser is up or all are
+// full.
 func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -299,23 +312,26 @@ func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Wo
 	}
 	g := b.gen
 	tc := g.tokens[req.TokenID]
-	var s *slot
-	switch {
-	case tc != nil && len(tc.warm) > 0:
-		s, tc.warm = tc.warm[0], tc.warm[1:]
-	case tc == nil && len(g.generic) > 0:
-		s, g.generic = g.generic[0], g.generic[1:]
-		tc = &tokenCtx{id: req.TokenID, uc: s.uc}
+	if tc == nil {
+		tc = &tokenCtx{id: req.TokenID}
+		if len(g.generic) > 0 {
+			// The generic page's fresh user context becomes the token's.
+			pg := g.generic[0]
+			g.generic = g.generic[1:]
+			pg.tc = tc
+			tc.uc = pg.uc
+			tc.pages = append(tc.pages, pg)
+		}
 		g.tokens[req.TokenID] = tc
-	case tc == nil:
-		tc = &tokenCtx{id: req.TokenID, ucReady: make(chan struct{})}
-		g.tokens[req.TokenID] = tc
-		tc.creator = true
+	}
+	pg := tc.freePage()
+	if pg != nil {
+		pg.workers++
 	}
 	tc.workers++
 	g.live++
 	g.negotiating++
-	w := newWorker(p, b, g, tc, s, req)
+	w := newWorker(p, b, g, tc, pg, req)
 	p.workers[w] = struct{}{}
 	p.workerWG.Add(1)
 	go w.run()
@@ -348,10 +364,11 @@ type shellConfig struct {
 	IceServers []string `json:"iceServers,omitempty"`
 	Loopback   bool     `json:"loopback"`
 	IdleMs     int64    `json:"idleMs"`
+	Warm       int      `json:"warm"`
 }
 
 func (p *Pool) shellConfigJSON() string {
-	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback}
+	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm}
 	if p.opts.WorkerIdle > 0 {
 		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
 	}
@@ -359,63 +376,114 @@ func (p *Pool) shellConfigJSON() string {
 	return string(b)
 }
 
-// makeSlot opens a tab in user context uc, loads the shell and initialises
-// it (worker spawned, peer connection created).
-func (p *Pool) makeSlot(ctx context.Context, g *generation, uc string) (*slot, error) {
+// makePage opens a tab in user context uc, loads the shell and initialises
+// it (its warm workers spawned). The page is registered in g.pages (for its
+// events) before it is initialised.
+func (p *Pool) makePage(ctx context.Context, g *generation, uc string) (*page, error) {
 	conn := g.ff.Conn()
 	tab, err := conn.CreateTab(ctx, uc)
 	if err != nil {
 		return nil, fmt.Errorf("create tab: %w", err)
 	}
-	s := &slot{tab: tab, uc: uc}
+	pg := &page{tab: tab, uc: uc, ws: map[string]*worker{}}
+	p.mu.Lock()
+	g.pages[tab] = pg
+	p.mu.Unlock()
 	if err := conn.Navigate(ctx, tab, p.shell.URL()); err != nil {
-		p.dropSlot(g, s)
+		p.dropPage(g, pg)
 		return nil, fmt.Errorf("load worker shell: %w", err)
 	}
-	_, err = conn.CallFunction(ctx, bidi.CallFunctionParams{
+	res, err := conn.CallFunction(ctx, bidi.CallFunctionParams{
 		FunctionDeclaration: "(ch, cfg) => gh.init(ch, JSON.parse(cfg))",
 		Context:             tab,
 		Args:                []any{bidi.ChannelArg(shellChannel), bidi.StringArg(p.shellConfigJSON())},
 		AwaitPromise:        true,
 	})
 	if err != nil {
-		p.dropSlot(g, s)
+		p.dropPage(g, pg)
 		return nil, fmt.Errorf("init worker shell: %w", err)
 	}
-	return s, nil
+	if n, err := bidi.NumberValue(res); err == nil {
+		p.mu.Lock()
+		pg.warm = max(pg.warm, int(n))
+		p.mu.Unlock()
+	}
+	return pg, nil
 }
 
-// dropSlot closes a slot's tab in the background of the caller (bounded).
-func (p *Pool) dropSlot(g *generation, s *slot) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+// dropPage forgets a page and closes its tab (bounded).
+func (p *Pool) dropPage(g *generation, pg *page) {
+	p.mu.Lock()
+	pg.closing = true
+	if g.pages[pg.tab] == pg {
+		delete(g.pages, pg.tab)
+	}
+	p.mu.Unlock()
 	select {
 	case <-g.dead:
 		return
 	default:
 	}
-	if err := g.ff.Conn().CloseContext(ctx, s.tab); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.ff.Conn().CloseContext(ctx, pg.tab); err != nil {
 		g.b.log.Debug("close tab", "err", err)
 	}
 }
 
-// slot is a tab with the worker shell loaded and initialised.
-type slot struct {
-	tab string // browsing context id
-	uc  string // user context id
+// page is a tab with the worker shell loaded; it hosts up to
+// workersPerPage workers of one token (none while generic).
+type page struct {
+	tab     string // browsing context id
+	uc      string // user context id
+	tc      *tokenCtx
+	workers int                // places reserved (guarded by p.mu)
+	warm    int                // pre-spawned workers ready in the page
+	ws      map[string]*worker // started workers by id
+	closing bool
+}
+
+// pageFut is a token page being made; workers that need a page wait on it.
+type pageFut struct {
+	done chan struct{}
+	err  error
 }
 
 // tokenCtx is a token's user context in one browser generation.
 type tokenCtx struct {
 	id        int64
-	uc        string
-	ucReady   chan struct{} // non-nil while the user context is being created
-	ucErr     error
-	creator   bool // the next worker creates the user context
-	warm      []*slot
-	pending   int
+	uc        string // "" until the token's first page exists
+	pages     []*page
+	making    *pageFut // the page being made, if any
 	workers   int
 	idleSince time.Time
+}
+
+// freePage returns the first page of tc with a free place. Caller holds
+// p.mu.
+func (tc *tokenCtx) freePage() *page {
+	for _, pg := range tc.pages {
+		if !pg.closing && pg.workers < workersPerPage {
+			return pg
+		}
+	}
+	return nil
+}
+
+// free counts the free places in tc's pages. Caller holds p.mu.
+func (tc *tokenCtx) free() int {
+	n := 0
+	for _, pg := range tc.pages {
+		if !pg.closing {
+			n += workersPerPage - pg.workers
+		}
+	}
+	return n
+}
+
+// removePage takes pg out of tc's pages. Caller holds p.mu.
+func (tc *tokenCtx) removePage(pg *page) {
+	tc.pages = slices.DeleteFunc(tc.pages, func(x *page) bool { return x == pg })
 }
 
 // browser is one supervised Firefox slot of the pool; gen is the running
@@ -429,22 +497,22 @@ type browser struct {
 	closeErr error
 }
 
-// generation is one launched Firefox with its slots and workers.
+// generation is one launched Firefox with its pages and workers.
 type generation struct {
 	b       *browser
 	ff      *Firefox
 	dead    chan struct{} // closed when the process is gone
 	wakeCh  chan struct{}
-	generic []*slot
-	pending int // generic slots being made
+	generic []*page // loaded pages in fresh user contexts, for new tokens
+	pending int     // generic pages being made
 	tokens  map[int64]*tokenCtx
-	byTab   map[string]*worker
+	pages   map[string]*page   // by tab
+	byID    map[string]*worker // started workers by worker id
 	live    int
 	// negotiating counts workers between StartWorker and connected (or
-	// their end). While it is non-zero, refills of slot kinds that still
-	// have refillLow ready wait (up to refillHold): opening a tab keeps
-	// Firefox's parent process busy and delays the BiDi calls of a
-	// negotiation by 50-200 ms.
+	// their end). While it is non-zero, page loads that are not urgent
+	// wait (up to refillHold): opening a tab keeps Firefox's parent
+	// process busy and delays the BiDi calls of a negotiation by 50-200 ms.
 	negotiating int
 	lastJob     time.Time
 	wg          sync.WaitGroup
@@ -488,7 +556,8 @@ func (b *browser) supervise(failed chan<- error) {
 			dead:   make(chan struct{}),
 			wakeCh: make(chan struct{}, 1),
 			tokens: map[int64]*tokenCtx{},
-			byTab:  map[string]*worker{},
+			pages:  map[string]*page{},
+			byID:   map[string]*worker{},
 		}
 		ff.Conn().OnEvent(g.onEvent)
 		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
@@ -551,18 +620,24 @@ func (b *browser) watch(g *generation) bool {
 
 func (b *browser) dropIdleTokens(g *generation) {
 	p := b.p
-	var drop []*tokenCtx
+	var drop []string
 	p.mu.Lock()
 	for id, tc := range g.tokens {
-		if tc.workers == 0 && tc.pending == 0 && tc.ucReady == nil && tc.uc != "" && time.Since(tc.idleSince) >= p.opts.TokenIdle {
+		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
 			delete(g.tokens, id)
-			drop = append(drop, tc)
+			for _, pg := range tc.pages {
+				pg.closing = true
+				delete(g.pages, pg.tab)
+			}
+			if tc.uc != "" {
+				drop = append(drop, tc.uc)
+			}
 		}
 	}
 	p.mu.Unlock()
-	for _, tc := range drop {
+	for _, uc := range drop {
 		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
-		if err := g.ff.Conn().RemoveUserContext(ctx, tc.uc); err != nil {
+		if err := g.ff.Conn().RemoveUserContext(ctx, uc); err != nil {
 			b.log.Debug("remove user context", "err", err)
 		}
 		cancel()
@@ -603,14 +678,14 @@ func (b *browser) stop(g *generation) {
 	}
 }
 
-// refill keeps g's generic warm slots and the warm slots of its active
-// tokens topped up, one slot at a time.
+// refill keeps g's generic page loaded and pre-loads the next page of
+// tokens whose pages are nearly full, one page at a time.
 func (g *generation) refill() {
 	defer g.wg.Done()
 	p := g.b.p
 	for {
 		p.mu.Lock()
-		job, tc := g.nextJob()
+		job, tc, fut := g.nextJob()
 		p.mu.Unlock()
 		if !job {
 			t := time.NewTimer(refillHold / 4)
@@ -627,25 +702,12 @@ func (g *generation) refill() {
 			t.Stop()
 			continue
 		}
-		ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
-		s, err := g.makeWarm(ctx, tc)
-		cancel()
-		p.mu.Lock()
-		if tc == nil {
-			g.pending--
+		var err error
+		if tc != nil {
+			err = g.makeTokenPage(tc, fut)
 		} else {
-			tc.pending--
+			err = g.makeGeneric()
 		}
-		keep := err == nil && p.ctx.Err() == nil && g.b.gen == g && (tc == nil || g.tokens[tc.id] == tc)
-		if keep {
-			if tc == nil {
-				g.generic = append(g.generic, s)
-				p.markReady()
-			} else {
-				tc.warm = append(tc.warm, s)
-			}
-		}
-		p.mu.Unlock()
 		if err != nil {
 			select {
 			case <-g.dead:
@@ -655,75 +717,124 @@ func (g *generation) refill() {
 			if p.ctx.Err() != nil {
 				return
 			}
-			g.b.log.Warn("make warm slot", "err", err)
+			g.b.log.Warn("load a shell page", "err", err)
 			if !sleepCtx(p.ctx, backoffMin) {
 				return
 			}
-			continue
-		}
-		if !keep {
-			p.dropSlot(g, s)
-			if tc == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = g.ff.Conn().RemoveUserContext(ctx, s.uc)
-				cancel()
-			}
 		}
 	}
 }
 
-// nextJob picks the next warm slot to make: generic slots first while none
-// is ready, then the tokens' user contexts (kept until TokenIdle after their
-// last worker), then the rest of the generic slots. Caller holds p.mu.
-func (g *generation) nextJob() (bool, *tokenCtx) {
+// nextJob picks the next page to load: the generic page while there is
+// none, then the next page of tokens running out of places (not while
+// workers negotiate, up to refillHold). Caller holds p.mu.
+func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
 	p := g.b.p
-	if p.ctx.Err() != nil || g.b.gen != g {
-		return false, nil
+	if p.ctx.Err() != nil || g.b.gen != g || p.opts.Warm == 0 {
+		return false, nil, nil
 	}
-	want := p.opts.Warm
-	if want == 0 {
-		return false, nil
-	}
-	// While workers negotiate, refill only what runs low (fewer than
-	// refillLow ready), at most once per refillHold.
-	hold := g.negotiating > 0 && time.Since(g.lastJob) < refillHold
-	ok := func(ready int) bool { return !hold || ready < refillLow }
 	if len(g.generic)+g.pending == 0 {
 		g.pending++
 		g.lastJob = time.Now()
-		return true, nil
+		return true, nil, nil
+	}
+	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
+		return false, nil, nil
 	}
 	for _, tc := range g.tokens {
-		if tc.ucReady == nil && tc.uc != "" && len(tc.warm)+tc.pending < want && ok(len(tc.warm)) {
-			tc.pending++
+		if tc.uc != "" && tc.making == nil && tc.workers > 0 && tc.free() < pageSpare &&
+			len(tc.pages)*workersPerPage < p.opts.MaxWorkersPerBrowser {
+			fut := &pageFut{done: make(chan struct{})}
+			tc.making = fut
 			g.lastJob = time.Now()
-			return true, tc
+			return true, tc, fut
 		}
 	}
-	if len(g.generic)+g.pending < want && ok(len(g.generic)) {
-		g.pending++
-		g.lastJob = time.Now()
-		return true, nil
-	}
-	return false, nil
+	return false, nil, nil
 }
 
-func (g *generation) makeWarm(ctx context.Context, tc *tokenCtx) (*slot, error) {
-	if tc != nil {
-		return g.b.p.makeSlot(ctx, g, tc.uc)
-	}
+// makeGeneric loads a generic page in a fresh user context.
+func (g *generation) makeGeneric() error {
+	p := g.b.p
+	ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
+	defer cancel()
 	uc, err := g.ff.Conn().CreateUserContext(ctx)
+	var pg *page
 	if err != nil {
-		return nil, fmt.Errorf("create user context: %w", err)
+		err = fmt.Errorf("create user context: %w", err)
+	} else {
+		pg, err = p.makePage(ctx, g, uc)
 	}
-	s, err := g.b.p.makeSlot(ctx, g, uc)
-	if err != nil {
+	p.mu.Lock()
+	g.pending--
+	keep := err == nil && p.ctx.Err() == nil && g.b.gen == g
+	if keep {
+		g.generic = append(g.generic, pg)
+		p.markReady()
+	}
+	p.mu.Unlock()
+	if !keep && uc != "" {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = g.ff.Conn().RemoveUserContext(rctx, uc)
 		cancel()
-		return nil, err
+		if pg != nil {
+			p.mu.Lock()
+			delete(g.pages, pg.tab)
+			p.mu.Unlock()
+		}
 	}
-	return s, nil
+	return err
+}
+
+// makeTokenPage loads a page for tc (creating tc's user context first if
+// it has none), adds it to tc's pages and completes fut.
+func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
+	p := g.b.p
+	ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
+	defer cancel()
+	p.mu.Lock()
+	uc := tc.uc
+	p.mu.Unlock()
+	created := ""
+	var err error
+	if uc == "" {
+		uc, err = g.ff.Conn().CreateUserContext(ctx)
+		if err != nil {
+			err = fmt.Errorf("create user context: %w", err)
+		} else {
+			created = uc
+		}
+	}
+	var pg *page
+	if err == nil {
+		pg, err = p.makePage(ctx, g, uc)
+	}
+	p.mu.Lock()
+	keep := err == nil && p.ctx.Err() == nil && g.b.gen == g && g.tokens[tc.id] == tc
+	if keep {
+		if created != "" {
+			tc.uc = created
+			created = ""
+		}
+		pg.tc = tc
+		tc.pages = append(tc.pages, pg)
+	}
+	tc.making = nil
+	if err == nil && !keep {
+		err = errors.New("the page is no longer wanted")
+	}
+	fut.err = err
+	close(fut.done)
+	p.mu.Unlock()
+	if !keep && pg != nil {
+		p.dropPage(g, pg)
+	}
+	if created != "" {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = g.ff.Conn().RemoveUserContext(rctx, created)
+		cancel()
+	}
+	return err
 }
 
 // onEvent routes BiDi events; it runs on the BiDi read loop and must not
@@ -740,14 +851,32 @@ func (g *generation) onEvent(ev bidi.Event) {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		w := g.byTab[m.Source.Context]
-		p.mu.Unlock()
-		if w == nil {
-			g.b.log.Debug("shell message for no worker", "context", m.Source.Context, "data", data)
+		var e shellEvent
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			g.b.log.Debug("bad shell event", "err", err)
 			return
 		}
-		w.deliver(pageMsg{raw: data})
+		if e.ID == "" {
+			switch e.T {
+			case "warm":
+				p.mu.Lock()
+				if pg := g.pages[m.Source.Context]; pg != nil {
+					pg.warm = e.N
+				}
+				p.mu.Unlock()
+			case "log":
+				g.b.log.Debug("shell", "context", m.Source.Context, "msg", e.Msg)
+			}
+			return
+		}
+		p.mu.Lock()
+		w := g.byID[e.ID]
+		p.mu.Unlock()
+		if w == nil {
+			g.b.log.Debug("shell event for no worker", "worker", e.ID, "t", e.T)
+			return
+		}
+		w.deliver(pageMsg{ev: e})
 	case "log.entryAdded":
 		e, err := bidi.ParseLogEntry(ev.Params)
 		if err != nil {
@@ -761,12 +890,25 @@ func (g *generation) onEvent(ev bidi.Event) {
 		if json.Unmarshal(ev.Params, &d) != nil {
 			return
 		}
+		var ws []*worker
 		p.mu.Lock()
-		w := g.byTab[d.Context]
+		if pg := g.pages[d.Context]; pg != nil {
+			delete(g.pages, d.Context)
+			pg.closing = true
+			if pg.tc != nil {
+				pg.tc.removePage(pg)
+			} else {
+				g.generic = slices.DeleteFunc(g.generic, func(x *page) bool { return x == pg })
+			}
+			for _, w := range pg.ws {
+				ws = append(ws, w)
+			}
+		}
 		p.mu.Unlock()
-		if w != nil {
+		for _, w := range ws {
 			w.deliver(pageMsg{destroyed: true})
 		}
+		g.wake()
 	}
 }
 

@@ -10,10 +10,14 @@ type BrowserInfo struct {
 	Profile string
 	// Workers is the number of live (reserved or running) workers.
 	Workers int
-	// Warm is the number of ready generic slots (for new tokens).
+	// Warm is the number of pre-spawned workers ready in the generic
+	// pages (for new tokens).
 	Warm int
-	// TokenWarm is the number of ready slots held for active tokens.
+	// TokenWarm is the number of pre-spawned workers ready in the tokens'
+	// pages.
 	TokenWarm int
+	// Pages is the number of loaded shell pages (generic and tokens').
+	Pages int
 	// Tokens is the number of token user contexts.
 	Tokens int
 }
@@ -29,9 +33,14 @@ func (p *Pool) Browsers() []BrowserInfo {
 		if g == nil {
 			continue
 		}
-		bi := BrowserInfo{Index: b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), Workers: g.live, Warm: len(g.generic), Tokens: len(g.tokens)}
+		bi := BrowserInfo{Index: b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), Workers: g.live, Tokens: len(g.tokens), Pages: len(g.pages)}
+		for _, pg := range g.generic {
+			bi.Warm += pg.warm
+		}
 		for _, tc := range g.tokens {
-			bi.TokenWarm += len(tc.warm)
+			for _, pg := range tc.pages {
+				bi.TokenWarm += pg.warm
+			}
 		}
 		out = append(out, bi)
 	}

@@ -26,15 +26,17 @@ const (
 	reasonError        = "error"
 )
 
-// pageMsg is one event from a worker's tab.
+// pageMsg is one event from a worker's page.
 type pageMsg struct {
-	raw       string // JSON from the shell's channel
-	destroyed bool   // the tab is gone
+	ev        shellEvent // from the shell's channel
+	destroyed bool       // the page's tab is gone
 }
 
 // shellEvent is the JSON the shell page sends on its channel.
 type shellEvent struct {
+	ID     string             `json:"id"`
 	T      string             `json:"t"`
+	N      int                `json:"n"`
 	SDP    string             `json:"sdp"`
 	Errno  int                `json:"errno"`
 	Reason string             `json:"reason"`
@@ -43,7 +45,7 @@ type shellEvent struct {
 	TM     map[string]float64 `json:"tm"`
 }
 
-// worker is one worker in one tab; it implements wire.Worker.
+// worker is one worker in a shell page; it implements wire.Worker.
 type worker struct {
 	p   *Pool
 	b   *browser
@@ -58,12 +60,13 @@ type worker struct {
 
 	mu      sync.Mutex // guards the fields below
 	inbox   []pageMsg
-	slot    *slot
 	ended   bool
 	closeCh chan struct{}
 	reason  string // why close was requested
 
-	negotiated bool // guarded by p.mu
+	pg         *page // guarded by p.mu; nil until the worker has a place
+	pageEnded  bool  // the page ended the worker itself (relay only)
+	negotiated bool  // guarded by p.mu
 	created    time.Time
 	startSent  time.Time // when the start call was sent (debug timing)
 
@@ -74,9 +77,9 @@ type worker struct {
 	wg        sync.WaitGroup
 }
 
-func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, s *slot, req wire.WorkerRequest) *worker {
+func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req wire.WorkerRequest) *worker {
 	return &worker{
-		p: p, b: b, g: g, tc: tc, req: req, slot: s,
+		p: p, b: b, g: g, tc: tc, req: req, pg: pg,
 		log:     b.log.With("worker", req.WorkerID),
 		created: time.Now(),
 		events:  make(chan wire.Event, 32),
@@ -136,9 +139,9 @@ func (w *worker) sendCandidates(ctx context.Context, tab string) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		_, err = w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
-			FunctionDeclaration: "(cs) => gh.addCandidates(cs)",
+			FunctionDeclaration: "(id, cs) => gh.addCandidates(id, cs)",
 			Context:             tab,
-			Args:                []any{bidi.StringArg(string(b))},
+			Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(string(b))},
 			AwaitPromise:        true,
 		})
 		cancel()
@@ -216,19 +219,37 @@ func (w *worker) dead() bool {
 
 // failure maps an error of a browser call to the event that ends the worker.
 func (w *worker) failure(what string, err error) wire.Event {
-	died := wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+	lost := errors.Is(err, bidi.ErrClosed)
+	if !lost {
+		select {
+		case <-w.g.ff.Conn().Done():
+			lost = true
+		default:
+		}
+	}
+	if lost {
+		select {
+		case <-w.closeCh:
+			return w.closedEvent(false)
+		default:
+		}
+		// The BiDi connection is gone: the browser died (or is being
+		// killed); the supervisor notices it a moment later.
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-w.g.dead:
+		case <-t.C:
+		}
+		t.Stop()
+		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+	}
 	if w.dead() {
-		return died
+		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
 	}
 	select {
 	case <-w.closeCh:
 		return w.closedEvent(false)
 	default:
-	}
-	// A lost BiDi connection means the browser is gone (Firefox.Done
-	// closes on it too), even if the supervisor has not noticed yet.
-	if errors.Is(err, bidi.ErrClosed) {
-		return died
 	}
 	w.log.Warn("worker failed", "while", what, "err", err)
 	return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.NoGeckoAvailable, "%s: %v", what, err), EndReason: reasonError}
@@ -260,25 +281,17 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 		srcCh <- fetched{code, err}
 	}()
 
-	w.mu.Lock()
-	s := w.slot
-	w.mu.Unlock()
-	if s == nil {
-		var err error
-		s, err = w.coldSlot(ctx)
-		if err != nil {
-			<-srcCh
-			return w.failure("opening a worker tab", err)
-		}
+	pg, err := w.acquirePage(ctx)
+	if err != nil {
+		<-srcCh
+		return w.failure("opening a worker page", err)
 	}
 	p.mu.Lock()
-	w.mu.Lock()
-	w.slot = s
-	w.mu.Unlock()
-	w.g.byTab[s.tab] = w
+	w.g.byID[w.req.WorkerID] = w
+	pg.ws[w.req.WorkerID] = w
 	p.mu.Unlock()
 	w.wg.Add(1)
-	go w.sendCandidates(ctx, s.tab)
+	go w.sendCandidates(ctx, pg.tab)
 
 	var src fetched
 	select {
@@ -297,53 +310,70 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 		}
 		return w.failure("fetching the worker source", src.err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	// The call returns the answer (or the start's error); the host bounds
+	// the wait for it (302), startTimeout is only a backstop.
+	cctx, cancel := context.WithTimeout(ctx, startTimeout)
 	w.startSent = time.Now()
-	_, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
-		FunctionDeclaration: "(code, url, offer) => { gh.start(code, url, offer); }",
-		Context:             s.tab,
-		Args:                []any{bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+	res, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(id, code, url, offer) => gh.start(id, code, url, offer)",
+		Context:             pg.tab,
+		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+		AwaitPromise:        true,
 	})
 	cancel()
 	if err != nil {
 		return w.failure("starting the worker", err)
 	}
+	var e shellEvent
+	if raw, err := bidi.StringValue(res); err != nil || json.Unmarshal([]byte(raw), &e) != nil {
+		return w.failure("starting the worker", fmt.Errorf("unexpected start result %s", res))
+	}
+	if e.T == "error" {
+		w.pageEnded = true
+		return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
+	}
+	if e.T == "answer" {
+		w.answered(e)
+	}
 	return w.relay()
 }
 
-// coldSlot makes a tab for a worker that found no warm one.
-func (w *worker) coldSlot(ctx context.Context) (*slot, error) {
+// acquirePage returns the page the worker has a place in, waiting for (or
+// loading) a new page of its token when every page is full.
+func (w *worker) acquirePage(ctx context.Context) (*page, error) {
 	p, g, tc := w.p, w.g, w.tc
-	p.mu.Lock()
-	creator := tc.creator
-	tc.creator = false
-	ready := tc.ucReady
-	p.mu.Unlock()
-	if creator {
-		uc, err := g.ff.Conn().CreateUserContext(ctx)
+	for {
 		p.mu.Lock()
-		tc.uc, tc.ucErr = uc, err
-		tc.ucReady = nil
-		if err != nil && g.tokens[tc.id] == tc {
-			delete(g.tokens, tc.id) // the next hello tries again
+		if pg := w.pg; pg != nil {
+			p.mu.Unlock()
+			return pg, nil
+		}
+		if pg := tc.freePage(); pg != nil {
+			pg.workers++
+			w.pg = pg
+			p.mu.Unlock()
+			return pg, nil
+		}
+		fut := tc.making
+		mine := fut == nil
+		if mine {
+			fut = &pageFut{done: make(chan struct{})}
+			tc.making = fut
 		}
 		p.mu.Unlock()
-		close(ready)
-	} else if ready != nil {
+		if mine {
+			w.log.Debug("no free page: loading one")
+			_ = g.makeTokenPage(tc, fut)
+		}
 		select {
-		case <-ready:
+		case <-fut.done:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for user context: %w", ctx.Err())
+			return nil, fmt.Errorf("wait for a worker page: %w", ctx.Err())
+		}
+		if fut.err != nil {
+			return nil, fut.err
 		}
 	}
-	p.mu.Lock()
-	uc, err := tc.uc, tc.ucErr
-	p.mu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("create user context: %w", err)
-	}
-	w.log.Debug("no warm tab: opening one")
-	return p.makeSlot(ctx, g, uc)
 }
 
 // relay turns the page's events into wire events until the worker ends.
@@ -365,7 +395,9 @@ func (w *worker) relay() wire.Event {
 		w.inbox = nil
 		w.mu.Unlock()
 		for _, m := range msgs {
+			e := m.ev
 			if m.destroyed {
+				w.pageEnded = true
 				if w.dead() {
 					continue
 				}
@@ -374,21 +406,9 @@ func (w *worker) relay() wire.Event {
 				}
 				return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the worker's tab was closed"), EndReason: reasonTabClosed}
 			}
-			var e shellEvent
-			if err := json.Unmarshal([]byte(m.raw), &e); err != nil {
-				w.log.Debug("bad shell event", "err", err)
-				continue
-			}
 			switch e.T {
 			case "answer":
-				if e.TM != nil {
-					now := float64(time.Now().UnixMilli())
-					w.log.Debug("answer", "page_ms", e.TM,
-						"start_to_page_ms", e.TM["entry"]-float64(w.startSent.UnixMilli()),
-						"page_to_go_ms", now-e.TM["sent"],
-						"since_startworker_ms", time.Since(w.created).Milliseconds())
-				}
-				w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
+				w.answered(e)
 			case "cand":
 				if e.C != nil {
 					w.log.Debug("worker candidate", "candidate", e.C.Candidate)
@@ -399,8 +419,10 @@ func (w *worker) relay() wire.Event {
 				w.doneNegotiating()
 				w.emit(wire.Event{Kind: wire.EventConnected})
 			case "error":
+				w.pageEnded = true
 				return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
 			case "end":
+				w.pageEnded = true
 				reason := e.Reason
 				if reason == reasonClosed {
 					reason = reasonPeerClosed
@@ -420,32 +442,68 @@ func (w *worker) relay() wire.Event {
 	}
 }
 
-// finish closes the tab, releases the reservation and sends the last event.
+// answered sends the worker's answer.
+func (w *worker) answered(e shellEvent) {
+	if e.TM != nil {
+		now := float64(time.Now().UnixMilli())
+		w.log.Debug("answer", "page_ms", e.TM,
+			"start_to_page_ms", e.TM["entry"]-float64(w.startSent.UnixMilli()),
+			"page_to_go_ms", now-e.TM["sent"],
+			"since_startworker_ms", time.Since(w.created).Milliseconds())
+	}
+	w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
+}
+
+// finish ends the worker in its page (the page stays), releases its place
+// and sends the last event.
 func (w *worker) finish(end wire.Event) {
-	p, g := w.p, w.g
+	p, g, tc := w.p, w.g, w.tc
 	w.mu.Lock()
 	w.ended = true
-	s := w.slot
 	w.mu.Unlock()
-	if s != nil && !w.dead() {
+	p.mu.Lock()
+	pg := w.pg
+	p.mu.Unlock()
+	if pg != nil && !w.pageEnded && !w.dead() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := g.ff.Conn().CloseContext(ctx, s.tab); err != nil && !w.dead() {
-			w.log.Debug("close worker tab", "err", err)
+		_, err := g.ff.Conn().CallFunction(ctx, bidi.CallFunctionParams{
+			FunctionDeclaration: "(id) => { gh.close(id); }",
+			Context:             pg.tab,
+			Args:                []any{bidi.StringArg(w.req.WorkerID)},
+		})
+		if err != nil && !w.dead() {
+			w.log.Debug("close worker", "err", err)
 		}
 		cancel()
 	}
 	w.doneNegotiating()
+	var drop *page
 	p.mu.Lock()
-	if s != nil && g.byTab[s.tab] == w {
-		delete(g.byTab, s.tab)
+	if g.byID[w.req.WorkerID] == w {
+		delete(g.byID, w.req.WorkerID)
+	}
+	if pg != nil {
+		if pg.ws[w.req.WorkerID] == w {
+			delete(pg.ws, w.req.WorkerID)
+		}
+		pg.workers--
+		// An empty page beyond the token's first one is closed.
+		if pg.workers == 0 && !pg.closing && pg.tc == tc && len(tc.pages) > 1 {
+			pg.closing = true
+			tc.removePage(pg)
+			drop = pg
+		}
 	}
 	g.live--
-	w.tc.workers--
-	if w.tc.workers == 0 {
-		w.tc.idleSince = time.Now()
+	tc.workers--
+	if tc.workers == 0 {
+		tc.idleSince = time.Now()
 	}
 	delete(p.workers, w)
 	p.mu.Unlock()
+	if drop != nil {
+		p.dropPage(g, drop)
+	}
 	g.wake()
 	if end.Err != nil {
 		w.log.Debug("worker ended", "errno", int(end.Err.Errno), "reason", end.Err.Reason)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +68,17 @@ func Dial(ctx context.Context, wsURL string, opts Options) (*Conn, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ws, resp, err := websocket.Dial(ctx, wsURL, nil)
+	d := &net.Dialer{}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrapConn(c), nil
+		},
+	}
+	ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
 		return nil, fmt.Errorf("dial bidi %s: %w", wsURL, err)
 	}

@@ -1,22 +1,28 @@
-// geckohost worker shell: one tab = one worker. Go drives it through
+// geckohost worker shell: one page hosts many workers. Go drives it through
 // window.gh (script.callFunction) and it reports to Go through the channel
-// given to gh.init (script.message events), one JSON string per event:
-//   {t:"ready"} {t:"answer",sdp} {t:"error",errno,reason} {t:"cand",c}
-//   {t:"open"} {t:"end",reason} {t:"log",msg}
+// given to gh.init (script.message events), one JSON string per event; the
+// events of a worker carry its id:
+//   {id,t:"cand",c} {id,t:"open"} {id,t:"end",reason} {id,t:"log",msg}
+// gh.start itself returns {t:"answer",sdp} or {t:"error",errno,reason}: a
+// command's result reaches Go sooner than an event (measured: an event
+// sent right after a session opened took about 40 ms).
+// and the page's own: {t:"warm",n} (pre-spawned workers ready), {t:"log",msg}.
+//
+// The page keeps cfg.warm "slots" ready: a bootstrap Worker already spawned
+// (its control port handed over) and an RTCPeerConnection already created.
+// gh.start takes one; the page refills them itself once no start is in
+// flight (spawning disturbs a negotiation on the same main thread).
 "use strict";
 (() => {
   let emit = null;
-  let pc = null;
-  let worker = null;
-  let port = null;
-  let dc = null;
   let cfg = null;
-  let ended = false;
-  let started = false;
-  let lastActivity = 0;
-  let idleTimer = null;
-  const outbox = [];
-  let runResolve = null;
+  let cert = null;
+  const slots = []; // ready or being made: {ready: Promise, ok}
+  const live = new Map(); // worker id → session
+  const early = new Map(); // worker id → client candidates sent before its start
+  let negotiating = 0;
+  let filling = false;
+  let lastWarm = -1;
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -28,131 +34,231 @@
     return a === "127.0.0.1" || a === "::1" || a.startsWith("127.");
   }
 
-  function end(reason) {
-    if (ended) return;
-    ended = true;
-    if (idleTimer) clearInterval(idleTimer);
-    send({ t: "end", reason });
-    try { if (dc) dc.close(); } catch (_) {}
-    try { if (pc) pc.close(); } catch (_) {}
-    try { if (worker) worker.terminate(); } catch (_) {}
+  function reportWarm() {
+    let n = 0;
+    for (const s of slots) if (s.ok) n++;
+    if (n !== lastWarm) { lastWarm = n; send({ t: "warm", n }); }
   }
 
-  function touch() { lastActivity = performance.now(); }
+  // makeSlot spawns a bootstrap Worker and creates a peer connection.
+  function makeSlot() {
+    const s = { ok: false, worker: null, port: null, pc: null, onPort: null };
+    const pcConfig = { certificates: [cert], bundlePolicy: "max-bundle" };
+    if (cfg.iceServers && cfg.iceServers.length) pcConfig.iceServers = [{ urls: cfg.iceServers }];
+    s.pc = new RTCPeerConnection(pcConfig);
+    s.worker = new Worker("bootstrap.js");
+    const mc = new MessageChannel();
+    s.port = mc.port1;
+    s.ready = new Promise((resolve) => {
+      s.port.onmessage = (m) => {
+        if (m.data && m.data.ready) { s.ok = true; resolve(); return; }
+        if (s.onPort) s.onPort(m.data);
+      };
+      s.worker.postMessage({ port: mc.port2 }, [mc.port2]);
+    });
+    return s;
+  }
 
-  function forward(data) {
-    if (dc && dc.readyState === "open") {
-      try { dc.send(data); } catch (e) { send({ t: "log", msg: "dc.send: " + e }); }
-    } else {
-      outbox.push(data);
+  async function fill() {
+    if (filling) return;
+    filling = true;
+    try {
+      while (slots.length < cfg.warm && negotiating === 0) {
+        const s = makeSlot();
+        slots.push(s);
+        await s.ready;
+        reportWarm();
+      }
+    } finally {
+      filling = false;
     }
   }
 
-  function bridge(ch) {
-    dc = ch;
-    dc.binaryType = "arraybuffer";
-    dc.onmessage = (e) => { touch(); worker.postMessage(e.data); };
-    dc.onclose = () => end("peer-closed");
-    const opened = () => {
-      while (outbox.length) dc.send(outbox.shift());
-      touch();
-      if (cfg.idleMs > 0) {
-        idleTimer = setInterval(() => {
-          if (performance.now() - lastActivity >= cfg.idleMs) end("idle");
-        }, Math.max(50, Math.min(cfg.idleMs / 4, 30000)));
-      }
-      send({ t: "open" });
-    };
-    if (dc.readyState === "open") opened(); else dc.onopen = opened;
+  function scheduleFill() {
+    if (negotiating === 0 && slots.length < cfg.warm) setTimeout(fill, 0);
   }
 
   async function init(channel, config) {
     emit = channel;
     cfg = config;
-    const cert = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" });
-    const pcConfig = { certificates: [cert], bundlePolicy: "max-bundle" };
-    if (cfg.iceServers && cfg.iceServers.length) pcConfig.iceServers = [{ urls: cfg.iceServers }];
-    pc = new RTCPeerConnection(pcConfig);
+    cert = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" });
+    await fill();
+    reportWarm();
+    return lastWarm;
+  }
+
+  // Session: one worker of the page.
+  function session(id, s) {
+    const w = { id, s, dc: null, ended: false, negotiating: true, lastActivity: 0, idleTimer: null, outbox: [], runResolve: null };
+    const tell = (o) => { o.id = id; send(o); };
+    w.tell = tell;
+    const touch = () => { w.lastActivity = performance.now(); };
+    w.doneNegotiating = () => {
+      if (!w.negotiating) return;
+      w.negotiating = false;
+      negotiating--;
+      scheduleFill();
+    };
+    w.end = (reason, quiet) => {
+      if (w.ended) return;
+      w.ended = true;
+      live.delete(id);
+      w.doneNegotiating();
+      if (w.idleTimer) clearInterval(w.idleTimer);
+      if (!quiet) tell({ t: "end", reason });
+      try { if (w.dc) w.dc.close(); } catch (_) {}
+      try { s.pc.close(); } catch (_) {}
+      try { s.worker.terminate(); } catch (_) {}
+      try { s.port.close(); } catch (_) {}
+    };
+    w.fail = (errno, reason) => {
+      if (w.ended) return null;
+      w.end("error", true);
+      return { t: "error", errno, reason };
+    };
+    const forward = (data) => {
+      if (w.dc && w.dc.readyState === "open") {
+        try { w.dc.send(data); } catch (e) { tell({ t: "log", msg: "dc.send: " + e }); }
+      } else {
+        w.outbox.push(data);
+      }
+    };
+    const bridge = (ch) => {
+      const dc = ch;
+      w.dc = dc;
+      dc.binaryType = "arraybuffer";
+      dc.onmessage = (e) => { touch(); s.worker.postMessage(e.data); };
+      dc.onclose = () => w.end("peer-closed");
+      const opened = () => {
+        while (w.outbox.length) dc.send(w.outbox.shift());
+        touch();
+        if (cfg.idleMs > 0) {
+          w.idleTimer = setInterval(() => {
+            if (performance.now() - w.lastActivity >= cfg.idleMs) w.end("idle");
+          }, Math.max(50, Math.min(cfg.idleMs / 4, 30000)));
+        }
+        w.doneNegotiating();
+        tell({ t: "open" });
+      };
+      if (dc.readyState === "open") opened(); else dc.onopen = opened;
+    };
+    const pc = s.pc;
     pc.onicecandidate = (e) => {
-      if (ended) return;
-      if (!e.candidate) { send({ t: "cand", c: { candidate: "" } }); return; }
+      if (w.ended) return;
+      if (!e.candidate) { tell({ t: "cand", c: { candidate: "" } }); return; }
       if (!e.candidate.candidate) return; // end of a generation; null follows
       const c = e.candidate.toJSON();
       if (cfg.loopback && !isLoopback(c.candidate)) return;
-      send({ t: "cand", c });
+      tell({ t: "cand", c });
     };
-    pc.ondatachannel = (e) => { if (!dc) bridge(e.channel); };
+    pc.ondatachannel = (e) => { if (!w.dc && !w.ended) bridge(e.channel); };
     pc.onconnectionstatechange = () => {
-      const s = pc.connectionState;
-      if (s === "failed" || s === "closed") end("peer-closed");
+      const st = pc.connectionState;
+      if (st === "failed" || st === "closed") w.end("peer-closed");
     };
-    worker = new Worker("bootstrap.js");
-    worker.onmessage = (e) => { touch(); forward(e.data); };
-    worker.onerror = (e) => {
+    s.worker.onmessage = (e) => { touch(); forward(e.data); };
+    s.worker.onerror = (e) => {
       // Errors after the first run: log them; the first run reports its own.
-      send({ t: "log", msg: "worker error: " + (e.message || "") + " line " + (e.lineno || 0) });
+      tell({ t: "log", msg: "worker error: " + (e.message || "") + " line " + (e.lineno || 0) });
       e.preventDefault();
     };
-    const mc = new MessageChannel();
-    port = mc.port1;
-    await new Promise((resolve) => {
-      port.onmessage = (m) => {
-        const d = m.data;
-        if (d.ready) { resolve(); return; }
-        if (d.t === "closed") { end("worker-closed"); return; }
-        if (runResolve) { const r = runResolve; runResolve = null; r(d); }
-      };
-      worker.postMessage({ port: mc.port2 }, [mc.port2]);
-    });
-    return "ready";
+    s.onPort = (d) => {
+      if (d.t === "closed") { w.end("worker-closed"); return; }
+      if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r(d); }
+    };
+    return w;
   }
 
-  async function start(code, url, offer) {
-    if (started) return;
-    started = true;
+  // start runs a worker and returns (as a JSON string) its answer or its
+  // error; candidates and later events go through the channel.
+  async function start(id, code, url, offer) {
+    return JSON.stringify(await start1(id, code, url, offer) || { t: "none" });
+  }
+
+  async function start1(id, code, url, offer) {
+    if (live.has(id)) return null;
+    negotiating++;
+    let s = slots.shift();
+    if (!s) s = makeSlot();
+    reportWarm();
+    const w = session(id, s);
+    live.set(id, w);
+    w.early = early.has(id) ? early.get(id).list : null; // applied once the offer is
+    early.delete(id);
     const t0 = performance.now();
     const tm = { entry: Date.now() };
-    const ran = new Promise((resolve) => { runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
-    port.postMessage({ t: "run", code, url });
-    const applied = pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
-      () => { tm.offer = performance.now() - t0; return null; },
-      (e) => ({ errno: 204, reason: "offer rejected: " + (e && e.message ? e.message : String(e)) }),
-    );
-    const [r, offerErr] = await Promise.all([ran, applied]);
-    if (!r.ok) { send({ t: "error", errno: r.errno, reason: r.reason }); ended = true; return; }
-    if (offerErr) { send({ t: "error", errno: offerErr.errno, reason: offerErr.reason }); ended = true; return; }
     try {
-      const answer = await pc.createAnswer();
+      await s.ready;
+      if (w.ended) return null;
+      const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
+      s.port.postMessage({ t: "run", code, url });
+      const applied = s.pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
+        () => {
+          tm.offer = performance.now() - t0;
+          const l = w.early;
+          w.early = null;
+          if (l) addList(w, l);
+          return null;
+        },
+        (e) => ({ errno: 204, reason: "offer rejected: " + (e && e.message ? e.message : String(e)) }),
+      );
+      const [r, offerErr] = await Promise.all([ran, applied]);
+      if (w.ended) return null;
+      if (!r.ok) return w.fail(r.errno, r.reason);
+      if (offerErr) return w.fail(offerErr.errno, offerErr.reason);
+      const answer = await s.pc.createAnswer();
       tm.create = performance.now() - t0;
-      await pc.setLocalDescription(answer);
+      await s.pc.setLocalDescription(answer);
       tm.local = performance.now() - t0;
+      if (w.ended) return null;
       tm.sent = Date.now();
-      send({ t: "answer", sdp: pc.localDescription.sdp, tm });
+      return { t: "answer", sdp: s.pc.localDescription.sdp, tm };
     } catch (e) {
-      send({ t: "error", errno: 204, reason: "answer failed: " + (e && e.message ? e.message : String(e)) });
-      ended = true;
+      return w.fail(204, "answer failed: " + (e && e.message ? e.message : String(e)));
     }
   }
 
-  async function addCandidate(json) {
-    if (ended) return;
-    const c = JSON.parse(json);
+  async function addCandidate(w, c) {
     if (!c.candidate) {
-      await pc.addIceCandidate(null).catch(() => pc.addIceCandidate({ candidate: "" }));
+      await w.s.pc.addIceCandidate(null).catch(() => w.s.pc.addIceCandidate({ candidate: "" }));
       return;
     }
     if (cfg.loopback && !isLoopback(c.candidate)) return;
     if (c.sdpMid == null && c.sdpMLineIndex == null) c.sdpMLineIndex = 0;
-    await pc.addIceCandidate(c);
+    await w.s.pc.addIceCandidate(c);
   }
 
-  async function addCandidates(json) {
-    for (const c of JSON.parse(json)) {
-      try { await addCandidate(JSON.stringify(c)); } catch (e) { send({ t: "log", msg: "addIceCandidate: " + e }); }
+  async function addCandidates(id, json) {
+    const w = live.get(id);
+    if (!w) {
+      // Before gh.start: kept until it runs (gh.close drops them).
+      const now = performance.now();
+      for (const [k, v] of early) if (now - v.at > 60000) early.delete(k); // never started
+      const e = early.get(id) || { at: now, list: [] };
+      e.list.push(...JSON.parse(json));
+      early.set(id, e);
+      return;
     }
+    await addList(w, JSON.parse(json));
   }
+
+  // addList hands every candidate to the peer connection at once (its
+  // operations chain keeps their order).
+  async function addList(w, list) {
+    if (w.early) { w.early.push(...list); return; }
+    if (w.ended) return;
+    await Promise.all(list.map((c) => addCandidate(w, c).catch((e) => w.tell({ t: "log", msg: "addIceCandidate: " + e }))));
+  }
+
+  function close(id) {
+    early.delete(id);
+    const w = live.get(id);
+    if (w) w.end("closed", true);
+  }
+
+  function stats() { return JSON.stringify({ warm: lastWarm, live: live.size, slots: slots.length }); }
 
   Object.defineProperty(window, "gh", {
-    value: Object.freeze({ init, start, addCandidate, addCandidates, close: () => end("closed") }),
+    value: Object.freeze({ init, start, addCandidates, close, stats }),
   });
 })();
