@@ -21,9 +21,13 @@ import (
 	"github.com/geckohost/geckohost/host/wire"
 )
 
-// checkLeaks fails t if, after the test, more goroutines run than before
-// it (polling, since closing peer connections ends goroutines
-// asynchronously).
+// checkLeaks fails t if, after the test, more per-session goroutines run
+// than before it: host's session goroutines, gecko's worker goroutines, the
+// Go client's and pion's (polling, since closing peer connections ends
+// goroutines asynchronously). The shared pool's own long-lived goroutines
+// (supervisor, refillers, Firefox's pipes, HTTP keep-alives) come and go
+// with the browser's life, not with a test; TestMain checks that every
+// goroutine is gone once the pools are closed.
 func checkLeaks(t *testing.T) {
 	t.Helper()
 	before := goroutines()
@@ -37,7 +41,7 @@ func checkLeaks(t *testing.T) {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<20)
 				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf)
+				t.Errorf("goroutine leak: %d session goroutines before, %d after\n%s", before, n, buf)
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -45,16 +49,25 @@ func checkLeaks(t *testing.T) {
 	})
 }
 
-// goroutines counts goroutines, leaving out idle HTTP keep-alive
-// connections, both ends (the pool keeps some to the source server; Pool.Close
-// closes them).
+// sessionFrames mark the goroutines that belong to one session.
+var sessionFrames = [][]byte{
+	[]byte("geckohost/host.(*session)"),
+	[]byte("geckohost/gecko.(*worker)"),
+	[]byte("geckohost/host/client."),
+	[]byte("github.com/pion/"),
+}
+
+// goroutines counts the goroutines that belong to sessions.
 func goroutines() int {
 	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if !bytes.Contains(g, []byte("net/http.(*persistConn)")) && !bytes.Contains(g, []byte("net/http.(*conn).serve")) {
-			n++
+		for _, f := range sessionFrames {
+			if bytes.Contains(g, f) {
+				n++
+				break
+			}
 		}
 	}
 	return n

@@ -87,7 +87,33 @@ func TestMain(m *testing.M) {
 		}
 		cancel()
 	}
+	if netns.Inside() && code == 0 {
+		if leak := leftover(10 * time.Second); leak != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left after every pool was closed:\n%s\n", leak)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// leftover waits up to d for every goroutine of geckohost, pion and
+// net/http to end, and returns the stacks of those still running.
+func leftover(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		var left []string
+		for _, g := range strings.Split(allStacks(), "\n\n") {
+			if strings.Contains(g, "geckohost/") || strings.Contains(g, "github.com/pion/") || strings.Contains(g, "net/http.") {
+				if !strings.Contains(g, "e2e_test.leftover") {
+					left = append(left, g)
+				}
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return strings.Join(left, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func testLogger() *slog.Logger {
