@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,50 +11,6 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/netns"
 )
-
-// benchServe starts a real `serve` (store, Firefox pool with loopback ICE,
-// host, web) in-process and returns its address and a token secret; it is
-// stopped, and checked to stop cleanly, when the test ends.
-func benchServe(t *testing.T, ctx context.Context) (addr, secret string) {
-	t.Helper()
-	db := filepath.Join(t.TempDir(), "geckohost.db")
-	r := geckohost(t, "token", "add", "--db", db, "--name", "bench")
-	wantOK(t, r)
-	secret = strings.TrimSpace(r.stdout)
-
-	addrc := make(chan net.Addr, 1)
-	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
-		Warm: 2, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
-		onListen: func(a net.Addr) { addrc <- a }}
-	runCtx, stop := context.WithCancel(ctx)
-	var logs syncBuffer
-	errc := make(chan error, 1)
-	go func() { errc <- runServe(runCtx, cfg, &logs) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-errc; err != nil {
-			t.Errorf("serve: %v\n%s", err, logs.String())
-		}
-	})
-	select {
-	case a := <-addrc:
-		addr = a.String()
-	case err := <-errc:
-		errc <- err
-		t.Fatalf("serve: %v", err)
-	}
-	for !strings.Contains(logs.String(), `"msg":"geckohost ready"`) {
-		select {
-		case err := <-errc:
-			errc <- err
-			t.Fatalf("serve stopped before ready: %v\n%s", err, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("serve not ready: %s", logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return addr, secret
-}
 
 // decodeBench parses bench --json output.
 func decodeBench(t *testing.T, r result) benchReport {
@@ -94,7 +49,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	addr, secret := benchServe(t, ctx)
+	addr, secret, _ := startServe(t, ctx, "bench")
 	url := "ws://" + addr + "/"
 
 	t.Run("json", func(t *testing.T) {

@@ -28,41 +28,12 @@ func TestServeEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	db := filepath.Join(t.TempDir(), "geckohost.db")
-	r := geckohost(t, "token", "add", "--db", db, "--name", "e2e")
-	wantOK(t, r)
-	secret := strings.TrimSpace(r.stdout)
-
-	addrc := make(chan net.Addr, 1)
-	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
-		Warm: 1, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
-		onListen: func(a net.Addr) { addrc <- a }}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var logs syncBuffer
-	errc := make(chan error, 1)
-	go func() { errc <- runServe(runCtx, cfg, &logs) }()
-	var addr string
-	select {
-	case a := <-addrc:
-		addr = a.String()
-	case err := <-errc:
-		t.Fatalf("serve: %v", err)
-	}
-	for !strings.Contains(logs.String(), `"msg":"geckohost ready"`) {
-		select {
-		case err := <-errc:
-			t.Fatalf("serve stopped before ready: %v\n%s", err, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("serve not ready: %s", logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	addr, secret, db := startServe(t, ctx, "e2e")
 
 	sess, err := client.Dial(ctx, "ws://"+addr+"/", client.Options{
 		Token: secret, Source: "http://" + addr + "/workers/echo.js", Loopback: true})
 	if err != nil {
-		t.Fatalf("dial: %v\n%s", err, logs.String())
+		t.Fatalf("dial: %v", err)
 	}
 	got := make(chan string, 1)
 	sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
@@ -101,9 +72,49 @@ func TestServeEndToEnd(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
 
-	stop()
-	if err := <-errc; err != nil {
-		t.Errorf("serve: %v\n%s", err, logs.String())
+// startServe starts a real `serve` (store, Firefox pool with loopback ICE,
+// host, web) in-process, as a user would after `geckohost token add --name
+// token`, and returns its address, the token's secret and the database
+// path; it is stopped, and checked to stop cleanly, when the test ends.
+func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, db string) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "geckohost.db")
+	r := geckohost(t, "token", "add", "--db", db, "--name", token)
+	wantOK(t, r)
+	secret = strings.TrimSpace(r.stdout)
+
+	addrc := make(chan net.Addr, 1)
+	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
+		Warm: 2, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
+		onListen: func(a net.Addr) { addrc <- a }}
+	runCtx, stop := context.WithCancel(ctx)
+	var logs syncBuffer
+	errc := make(chan error, 1)
+	go func() { errc <- runServe(runCtx, cfg, &logs) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-errc; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	})
+	select {
+	case a := <-addrc:
+		addr = a.String()
+	case err := <-errc:
+		errc <- err
+		t.Fatalf("serve: %v", err)
 	}
+	for !strings.Contains(logs.String(), `"msg":"geckohost ready"`) {
+		select {
+		case err := <-errc:
+			errc <- err
+			t.Fatalf("serve stopped before ready: %v\n%s", err, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("serve not ready: %s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return addr, secret, db
 }
