@@ -187,6 +187,10 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1",
 		"MOZ_CRASHREPORTER_DISABLE=1",
 		"MOZ_DISABLE_AUTO_SAFE_MODE=1",
+		// A small window: the shell pages show nothing, and the
+		// compositor's buffers follow the window's size.
+		"MOZ_HEADLESS_WIDTH=64",
+		"MOZ_HEADLESS_HEIGHT=64",
 	)
 	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.Stdout = w

@@ -42,6 +42,21 @@ type PoolOptions struct {
 	// TokenIdle removes a token's user context (its storage) from a browser
 	// once the token has had no worker there for this long; 0 means 2 min.
 	TokenIdle time.Duration
+	// RecycleAfter gives a token a fresh user context once its current one
+	// has started this many workers; 0 means 500, negative means never.
+	// Firefox keeps about 36 KB of every peer connection a content process
+	// ever had until that process exits (measured with Firefox ESR 153),
+	// and each user context has its own content process: the old context
+	// is removed, with its storage and its process, once its last worker
+	// ends.
+	RecycleAfter int
+	// RecycleBrowserAfter replaces a browser once it has started this many
+	// workers; 0 means 5000, negative means never. Firefox's parent
+	// process keeps about 16 KB of every worker it ran (measured with
+	// Firefox ESR 153). The replacement is launched while the old browser
+	// goes on serving; it takes every new worker once it is up, and the
+	// old one is closed when its last worker ends. No session is cut.
+	RecycleBrowserAfter int
 	// ICEServers are stun:/turn: URLs for the workers' peer connections.
 	ICEServers []string
 	// ICELoopback makes workers gather and accept loopback candidates only
@@ -119,6 +134,12 @@ func NewPool(opts PoolOptions) *Pool {
 	}
 	if opts.WorkerIdle == 0 {
 		opts.WorkerIdle = 10 * time.Minute
+	}
+	if opts.RecycleAfter == 0 {
+		opts.RecycleAfter = 500
+	}
+	if opts.RecycleBrowserAfter == 0 {
+		opts.RecycleBrowserAfter = 5000
 	}
 	if opts.TokenIdle <= 0 {
 		opts.TokenIdle = 2 * time.Minute
@@ -312,6 +333,10 @@ func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Wo
 	}
 	g := b.gen
 	tc := g.tokens[req.TokenID]
+	if tc != nil && p.opts.RecycleAfter > 0 && tc.served >= p.opts.RecycleAfter && tc.making == nil && tc.placed() == tc.workers {
+		g.retire(tc)
+		tc = nil
+	}
 	if tc == nil {
 		tc = &tokenCtx{id: req.TokenID}
 		if len(g.generic) > 0 {
@@ -329,6 +354,14 @@ func (p *Pool) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Wo
 		pg.workers++
 	}
 	tc.workers++
+	tc.served++
+	g.served++
+	if g.served == p.opts.RecycleBrowserAfter {
+		select {
+		case g.recycleCh <- struct{}{}:
+		default:
+		}
+	}
 	g.live++
 	g.negotiating++
 	w := newWorker(p, b, g, tc, pg, req)
@@ -456,7 +489,19 @@ type tokenCtx struct {
 	pages     []*page
 	making    *pageFut // the page being made, if any
 	workers   int
+	served    int  // workers started in this user context
+	retired   bool // replaced (RecycleAfter): removed once workers is 0
 	idleSince time.Time
+}
+
+// placed counts the workers that have a place in tc's pages (the others
+// wait for a page). Caller holds p.mu.
+func (tc *tokenCtx) placed() int {
+	n := 0
+	for _, pg := range tc.pages {
+		n += pg.workers
+	}
+	return n
 }
 
 // freePage returns the first page of tc with a free place. Caller holds
@@ -492,7 +537,9 @@ type browser struct {
 	p        *Pool
 	idx      int
 	log      *slog.Logger
-	gen      *generation // guarded by p.mu
+	gen      *generation   // guarded by p.mu
+	next     *generation   // a replacement loading its pages (p.mu)
+	old      []*generation // replaced, closed once their workers end (p.mu)
 	closeCtx context.Context
 	closeErr error
 }
@@ -506,9 +553,15 @@ type generation struct {
 	generic []*page // loaded pages in fresh user contexts, for new tokens
 	pending int     // generic pages being made
 	tokens  map[int64]*tokenCtx
-	pages   map[string]*page   // by tab
-	byID    map[string]*worker // started workers by worker id
-	live    int
+	retired []*tokenCtx   // replaced token contexts still running workers
+	dropCh  chan struct{} // wakes watch to remove retired contexts
+	// recycleCh tells watch that the browser has started
+	// RecycleBrowserAfter workers.
+	recycleCh chan struct{}
+	served    int                // workers started
+	pages     map[string]*page   // by tab
+	byID      map[string]*worker // started workers by worker id
+	live      int
 	// negotiating counts workers between StartWorker and connected (or
 	// their end). While it is non-zero, page loads that are not urgent
 	// wait (up to refillHold): opening a tab keeps Firefox's parent
@@ -516,6 +569,37 @@ type generation struct {
 	negotiating int
 	lastJob     time.Time
 	wg          sync.WaitGroup
+}
+
+// retire replaces tc (RecycleAfter): the token's next worker gets a fresh
+// user context, and watch removes tc once its last worker has ended.
+// Caller holds p.mu.
+func (g *generation) retire(tc *tokenCtx) {
+	delete(g.tokens, tc.id)
+	tc.retired = true
+	g.retired = append(g.retired, tc)
+	g.b.log.Debug("recycling a token's user context", "token", tc.id, "served", tc.served)
+	if tc.workers == 0 {
+		g.dropRetired()
+	}
+}
+
+// dropRetired wakes watch to remove the retired contexts without workers.
+func (g *generation) dropRetired() {
+	select {
+	case g.dropCh <- struct{}{}:
+	default:
+	}
+}
+
+// alive reports whether g has not been stopped.
+func (g *generation) alive() bool {
+	select {
+	case <-g.dead:
+		return false
+	default:
+		return true
+	}
 }
 
 func (g *generation) wake() {
@@ -551,13 +635,15 @@ func (b *browser) supervise(failed chan<- error) {
 		b.log.Info("firefox started", "pid", ff.PID(), "took", time.Since(t0).Round(time.Millisecond))
 		reported = true
 		g := &generation{
-			b:      b,
-			ff:     ff,
-			dead:   make(chan struct{}),
-			wakeCh: make(chan struct{}, 1),
-			tokens: map[int64]*tokenCtx{},
-			pages:  map[string]*page{},
-			byID:   map[string]*worker{},
+			b:         b,
+			ff:        ff,
+			dead:      make(chan struct{}),
+			wakeCh:    make(chan struct{}, 1),
+			dropCh:    make(chan struct{}, 1),
+			recycleCh: make(chan struct{}, 1),
+			tokens:    map[int64]*tokenCtx{},
+			pages:     map[string]*page{},
+			byID:      map[string]*worker{},
 		}
 		ff.Conn().OnEvent(g.onEvent)
 		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
@@ -573,9 +659,16 @@ func (b *browser) supervise(failed chan<- error) {
 			continue
 		}
 		p.mu.Lock()
-		b.gen = g
-		if p.opts.Warm == 0 {
-			p.markReady()
+		// A replacement (RecycleBrowserAfter) stands by, loading its
+		// pages, while the old browser serves.
+		standby := b.gen != nil
+		if standby {
+			b.next = g
+		} else {
+			b.gen = g
+			if p.opts.Warm == 0 {
+				p.markReady()
+			}
 		}
 		p.mu.Unlock()
 		for range refillersPerBrs {
@@ -583,11 +676,25 @@ func (b *browser) supervise(failed chan<- error) {
 			go g.refill()
 		}
 		g.wake()
-		died := b.watch(g)
-		b.stop(g)
-		if !died {
-			return
+		if standby {
+			b.takeOver(g)
 		}
+		switch b.watch(g) {
+		case watchClosed:
+			b.stop(g)
+			return
+		case watchRecycle:
+			// g goes on serving until the replacement is up, then
+			// drains.
+			b.log.Info("replacing firefox", "pid", ff.PID(), "workers_started", p.opts.RecycleBrowserAfter)
+			p.mu.Lock()
+			b.old = append(b.old, g)
+			p.mu.Unlock()
+			p.supWG.Add(1)
+			go b.drain(g)
+			continue
+		}
+		b.stop(g)
 		if time.Since(t0) > backoffResetRun {
 			backoff = backoffMin
 		}
@@ -599,9 +706,42 @@ func (b *browser) supervise(failed chan<- error) {
 	}
 }
 
-// watch waits until the browser dies (true) or the pool closes (false),
-// removing idle token user contexts meanwhile.
-func (b *browser) watch(g *generation) bool {
+// takeOver waits (bounded) until the standby generation g has its generic
+// page loaded, then makes it the browser's current generation.
+func (b *browser) takeOver(g *generation) {
+	p := b.p
+	deadline := time.Now().Add(2 * callTimeout)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		ok := len(g.generic) > 0 || p.opts.Warm == 0
+		p.mu.Unlock()
+		if ok || !sleepCtx(p.ctx, 20*time.Millisecond) {
+			break
+		}
+		if g.ff.Err() != nil {
+			break
+		}
+	}
+	p.mu.Lock()
+	b.next = nil
+	b.gen = g
+	p.mu.Unlock()
+	b.log.Info("firefox replaced", "pid", g.ff.PID())
+}
+
+// watchEnd says why watch returned.
+type watchEnd int
+
+const (
+	watchDied    watchEnd = iota // the browser died
+	watchClosed                  // the pool is closing
+	watchRecycle                 // the browser is to be replaced
+)
+
+// watch waits until the browser dies, the pool closes or the browser has
+// started RecycleBrowserAfter workers, removing idle token user contexts
+// meanwhile.
+func (b *browser) watch(g *generation) watchEnd {
 	p := b.p
 	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
 	defer tick.Stop()
@@ -609,31 +749,81 @@ func (b *browser) watch(g *generation) bool {
 		select {
 		case <-g.ff.Done():
 			b.log.Error("firefox died", "err", g.ff.Err())
-			return true
+			return watchDied
 		case <-p.ctx.Done():
-			return false
+			return watchClosed
+		case <-g.recycleCh:
+			return watchRecycle
+		case <-g.dropCh:
+			b.dropIdleTokens(g)
 		case <-tick.C:
 			b.dropIdleTokens(g)
 		}
 	}
 }
 
+// drain keeps a replaced generation running until its replacement is up
+// and its last worker has ended (or it dies, or the pool closes), then
+// stops it.
+func (b *browser) drain(g *generation) {
+	p := b.p
+	defer p.supWG.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.mu.Lock()
+		done := b.gen != g && g.live == 0
+		p.mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-g.ff.Done():
+			b.log.Error("replaced firefox died", "err", g.ff.Err())
+		case <-p.ctx.Done():
+		case <-g.dropCh:
+			b.dropIdleTokens(g)
+			continue
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	b.stop(g)
+	p.mu.Lock()
+	b.old = slices.DeleteFunc(b.old, func(x *generation) bool { return x == g })
+	p.mu.Unlock()
+	b.log.Info("replaced firefox closed", "pid", g.ff.PID())
+}
+
+// dropIdleTokens removes the user contexts (tabs and storage) of tokens
+// idle for TokenIdle and of retired contexts whose workers have all ended.
 func (b *browser) dropIdleTokens(g *generation) {
 	p := b.p
 	var drop []string
+	forget := func(tc *tokenCtx) {
+		for _, pg := range tc.pages {
+			pg.closing = true
+			delete(g.pages, pg.tab)
+		}
+		if tc.uc != "" {
+			drop = append(drop, tc.uc)
+		}
+	}
 	p.mu.Lock()
 	for id, tc := range g.tokens {
 		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
 			delete(g.tokens, id)
-			for _, pg := range tc.pages {
-				pg.closing = true
-				delete(g.pages, pg.tab)
-			}
-			if tc.uc != "" {
-				drop = append(drop, tc.uc)
-			}
+			forget(tc)
 		}
 	}
+	g.retired = slices.DeleteFunc(g.retired, func(tc *tokenCtx) bool {
+		if tc.workers > 0 || tc.making != nil {
+			return false
+		}
+		forget(tc)
+		return true
+	})
 	p.mu.Unlock()
 	for _, uc := range drop {
 		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
@@ -730,7 +920,7 @@ func (g *generation) refill() {
 // workers negotiate, up to refillHold). Caller holds p.mu.
 func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
 	p := g.b.p
-	if p.ctx.Err() != nil || g.b.gen != g || p.opts.Warm == 0 {
+	if p.ctx.Err() != nil || (g.b.gen != g && g.b.next != g) || p.opts.Warm == 0 {
 		return false, nil, nil
 	}
 	if len(g.generic)+g.pending == 0 {
@@ -767,7 +957,7 @@ func (g *generation) makeGeneric() error {
 	}
 	p.mu.Lock()
 	g.pending--
-	keep := err == nil && p.ctx.Err() == nil && g.b.gen == g
+	keep := err == nil && p.ctx.Err() == nil && (g.b.gen == g || g.b.next == g)
 	if keep {
 		g.generic = append(g.generic, pg)
 		p.markReady()
@@ -810,7 +1000,7 @@ func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
 		pg, err = p.makePage(ctx, g, uc)
 	}
 	p.mu.Lock()
-	keep := err == nil && p.ctx.Err() == nil && g.b.gen == g && g.tokens[tc.id] == tc
+	keep := err == nil && p.ctx.Err() == nil && g.alive() && g.tokens[tc.id] == tc
 	if keep {
 		if created != "" {
 			tc.uc = created

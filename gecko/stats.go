@@ -20,29 +20,55 @@ type BrowserInfo struct {
 	Pages int
 	// Tokens is the number of token user contexts.
 	Tokens int
+	// Retiring is the number of replaced token user contexts (see
+	// PoolOptions.RecycleAfter) still running workers.
+	Retiring int
+	// Started is the number of workers the browser has started.
+	Started int
+	// Standby: a replacement (PoolOptions.RecycleBrowserAfter) loading its
+	// pages; it takes over the slot's new workers once they are loaded.
+	Standby bool
+	// Draining: a replaced browser, closed once its last worker ends.
+	Draining bool
 }
 
 // Browsers describes the running browsers (none while every browser is
-// down). It is meant for monitoring, benchmarks and tests.
+// down): first the current one of each slot, then replacements still
+// loading (Standby) and replaced ones still running workers (Draining).
+// It is meant for monitoring, benchmarks and tests.
 func (p *Pool) Browsers() []BrowserInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []BrowserInfo
+	var out, extra []BrowserInfo
 	for _, b := range p.browsers {
-		g := b.gen
-		if g == nil {
-			continue
+		if b.gen != nil {
+			out = append(out, b.gen.info())
 		}
-		bi := BrowserInfo{Index: b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), Workers: g.live, Tokens: len(g.tokens), Pages: len(g.pages)}
-		for _, pg := range g.generic {
-			bi.Warm += pg.warm
+		if b.next != nil {
+			bi := b.next.info()
+			bi.Standby = true
+			extra = append(extra, bi)
 		}
-		for _, tc := range g.tokens {
-			for _, pg := range tc.pages {
-				bi.TokenWarm += pg.warm
-			}
+		for _, g := range b.old {
+			bi := g.info()
+			bi.Draining = true
+			extra = append(extra, bi)
 		}
-		out = append(out, bi)
 	}
-	return out
+	return append(out, extra...)
+}
+
+// info describes g. Caller holds p.mu.
+func (g *generation) info() BrowserInfo {
+	bi := BrowserInfo{Index: g.b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), Workers: g.live, Started: g.served,
+		Tokens: len(g.tokens), Retiring: len(g.retired), Pages: len(g.pages)}
+	for _, pg := range g.generic {
+		bi.Warm += pg.warm
+	}
+	for _, tc := range g.tokens {
+		for _, pg := range tc.pages {
+			bi.TokenWarm += pg.warm
+		}
+	}
+	return bi
 }

@@ -498,6 +498,9 @@ func (w *worker) finish(end wire.Event) {
 	tc.workers--
 	if tc.workers == 0 {
 		tc.idleSince = time.Now()
+		if tc.retired {
+			g.dropRetired()
+		}
 	}
 	delete(p.workers, w)
 	p.mu.Unlock()

@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,7 +159,13 @@ func BenchmarkWarmStart(b *testing.B) {
 }
 
 // BenchmarkMemory100Workers opens 100 live echo workers and reports the
-// PSS of the whole Firefox process tree. It runs only when -bench names it.
+// PSS of the whole Firefox process tree (PSS-MiB: in the last round,
+// max-PSS-MiB: the most of any round), then closes them; each of the b.N
+// rounds does it again in the same browser, so -benchtime 30x shows what
+// worker churn does. It runs only when -bench names it. E2E_PSS_DETAIL=1
+// prints each process's PSS; E2E_MEMDUMP=1 has Firefox write its
+// about:memory reports (after a memory minimisation) in the first and the
+// last round.
 func BenchmarkMemory100Workers(b *testing.B) {
 	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
 		b.Skip("run with -bench Memory100Workers")
@@ -164,13 +173,18 @@ func BenchmarkMemory100Workers(b *testing.B) {
 	s := defaultStack(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	for range b.N {
+	var maxPSS float64
+	for round := range b.N {
 		var sessions []*client.Session
 		var mu sync.Mutex
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		var firstErr error
-		for range 100 {
+		nw := 100
+		if v, err := strconv.Atoi(os.Getenv("E2E_WORKERS")); err == nil {
+			nw = v
+		}
+		for range nw {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
@@ -197,10 +211,44 @@ func BenchmarkMemory100Workers(b *testing.B) {
 		for _, br := range s.pool.Browsers() {
 			pss += groupPSS(br.PID)
 		}
+		maxPSS = max(maxPSS, pss)
 		b.ReportMetric(pss/1024, "PSS-MiB")
+		b.ReportMetric(maxPSS/1024, "max-PSS-MiB")
+		b.Logf("round %d: %.0f MiB PSS", round, pss/1024)
+		if os.Getenv("E2E_MEMDUMP") != "" && (round == 0 || round == b.N-1) {
+			memoryReport(ctx, b, s)
+		}
 		b.ReportMetric(float64(len(sessions)), "workers")
 		for _, se := range sessions {
 			_ = se.Close()
+		}
+	}
+}
+
+// sigMinimizeAndReport is SIGRTMIN+1 with glibc (whose SIGRTMIN is 34).
+const sigMinimizeAndReport = syscall.Signal(35)
+
+// memoryReport has the browsers minimise their memory and write their
+// about:memory reports (Firefox does both on SIGRTMIN+1) to the temporary
+// directory, and waits for the files.
+func memoryReport(ctx context.Context, b *testing.B, s *stack) {
+	for _, br := range s.pool.Browsers() {
+		pattern := filepath.Join(os.TempDir(), fmt.Sprintf("unified-memory-report-*-%d.json.gz", br.PID))
+		before, _ := filepath.Glob(pattern)
+		if err := syscall.Kill(br.PID, sigMinimizeAndReport); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			now, _ := filepath.Glob(pattern)
+			if len(now) > len(before) {
+				b.Logf("memory report: %s", now[len(now)-1])
+				break
+			}
+			select {
+			case <-ctx.Done():
+				b.Fatalf("no memory report %s", pattern)
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
 	}
 }

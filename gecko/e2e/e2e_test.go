@@ -349,7 +349,7 @@ func TestKillFirefox(t *testing.T) {
 		pid = p
 	}
 
-	fetched := s.onFetch("/slow.js")
+	running := s.onFetch("/started.js")
 	type result struct {
 		err error
 		at  time.Time
@@ -363,11 +363,10 @@ func TestKillFirefox(t *testing.T) {
 		res <- result{err, time.Now()}
 	}()
 	select {
-	case <-fetched:
+	case <-running:
 	case <-ctx.Done():
-		t.Fatal("source never fetched")
+		t.Fatal("the worker source never started")
 	}
-	time.Sleep(200 * time.Millisecond) // let the page start running the busy source
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,10 @@ var workerSources = map[string]string{
 	"/syntax.js": "self.onmessage = (e) => {;\n",
 	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
 	"/close.js":  "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
-	"/slow.js":   "const t0 = Date.now(); while (Date.now() - t0 < 4000) {}\nself.onmessage = (e) => self.postMessage(e.data);",
+	// slow.js tells the source server it runs (importScripts of
+	// started.js), then keeps its first run busy for 4 s.
+	"/slow.js":    "importScripts('started.js');\nconst t0 = Date.now(); while (Date.now() - t0 < 4000) {}\nself.onmessage = (e) => self.postMessage(e.data);",
+	"/started.js": "",
 	"/ws.js": `self.onmessage = (e) => {
   const ws = new WebSocket(String(e.data));
   ws.onopen = () => { self.postMessage("open"); ws.close(); };

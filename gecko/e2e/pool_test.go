@@ -1,0 +1,222 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/host/wire"
+)
+
+// ownStack starts a stack with popts for one test and closes it (checking
+// the close) when the test ends.
+func ownStack(t *testing.T, ctx context.Context, popts gecko.PoolOptions) *stack {
+	t.Helper()
+	netns.Skip(t)
+	s, err := newStack(ctx, popts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.close(cctx); err != nil {
+			t.Errorf("close stack: %v", err)
+		}
+	})
+	return s
+}
+
+// waitBrowsers polls the pool until ok(its browsers) holds.
+func waitBrowsers(ctx context.Context, t *testing.T, s *stack, what string, ok func([]gecko.BrowserInfo) bool) []gecko.BrowserInfo {
+	t.Helper()
+	for {
+		bs := s.pool.Browsers()
+		if ok(bs) {
+			return bs
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: browsers %+v", what, bs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestTwoBrowsers runs two Firefox processes of two workers each: a token
+// stays on its browser while it has room, spills to the other when it is
+// full, and a fifth worker gets 301.
+func TestTwoBrowsers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Browsers: 2, MaxWorkersPerBrowser: 2, Warm: 1, RecycleAfter: -1})
+	checkLeaks(t)
+	bs := waitBrowsers(ctx, t, s, "two browsers", func(bs []gecko.BrowserInfo) bool {
+		return len(bs) == 2 && bs[0].Warm >= 1 && bs[1].Warm >= 1
+	})
+	if bs[0].PID == bs[1].PID {
+		t.Fatalf("one process for two browsers: %+v", bs)
+	}
+	open := func(token string) *client.Session {
+		t.Helper()
+		sess, err := dial(ctx, t, s, token, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sess.Close() })
+		if out := exchange(ctx, t, sess, sess.WorkerID); string(out[0].Data) != sess.WorkerID {
+			t.Fatalf("echo = %q", out[0].Data)
+		}
+		return sess
+	}
+	workers := func() map[int]int {
+		m := map[int]int{}
+		for _, b := range s.pool.Browsers() {
+			m[b.Index] = b.Workers
+		}
+		return m
+	}
+	open(s.tokenA)
+	open(s.tokenA)
+	w := workers()
+	if !(w[0] == 2 && w[1] == 0 || w[0] == 0 && w[1] == 2) {
+		t.Fatalf("token a's two workers are not on one browser: %v", w)
+	}
+	open(s.tokenB)
+	open(s.tokenA) // its browser is full: the other one takes it
+	if w := workers(); w[0] != 2 || w[1] != 2 {
+		t.Fatalf("workers per browser = %v, want 2 and 2", w)
+	}
+	_, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+	if !isErrno(err, wire.NoGeckoAvailable) {
+		t.Fatalf("fifth worker: %v, want 301", err)
+	}
+}
+
+// TestRecycleUserContext: once a token's user context has started
+// RecycleAfter workers, the next one gets a fresh context (fresh storage);
+// the old context is removed when its last worker ends, and the new one
+// keeps working.
+func TestRecycleUserContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleAfter: 2})
+	checkLeaks(t)
+	waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })
+	a1, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a1)
+	if out := exchange(ctx, t, a1, "set:first"); string(out[0].Data) != "ok" {
+		t.Fatalf("set = %q", out[0].Data)
+	}
+	a2, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a2)
+	if out := exchange(ctx, t, a2, "get"); string(out[0].Data) != "got:first" {
+		t.Fatalf("second worker of the context got %q, want the context's storage", out[0].Data)
+	}
+	if bs := s.pool.Browsers(); bs[0].Tokens != 1 || bs[0].Retiring != 0 {
+		t.Fatalf("before recycling: %+v", bs)
+	}
+
+	a3, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a3)
+	if out := exchange(ctx, t, a3, "get"); string(out[0].Data) != "got:" {
+		t.Fatalf("worker of the fresh context got %q, want empty storage", out[0].Data)
+	}
+	if bs := s.pool.Browsers(); bs[0].Tokens != 1 || bs[0].Retiring != 1 || bs[0].Workers != 3 {
+		t.Fatalf("after recycling: %+v", bs)
+	}
+	closeSession(t, a1)
+	closeSession(t, a2)
+	waitBrowsers(ctx, t, s, "old context removed", func(bs []gecko.BrowserInfo) bool {
+		return len(bs) == 1 && bs[0].Retiring == 0 && bs[0].Workers == 1
+	})
+	if out := exchange(ctx, t, a3, "set:second"); string(out[0].Data) != "ok" {
+		t.Fatalf("set after the old context went = %q", out[0].Data)
+	}
+	a4, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a4)
+	if out := exchange(ctx, t, a4, "get"); string(out[0].Data) != "got:second" {
+		t.Fatalf("second worker of the fresh context got %q", out[0].Data)
+	}
+}
+
+// TestRecycleBrowser: once a browser has started RecycleBrowserAfter
+// workers, a replacement is launched; the old browser's sessions go on,
+// new ones go to the replacement, and the old browser (process and
+// profile) is gone once its last worker ends.
+func TestRecycleBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleBrowserAfter: 2, RecycleAfter: -1})
+	checkLeaks(t)
+	first := waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })[0]
+	echo := func(sess *client.Session, msg string) {
+		t.Helper()
+		if out := exchange(ctx, t, sess, msg); string(out[0].Data) != msg {
+			t.Fatalf("echo = %q, want %q", out[0].Data, msg)
+		}
+	}
+	var old []*client.Session
+	for range 2 {
+		sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, sess)
+		old = append(old, sess)
+	}
+	bs := waitBrowsers(ctx, t, s, "replacement up", func(bs []gecko.BrowserInfo) bool {
+		return len(bs) == 2 && !bs[0].Standby && bs[0].PID != first.PID && bs[1].Draining && bs[1].PID == first.PID
+	})
+	if bs[1].Workers != 2 || bs[0].Workers != 0 {
+		t.Fatalf("after the replacement: %+v", bs)
+	}
+	for _, sess := range old {
+		echo(sess, "still on the old browser")
+	}
+	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	echo(sess, "on the new browser")
+	if bs := s.pool.Browsers(); bs[0].Workers != 1 || bs[0].PID == first.PID {
+		t.Fatalf("new session not on the replacement: %+v", bs)
+	}
+	for _, o := range old {
+		closeSession(t, o)
+	}
+	waitBrowsers(ctx, t, s, "old browser closed", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 })
+	for {
+		left := groupMembers(first.PID)
+		if len(left) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the replaced browser's processes %v are still there", left)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := os.Stat(first.Profile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the replaced browser's profile %s is still there (%v)", first.Profile, err)
+	}
+	echo(sess, "the new browser goes on")
+}
