@@ -495,6 +495,7 @@ func (w *worker) finish(end wire.Event) {
 		}
 	}
 	g.live--
+	g.maybeRecycle()
 	tc.workers--
 	if tc.workers == 0 {
 		tc.idleSince = time.Now()

@@ -158,51 +158,53 @@ func TestRecycleUserContext(t *testing.T) {
 }
 
 // TestRecycleBrowser: once a browser has started RecycleBrowserAfter
-// workers, a replacement is launched; the old browser's sessions go on,
-// new ones go to the replacement, and the old browser (process and
-// profile) is gone once its last worker ends.
+// workers and runs none, a replacement is launched; a session that starts
+// meanwhile goes on wherever it landed, later ones go to the replacement,
+// and the old browser (process and profile) is gone once its last worker
+// ends.
 func TestRecycleBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleBrowserAfter: 2, RecycleAfter: -1})
 	checkLeaks(t)
 	first := waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })[0]
-	echo := func(sess *client.Session, msg string) {
+	open := func(msg string) *client.Session {
 		t.Helper()
-		if out := exchange(ctx, t, sess, msg); string(out[0].Data) != msg {
-			t.Fatalf("echo = %q, want %q", out[0].Data, msg)
-		}
-	}
-	var old []*client.Session
-	for range 2 {
 		sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer closeSession(t, sess)
-		old = append(old, sess)
+		t.Cleanup(func() { _ = sess.Close() })
+		echo(ctx, t, sess, msg)
+		return sess
 	}
-	bs := waitBrowsers(ctx, t, s, "replacement up", func(bs []gecko.BrowserInfo) bool {
-		return len(bs) == 2 && !bs[0].Standby && bs[0].PID != first.PID && bs[1].Draining && bs[1].PID == first.PID
+	a1 := open("one")
+	a2 := open("two")
+	if bs := s.pool.Browsers(); len(bs) != 1 || bs[0].Started != 2 {
+		t.Fatalf("a busy browser is being replaced: %+v", bs)
+	}
+	closeSession(t, a1)
+	closeSession(t, a2)
+	waitBrowsers(ctx, t, s, "idle", func(bs []gecko.BrowserInfo) bool {
+		n := 0
+		for _, b := range bs {
+			n += b.Workers
+		}
+		return n == 0
 	})
-	if bs[1].Workers != 2 || bs[0].Workers != 0 {
-		t.Fatalf("after the replacement: %+v", bs)
-	}
-	for _, sess := range old {
-		echo(sess, "still on the old browser")
-	}
-	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, sess)
-	echo(sess, "on the new browser")
-	if bs := s.pool.Browsers(); bs[0].Workers != 1 || bs[0].PID == first.PID {
+	// The browser is idle now: its replacement starts. A session opened
+	// meanwhile lands on the old browser (until the replacement takes
+	// over) or on the new one; either way it works.
+	mid := open("while replacing")
+	waitBrowsers(ctx, t, s, "replacement up", func(bs []gecko.BrowserInfo) bool {
+		return len(bs) >= 1 && !bs[0].Standby && bs[0].PID != first.PID
+	})
+	echo(ctx, t, mid, "still there")
+	late := open("on the new browser")
+	if bs := s.pool.Browsers(); bs[0].PID == first.PID || bs[0].Workers < 1 {
 		t.Fatalf("new session not on the replacement: %+v", bs)
 	}
-	for _, o := range old {
-		closeSession(t, o)
-	}
+	closeSession(t, mid)
 	waitBrowsers(ctx, t, s, "old browser closed", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 })
 	for {
 		left := groupMembers(first.PID)
@@ -218,5 +220,13 @@ func TestRecycleBrowser(t *testing.T) {
 	if _, err := os.Stat(first.Profile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the replaced browser's profile %s is still there (%v)", first.Profile, err)
 	}
-	echo(sess, "the new browser goes on")
+	echo(ctx, t, late, "the new browser goes on")
+}
+
+// echo sends msg on the session and expects it back.
+func echo(ctx context.Context, t *testing.T, sess *client.Session, msg string) {
+	t.Helper()
+	if out := exchange(ctx, t, sess, msg); string(out[0].Data) != msg {
+		t.Fatalf("echo = %q, want %q", out[0].Data, msg)
+	}
 }
