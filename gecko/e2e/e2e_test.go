@@ -291,29 +291,29 @@ func TestTokensHaveSeparateStorage(t *testing.T) {
 	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a1, err := dial(ctx, t, s, s.tokenA, "/idb.js")
+	openIDB(ctx, t, s, s.tokenA, "set:secret-of-a", "ok")
+	openIDB(ctx, t, s, s.tokenA, "get", "got:secret-of-a") // a's own storage
+	openIDB(ctx, t, s, s.tokenB, "get", "got:")            // not a's
+}
+
+// openIDB opens a session of token to the IndexedDB worker, sends op and
+// expects want back; the session is closed when the test ends.
+func openIDB(ctx context.Context, t *testing.T, s *stack, token, op, want string) *client.Session {
+	t.Helper()
+	sess, err := dial(ctx, t, s, token, "/idb.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeSession(t, a1)
-	if out := exchange(ctx, t, a1, "set:secret-of-a"); string(out[0].Data) != "ok" {
-		t.Fatalf("set = %q", out[0].Data)
-	}
-	a2, err := dial(ctx, t, s, s.tokenA, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a2)
-	if out := exchange(ctx, t, a2, "get"); string(out[0].Data) != "got:secret-of-a" {
-		t.Fatalf("token a's second worker got %q, want its own storage", out[0].Data)
-	}
-	b1, err := dial(ctx, t, s, s.tokenB, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, b1)
-	if out := exchange(ctx, t, b1, "get"); string(out[0].Data) != "got:" {
-		t.Fatalf("token b's worker got %q: storage leaks between tokens", out[0].Data)
+	t.Cleanup(func() { closeSession(t, sess) })
+	ask(ctx, t, sess, op, want)
+	return sess
+}
+
+// ask sends msg on the session and expects want back.
+func ask(ctx context.Context, t *testing.T, sess *client.Session, msg, want string) {
+	t.Helper()
+	if out := exchange(ctx, t, sess, msg); string(out[0].Data) != want {
+		t.Fatalf("%q: got %q, want %q", msg, out[0].Data, want)
 	}
 }
 

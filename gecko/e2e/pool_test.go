@@ -108,34 +108,12 @@ func TestRecycleUserContext(t *testing.T) {
 	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleAfter: 2})
 	checkLeaks(t)
 	waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })
-	a1, err := dial(ctx, t, s, s.tokenA, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a1)
-	if out := exchange(ctx, t, a1, "set:first"); string(out[0].Data) != "ok" {
-		t.Fatalf("set = %q", out[0].Data)
-	}
-	a2, err := dial(ctx, t, s, s.tokenA, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a2)
-	if out := exchange(ctx, t, a2, "get"); string(out[0].Data) != "got:first" {
-		t.Fatalf("second worker of the context got %q, want the context's storage", out[0].Data)
-	}
+	a1 := openIDB(ctx, t, s, s.tokenA, "set:first", "ok")
+	a2 := openIDB(ctx, t, s, s.tokenA, "get", "got:first") // the context's storage
 	if bs := s.pool.Browsers(); bs[0].Tokens != 1 || bs[0].Retiring != 0 {
 		t.Fatalf("before recycling: %+v", bs)
 	}
-
-	a3, err := dial(ctx, t, s, s.tokenA, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a3)
-	if out := exchange(ctx, t, a3, "get"); string(out[0].Data) != "got:" {
-		t.Fatalf("worker of the fresh context got %q, want empty storage", out[0].Data)
-	}
+	a3 := openIDB(ctx, t, s, s.tokenA, "get", "got:") // a fresh context: empty storage
 	if bs := s.pool.Browsers(); bs[0].Tokens != 1 || bs[0].Retiring != 1 || bs[0].Workers != 3 {
 		t.Fatalf("after recycling: %+v", bs)
 	}
@@ -144,17 +122,8 @@ func TestRecycleUserContext(t *testing.T) {
 	waitBrowsers(ctx, t, s, "old context removed", func(bs []gecko.BrowserInfo) bool {
 		return len(bs) == 1 && bs[0].Retiring == 0 && bs[0].Workers == 1
 	})
-	if out := exchange(ctx, t, a3, "set:second"); string(out[0].Data) != "ok" {
-		t.Fatalf("set after the old context went = %q", out[0].Data)
-	}
-	a4, err := dial(ctx, t, s, s.tokenA, "/idb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a4)
-	if out := exchange(ctx, t, a4, "get"); string(out[0].Data) != "got:second" {
-		t.Fatalf("second worker of the fresh context got %q", out[0].Data)
-	}
+	ask(ctx, t, a3, "set:second", "ok")
+	openIDB(ctx, t, s, s.tokenA, "get", "got:second")
 }
 
 // TestRecycleBrowser: once a browser has started RecycleBrowserAfter
@@ -226,7 +195,5 @@ func TestRecycleBrowser(t *testing.T) {
 // echo sends msg on the session and expects it back.
 func echo(ctx context.Context, t *testing.T, sess *client.Session, msg string) {
 	t.Helper()
-	if out := exchange(ctx, t, sess, msg); string(out[0].Data) != msg {
-		t.Fatalf("echo = %q, want %q", out[0].Data, msg)
-	}
+	ask(ctx, t, sess, msg, msg)
 }
