@@ -338,24 +338,13 @@ func TestUserJS(t *testing.T) {
 	}
 }
 
+// BenchmarkLaunchFirefox measures exec → session ready with a fresh
+// profile.
 func BenchmarkLaunchFirefox(b *testing.B) {
 	if _, err := FindFirefox(""); err != nil {
 		b.Skip(err)
 	}
-	for b.Loop() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		f, err := LaunchFirefox(ctx, FirefoxOptions{})
-		if err != nil {
-			cancel()
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if err := f.Close(ctx); err != nil {
-			b.Error(err)
-		}
-		cancel()
-		b.StartTimer()
-	}
+	benchLaunch(b, func(ctx context.Context) (*Firefox, error) { return LaunchFirefox(ctx, FirefoxOptions{}) })
 }
 
 // BenchmarkLauncher measures exec → session ready from the Launcher's
@@ -375,9 +364,15 @@ func BenchmarkLauncher(b *testing.B) {
 	for !l.HasTemplate() {
 		time.Sleep(50 * time.Millisecond) // waiting outside the timed loop
 	}
+	benchLaunch(b, l.Launch)
+}
+
+// benchLaunch times launch (exec → session ready); closing each browser
+// is not timed.
+func benchLaunch(b *testing.B, launch func(context.Context) (*Firefox, error)) {
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		f, err := l.Launch(ctx)
+		f, err := launch(ctx)
 		if err != nil {
 			cancel()
 			b.Fatal(err)
