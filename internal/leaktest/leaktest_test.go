@@ -47,6 +47,18 @@ func blocked(release <-chan struct{}, done *sync.WaitGroup) {
 	<-release
 }
 
+// start runs f(release, done) in a new goroutine and returns once f runs (a
+// goroutine that has not run yet shows only the go statement's wrapper).
+func start(f func(<-chan struct{}, *sync.WaitGroup), release <-chan struct{}, done *sync.WaitGroup) {
+	done.Add(1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		f(release, done)
+	}()
+	<-started
+}
+
 func TestCheckReportsLeak(t *testing.T) {
 	var wg sync.WaitGroup
 	release := make(chan struct{})
@@ -55,8 +67,7 @@ func TestCheckReportsLeak(t *testing.T) {
 
 	r := &recorder{TB: t}
 	leaktest.Check(r, leaktest.Timeout(100*time.Millisecond))
-	wg.Add(1)
-	go blocked(release, &wg)
+	start(blocked, release, &wg)
 	errs := r.finish()
 	if len(errs) != 1 || !strings.Contains(errs[0], "leaktest_test.blocked") || !strings.Contains(errs[0], "1 goroutine(s) leaked") {
 		t.Fatalf("errors = %q, want one naming leaktest_test.blocked", errs)
@@ -68,8 +79,7 @@ func TestCheckWaitsForGoroutinesToEnd(t *testing.T) {
 	release := make(chan struct{})
 	r := &recorder{TB: t}
 	leaktest.Check(r)
-	wg.Add(1)
-	go blocked(release, &wg)
+	start(blocked, release, &wg)
 	// Registered after Check, so it runs first: the goroutine ends while
 	// Check polls.
 	r.Cleanup(func() { time.AfterFunc(100*time.Millisecond, func() { close(release) }) })
@@ -84,8 +94,7 @@ func TestOldGoroutinesAreNotReported(t *testing.T) {
 	release := make(chan struct{})
 	defer wg.Wait()
 	defer close(release)
-	wg.Add(1)
-	go blocked(release, &wg)
+	start(blocked, release, &wg)
 
 	r := &recorder{TB: t}
 	leaktest.Check(r, leaktest.Timeout(50*time.Millisecond))
@@ -99,21 +108,20 @@ func TestOldGoroutinesAreNotReported(t *testing.T) {
 func TestReplacedGoroutineIsReported(t *testing.T) {
 	var oldWG, newWG sync.WaitGroup
 	oldRelease, newRelease := make(chan struct{}), make(chan struct{})
-	oldWG.Add(1)
-	go blocked(oldRelease, &oldWG)
+	start(blocked, oldRelease, &oldWG)
 	defer newWG.Wait()
 	defer close(newRelease)
 
 	snap := leaktest.Take(leaktest.Timeout(50 * time.Millisecond))
 	close(oldRelease)
 	oldWG.Wait()
-	newWG.Add(1)
-	go blocked(newRelease, &newWG)
+	start(blocked, newRelease, &newWG)
 	if err := snap.Wait(); err == nil || !strings.Contains(err.Error(), "leaktest_test.blocked") {
 		t.Fatalf("Wait = %v, want the new goroutine reported", err)
 	}
 }
 
+// sessionLoop is blocked under another name.
 func sessionLoop(release <-chan struct{}, done *sync.WaitGroup) {
 	defer done.Done()
 	<-release
@@ -127,9 +135,8 @@ func TestOnlyAndIgnore(t *testing.T) {
 
 	only := leaktest.Take(leaktest.Only("leaktest_test.sessionLoop"), leaktest.Timeout(50*time.Millisecond))
 	ignore := leaktest.Take(leaktest.Ignore("leaktest_test.blocked"), leaktest.Timeout(50*time.Millisecond))
-	wg.Add(2)
-	go blocked(release, &wg)
-	go sessionLoop(release, &wg)
+	start(blocked, release, &wg)
+	start(sessionLoop, release, &wg)
 
 	err := only.Wait()
 	if err == nil || !strings.Contains(err.Error(), "sessionLoop") || strings.Contains(err.Error(), "leaktest_test.blocked") {
@@ -154,8 +161,7 @@ func TestCode(t *testing.T) {
 	if got := snap.Code(0); got != 0 {
 		t.Errorf("Code(0) without leak = %d, want 0", got)
 	}
-	wg.Add(1)
-	go blocked(release, &wg)
+	start(blocked, release, &wg)
 	if got := snap.Code(0); got != 1 {
 		t.Errorf("Code(0) with a leak = %d, want 1", got)
 	}
@@ -186,8 +192,7 @@ func TestRunning(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	release := make(chan struct{})
-	wg.Add(1)
-	go runningLoop(release, &wg)
+	start(runningLoop, release, &wg)
 	eventually(t, "Running never saw the goroutine", func() bool { return leaktest.Running(frame) })
 	close(release)
 	wg.Wait()
