@@ -113,6 +113,7 @@ func Check(t testing.TB, opts ...Option) {
 	t.Helper()
 	s := Take(opts...)
 	t.Cleanup(func() {
+		t.Helper() // report the leak at the test's call of Check
 		if err := s.Wait(); err != nil {
 			t.Errorf("goroutine leak: %v", err)
 		}
