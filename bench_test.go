@@ -10,6 +10,7 @@ import (
 
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // decodeBench parses bench --json output.
@@ -46,7 +47,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	if _, err := gecko.FindFirefox(""); err != nil {
 		t.Skip(err)
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	addr, secret, _ := startServe(t, ctx, "bench")
@@ -128,7 +129,7 @@ func TestBenchAgainstServe(t *testing.T) {
 // TestBenchUnreachable: sessions that fail before any worker-error count
 // as errno 0 ("other") with their reason.
 func TestBenchUnreachable(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestBenchUnreachable(t *testing.T) {
 }
 
 func TestBenchFlagErrors(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	t.Setenv("GECKOHOST_TOKEN", "")
 	for _, c := range []struct {
 		args []string

@@ -4,20 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -27,55 +26,8 @@ func TestMain(m *testing.M) {
 		// end-to-end serve test's WebRTC packets cannot leave the machine.
 		os.Exit(netns.Run(m))
 	}
-	before := len(goroutines())
-	code := m.Run()
-	if code == 0 {
-		if msg := waitGoroutines(before, 5*time.Second); msg != "" {
-			fmt.Fprintln(os.Stderr, msg)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// goroutines returns the stacks of the running goroutines, without the
-// runtime's own long-lived ones (os/signal's loop, started by the first
-// signal.Notify, lives for the rest of the process).
-func goroutines() []string {
-	buf := make([]byte, 1<<20)
-	var out []string
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if !strings.Contains(g, "os/signal.loop") {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// waitGoroutines polls until at most n goroutines run; else it returns a
-// description with every stack.
-func waitGoroutines(n int, d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		g := goroutines()
-		if len(g) <= n {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("goroutine leak: %d goroutines, want <= %d:\n%s", len(g), n, strings.Join(g, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := len(goroutines())
-	t.Cleanup(func() {
-		if msg := waitGoroutines(before, 5*time.Second); msg != "" {
-			t.Error(msg)
-		}
-	})
+	snap := leaktest.Take()
+	os.Exit(snap.Code(m.Run()))
 }
 
 // syncBuffer is a bytes.Buffer safe for a concurrent writer and reader.
@@ -154,7 +106,7 @@ func openStore(t *testing.T, path string) *store.DB {
 }
 
 func TestTokenAddPrintsSecretAlone(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "sub", "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "me", "--expires", "720h",
 		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3")
@@ -181,7 +133,7 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 }
 
 func TestTokenListRevoke(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "db")
 	wantOK(t, geckohost(t, "token", "add", "--db", db, "--name", "alice", "--expires", "30d"))
 	bob := geckohost(t, "token", "add", "--db", db, "--name", "bob")
@@ -227,7 +179,7 @@ func TestTokenListRevoke(t *testing.T) {
 }
 
 func TestErrorsAreOneLine(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
 	wantOK(t, geckohost(t, "token", "add", "--db", db, "--name", "taken"))
@@ -276,7 +228,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 }
 
 func TestDBFlagPlacesAndEnv(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	dir := t.TempDir()
 	envDB, flagDB, xdg := filepath.Join(dir, "env.db"), filepath.Join(dir, "flag.db"), filepath.Join(dir, "xdg")
 	t.Setenv("XDG_DATA_HOME", xdg)
@@ -314,7 +266,7 @@ func TestDBFlagPlacesAndEnv(t *testing.T) {
 }
 
 func TestSessionsCommand(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "db")
 	st := openStore(t, db)
 	ctx := context.Background()
@@ -375,7 +327,7 @@ func TestSessionsCommand(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "add", "--help"}, {"token", "list", "--help"},
 		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"version", "--help"},
@@ -401,7 +353,7 @@ func TestHelpAndVersion(t *testing.T) {
 }
 
 func TestServeFlagErrors(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "db")
 	for _, c := range []struct {
 		args []string
@@ -441,7 +393,7 @@ func TestServeFlagErrors(t *testing.T) {
 // TestServeHealthz runs `geckohost serve` in-process, finds its address in
 // the log, checks /healthz and stops it by cancelling its context.
 func TestServeHealthz(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
@@ -501,7 +453,7 @@ func TestServeHealthz(t *testing.T) {
 // TestRunServeDirect drives runServe with a serveConfig, as the coordinator
 // will when it wires in host, gecko and web.
 func TestRunServeDirect(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	addrc := make(chan net.Addr, 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // TestServeEndToEnd runs the real `serve` wiring (store, Firefox pool, host,
@@ -24,7 +25,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if _, err := gecko.FindFirefox(""); err != nil {
 		t.Skip(err)
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 

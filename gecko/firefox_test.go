@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // Fake browser: the test binary re-executed with fakeEnv set plays a
@@ -122,57 +122,8 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(runFake(mode))
 	}
-	before := goroutines()
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(before, 5*time.Second); leaks != "" {
-			fmt.Fprintln(os.Stderr, leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// goroutines returns the stacks of the current goroutines by header.
-func goroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := make(map[string]string)
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		head, _, _ := strings.Cut(g, " [")
-		out[head] = g
-	}
-	return out
-}
-
-// leakedGoroutines polls until every goroutine not in before has ended or
-// timeout passes, and describes those left.
-func leakedGoroutines(before map[string]string, timeout time.Duration) string {
-	deadline := time.Now().Add(timeout)
-	for {
-		var leaked []string
-		for id, g := range goroutines() {
-			if _, ok := before[id]; ok || strings.Contains(g, "leakedGoroutines") ||
-				strings.Contains(g, "testing.(*M)") || strings.Contains(g, "os/signal.signal_recv") {
-				continue
-			}
-			leaked = append(leaked, g)
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("%d leaked goroutines:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	snap := leaktest.Take()
+	os.Exit(snap.Code(m.Run()))
 }
 
 // groupMembers lists the live (not zombie) processes in process group pgid.

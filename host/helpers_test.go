@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,47 +20,13 @@ import (
 
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
 
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitGoroutines(before, 5*time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutine leak after all tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitGoroutines polls until at most n goroutines run; else it returns the
-// stacks.
-func waitGoroutines(n int, d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		if runtime.NumGoroutine() <= n {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			return fmt.Sprintf("%d goroutines, want <= %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// checkLeaks fails t when goroutines started during the test outlive it.
-// Register it first so that its cleanup runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if leaked := waitGoroutines(before, 5*time.Second); leaked != "" {
-			t.Errorf("goroutine leak:\n%s", leaked)
-		}
-	})
+	snap := leaktest.Take()
+	os.Exit(snap.Code(m.Run()))
 }
 
 // testCtx is the test's bound.
@@ -122,7 +87,7 @@ func (b *syncBuffer) String() string {
 
 func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harness {
 	t.Helper()
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -584,7 +585,7 @@ func TestReadyzNotReady(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	eng := newFakeEngine(nil)
 	if _, err := host.New(host.Options{Engine: eng}); err == nil {
 		t.Fatal("New without a store")
@@ -604,7 +605,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db, err := store.Open(ctx, t.TempDir()+"/db")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // helperEnv makes the test binary act as a second process that opens the
@@ -39,7 +41,7 @@ func runHelper(path string) int {
 // TestOpenTwoProcesses runs migrations and writes from several processes
 // at once on one new file.
 func TestOpenTwoProcesses(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "shared.db")
 	const procs = 3

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -68,7 +70,7 @@ func TestDefaultPath(t *testing.T) {
 }
 
 func TestOpenFreshCreatesModes(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	path := filepath.Join(dir, "geckohost.db")
 	db := openTest(t, path)
@@ -95,7 +97,7 @@ func TestOpenFreshCreatesModes(t *testing.T) {
 }
 
 func TestOpenTwiceKeepsData(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "db")
 	db, err := Open(ctx, path)
@@ -119,7 +121,7 @@ func TestOpenTwiceKeepsData(t *testing.T) {
 }
 
 func TestOpenConcurrent(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "new.db")
 	const n = 8
@@ -160,7 +162,7 @@ func TestOpenConcurrent(t *testing.T) {
 }
 
 func TestOpenNewerSchema(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "db")
 	db := openTest(t, path)
@@ -175,7 +177,7 @@ func TestOpenNewerSchema(t *testing.T) {
 }
 
 func TestOpenCorrupt(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	path := filepath.Join(t.TempDir(), "db")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("this is not sqlite\n"), 300), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,7 +193,7 @@ func TestOpenCorrupt(t *testing.T) {
 }
 
 func TestOpenUnwritable(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -204,7 +206,7 @@ func TestOpenUnwritable(t *testing.T) {
 }
 
 func TestTokenAddLookup(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
@@ -252,7 +254,7 @@ func TestTokenAddLookup(t *testing.T) {
 }
 
 func TestTokenAddErrors(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	if _, _, err := db.AddToken(ctx, NewToken{Name: "dup"}); err != nil {
@@ -272,7 +274,7 @@ func TestTokenAddErrors(t *testing.T) {
 }
 
 func TestTokenExpiry(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
@@ -296,7 +298,7 @@ func TestTokenExpiry(t *testing.T) {
 }
 
 func TestTokenRevoke(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
@@ -331,7 +333,7 @@ func TestTokenRevoke(t *testing.T) {
 // TestHashesOnly checks that no secret appears anywhere in the database
 // files, in plaintext or as its base64 body.
 func TestHashesOnly(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "db")
 	db := openTest(t, path)
@@ -370,7 +372,7 @@ func TestHashesOnly(t *testing.T) {
 }
 
 func TestSessions(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	tok, _, _ := db.AddToken(ctx, NewToken{Name: "alice"})
@@ -443,7 +445,7 @@ func TestSessions(t *testing.T) {
 }
 
 func TestSessionsConcurrentWriters(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "db")
 	db1 := openTest(t, path)

@@ -26,6 +26,7 @@ import (
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -142,7 +143,7 @@ func TestDemoPage(t *testing.T) {
 	if _, err := gecko.FindFirefox(""); err != nil {
 		t.Skipf("no Firefox for the workers: %v", err)
 	}
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	st := startStack(t, ctx)

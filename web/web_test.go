@@ -6,12 +6,22 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/web"
 )
 
+// leakOpts are the options of the package's leak checks: idle keep-alive
+// connections of http.DefaultClient may outlive a test, and a check waits up
+// to 10 s for the other goroutines to end.
+var leakOpts = []leaktest.Option{
+	leaktest.Ignore("net/http.(*persistConn)"),
+	leaktest.Timeout(10 * time.Second),
+}
+
 func TestHandlerServesFiles(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 
@@ -72,7 +82,7 @@ func TestHandlerServesFiles(t *testing.T) {
 }
 
 func TestHandlerNotFound(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 	for _, p := range []string{"/nope", "/index.html", "/workers/", "/workers/nope.js", "/static/app.js", "/../web.go", "/workers", "/favicon.ico", "/app.js.map"} {
@@ -96,7 +106,7 @@ func TestHandlerNotFound(t *testing.T) {
 }
 
 func TestHandlerCSP(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/")
@@ -139,7 +149,7 @@ func TestHandlerCSP(t *testing.T) {
 }
 
 func TestDemoWorkersAreServed(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	h := web.Handler()
 	app := get(t, h, "/app.js")
 	for _, w := range web.DemoWorkers() {
@@ -159,7 +169,7 @@ func TestDemoWorkersAreServed(t *testing.T) {
 }
 
 func TestDemoURL(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t, leakOpts...)
 	for in, want := range map[string]string{
 		"127.0.0.1:8765": "http://127.0.0.1:8765/",
 		":8765":          "http://127.0.0.1:8765/",

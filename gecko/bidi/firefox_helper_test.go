@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // The bidi tests drive a real Firefox, started here with a bare-bones
@@ -41,12 +42,7 @@ func sharedFirefox(t *testing.T) *bidi.Conn {
 	if shared.err != nil {
 		t.Fatalf("start shared firefox: %v", shared.err)
 	}
-	before := goroutines()
-	t.Cleanup(func() {
-		if leaks := leakedGoroutines(before, 5*time.Second); leaks != "" {
-			t.Error(leaks)
-		}
-	})
+	leaktest.Check(t)
 	return shared.conn
 }
 
@@ -153,14 +149,8 @@ func stopShared() {
 }
 
 func TestMain(m *testing.M) {
-	before := goroutines()
+	snap := leaktest.Take()
 	code := m.Run()
 	stopShared()
-	if code == 0 {
-		if leaks := leakedGoroutines(before, 5*time.Second); leaks != "" {
-			fmt.Fprintln(os.Stderr, leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(snap.Code(code))
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,58 +18,24 @@ import (
 	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
-// checkLeaks fails t if, after the test, more per-session goroutines run
-// than before it: host's session goroutines, gecko's worker goroutines, the
-// Go client's and pion's (polling, since closing peer connections ends
-// goroutines asynchronously). The shared pool's own long-lived goroutines
-// (supervisor, refillers, Firefox's pipes, HTTP keep-alives) come and go
-// with the browser's life, not with a test; TestMain checks that every
-// goroutine is gone once the pools are closed.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := goroutines()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n := goroutines()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d session goroutines before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-}
-
-// sessionFrames mark the goroutines that belong to one session.
-var sessionFrames = [][]byte{
-	[]byte("geckohost/host.(*session)"),
-	[]byte("geckohost/gecko.(*worker)"),
-	[]byte("geckohost/host/client."),
-	[]byte("github.com/pion/"),
-}
-
-// goroutines counts the goroutines that belong to sessions.
-func goroutines() int {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	n := 0
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		for _, f := range sessionFrames {
-			if bytes.Contains(g, f) {
-				n++
-				break
-			}
-		}
-	}
-	return n
+// sessionLeaks are the options of the per-test leak check: it looks only
+// at per-session goroutines (host's session goroutines, gecko's worker
+// goroutines, the Go client's and pion's), waiting up to 10 s since closing
+// peer connections ends goroutines asynchronously. The shared pool's own
+// long-lived goroutines (supervisor, refillers, Firefox's pipes, HTTP
+// keep-alives) come and go with the browser's life, not with a test;
+// TestMain checks that every goroutine is gone once the pools are closed.
+var sessionLeaks = []leaktest.Option{
+	leaktest.Only(
+		"geckohost/host.(*session)",
+		"geckohost/gecko.(*worker)",
+		"geckohost/host/client.",
+		"github.com/pion/",
+	),
+	leaktest.Timeout(10 * time.Second),
 }
 
 func dial(ctx context.Context, t testing.TB, s *stack, token, path string, opt ...func(*client.Options)) (*client.Session, error) {
@@ -120,7 +85,7 @@ func closeSession(t testing.TB, sess *client.Session) {
 
 func TestEchoTextAndBinary(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
@@ -148,7 +113,7 @@ func TestEchoTextAndBinary(t *testing.T) {
 
 func TestWorkerErrors(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	cases := []struct {
 		path   string
 		errno  wire.Errno
@@ -181,7 +146,7 @@ func TestWorkerErrors(t *testing.T) {
 
 func TestICEBeforeAndAfterAnswer(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	for _, after := range []bool{false, true} {
 		t.Run(fmt.Sprintf("after=%v", after), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -200,7 +165,7 @@ func TestICEBeforeAndAfterAnswer(t *testing.T) {
 
 func TestWorkerClose(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess, err := dial(ctx, t, s, s.tokenA, "/close.js")
@@ -242,7 +207,7 @@ func waitSession(ctx context.Context, t testing.TB, s *stack, id, reason string)
 
 func TestConcurrentSessions(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 20
@@ -288,7 +253,7 @@ func TestConcurrentSessions(t *testing.T) {
 
 func TestTokensHaveSeparateStorage(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	openIDB(ctx, t, s, s.tokenA, "set:secret-of-a", "ok")
@@ -509,7 +474,7 @@ func TestWorkerIdle(t *testing.T) {
 // signaling endpoint is refused (its Origin is the shell's, not allowed).
 func TestWorkerCannotReachHost(t *testing.T) {
 	s := setup(t)
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess, err := dial(ctx, t, s, s.tokenA, "/ws.js")

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -78,6 +78,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Once the pools are closed, nothing of geckohost, pion or net/http
+	// may be left.
+	snap := leaktest.Take(leaktest.Only("geckohost/", "github.com/pion/", "net/http."), leaktest.Timeout(10*time.Second))
 	code := netns.Run(m)
 	if shared != nil {
 		extraClose = append(extraClose, shared)
@@ -90,33 +93,10 @@ func TestMain(m *testing.M) {
 		}
 		cancel()
 	}
-	if netns.Inside() && code == 0 {
-		if leak := leftover(10 * time.Second); leak != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left after every pool was closed:\n%s\n", leak)
-			code = 1
-		}
+	if netns.Inside() {
+		code = snap.Code(code)
 	}
 	os.Exit(code)
-}
-
-// leftover waits up to d for every goroutine of geckohost, pion and
-// net/http to end, and returns the stacks of those still running.
-func leftover(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		var left []string
-		for _, g := range strings.Split(allStacks(), "\n\n") {
-			if strings.Contains(g, "geckohost/") || strings.Contains(g, "github.com/pion/") || strings.Contains(g, "net/http.") {
-				if !strings.Contains(g, "e2e_test.leftover") {
-					left = append(left, g)
-				}
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			return strings.Join(left, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func testLogger() *slog.Logger {
@@ -184,7 +164,7 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 	// The pool's launcher builds a template profile in the background (a
 	// second, short-lived Firefox). Let it finish before tests take their
 	// goroutine baselines, so its goroutines are not counted as a leak.
-	for strings.Contains(allStacks(), "gecko.(*Launcher).build") && ctx.Err() == nil {
+	for leaktest.Running("gecko.(*Launcher).build") && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	srv, err := host.New(host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}})
@@ -258,10 +238,4 @@ func setup(t testing.TB) *stack {
 		t.Fatal(sharedErr)
 	}
 	return shared
-}
-
-// allStacks returns the stacks of every goroutine.
-func allStacks() string {
-	buf := make([]byte, 4<<20)
-	return string(buf[:runtime.Stack(buf, true)])
 }

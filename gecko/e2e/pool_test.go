@@ -11,6 +11,7 @@ import (
 	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // ownStack starts a stack with popts for one test and closes it (checking
@@ -55,7 +56,7 @@ func TestTwoBrowsers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := ownStack(t, ctx, gecko.PoolOptions{Browsers: 2, MaxWorkersPerBrowser: 2, Warm: 1, RecycleAfter: -1})
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	bs := waitBrowsers(ctx, t, s, "two browsers", func(bs []gecko.BrowserInfo) bool {
 		return len(bs) == 2 && bs[0].Warm >= 1 && bs[1].Warm >= 1
 	})
@@ -106,7 +107,7 @@ func TestRecycleUserContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleAfter: 2})
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })
 	a1 := openIDB(ctx, t, s, s.tokenA, "set:first", "ok")
 	a2 := openIDB(ctx, t, s, s.tokenA, "get", "got:first") // the context's storage
@@ -135,7 +136,7 @@ func TestRecycleBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, RecycleBrowserAfter: 2, RecycleAfter: -1})
-	checkLeaks(t)
+	leaktest.Check(t, sessionLeaks...)
 	first := waitBrowsers(ctx, t, s, "warm", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 && bs[0].Warm >= 1 })[0]
 	open := func(msg string) *client.Session {
 		t.Helper()

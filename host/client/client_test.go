@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // fakeHost is a signaling server whose "worker" is a pion peer that echoes.
@@ -115,23 +115,8 @@ func (h *fakeHost) close() {
 	}
 }
 
-func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutine leak: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
-
 func TestDialEcho(t *testing.T) {
-	leakCheck(t)
+	leaktest.Check(t)
 	h := &fakeHost{t: t}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -169,7 +154,7 @@ func TestDialEcho(t *testing.T) {
 }
 
 func TestDialWorkerError(t *testing.T) {
-	leakCheck(t)
+	leaktest.Check(t)
 	h := &fakeHost{t: t, failErr: wire.Errorf(wire.InvalidToken, "unknown token")}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
