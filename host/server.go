@@ -258,8 +258,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // still negotiating get worker-error 304, every worker is closed (connected
 // ones too), the session records are flushed (EndReason "shutdown"), and it
 // waits for all of the server's goroutines. When ctx ends first, every
-// session is cancelled at once, Shutdown still waits for them, and returns
-// ctx's error. Later calls return the first call's result.
+// session is cancelled at once, Shutdown still waits for them and flushes
+// their records (within 5 s of its own), and returns ctx's error. Later
+// calls return the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		defer close(s.shutdownDone)
@@ -323,11 +324,19 @@ func (s *Server) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
-	if rerr := s.rec.close(ctx); rerr != nil && err == nil {
+	// The session records are flushed even past ctx's deadline (that
+	// bounds the sessions, not a few small writes), within a bound of
+	// their own in case the database is stuck.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordFlushTimeout)
+	defer cancel()
+	if rerr := s.rec.close(fctx); rerr != nil && err == nil {
 		err = fmt.Errorf("flush session records: %w", rerr)
 	}
 	return err
 }
+
+// recordFlushTimeout bounds flushing the session records at shutdown.
+const recordFlushTimeout = 5 * time.Second
 
 // newWorkerID returns 16 random bytes in hex.
 func newWorkerID() string {
