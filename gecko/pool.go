@@ -748,9 +748,9 @@ const (
 	watchRecycle                 // the browser is to be replaced
 )
 
-// watch waits until the browser dies, the pool closes or the browser has
-// started RecycleBrowserAfter workers, removing idle token user contexts
-// meanwhile.
+// watch waits until the browser dies, the pool closes or the browser is
+// to be replaced (it has started RecycleBrowserAfter workers and runs
+// none), removing idle and retired token user contexts meanwhile.
 func (b *browser) watch(g *generation) watchEnd {
 	p := b.p
 	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))

@@ -50,6 +50,9 @@ func (p *Pool) Browsers() []BrowserInfo {
 			extra = append(extra, bi)
 		}
 		for _, g := range b.old {
+			if g == b.gen {
+				continue // serving until its replacement is up
+			}
 			bi := g.info()
 			bi.Draining = true
 			extra = append(extra, bi)
