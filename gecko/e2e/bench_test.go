@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -164,8 +163,9 @@ func BenchmarkWarmStart(b *testing.B) {
 // rounds does it again in the same browser, so -benchtime 30x shows what
 // worker churn does. It runs only when -bench names it. E2E_PSS_DETAIL=1
 // prints each process's PSS; E2E_MEMDUMP=1 has Firefox write its
-// about:memory reports (after a memory minimisation) in the first and the
-// last round.
+// about:memory reports (after a memory minimisation, which changes what
+// later rounds measure: use it to look, not to measure) in the first and
+// the last round.
 func BenchmarkMemory100Workers(b *testing.B) {
 	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
 		b.Skip("run with -bench Memory100Workers")
@@ -180,11 +180,7 @@ func BenchmarkMemory100Workers(b *testing.B) {
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		var firstErr error
-		nw := 100
-		if v, err := strconv.Atoi(os.Getenv("E2E_WORKERS")); err == nil {
-			nw = v
-		}
-		for range nw {
+		for range 100 {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
