@@ -124,6 +124,10 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 		if m := c.read(); m["action"] != "worker-hello" {
 			return fmt.Errorf("got %v", m)
 		}
+		for range 2 {
+			c.read()
+		}
+		c.expectClose(websocket.StatusNormalClosure) // connected: the worker lives on
 		w2 = h.nextWorker()
 		return nil
 	}) // rate 2 of 2
