@@ -109,7 +109,7 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "sub", "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "me", "--expires", "720h",
-		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3")
+		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3", "--rate", "60/1m")
 	wantOK(t, r)
 	if !secretRE.MatchString(r.stdout) {
 		t.Fatalf("stdout %q is not one secret line", r.stdout)
@@ -121,7 +121,8 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour {
+	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour ||
+		tok.Rate != (store.Rate{Count: 60, Window: time.Minute}) {
 		t.Errorf("stored token %+v", tok)
 	}
 	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
@@ -136,7 +137,7 @@ func TestTokenListRevoke(t *testing.T) {
 	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "db")
 	wantOK(t, geckohost(t, "token", "add", "--db", db, "--name", "alice", "--expires", "30d"))
-	bob := geckohost(t, "token", "add", "--db", db, "--name", "bob")
+	bob := geckohost(t, "token", "add", "--db", db, "--name", "bob", "--rate", "10/1s")
 	wantOK(t, bob)
 
 	r := geckohost(t, "token", "list", "--db", db)
@@ -144,6 +145,12 @@ func TestTokenListRevoke(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "alice") || !strings.Contains(lines[2], "bob") {
 		t.Errorf("table:\n%s", r.stdout)
+	}
+	// The RATE column: "-" for alice, 10/1s for bob.
+	col := strings.Index(lines[0], "RATE") // the header is ASCII; the rows have a "…"
+	from := func(line string) string { return string([]rune(line)[col:]) }
+	if col < 0 || !strings.HasPrefix(from(lines[1]), "- ") || !strings.HasPrefix(from(lines[2]), "10/1s ") {
+		t.Errorf("RATE column:\n%s", r.stdout)
 	}
 	if strings.Contains(r.stdout, strings.TrimSpace(bob.stdout)) {
 		t.Error("token list shows a secret")
@@ -165,6 +172,12 @@ func TestTokenListRevoke(t *testing.T) {
 	if len(toks) != 2 || toks[0]["name"] != "alice" || toks[0]["status"] != "revoked" || toks[1]["status"] != "revoked" ||
 		toks[0]["expires"] == nil || toks[1]["expires"] != nil || toks[0]["revoked"] == nil {
 		t.Errorf("json tokens %v", toks)
+	}
+	if rate, ok := toks[0]["rate"]; !ok || rate != nil {
+		t.Errorf("alice's json rate %v (present %v), want null", rate, ok)
+	}
+	if rate, _ := json.Marshal(toks[1]["rate"]); string(rate) != `{"count":10,"window_ms":1000}` {
+		t.Errorf("bob's json rate %s", rate)
 	}
 	if _, ok := toks[0]["hash"]; ok {
 		t.Error("json shows the hash")
@@ -203,6 +216,16 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{"negative expires", []string{"token", "add", "--db", db, "--name", "x", "--expires", "-1h"}, []string{"--expires"}},
 		{"bad source", []string{"token", "add", "--db", db, "--name", "x", "--source", "example.com"}, []string{"example.com"}},
 		{"negative max workers", []string{"token", "add", "--db", db, "--name", "x", "--max-workers", "-2"}, []string{"worker limit"}},
+		{"zero rate", []string{"token", "add", "--db", db, "--name", "x", "--rate", "0/1m"}, []string{"--rate", "0/1m", "rate count 0"}},
+		{"negative rate", []string{"token", "add", "--db", db, "--name", "x", "--rate", "-5/1m"}, []string{"--rate", "rate count -5"}},
+		{"rate without slash", []string{"token", "add", "--db", db, "--name", "x", "--rate", "60"}, []string{"--rate", "no slash"}},
+		{"rate bad count", []string{"token", "add", "--db", db, "--name", "x", "--rate", "many/1m"}, []string{"--rate", "many"}},
+		{"rate bad duration", []string{"token", "add", "--db", db, "--name", "x", "--rate", "60/soon"}, []string{"--rate", "soon"}},
+		{"rate no duration", []string{"token", "add", "--db", db, "--name", "x", "--rate", "60/"}, []string{"--rate", "N/DURATION"}},
+		{"rate window too short", []string{"token", "add", "--db", db, "--name", "x", "--rate", "5/500ms"}, []string{"--rate", "rate window 500ms"}},
+		{"rate window zero", []string{"token", "add", "--db", db, "--name", "x", "--rate", "5/0s"}, []string{"--rate", "rate window 0s"}},
+		{"rate window too long", []string{"token", "add", "--db", db, "--name", "x", "--rate", "5/31d"}, []string{"--rate", "rate window 744h0m0s"}},
+		{"rate count too big", []string{"token", "add", "--db", db, "--name", "x", "--rate", "1000001/1d"}, []string{"--rate", "rate count 1000001"}},
 		{"unknown revoke name", []string{"token", "revoke", "--db", db, "nobody"}, []string{"nobody", "not found"}},
 		{"unknown revoke id", []string{"token", "revoke", "--db", db, "77"}, []string{"77", "not found"}},
 		{"revoke without arg", []string{"token", "revoke", "--db", db}, []string{"ID or NAME"}},
@@ -244,6 +267,7 @@ func TestDBFlagPlacesAndEnv(t *testing.T) {
 	wantOK(t, geckohost(t, "token", "--db", flagDB, "add", "--name", "middle"))
 	wantOK(t, geckohost(t, "token", "add", "--db", flagDB, "--name", "leaf"))
 	t.Setenv("GECKOHOST_TOKEN_NAME", "envname")
+	t.Setenv("GECKOHOST_TOKEN_RATE", "5/1h")
 	wantOK(t, geckohost(t, "token", "add"))
 
 	names := func(path string) string {
@@ -259,6 +283,10 @@ func TestDBFlagPlacesAndEnv(t *testing.T) {
 	}
 	if got := names(envDB); got != "fromenv,envname" {
 		t.Errorf("env db has %q", got)
+	}
+	if toks, err := openStore(t, envDB).ListTokens(context.Background()); err != nil || len(toks) != 2 ||
+		!toks[0].Rate.IsZero() || toks[1].Rate != (store.Rate{Count: 5, Window: time.Hour}) {
+		t.Errorf("GECKOHOST_TOKEN_RATE: %+v, %v", toks, err)
 	}
 	if got := names(flagDB); got != "global,middle,leaf" {
 		t.Errorf("flag db has %q", got)
@@ -493,6 +521,30 @@ func TestParseExpires(t *testing.T) {
 	for _, in := range []string{"x", "-1h", "1.5d", "d", "10", "0s", "-3d", "99999999d", "9999999999h"} {
 		if _, err := parseExpires(in); err == nil {
 			t.Errorf("parseExpires(%q) succeeded", in)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]store.Rate{
+		"":           {},
+		" ":          {},
+		"60/1m":      {Count: 60, Window: time.Minute},
+		"10/1s":      {Count: 10, Window: time.Second},
+		"1000/24h":   {Count: 1000, Window: 24 * time.Hour},
+		"1000/1d":    {Count: 1000, Window: 24 * time.Hour},
+		"1/30d":      {Count: 1, Window: 30 * 24 * time.Hour},
+		"1000000/1s": {Count: 1000000, Window: time.Second},
+		" 5 / 90m ":  {Count: 5, Window: 90 * time.Minute},
+	} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "0/1m", "-1/1m", "60", "60/", "/1m", "x/1m", "60/x", "60/1.5d", "60/999ms",
+		"60/0s", "60/-1m", "60/31d", "60/721h", "1000001/1h", "1e6/1h", "60/1m/2", "60/1s1ns"} {
+		if r, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q) = %+v, want an error", in, r)
 		}
 	}
 }

@@ -16,7 +16,11 @@
 // bundled demo worker on the server's own origin under /workers/) and, when
 // the token has a --source list, by that list too (104); the token must be
 // under its concurrent-worker limit (105, counting connected workers still
-// running). The engine then starts a worker; client candidates are queued
+// running) and under its rate limit (105: a token with store.Rate Count/Window
+// starts at most Count workers in any Window-long stretch of time; every
+// hello that passes the checks before counts as a start, whatever the
+// engine then does). The rate limiter is in memory only: it starts afresh
+// when the server is restarted. The engine then starts a worker; client candidates are queued
 // until the worker's answer and then applied in order; worker candidates
 // are relayed as they come. A hello with no answer within
 // Options.AnswerTimeout, or an answer with no "connected" within

@@ -99,6 +99,8 @@ type Server struct {
 	mu       sync.Mutex
 	closing  bool
 	live     map[int64]int         // live workers per token id
+	rate     *rateLimiter          // recent worker starts per token id
+	now      func() time.Time      // the rate limiter's clock: time.Now (tests replace it)
 	sessions map[*session]struct{} // sessions with a WebSocket or a worker
 	wg       sync.WaitGroup        // session goroutines (handlers, pumps)
 
@@ -155,6 +157,8 @@ func New(opts Options) (*Server, error) {
 		stopCtx:      stopCtx,
 		stopCancel:   stopCancel,
 		live:         make(map[int64]int),
+		rate:         newRateLimiter(time.Now()),
+		now:          time.Now,
 		sessions:     make(map[*session]struct{}),
 		shutdownDone: make(chan struct{}),
 	}

@@ -246,8 +246,8 @@ func (n *negotiation) negotiate(r *http.Request) {
 		n.fail(werr)
 		return
 	}
-	if !s.reserve(se) {
-		n.fail(wire.Errorf(wire.LimitReached, "token %q already has its maximum of %d concurrent workers", tok.Name, tok.MaxWorkers))
+	if werr := s.reserve(se); werr != nil {
+		n.fail(werr)
 		return
 	}
 
@@ -676,21 +676,26 @@ func (se *session) finish() {
 	s.log.Info("session ended", attrs...)
 }
 
-// reserve counts a live worker for the session's token, unless the token is
-// at its MaxWorkers. It also registers the session for Shutdown.
-func (s *Server) reserve(se *session) bool {
+// reserve counts a live worker for the session's token and records its
+// start for the token's rate limit, unless the token is at its MaxWorkers
+// or its Rate (then it returns the 105, and counts nothing). It also
+// registers the session for Shutdown.
+func (s *Server) reserve(se *session) *wire.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	tok := se.token
 	if tok.MaxWorkers > 0 && s.live[tok.ID] >= tok.MaxWorkers {
-		return false
+		return wire.Errorf(wire.LimitReached, "token %q already has its maximum of %d concurrent workers", tok.Name, tok.MaxWorkers)
+	}
+	if ok, wait := s.rate.allow(tok.ID, tok.Rate, s.now()); !ok {
+		return rateLimitError(tok, wait)
 	}
 	s.live[tok.ID]++
 	se.counted = true
 	s.sessions[se] = struct{}{}
-	return true
+	return nil
 }
 
 // authenticate checks the authorization field: 101 when it is not

@@ -143,6 +143,11 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_created ON sessions(created);
 CREATE INDEX sessions_by_token ON sessions(token_name, created);
 `,
+	// 2: per-token rate limit (0, 0: none).
+	`
+ALTER TABLE tokens ADD COLUMN rate_count     INTEGER NOT NULL DEFAULT 0; -- most workers started per window
+ALTER TABLE tokens ADD COLUMN rate_window_ms INTEGER NOT NULL DEFAULT 0; -- the window, in ms
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -536,3 +536,93 @@ func TestMatchSource(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenRate(t *testing.T) {
+	leaktest.Check(t)
+	ctx := testCtx(t)
+	db := openTest(t, filepath.Join(t.TempDir(), "db"))
+	r := Rate{Count: 60, Window: time.Minute}
+	tok, secret, err := db.AddToken(ctx, NewToken{Name: "ci", Rate: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Rate != r || tok.Rate.String() != "60/1m0s" {
+		t.Errorf("added %+v", tok.Rate)
+	}
+	if _, _, err := db.AddToken(ctx, NewToken{Name: "free"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.LookupToken(ctx, secret)
+	if err != nil || got.Rate != r {
+		t.Errorf("lookup: %+v, %v", got.Rate, err)
+	}
+	toks, err := db.ListTokens(ctx)
+	if err != nil || len(toks) != 2 || toks[0].Rate != r || !toks[1].Rate.IsZero() || toks[1].Rate.String() != "" {
+		t.Errorf("list: %+v, %v", toks, err)
+	}
+	rev, err := db.RevokeToken(ctx, "ci")
+	if err != nil || rev.Rate != r {
+		t.Errorf("revoke: %+v, %v", rev.Rate, err)
+	}
+
+	for _, bad := range []Rate{
+		{Count: 0, Window: time.Minute}, {Count: -1, Window: time.Minute}, {Count: 5},
+		{Count: 5, Window: 999 * time.Millisecond}, {Count: 5, Window: 30*24*time.Hour + time.Millisecond},
+		{Count: MaxRateCount + 1, Window: time.Hour}, {Count: 1, Window: time.Second + time.Microsecond},
+		{Count: 1, Window: -time.Hour},
+	} {
+		if _, _, err := db.AddToken(ctx, NewToken{Name: "bad", Rate: bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("AddToken(rate %+v): %v, want ErrInvalid", bad, err)
+		}
+	}
+	for _, ok := range []Rate{{Count: 1, Window: time.Second}, {Count: MaxRateCount, Window: 30 * 24 * time.Hour}} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", ok, err)
+		}
+	}
+}
+
+// TestMigrateFromVersion1 upgrades a database written at schema version 1
+// (before the rate limit columns): its tokens keep working, without a rate.
+func TestMigrateFromVersion1(t *testing.T) {
+	leaktest.Check(t)
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "db")
+	old := openTest(t, path)
+	// Rebuild the file as version 1 left it.
+	if _, err := old.sql.ExecContext(ctx, `DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.sql.ExecContext(ctx, migrations[0]+`; PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	secret := "gh_old-secret"
+	if _, err := old.sql.ExecContext(ctx,
+		`INSERT INTO tokens (name, prefix, hash, created, sources, max_workers) VALUES ('old', 'gh_old-s', ?, 1, '[]', 2)`,
+		hashSecret(secret)); err != nil {
+		t.Fatal(err)
+	}
+	if v := userVersion(t, old); v != 1 {
+		t.Fatalf("user_version %d, want 1", v)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open (upgrade): %v", err)
+	}
+	defer func() { _ = db.Close() }()
+	if v := userVersion(t, db); v != len(migrations) {
+		t.Errorf("user_version %d after upgrade, want %d", v, len(migrations))
+	}
+	tok, err := db.LookupToken(ctx, secret)
+	if err != nil || tok.Name != "old" || tok.MaxWorkers != 2 || !tok.Rate.IsZero() {
+		t.Fatalf("old token after upgrade: %+v, %v", tok, err)
+	}
+	r := Rate{Count: 10, Window: time.Second}
+	if tok, _, err := db.AddToken(ctx, NewToken{Name: "new", Rate: r}); err != nil || tok.Rate != r {
+		t.Fatalf("new token after upgrade: %+v, %v", tok, err)
+	}
+}

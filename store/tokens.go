@@ -42,6 +42,8 @@ type Token struct {
 	Sources []string
 	// MaxWorkers is the token's concurrent-worker limit; 0 means unlimited.
 	MaxWorkers int
+	// Rate is the token's rate limit; the zero Rate means unlimited.
+	Rate Rate
 }
 
 // NewToken describes a token to add.
@@ -55,6 +57,57 @@ type NewToken struct {
 	Sources []string
 	// MaxWorkers is the concurrent-worker limit; 0 means unlimited.
 	MaxWorkers int
+	// Rate is the rate limit (see Rate.Validate); the zero Rate means
+	// unlimited.
+	Rate Rate
+}
+
+// Limits of a Rate.
+const (
+	// MaxRateCount is the largest Rate.Count.
+	MaxRateCount = 1_000_000
+	// MinRateWindow and MaxRateWindow bound Rate.Window.
+	MinRateWindow = time.Second
+	MaxRateWindow = 30 * 24 * time.Hour
+)
+
+// Rate is a per-token rate limit: at most Count workers started in any
+// Window-long stretch of time. The zero Rate means no limit.
+type Rate struct {
+	// Count is how many workers may start per Window: 1 to MaxRateCount.
+	Count int
+	// Window is the length of the window: MinRateWindow to MaxRateWindow,
+	// whole milliseconds.
+	Window time.Duration
+}
+
+// IsZero reports whether r is the zero Rate (no limit).
+func (r Rate) IsZero() bool { return r == Rate{} }
+
+// String formats r as "COUNT/WINDOW", such as "60/1m0s", or "" for the zero
+// Rate.
+func (r Rate) String() string {
+	if r.IsZero() {
+		return ""
+	}
+	return strconv.Itoa(r.Count) + "/" + r.Window.String()
+}
+
+// Validate returns an error wrapping ErrInvalid unless r is the zero Rate or
+// has a Count of 1 to MaxRateCount and a Window of MinRateWindow to
+// MaxRateWindow in whole milliseconds.
+func (r Rate) Validate() error {
+	switch {
+	case r.IsZero():
+		return nil
+	case r.Count < 1 || r.Count > MaxRateCount:
+		return fmt.Errorf("rate count %d: want 1 to %d workers per window: %w", r.Count, MaxRateCount, ErrInvalid)
+	case r.Window < MinRateWindow || r.Window > MaxRateWindow:
+		return fmt.Errorf("rate window %v: want %v to %v (30 days): %w", r.Window, MinRateWindow, MaxRateWindow, ErrInvalid)
+	case r.Window%time.Millisecond != 0:
+		return fmt.Errorf("rate window %v: want whole milliseconds: %w", r.Window, ErrInvalid)
+	}
+	return nil
 }
 
 // ValidateTokenName returns an error wrapping ErrInvalid unless name is a
@@ -110,6 +163,9 @@ func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) 
 	if nt.MaxWorkers < 0 {
 		return Token{}, "", fmt.Errorf("add token: negative worker limit %d: %w", nt.MaxWorkers, ErrInvalid)
 	}
+	if err := nt.Rate.Validate(); err != nil {
+		return Token{}, "", fmt.Errorf("add token: %w", err)
+	}
 	sources := make([]string, 0, len(nt.Sources))
 	for _, p := range nt.Sources {
 		norm, err := ValidateSourcePattern(p)
@@ -133,13 +189,16 @@ func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) 
 		Created:    time.UnixMilli(now.UnixMilli()).UTC(),
 		Sources:    sources,
 		MaxWorkers: nt.MaxWorkers,
+		Rate:       nt.Rate,
 	}
 	if nt.TTL > 0 {
 		t.Expires = time.UnixMilli(now.Add(nt.TTL).UnixMilli()).UTC()
 	}
 	res, err := db.sql.ExecContext(ctx,
-		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.Name, t.Prefix, hashSecret(secret), millis(t.Created), millis(t.Expires), string(srcJSON), t.MaxWorkers)
+		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers, rate_count, rate_window_ms)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Name, t.Prefix, hashSecret(secret), millis(t.Created), millis(t.Expires), string(srcJSON), t.MaxWorkers,
+		t.Rate.Count, t.Rate.Window.Milliseconds())
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -153,7 +212,7 @@ func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) 
 	return t, secret, nil
 }
 
-const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers`
+const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers, rate_count, rate_window_ms`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -163,12 +222,18 @@ func scanToken(s scanner, extra ...any) (Token, error) {
 		created                    int64
 		expires, revoked, lastUsed sql.NullInt64
 		sources                    string
+		rateWindowMS               int64
 	)
-	dest := append([]any{&t.ID, &t.Name, &t.Prefix, &created, &expires, &revoked, &lastUsed, &sources, &t.MaxWorkers}, extra...)
+	dest := append([]any{&t.ID, &t.Name, &t.Prefix, &created, &expires, &revoked, &lastUsed, &sources, &t.MaxWorkers,
+		&t.Rate.Count, &rateWindowMS}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Token{}, err
 	}
 	t.Created = time.UnixMilli(created).UTC()
+	t.Rate.Window = time.Duration(rateWindowMS) * time.Millisecond
+	if t.Rate.Count <= 0 || t.Rate.Window <= 0 {
+		t.Rate = Rate{}
+	}
 	t.Expires, t.Revoked, t.LastUsed = fromMillis(expires), fromMillis(revoked), fromMillis(lastUsed)
 	if err := json.Unmarshal([]byte(sources), &t.Sources); err != nil {
 		return Token{}, fmt.Errorf("decode sources of token %d: %w", t.ID, err)

@@ -36,7 +36,7 @@ const ADVICE = Object.freeze({
   102: "The token is unknown, revoked or expired: create a token with `geckohost token add --name NAME` and paste it here.",
   103: "The host could not read a signaling message: use a client that follows the geckohost protocol (this page does).",
   104: "The worker's URL is not allowed: start serve with --allow-source ORIGIN (and include it in the token's --source list, if it has one), or pick a bundled worker.",
-  105: "This token is at its limit of live workers: disconnect a session or raise the token's --max-workers.",
+  105: "This token is at its limit of live workers or of workers started per period (the reason says which): disconnect a session, wait the time the reason names, or use a token with a higher --max-workers or --rate.",
   201: "The worker code could not be fetched: check that its URL is right and answers 200 to the host.",
   202: "The worker code does not parse: fix the syntax error named in the reason.",
   203: "The worker code threw while it first ran: fix the exception named in the reason.",
