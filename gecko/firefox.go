@@ -322,6 +322,9 @@ func (f *Firefox) readOutput(r io.Reader, urlCh chan<- string, outDone chan<- st
 	}
 }
 
+// groupExitTimeout bounds the wait for a killed process group to exit.
+const groupExitTimeout = 5 * time.Second
+
 // wait owns the process: it waits for it, kills what is left of its
 // process group, closes done, drains the output, removes the profile and
 // closes exited.
@@ -329,8 +332,12 @@ func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	defer close(f.exited)
 	err := f.cmd.Wait()
 	// Content processes may outlive the parent (a kill -9 of the parent
-	// leaves them): kill the whole group.
+	// leaves them): kill the whole group, and wait (bounded) until it is
+	// gone, so that none still writes to the profile removed below.
 	_ = killGroup(f.cmd.Process.Pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(groupExitTimeout); groupAlive(f.cmd.Process.Pid) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	f.stop()
 	f.mu.Lock()
 	closing := f.closing

@@ -20,3 +20,9 @@ func killGroup(pid int, sig syscall.Signal) error {
 func setNice(pid int) error {
 	return syscall.Setpriority(syscall.PRIO_PROCESS, pid, 19)
 }
+
+// groupAlive reports whether a process of the group led by pid is still
+// there (zombies count: there is no portable way to tell them apart).
+func groupAlive(pid int) bool {
+	return syscall.Kill(-pid, 0) == nil
+}
