@@ -79,11 +79,33 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
 	db := &DB{sql: sdb, path: abs, now: time.Now}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateRetry(ctx); err != nil {
 		_ = sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, describe(err))
 	}
 	return db, nil
+}
+
+// migrateRetry runs migrate, again while SQLite reports the database busy
+// (up to busyTimeout). When several processes open a new file at once, one
+// switching it to WAL mode makes the others' first statement fail with
+// SQLITE_BUSY at once, without waiting for busy_timeout.
+func (db *DB) migrateRetry(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		err := db.migrate(ctx)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
 }
 
 // describe turns SQLite's terse corruption errors into something a user can
