@@ -25,22 +25,27 @@ func setNice(pid int) error {
 }
 
 // groupAlive reports whether a process of the group led by pid is still
-// running (zombies, which a container's PID 1 may never reap, do not
-// count).
-func groupAlive(pid int) bool {
+// running.
+func groupAlive(pid int) bool { return len(groupMembers(pid)) > 0 }
+
+// groupMembers lists the running processes of process group pgid, from
+// /proc. Zombies, which a container's PID 1 may never reap, do not count.
+func groupMembers(pgid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid pgrp ...
+		// pid (comm) state ppid pgrp ...; comm may contain spaces.
 		i := bytes.LastIndexByte(b, ')')
 		if i < 0 {
 			continue
@@ -49,9 +54,9 @@ func groupAlive(pid int) bool {
 		if len(f) < 3 || f[0][0] == 'Z' || f[0][0] == 'X' {
 			continue
 		}
-		if pgrp, err := strconv.Atoi(string(f[2])); err == nil && pgrp == pid {
-			return true
+		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids
 }
