@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
@@ -43,13 +40,7 @@ func wantOneLineError(t *testing.T, r result, want ...string) {
 // TestBenchAgainstServe runs `geckohost bench` in-process against a real
 // `geckohost serve --ice-loopback` with Firefox workers.
 func TestBenchAgainstServe(t *testing.T) {
-	netns.Skip(t)
-	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skip(err)
-	}
-	leaktest.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := serveTest(t)
 	addr, secret, _ := startServe(t, ctx, "bench")
 	url := "ws://" + addr + "/"
 

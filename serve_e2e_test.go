@@ -21,13 +21,7 @@ import (
 // web) as a user would after `geckohost token add`, connects a pion client
 // to the bundled echo worker, and checks the echo and the session record.
 func TestServeEndToEnd(t *testing.T) {
-	netns.Skip(t)
-	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skip(err)
-	}
-	leaktest.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := serveTest(t)
 
 	addr, secret, db := startServe(t, ctx, "e2e")
 
@@ -79,6 +73,20 @@ func TestServeEndToEnd(t *testing.T) {
 // host, web) in-process, as a user would after `geckohost token add --name
 // token`, and returns its address, the token's secret and the database
 // path; it is stopped, and checked to stop cleanly, when the test ends.
+// serveTest skips t where a real serve cannot run (not root, no Firefox),
+// checks it for leaked goroutines and returns its 90 s context.
+func serveTest(t *testing.T) context.Context {
+	t.Helper()
+	netns.Skip(t)
+	if _, err := gecko.FindFirefox(""); err != nil {
+		t.Skip(err)
+	}
+	leaktest.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, db string) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "geckohost.db")

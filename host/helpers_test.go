@@ -165,6 +165,15 @@ func (h *harness) dial(header http.Header) *tclient {
 	return &tclient{t: h.t, h: h, c: c}
 }
 
+// hello dials and sends a hello for the demo worker with the bearer
+// secret.
+func (h *harness) hello(secret string) *tclient {
+	h.t.Helper()
+	c := h.dial(nil)
+	c.send(hello("Bearer "+secret, h.demo))
+	return c
+}
+
 func (c *tclient) sendRaw(s string) {
 	c.t.Helper()
 	if err := c.c.Write(c.h.ctx, websocket.MessageText, []byte(s)); err != nil {

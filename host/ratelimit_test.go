@@ -38,8 +38,7 @@ func (h *harness) withClock() *testClock {
 // connect runs one session that must connect and returns its worker.
 func (h *harness) connect(secret string) *fakeWorker {
 	h.t.Helper()
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	if m := c.read(); m["action"] != "worker-hello" {
 		h.t.Fatalf("got %v, want worker-hello", m)
 	}
@@ -54,8 +53,7 @@ func (h *harness) connect(secret string) *fakeWorker {
 // checks its record.
 func (h *harness) refused(secret, reason string) {
 	h.t.Helper()
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	id := c.expectError(wire.LimitReached, reason)
 	s := h.session(id.(string), ended)
 	if s.Errno != int(wire.LimitReached) || s.Reason == "" || s.TokenName == "" || s.EndReason != "error" {
@@ -118,9 +116,8 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 	h.session(w.req.WorkerID, ended)
 	var w2 *fakeWorker
 	eventually(t, h.ctx, "the worker count released", func() error {
-		c := h.dial(nil)
+		c := h.hello(secret)
 		defer c.c.CloseNow()
-		c.send(hello("Bearer "+secret, h.demo))
 		if m := c.read(); m["action"] != "worker-hello" {
 			return fmt.Errorf("got %v", m)
 		}
@@ -134,9 +131,8 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 	h.emit(w2, wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"})
 	h.session(w2.req.WorkerID, ended)
 	eventually(t, h.ctx, "the worker count released", func() error {
-		c := h.dial(nil)
+		c := h.hello(secret)
 		defer c.c.CloseNow()
-		c.send(hello("Bearer "+secret, h.demo))
 		m := c.read()
 		if m["errno"] != float64(wire.LimitReached) || !strings.Contains(fmt.Sprint(m["reason"]), "rate limit of 2 workers per 1m0s; next in 1m0s") {
 			return fmt.Errorf("got %v", m)

@@ -25,8 +25,7 @@ func TestHappyPath(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{Name: "alice"})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	c.send(cand("candidate:c1"))
 	c.send(cand("candidate:c2"))
 	w := h.nextWorker()
@@ -102,8 +101,7 @@ func TestHappyPath(t *testing.T) {
 func TestScriptedHappyPath(t *testing.T) {
 	h := newHarness(t, nil, func(o *host.Options) { o.EngineName = "fake" })
 	secret := h.token(store.NewToken{Name: "bob"})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	for _, want := range []string{"worker-hello", "worker-candidate", "connected"} {
 		m := c.read()
 		if got, _ := m["action"].(string); got != want && m["messageType"] != want {
@@ -306,8 +304,7 @@ func TestErrors(t *testing.T) {
 func TestLimitReached(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	secret := h.token(store.NewToken{Name: "one", MaxWorkers: 1})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	for range 3 {
 		c.read()
 	}
@@ -315,8 +312,7 @@ func TestLimitReached(t *testing.T) {
 	w := h.nextWorker()
 
 	// The connected worker still counts.
-	c2 := h.dial(nil)
-	c2.send(hello("Bearer "+secret, h.demo))
+	c2 := h.hello(secret)
 	id := c2.expectError(wire.LimitReached, "maximum of 1")
 	s := h.session(id.(string), ended)
 	if s.Errno != int(wire.LimitReached) {
@@ -327,9 +323,8 @@ func TestLimitReached(t *testing.T) {
 	h.emit(w, wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"})
 	h.session(w.req.WorkerID, ended)
 	eventually(t, h.ctx, "a new worker after the first ended", func() error {
-		c3 := h.dial(nil)
+		c3 := h.hello(secret)
 		defer c3.c.CloseNow()
-		c3.send(hello("Bearer "+secret, h.demo))
 		if m := c3.read(); m["action"] != "worker-hello" {
 			return fmt.Errorf("got %v", m)
 		}
@@ -341,8 +336,7 @@ func TestClientLeavesMidNegotiation(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	c.send(cand("candidate:c1"))
 	w := h.nextWorker()
 	h.emit(w, wire.Event{Kind: wire.EventAnswer, Answer: "a"})
@@ -363,8 +357,7 @@ func TestClientLeavesBeforeAnswer(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	w := h.nextWorker()
 	_ = c.c.CloseNow() // abrupt: no close handshake
 	h.waitClosed(w)
@@ -446,11 +439,9 @@ func TestShutdownWithSessionsInFlight(t *testing.T) {
 	c1.expectClose(websocket.StatusNormalClosure)
 	w1 := h.nextWorker()
 	// Two sessions negotiating, one still before its hello.
-	c2 := h.dial(nil)
-	c2.send(hello("Bearer "+secret, h.demo))
+	c2 := h.hello(secret)
 	w2 := h.nextWorker()
-	c3 := h.dial(nil)
-	c3.send(hello("Bearer "+secret, h.demo))
+	c3 := h.hello(secret)
 	w3 := h.nextWorker()
 	c4 := h.dial(nil)
 
@@ -673,8 +664,7 @@ func TestShutdownWhileStartingWorker(t *testing.T) {
 	})
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	c := h.hello(secret)
 	<-started
 	done := make(chan error, 1)
 	go func() {
@@ -750,8 +740,7 @@ func BenchmarkSession(b *testing.B) {
 func TestShutdownDeadline(t *testing.T) {
 	h := newHarness(t, newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil }), nil)
 	secret := h.token(store.NewToken{})
-	c := h.dial(nil)
-	c.send(hello("Bearer "+secret, h.demo))
+	h.hello(secret)
 	w := h.nextWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
