@@ -19,8 +19,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
-	"github.com/geckohost/geckohost/host/wire"
 )
 
 const (
@@ -363,7 +363,7 @@ func benchSummary(cfg benchConfig, results []benchSession, wall time.Duration) b
 		}
 		rep.Failed++
 		errno, name, reason := 0, "other", r.err.Error()
-		var we *wire.Error
+		var we *engine.Error
 		if errors.As(r.err, &we) {
 			errno, name, reason = int(we.Errno), we.Errno.String(), we.Reason
 		}

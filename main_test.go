@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 )
 

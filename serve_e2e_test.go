@@ -12,9 +12,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 // TestServeEndToEnd runs the real `serve` wiring (store, Firefox pool, host,

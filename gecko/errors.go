@@ -30,8 +30,8 @@ var ErrPoolNotStarted = errors.New("gecko pool not started")
 // ErrNoBrowser is returned by Pool.Ready while no browser is running.
 var ErrNoBrowser = errors.New("no browser is running")
 
-// ErrNotAnswered is returned by a worker's AddCandidate before it has a tab.
-var ErrNotAnswered = errors.New("worker has no tab yet")
+// errNoPage is returned by a worker's AddCandidates before it has a page.
+var errNoPage = errors.New("the worker has no page yet")
 
 // ErrLauncherClosed is returned by Launcher.Launch after Close.
 var ErrLauncherClosed = errors.New("firefox launcher closed")

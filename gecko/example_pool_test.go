@@ -5,8 +5,8 @@ import (
 	"log"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/host/wire"
 )
 
 // A Pool is an engine for host.Server; this shows its life cycle. (Not run:
@@ -21,7 +21,7 @@ func ExamplePool() {
 	}
 	defer pool.Close(context.Background())
 
-	w, err := pool.StartWorker(ctx, wire.WorkerRequest{
+	w, err := pool.StartWorker(ctx, engine.WorkerRequest{
 		WorkerID: "w1", TokenID: 1, TokenName: "me",
 		Source: "http://127.0.0.1:8000/echo.js",
 		Offer:  "v=0...", // the client's SDP offer
@@ -32,13 +32,13 @@ func ExamplePool() {
 	}
 	for ev := range w.Events() {
 		switch ev.Kind {
-		case wire.EventAnswer:
+		case engine.EventAnswer:
 			// send ev.Answer to the client
-		case wire.EventCandidate:
+		case engine.EventCandidate:
 			// send ev.Candidate to the client
-		case wire.EventConnected:
+		case engine.EventConnected:
 			// the data channel is open
-		case wire.EventEnded:
+		case engine.EventEnded:
 			// ev.Err is set on failure
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/engine"
 )
 
 // SourceFetcher fetches worker sources for an engine: http(s) GET with a
@@ -22,7 +22,7 @@ type SourceFetcher struct {
 	MaxBytes int64
 }
 
-// Fetch returns the source text at url, or a *wire.Error with errno 201
+// Fetch returns the source text at url, or a *engine.Error with errno 201
 // (UNABLE_TO_FETCH_WORKER_CODE) whose reason names the status or the
 // network error.
 func (f *SourceFetcher) Fetch(ctx context.Context, url string) (string, error) {
@@ -42,26 +42,26 @@ func (f *SourceFetcher) Fetch(ctx context.Context, url string) (string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: %v", url, err)
+		return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: %v", url, err)
 	}
 	req.Header.Set("Accept", "text/javascript, application/javascript, */*")
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: no response within %v", url, timeout)
+			return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: no response within %v", url, timeout)
 		}
-		return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: %v", url, unwrapURLError(err))
+		return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: %v", url, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: HTTP status %s", url, resp.Status)
+		return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: HTTP status %s", url, resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: read body: %v", url, err)
+		return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: read body: %v", url, err)
 	}
 	if int64(len(b)) > limit {
-		return "", wire.Errorf(wire.UnableToFetchWorkerCode, "fetch %s: source is larger than %d bytes", url, limit)
+		return "", engine.Errorf(engine.UnableToFetchWorkerCode, "fetch %s: source is larger than %d bytes", url, limit)
 	}
 	return string(b), nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/engine"
 )
 
 func TestSourceFetcher(t *testing.T) {
@@ -56,8 +56,8 @@ func TestSourceFetcher(t *testing.T) {
 	}
 	for p, want := range cases {
 		_, err := f.Fetch(ctx, srv.URL+p)
-		var we *wire.Error
-		if !errors.As(err, &we) || we.Errno != wire.UnableToFetchWorkerCode || !strings.Contains(we.Reason, want) {
+		var we *engine.Error
+		if !errors.As(err, &we) || we.Errno != engine.UnableToFetchWorkerCode || !strings.Contains(we.Reason, want) {
 			t.Errorf("%s: %v, want 201 mentioning %q", p, err, want)
 		}
 	}
@@ -65,7 +65,7 @@ func TestSourceFetcher(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	url := dead.URL
 	dead.Close()
-	if _, err := f.Fetch(ctx, url+"/x.js"); !errors.As(err, new(*wire.Error)) {
+	if _, err := f.Fetch(ctx, url+"/x.js"); !errors.As(err, new(*engine.Error)) {
 		t.Errorf("closed port: %v", err)
 	}
 }

@@ -10,20 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
-	"github.com/geckohost/geckohost/host/wire"
-)
-
-// End reasons reported in wire.Event.EndReason.
-const (
-	reasonWorkerClosed = "worker-closed"
-	reasonPeerClosed   = "peer-closed"
-	reasonIdle         = "idle"
-	reasonClosed       = "closed"
-	reasonShutdown     = "shutdown"
-	reasonBrowserDied  = "browser-died"
-	reasonTabClosed    = "tab-closed"
-	reasonError        = "error"
 )
 
 // pageMsg is one event from a worker's page.
@@ -32,7 +20,8 @@ type pageMsg struct {
 	destroyed bool       // the page's tab is gone
 }
 
-// shellEvent is the JSON the shell page sends on its channel.
+// shellEvent is the JSON the shell page sends on its channel (and returns
+// from gh.start).
 type shellEvent struct {
 	ID     string             `json:"id"`
 	T      string             `json:"t"`
@@ -40,120 +29,95 @@ type shellEvent struct {
 	SDP    string             `json:"sdp"`
 	Errno  int                `json:"errno"`
 	Reason string             `json:"reason"`
-	C      *wire.Candidate    `json:"c"`
+	C      *engine.Candidate  `json:"c"`
 	Msg    string             `json:"msg"`
 	TM     map[string]float64 `json:"tm"`
 }
 
-// worker is one worker in a shell page; it implements wire.Worker.
+// worker is one worker in a shell page; it implements engine.Worker. Its
+// run goroutine drives it from reservation to its end and is the only
+// sender on events.
 type worker struct {
 	p   *Pool
 	b   *browser
 	g   *generation
 	tc  *tokenCtx
-	req wire.WorkerRequest
+	req engine.WorkerRequest
 	log *slog.Logger
 
-	events chan wire.Event
-	inSig  chan struct{}
-	done   chan struct{}
-
-	mu      sync.Mutex // guards the fields below
-	inbox   []pageMsg
-	ended   bool
-	closeCh chan struct{}
-	reason  string // why close was requested
-
-	pg         *page // guarded by p.mu; nil until the worker has a place
-	pageEnded  bool  // the page ended the worker itself (relay only)
-	negotiated bool  // guarded by p.mu
-	created    time.Time
-	startSent  time.Time // when the start call was sent (debug timing)
-
-	candQ   []wire.Candidate // guarded by mu
-	candSig chan struct{}
-
+	events    chan engine.Event
+	inSig     chan struct{} // "inbox changed"
+	closeCh   chan struct{} // closed by requestClose
 	closeOnce sync.Once
+	done      chan struct{} // closed when the worker is gone
+
+	mu     sync.Mutex // guards inbox and reason
+	inbox  []pageMsg
+	reason engine.EndReason // why close was requested
+
+	// Guarded by p.mu.
+	pg         *page // nil until the worker has a place in a page
+	negotiated bool  // no longer counted in g.negotiating
+
+	// Owned by the run goroutine.
+	pageEnded bool // the page ended the worker itself
+	created   time.Time
+	startSent time.Time // when the start call was sent (debug timing)
 	wg        sync.WaitGroup
 }
 
-func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req wire.WorkerRequest) *worker {
+func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req engine.WorkerRequest) *worker {
 	return &worker{
 		p: p, b: b, g: g, tc: tc, req: req, pg: pg,
 		log:     b.log.With("worker", req.WorkerID),
 		created: time.Now(),
-		events:  make(chan wire.Event, 32),
+		events:  make(chan engine.Event, 32),
 		inSig:   make(chan struct{}, 1),
-		candSig: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),
 	}
 }
 
-// Events implements wire.Worker.
-func (w *worker) Events() <-chan wire.Event { return w.events }
+// Events implements engine.Worker.
+func (w *worker) Events() <-chan engine.Event { return w.events }
 
-// AddCandidate implements wire.Worker: it queues a client candidate for the
-// worker's peer connection and returns; a sender applies queued candidates
-// in order, several per browser round trip. In ICELoopback mode
-// non-loopback candidates are ignored.
-func (w *worker) AddCandidate(ctx context.Context, c wire.Candidate) error {
-	if w.p.opts.ICELoopback && c.Candidate != "" && !loopbackCandidate(c.Candidate) {
+// AddCandidates implements engine.Worker: one browser call hands the
+// candidates to the worker's peer connection. In ICELoopback mode
+// non-loopback candidates are left out.
+func (w *worker) AddCandidates(ctx context.Context, cs []engine.Candidate) error {
+	if w.p.opts.ICELoopback {
+		cs = loopbackOnly(cs)
+	}
+	if len(cs) == 0 {
 		return nil
 	}
-	w.mu.Lock()
-	ended := w.ended
-	if !ended {
-		w.candQ = append(w.candQ, c)
+	w.p.mu.Lock()
+	pg := w.pg
+	w.p.mu.Unlock()
+	if pg == nil {
+		return fmt.Errorf("add client candidates: %w", errNoPage)
 	}
-	w.mu.Unlock()
-	if !ended {
-		select {
-		case w.candSig <- struct{}{}:
-		default:
-		}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return fmt.Errorf("encode client candidates: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err = w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(id, cs) => gh.addCandidates(id, cs)",
+		Context:             pg.tab,
+		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(string(b))},
+		AwaitPromise:        true,
+	})
+	if err != nil {
+		return fmt.Errorf("add client candidates: %w", err)
 	}
 	return nil
 }
 
-// sendCandidates applies queued client candidates until the worker ends.
-func (w *worker) sendCandidates(ctx context.Context, tab string) {
-	defer w.wg.Done()
-	for {
-		select {
-		case <-w.candSig:
-		case <-ctx.Done():
-			return
-		}
-		w.mu.Lock()
-		batch := w.candQ
-		w.candQ = nil
-		w.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
-		b, err := json.Marshal(batch)
-		if err != nil {
-			w.log.Debug("encode candidates", "err", err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		_, err = w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
-			FunctionDeclaration: "(id, cs) => gh.addCandidates(id, cs)",
-			Context:             tab,
-			Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(string(b))},
-			AwaitPromise:        true,
-		})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			w.log.Debug("add client candidates", "err", err)
-		}
-	}
-}
-
-// Close implements wire.Worker.
+// Close implements engine.Worker.
 func (w *worker) Close(ctx context.Context) error {
-	w.requestClose(reasonClosed)
+	w.requestClose(engine.EndClosed)
 	select {
 	case <-w.done:
 		return nil
@@ -162,7 +126,9 @@ func (w *worker) Close(ctx context.Context) error {
 	}
 }
 
-func (w *worker) requestClose(reason string) {
+// requestClose asks the run goroutine to end the worker; the first
+// reason wins.
+func (w *worker) requestClose(reason engine.EndReason) {
 	w.closeOnce.Do(func() {
 		w.mu.Lock()
 		w.reason = reason
@@ -171,6 +137,8 @@ func (w *worker) requestClose(reason string) {
 	})
 }
 
+// deliver queues an event of the worker's page (it runs on the BiDi read
+// loop and never blocks).
 func (w *worker) deliver(m pageMsg) {
 	w.mu.Lock()
 	w.inbox = append(w.inbox, m)
@@ -181,7 +149,7 @@ func (w *worker) deliver(m pageMsg) {
 	}
 }
 
-func (w *worker) emit(ev wire.Event) {
+func (w *worker) emit(ev engine.Event) {
 	select {
 	case w.events <- ev:
 	case <-w.p.abandon:
@@ -217,8 +185,18 @@ func (w *worker) dead() bool {
 	}
 }
 
+// ended returns the EventEnded for reason.
+func ended(reason engine.EndReason, detail string) engine.Event {
+	return engine.Event{Kind: engine.EventEnded, Reason: reason, Detail: detail}
+}
+
+// failedWith returns the EventEnded of a worker that failed with e.
+func failedWith(e *engine.Error) engine.Event {
+	return engine.Event{Kind: engine.EventEnded, Reason: engine.EndError, Err: e}
+}
+
 // failure maps an error of a browser call to the event that ends the worker.
-func (w *worker) failure(what string, err error) wire.Event {
+func (w *worker) failure(what string, err error) engine.Event {
 	lost := errors.Is(err, bidi.ErrClosed)
 	if !lost {
 		select {
@@ -230,7 +208,7 @@ func (w *worker) failure(what string, err error) wire.Event {
 	if lost {
 		select {
 		case <-w.closeCh:
-			return w.closedEvent(false)
+			return w.closedEvent()
 		default:
 		}
 		// The BiDi connection is gone: the browser died (or is being
@@ -241,33 +219,30 @@ func (w *worker) failure(what string, err error) wire.Event {
 		case <-t.C:
 		}
 		t.Stop()
-		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+		return ended(engine.EndBrowserDied, "while "+what)
 	}
 	if w.dead() {
-		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser died while %s", what), EndReason: reasonBrowserDied}
+		return ended(engine.EndBrowserDied, "while "+what)
 	}
 	select {
 	case <-w.closeCh:
-		return w.closedEvent(false)
+		return w.closedEvent()
 	default:
 	}
 	w.log.Warn("worker failed", "while", what, "err", err)
-	return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.NoGeckoAvailable, "%s: %v", what, err), EndReason: reasonError}
+	return failedWith(engine.Errorf(engine.NoGeckoAvailable, "%s: %v", what, err))
 }
 
-func (w *worker) closedEvent(connected bool) wire.Event {
+// closedEvent is the end of a worker whose close was requested.
+func (w *worker) closedEvent() engine.Event {
 	w.mu.Lock()
-	reason := w.reason
-	w.mu.Unlock()
-	if reason == reasonShutdown && !connected {
-		return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.ShuttingDown, "the host is shutting down"), EndReason: reasonShutdown}
-	}
-	return wire.Event{Kind: wire.EventEnded, EndReason: reason}
+	defer w.mu.Unlock()
+	return ended(w.reason, "")
 }
 
-// negotiate gets a tab and the source, starts the worker and relays the
+// negotiate gets a page and the source, starts the worker and relays the
 // page's events until the worker ends; it returns the EventEnded to send.
-func (w *worker) negotiate(ctx context.Context) wire.Event {
+func (w *worker) negotiate(ctx context.Context) engine.Event {
 	p := w.p
 	type fetched struct {
 		code string
@@ -286,27 +261,18 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 		<-srcCh
 		return w.failure("opening a worker page", err)
 	}
-	p.mu.Lock()
-	w.g.byID[w.req.WorkerID] = w
-	pg.ws[w.req.WorkerID] = w
-	p.mu.Unlock()
-	w.wg.Add(1)
-	go w.sendCandidates(ctx, pg.tab)
 
 	var src fetched
 	select {
 	case src = <-srcCh:
 	case <-w.closeCh:
 		<-srcCh
-		return w.closedEvent(false)
+		return w.closedEvent()
 	}
 	if src.err != nil {
-		var we *wire.Error
-		if errors.As(src.err, &we) {
-			if ctx.Err() != nil {
-				return w.failure("fetching the worker source", src.err)
-			}
-			return wire.Event{Kind: wire.EventEnded, Err: we, EndReason: reasonError}
+		var we *engine.Error
+		if errors.As(src.err, &we) && ctx.Err() == nil {
+			return failedWith(we)
 		}
 		return w.failure("fetching the worker source", src.err)
 	}
@@ -328,13 +294,15 @@ func (w *worker) negotiate(ctx context.Context) wire.Event {
 	if raw, err := bidi.StringValue(res); err != nil || json.Unmarshal([]byte(raw), &e) != nil {
 		return w.failure("starting the worker", fmt.Errorf("unexpected start result %s", res))
 	}
-	if e.T == "error" {
+	switch e.T {
+	case "error":
 		w.pageEnded = true
-		return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
-	}
-	if e.T == "answer" {
+		return failedWith(&engine.Error{Errno: engine.Errno(e.Errno), Reason: e.Reason})
+	case "answer":
 		w.answered(e)
 	}
+	// "none": the page ended the worker during the start; its "end" event
+	// (or the close that caused it) follows.
 	return w.relay()
 }
 
@@ -376,19 +344,15 @@ func (w *worker) acquirePage(ctx context.Context) (*page, error) {
 	}
 }
 
-// relay turns the page's events into wire events until the worker ends.
-func (w *worker) relay() wire.Event {
-	connected := false
+// relay turns the page's events into engine events until the worker ends.
+func (w *worker) relay() engine.Event {
 	for {
 		select {
 		case <-w.inSig:
 		case <-w.closeCh:
-			return w.closedEvent(connected)
+			return w.closedEvent()
 		case <-w.g.dead:
-			if connected {
-				return wire.Event{Kind: wire.EventEnded, EndReason: reasonBrowserDied}
-			}
-			return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the browser running the worker died"), EndReason: reasonBrowserDied}
+			return ended(engine.EndBrowserDied, "")
 		}
 		w.mu.Lock()
 		msgs := w.inbox
@@ -399,42 +363,25 @@ func (w *worker) relay() wire.Event {
 			if m.destroyed {
 				w.pageEnded = true
 				if w.dead() {
-					continue
+					continue // the g.dead case reports it
 				}
-				if connected {
-					return wire.Event{Kind: wire.EventEnded, EndReason: reasonTabClosed}
-				}
-				return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoCrashed, "the worker's tab was closed"), EndReason: reasonTabClosed}
+				return ended(engine.EndTabClosed, "")
 			}
 			switch e.T {
-			case "answer":
-				w.answered(e)
 			case "cand":
 				if e.C != nil {
 					w.log.Debug("worker candidate", "candidate", e.C.Candidate)
-					w.emit(wire.Event{Kind: wire.EventCandidate, Candidate: *e.C})
+					w.emit(engine.Event{Kind: engine.EventCandidate, Candidate: *e.C})
 				}
 			case "open":
-				connected = true
 				w.doneNegotiating()
-				w.emit(wire.Event{Kind: wire.EventConnected})
+				w.emit(engine.Event{Kind: engine.EventConnected})
 			case "error":
 				w.pageEnded = true
-				return wire.Event{Kind: wire.EventEnded, Err: &wire.Error{Errno: wire.Errno(e.Errno), Reason: e.Reason}, EndReason: reasonError}
+				return failedWith(&engine.Error{Errno: engine.Errno(e.Errno), Reason: e.Reason})
 			case "end":
 				w.pageEnded = true
-				reason := e.Reason
-				if reason == reasonClosed {
-					reason = reasonPeerClosed
-				}
-				if !connected {
-					if reason == reasonWorkerClosed {
-						return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened"), EndReason: reason}
-					}
-					// ICE or DTLS failed, or the peer closed: never connected.
-					return wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(wire.GeckoTimeout, "the worker's peer connection ended before the data channel opened (%s)", reason), EndReason: reason}
-				}
-				return wire.Event{Kind: wire.EventEnded, EndReason: reason}
+				return ended(engine.EndReason(e.Reason), "")
 			case "log":
 				w.log.Debug("shell", "msg", e.Msg)
 			}
@@ -451,16 +398,13 @@ func (w *worker) answered(e shellEvent) {
 			"page_to_go_ms", now-e.TM["sent"],
 			"since_startworker_ms", time.Since(w.created).Milliseconds())
 	}
-	w.emit(wire.Event{Kind: wire.EventAnswer, Answer: e.SDP})
+	w.emit(engine.Event{Kind: engine.EventAnswer, Answer: e.SDP})
 }
 
 // finish ends the worker in its page (the page stays), releases its place
 // and sends the last event.
-func (w *worker) finish(end wire.Event) {
+func (w *worker) finish(end engine.Event) {
 	p, g, tc := w.p, w.g, w.tc
-	w.mu.Lock()
-	w.ended = true
-	w.mu.Unlock()
 	p.mu.Lock()
 	pg := w.pg
 	p.mu.Unlock()
@@ -483,9 +427,6 @@ func (w *worker) finish(end wire.Event) {
 		delete(g.byID, w.req.WorkerID)
 	}
 	if pg != nil {
-		if pg.ws[w.req.WorkerID] == w {
-			delete(pg.ws, w.req.WorkerID)
-		}
 		pg.workers--
 		// An empty page beyond the token's first one is closed.
 		if pg.workers == 0 && !pg.closing && pg.tc == tc && len(tc.pages) > 1 {
@@ -503,7 +444,6 @@ func (w *worker) finish(end wire.Event) {
 			g.dropRetired()
 		}
 	}
-	delete(p.workers, w)
 	p.mu.Unlock()
 	if drop != nil {
 		p.dropPage(g, drop)
@@ -512,7 +452,7 @@ func (w *worker) finish(end wire.Event) {
 	if end.Err != nil {
 		w.log.Debug("worker ended", "errno", int(end.Err.Errno), "reason", end.Err.Reason)
 	} else {
-		w.log.Debug("worker ended", "reason", end.EndReason)
+		w.log.Debug("worker ended", "reason", end.Reason)
 	}
 	w.emit(end)
 	close(w.events)
@@ -528,6 +468,18 @@ func (w *worker) doneNegotiating() {
 	}
 	w.p.mu.Unlock()
 	w.g.wake()
+}
+
+// loopbackOnly returns the candidates of cs with a loopback address (and
+// the end-of-candidates marker).
+func loopbackOnly(cs []engine.Candidate) []engine.Candidate {
+	out := cs[:0:0]
+	for _, c := range cs {
+		if c.Candidate == "" || loopbackCandidate(c.Candidate) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // loopbackCandidate reports whether an ICE candidate line has a loopback

@@ -7,21 +7,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/engine"
 )
 
 // step is one scripted worker action: wait After, then emit Ev.
 type step struct {
 	After time.Duration
-	Ev    wire.Event
+	Ev    engine.Event
 }
 
-// fakeEngine is a scriptable host.Engine. Start decides what each
+// fakeEngine is a scriptable engine.Engine. Start decides what each
 // StartWorker does: return an error, or a script of events for the new
 // worker (the worker then waits for events from its Emit channel, or Close).
 type fakeEngine struct {
-	Start    func(ctx context.Context, req wire.WorkerRequest) ([]step, error)
+	Start    func(ctx context.Context, req engine.WorkerRequest) ([]step, error)
 	ReadyErr error
 
 	mu      sync.Mutex
@@ -29,15 +28,15 @@ type fakeEngine struct {
 	started chan *fakeWorker // every started worker, buffered
 }
 
-var _ host.Engine = (*fakeEngine)(nil)
+var _ engine.Engine = (*fakeEngine)(nil)
 
-func newFakeEngine(start func(ctx context.Context, req wire.WorkerRequest) ([]step, error)) *fakeEngine {
+func newFakeEngine(start func(ctx context.Context, req engine.WorkerRequest) ([]step, error)) *fakeEngine {
 	return &fakeEngine{Start: start, started: make(chan *fakeWorker, 100)}
 }
 
 func (e *fakeEngine) Ready() error { return e.ReadyErr }
 
-func (e *fakeEngine) StartWorker(ctx context.Context, req wire.WorkerRequest) (wire.Worker, error) {
+func (e *fakeEngine) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	var script []step
 	if e.Start != nil {
 		var err error
@@ -48,8 +47,8 @@ func (e *fakeEngine) StartWorker(ctx context.Context, req wire.WorkerRequest) (w
 	w := &fakeWorker{
 		req:    req,
 		script: script,
-		events: make(chan wire.Event),
-		Emit:   make(chan wire.Event),
+		events: make(chan engine.Event),
+		Emit:   make(chan engine.Event),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -68,18 +67,18 @@ func (e *fakeEngine) Workers() []*fakeWorker {
 	return append([]*fakeWorker(nil), e.workers...)
 }
 
-// fakeWorker is a scripted wire.Worker; its goroutine ends when Close is
+// fakeWorker is a scripted engine.Worker; its goroutine ends when Close is
 // called or the script emits EventEnded, and Close waits for it.
 type fakeWorker struct {
-	req    wire.WorkerRequest
+	req    engine.WorkerRequest
 	script []step
-	events chan wire.Event
+	events chan engine.Event
 	// Emit sends an event from the test (after the script ran).
-	Emit chan wire.Event
+	Emit chan engine.Event
 
 	mu          sync.Mutex
-	added       []wire.Candidate
-	addedEarly  bool // AddCandidate before the answer was emitted
+	added       []engine.Candidate
+	addedEarly  bool // AddCandidates before the answer was emitted
 	answered    bool
 	closes      atomic.Int32
 	stopOnce    sync.Once
@@ -88,15 +87,15 @@ type fakeWorker struct {
 	endedReason string
 }
 
-func (w *fakeWorker) Events() <-chan wire.Event { return w.events }
+func (w *fakeWorker) Events() <-chan engine.Event { return w.events }
 
-func (w *fakeWorker) AddCandidate(ctx context.Context, c wire.Candidate) error {
+func (w *fakeWorker) AddCandidates(ctx context.Context, cs []engine.Candidate) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.answered {
 		w.addedEarly = true
 	}
-	w.added = append(w.added, c)
+	w.added = append(w.added, cs...)
 	return nil
 }
 
@@ -112,16 +111,16 @@ func (w *fakeWorker) Close(ctx context.Context) error {
 }
 
 // Added returns the client candidates applied so far.
-func (w *fakeWorker) Added() ([]wire.Candidate, bool) {
+func (w *fakeWorker) Added() ([]engine.Candidate, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]wire.Candidate(nil), w.added...), w.addedEarly
+	return append([]engine.Candidate(nil), w.added...), w.addedEarly
 }
 
 // emit sends one event unless the worker is stopped; it reports whether the
 // event was delivered.
-func (w *fakeWorker) emit(ev wire.Event) bool {
-	if ev.Kind == wire.EventAnswer {
+func (w *fakeWorker) emit(ev engine.Event) bool {
+	if ev.Kind == engine.EventAnswer {
 		w.mu.Lock()
 		w.answered = true
 		w.mu.Unlock()
@@ -137,7 +136,7 @@ func (w *fakeWorker) emit(ev wire.Event) bool {
 func (w *fakeWorker) loop() {
 	defer close(w.done)
 	defer close(w.events)
-	end := wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"}
+	end := engine.Event{Kind: engine.EventEnded, Reason: "worker-closed"}
 	for _, st := range w.script {
 		if st.After > 0 {
 			t := time.NewTimer(st.After)
@@ -149,7 +148,7 @@ func (w *fakeWorker) loop() {
 				return
 			}
 		}
-		if st.Ev.Kind == wire.EventEnded {
+		if st.Ev.Kind == engine.EventEnded {
 			w.sendEnd(st.Ev)
 			return
 		}
@@ -161,7 +160,7 @@ func (w *fakeWorker) loop() {
 	for {
 		select {
 		case ev := <-w.Emit:
-			if ev.Kind == wire.EventEnded {
+			if ev.Kind == engine.EventEnded {
 				w.sendEnd(ev)
 				return
 			}
@@ -178,9 +177,9 @@ func (w *fakeWorker) loop() {
 
 // sendEnd delivers the last event; host must read it, except after a
 // Shutdown that ran out of time, so the wait is bounded.
-func (w *fakeWorker) sendEnd(ev wire.Event) {
+func (w *fakeWorker) sendEnd(ev engine.Event) {
 	w.mu.Lock()
-	w.endedReason = ev.EndReason
+	w.endedReason = string(ev.Reason)
 	w.mu.Unlock()
 	t := time.NewTimer(time.Second)
 	defer t.Stop()

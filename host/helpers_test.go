@@ -18,8 +18,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
@@ -234,14 +234,14 @@ func (c *tclient) expectClose(code websocket.StatusCode) {
 
 // expectError reads one worker-error with errno, then the close; it returns
 // the workerId field (nil or a string).
-func (c *tclient) expectError(errno wire.Errno, reasonSub string) any {
+func (c *tclient) expectError(errno engine.Errno, reasonSub string) any {
 	c.t.Helper()
 	m := c.read()
 	if m["messageType"] != "worker-error" {
 		c.t.Fatalf("got %v, want worker-error %d", m, errno)
 	}
 	n, ok := m["errno"].(float64)
-	if !ok || wire.Errno(n) != errno {
+	if !ok || engine.Errno(n) != errno {
 		c.t.Fatalf("errno %v (%T), want %d; frame %v", m["errno"], m["errno"], errno, m)
 	}
 	reason, _ := m["reason"].(string)
@@ -254,7 +254,7 @@ func (c *tclient) expectError(errno wire.Errno, reasonSub string) any {
 	}
 	want := websocket.StatusInternalError
 	switch {
-	case errno == wire.ShuttingDown:
+	case errno == engine.ShuttingDown:
 		want = websocket.StatusGoingAway
 	case errno < 200:
 		want = websocket.StatusPolicyViolation
@@ -296,7 +296,7 @@ func (h *harness) nextWorker() *fakeWorker {
 }
 
 // emit sends an event through a worker from the test.
-func (h *harness) emit(w *fakeWorker, ev wire.Event) {
+func (h *harness) emit(w *fakeWorker, ev engine.Event) {
 	h.t.Helper()
 	select {
 	case w.Emit <- ev:
@@ -305,18 +305,18 @@ func (h *harness) emit(w *fakeWorker, ev wire.Event) {
 	}
 }
 
-func candidate(s string) wire.Candidate {
+func candidate(s string) engine.Candidate {
 	mid := "0"
 	var idx uint16
-	return wire.Candidate{Candidate: s, SDPMid: &mid, SDPMLineIndex: &idx}
+	return engine.Candidate{Candidate: s, SDPMid: &mid, SDPMLineIndex: &idx}
 }
 
 // happyScript answers, sends a candidate, and connects.
-func happyScript(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+func happyScript(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 	return []step{
-		{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "v=0 answer"}},
-		{Ev: wire.Event{Kind: wire.EventCandidate, Candidate: candidate("candidate:w1")}},
-		{Ev: wire.Event{Kind: wire.EventConnected}},
+		{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "v=0 answer"}},
+		{Ev: engine.Event{Kind: engine.EventCandidate, Candidate: candidate("candidate:w1")}},
+		{Ev: engine.Event{Kind: engine.EventConnected}},
 	}, nil
 }
 

@@ -3,7 +3,7 @@ package host
 import (
 	"time"
 
-	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -95,12 +95,12 @@ func (l *rateLimiter) sweep(at time.Duration) {
 func (l *rateLimiter) size() int { return len(l.tokens) }
 
 // rateLimitError is the 105 for a token at its rate limit.
-func rateLimitError(tok store.Token, wait time.Duration) *wire.Error {
+func rateLimitError(tok store.Token, wait time.Duration) *engine.Error {
 	workers := "workers"
 	if tok.Rate.Count == 1 {
 		workers = "worker"
 	}
-	return wire.Errorf(wire.LimitReached, "token %q reached its rate limit of %d %s per %v; next in %v",
+	return engine.Errorf(engine.LimitReached, "token %q reached its rate limit of %d %s per %v; next in %v",
 		tok.Name, tok.Rate.Count, workers, tok.Rate.Window, roundUpWait(wait))
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -54,9 +54,9 @@ func (h *harness) connect(secret string) *fakeWorker {
 func (h *harness) refused(secret, reason string) {
 	h.t.Helper()
 	c := h.hello(secret)
-	id := c.expectError(wire.LimitReached, reason)
+	id := c.expectError(engine.LimitReached, reason)
 	s := h.session(id.(string), ended)
-	if s.Errno != int(wire.LimitReached) || s.Reason == "" || s.TokenName == "" || s.EndReason != "error" {
+	if s.Errno != int(engine.LimitReached) || s.Reason == "" || s.TokenName == "" || s.EndReason != "error" {
 		h.t.Fatalf("record %+v", s)
 	}
 }
@@ -107,12 +107,12 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 
 	c := h.dial(nil)
 	c.send(hello("Bearer "+secret, "http://elsewhere.example/w.js"))
-	c.expectError(wire.SourceNotAllowed, "not allowed")
+	c.expectError(engine.SourceNotAllowed, "not allowed")
 
 	w := h.connect(secret) // rate 1 of 2, concurrent 1 of 1
 	h.refused(secret, "maximum of 1 concurrent workers")
 	h.refused(secret, "maximum of 1 concurrent workers")
-	h.emit(w, wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"})
+	h.emit(w, engine.Event{Kind: engine.EventEnded, Reason: "worker-closed"})
 	h.session(w.req.WorkerID, ended)
 	var w2 *fakeWorker
 	eventually(t, h.ctx, "the worker count released", func() error {
@@ -128,13 +128,13 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 		w2 = h.nextWorker()
 		return nil
 	}) // rate 2 of 2
-	h.emit(w2, wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"})
+	h.emit(w2, engine.Event{Kind: engine.EventEnded, Reason: "worker-closed"})
 	h.session(w2.req.WorkerID, ended)
 	eventually(t, h.ctx, "the worker count released", func() error {
 		c := h.hello(secret)
 		defer c.c.CloseNow()
 		m := c.read()
-		if m["errno"] != float64(wire.LimitReached) || !strings.Contains(fmt.Sprint(m["reason"]), "rate limit of 2 workers per 1m0s; next in 1m0s") {
+		if m["errno"] != float64(engine.LimitReached) || !strings.Contains(fmt.Sprint(m["reason"]), "rate limit of 2 workers per 1m0s; next in 1m0s") {
 			return fmt.Errorf("got %v", m)
 		}
 		return nil

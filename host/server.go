@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -34,7 +35,7 @@ type Options struct {
 	// Store holds the tokens and receives the session records. Required.
 	Store Store
 	// Engine starts the workers. Required.
-	Engine Engine
+	Engine engine.Engine
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// EngineName is recorded in the session records; "" means "firefox".
@@ -86,23 +87,23 @@ type Server struct {
 	allowOrigins []string
 	rec          *recorder
 
+	// stopCtx is cancelled when Shutdown starts: new WebSockets get 503,
+	// sessions still negotiating end with 304, connected workers are
+	// closed. It is the one "shutting down" state.
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
 	// ctx is cancelled when a Shutdown runs out of time: every session
 	// stops at once.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stopping is closed when Shutdown starts (stopCtx is then done):
-	// negotiating sessions send 304.
-	stopping   <-chan struct{}
-	stopCtx    context.Context
-	stopCancel context.CancelFunc
 
-	mu       sync.Mutex
-	closing  bool
-	live     map[int64]int         // live workers per token id
-	rate     *rateLimiter          // recent worker starts per token id
-	now      func() time.Time      // the rate limiter's clock: time.Now (tests replace it)
-	sessions map[*session]struct{} // sessions with a WebSocket or a worker
-	wg       sync.WaitGroup        // session goroutines (handlers, pumps)
+	mu   sync.Mutex
+	live map[int64]int    // live workers per token id
+	rate *rateLimiter     // recent worker starts per token id
+	now  func() time.Time // the rate limiter's clock: time.Now (tests replace it)
+	// wg counts the sessions; mu orders its Add (see track) before
+	// Shutdown's Wait.
+	wg sync.WaitGroup
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -153,13 +154,11 @@ func New(opts Options) (*Server, error) {
 		allowOrigins: org,
 		ctx:          ctx,
 		cancel:       cancel,
-		stopping:     stopCtx.Done(),
 		stopCtx:      stopCtx,
 		stopCancel:   stopCancel,
 		live:         make(map[int64]int),
 		rate:         newRateLimiter(time.Now()),
 		now:          time.Now,
-		sessions:     make(map[*session]struct{}),
 		shutdownDone: make(chan struct{}),
 	}
 	s.rec = newRecorder(opts.Store, opts.Logger)
@@ -181,7 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/readyz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if s.isClosing() {
+		if s.stopCtx.Err() != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, "shutting down\n")
 			return
@@ -225,7 +224,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // Serve serves on ln until ctx is done, then shuts down gracefully (at most
 // 10 s) and returns nil on a clean stop. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if s.isClosing() {
+	if s.stopCtx.Err() != nil {
 		_ = ln.Close()
 		return fmt.Errorf("serve: %w", ErrServerClosed)
 	}
@@ -274,46 +273,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdownErr
 }
 
+// beginShutdown enters the shutting-down state (once).
 func (s *Server) beginShutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closing {
-		s.closing = true
-		s.stopCancel()
-	}
+	s.stopCancel()
 }
 
-func (s *Server) isClosing() bool {
+// track counts a new session unless the server is shutting down; the
+// caller calls s.wg.Done when it ends.
+func (s *Server) track() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	if s.stopCtx.Err() != nil {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
+// shutdown waits for the sessions (each ends itself: 304 while
+// negotiating, its worker closed once connected), then flushes the records.
 func (s *Server) shutdown(ctx context.Context) error {
 	s.beginShutdown()
-	// Close the workers that negotiating handlers do not own any more
-	// (connected ones); negotiating handlers close theirs after the 304.
-	s.mu.Lock()
-	var sess []*session
-	for se := range s.sessions {
-		sess = append(sess, se)
-	}
-	s.mu.Unlock()
-	var cw sync.WaitGroup
-	for _, se := range sess {
-		if w := se.connectedWorker(); w != nil {
-			se.setEnd("shutdown", 0, "")
-			cw.Add(1)
-			go func() {
-				defer cw.Done()
-				if err := w.Close(ctx); err != nil {
-					s.log.Warn("close worker at shutdown", "worker", se.id, "err", err)
-				}
-			}()
-		}
-	}
-	cw.Wait()
-
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

@@ -13,8 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/store"
 )
@@ -22,7 +22,7 @@ import (
 func TestHappyPath(t *testing.T) {
 	// The answer comes only when the test says so, so that candidates
 	// arrive both before and after it.
-	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
+	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{Name: "alice"})
 	c := h.hello(secret)
@@ -33,12 +33,12 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("request %+v", w.req)
 	}
 	c.send(cand("candidate:c3"))
-	h.emit(w, wire.Event{Kind: wire.EventCandidate, Candidate: candidate("candidate:w0")})
+	h.emit(w, engine.Event{Kind: engine.EventCandidate, Candidate: candidate("candidate:w0")})
 	m := c.read()
 	if m["action"] != "worker-candidate" || m["workerId"] != w.req.WorkerID {
 		t.Fatalf("got %v, want the worker candidate", m)
 	}
-	h.emit(w, wire.Event{Kind: wire.EventAnswer, Answer: "v=0 answer"})
+	h.emit(w, engine.Event{Kind: engine.EventAnswer, Answer: "v=0 answer"})
 	m = c.read()
 	if m["messageType"] != "hello" || m["action"] != "worker-hello" || m["webrtcAnswer"] != "v=0 answer" || m["workerId"] != w.req.WorkerID {
 		t.Fatalf("got %v, want worker-hello", m)
@@ -46,7 +46,7 @@ func TestHappyPath(t *testing.T) {
 	h.session(w.req.WorkerID, func(s store.Session) bool { return s.State == "answered" })
 	c.send(cand("candidate:c4"))
 	c.send(cand(""))
-	h.emit(w, wire.Event{Kind: wire.EventCandidate, Candidate: candidate("candidate:w1")})
+	h.emit(w, engine.Event{Kind: engine.EventCandidate, Candidate: candidate("candidate:w1")})
 	m = c.read()
 	cm, _ := m["candidate"].(map[string]any)
 	if m["messageType"] != "ice" || m["action"] != "worker-candidate" || cm["candidate"] != "candidate:w1" || cm["sdpMid"] != "0" {
@@ -56,7 +56,7 @@ func TestHappyPath(t *testing.T) {
 	eventually(t, h.ctx, "client candidates applied", func() error {
 		got, early := w.Added()
 		if early {
-			return fmt.Errorf("AddCandidate before the answer")
+			return fmt.Errorf("AddCandidates before the answer")
 		}
 		if len(got) != len(want) {
 			return fmt.Errorf("got %d candidates", len(got))
@@ -68,7 +68,7 @@ func TestHappyPath(t *testing.T) {
 		}
 		return nil
 	})
-	h.emit(w, wire.Event{Kind: wire.EventConnected})
+	h.emit(w, engine.Event{Kind: engine.EventConnected})
 	m = c.read()
 	if m["messageType"] != "connected" || m["workerId"] != w.req.WorkerID {
 		t.Fatalf("got %v, want connected", m)
@@ -83,7 +83,7 @@ func TestHappyPath(t *testing.T) {
 	if n := w.closes.Load(); n != 0 {
 		t.Fatalf("worker closed %d times after connected", n)
 	}
-	h.emit(w, wire.Event{Kind: wire.EventEnded, EndReason: "idle"})
+	h.emit(w, engine.Event{Kind: engine.EventEnded, Reason: "idle"})
 	s = h.session(w.req.WorkerID, ended)
 	if s.EndReason != "idle" || s.Errno != 0 || s.Ended.IsZero() {
 		t.Fatalf("record %+v", s)
@@ -119,22 +119,22 @@ func TestScriptedHappyPath(t *testing.T) {
 // TestErrors covers the errno table: each case sends frames and expects one
 // worker-error and the close.
 func TestErrors(t *testing.T) {
-	never := func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil }
-	endWith := func(errno wire.Errno) func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
-		return func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
-			return []step{{Ev: wire.Event{Kind: wire.EventEnded, Err: wire.Errorf(errno, "worker failed %d", errno)}}}, nil
+	never := func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil }
+	endWith := func(errno engine.Errno) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+			return []step{{Ev: engine.Event{Kind: engine.EventEnded, Err: engine.Errorf(errno, "worker failed %d", errno)}}}, nil
 		}
 	}
-	startErr := func(err error) func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
-		return func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, err }
+	startErr := func(err error) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, err }
 	}
 	type tc struct {
 		name   string
-		start  func(ctx context.Context, req wire.WorkerRequest) ([]step, error)
+		start  func(ctx context.Context, req engine.WorkerRequest) ([]step, error)
 		tweak  func(*host.Options)
 		token  store.NewToken
 		frames func(h *harness, secret string) []any // strings are sent raw, []byte binary
-		errno  wire.Errno
+		errno  engine.Errno
 		reason string
 		// hasID: the worker-error carries a worker id (the hello was read).
 		hasID bool
@@ -145,19 +145,19 @@ func TestErrors(t *testing.T) {
 	good := func(h *harness, secret string) []any { return []any{hello("Bearer "+secret, h.demo)} }
 	tests := []tc{
 		{name: "101 missing authorization", frames: func(h *harness, s string) []any { return []any{hello("", h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "missing authorization", hasID: true, anonymous: true, endReason: "error"},
+			errno: engine.InvalidAuthorization, reason: "missing authorization", hasID: true, anonymous: true, endReason: "error"},
 		{name: "101 not bearer", frames: func(h *harness, s string) []any { return []any{hello("Basic "+s, h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
+			errno: engine.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
 		{name: "101 bearer without token", frames: func(h *harness, s string) []any { return []any{hello("Bearer ", h.demo)} },
-			errno: wire.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
+			errno: engine.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
 		{name: "102 unknown token", frames: func(h *harness, s string) []any { return []any{hello("Bearer gh_nope", h.demo)} },
-			errno: wire.InvalidToken, reason: "unknown token", hasID: true, anonymous: true, endReason: "error"},
+			errno: engine.InvalidToken, reason: "unknown token", hasID: true, anonymous: true, endReason: "error"},
 		{name: "102 revoked token", token: store.NewToken{Name: "revoked"}, frames: func(h *harness, s string) []any {
 			if _, err := h.db.RevokeToken(h.ctx, "revoked"); err != nil {
 				h.t.Fatal(err)
 			}
 			return good(h, s)
-		}, errno: wire.InvalidToken, reason: "revoked", hasID: true, endReason: "error"},
+		}, errno: engine.InvalidToken, reason: "revoked", hasID: true, endReason: "error"},
 		{name: "102 expired token", token: store.NewToken{Name: "expired", TTL: time.Millisecond}, frames: func(h *harness, s string) []any {
 			eventually(h.t, h.ctx, "token expiry", func() error {
 				_, err := h.db.LookupToken(h.ctx, s)
@@ -167,81 +167,81 @@ func TestErrors(t *testing.T) {
 				return nil
 			})
 			return good(h, s)
-		}, errno: wire.InvalidToken, reason: "expired", hasID: true, endReason: "error"},
+		}, errno: engine.InvalidToken, reason: "expired", hasID: true, endReason: "error"},
 		{name: "103 not JSON", frames: func(h *harness, s string) []any { return []any{"hello there"} },
-			errno: wire.InvalidMessage, reason: "not JSON"},
+			errno: engine.InvalidMessage, reason: "not JSON"},
 		{name: "103 not an object", frames: func(h *harness, s string) []any { return []any{`["hello"]`} },
-			errno: wire.InvalidMessage, reason: "not a JSON object"},
+			errno: engine.InvalidMessage, reason: "not a JSON object"},
 		{name: "103 missing field", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","action":"client-hello","authorization":"Bearer x","source":"s"}`}
-		}, errno: wire.InvalidMessage, reason: "missing field webrtcOffer"},
+		}, errno: engine.InvalidMessage, reason: "missing field webrtcOffer"},
 		{name: "103 ill-typed field", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","action":"client-hello","authorization":"Bearer x","source":7,"webrtcOffer":"o"}`}
-		}, errno: wire.InvalidMessage, reason: "source is not a string"},
+		}, errno: engine.InvalidMessage, reason: "source is not a string"},
 		{name: "103 candidate before hello", frames: func(h *harness, s string) []any { return []any{cand("candidate:x")} },
-			errno: wire.InvalidMessage, reason: "first frame must be a client-hello"},
+			errno: engine.InvalidMessage, reason: "first frame must be a client-hello"},
 		{name: "103 unknown action after hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"worker-candidate","candidate":{"candidate":"x"}}`}
-		}, errno: wire.InvalidMessage, reason: "unknown messageType/action", hasID: true, endReason: "error"},
+		}, errno: engine.InvalidMessage, reason: "unknown messageType/action", hasID: true, endReason: "error"},
 		{name: "103 second hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), hello("Bearer "+s, h.demo)}
-		}, errno: wire.InvalidMessage, reason: "unexpected client-hello", hasID: true, endReason: "error"},
+		}, errno: engine.InvalidMessage, reason: "unexpected client-hello", hasID: true, endReason: "error"},
 		{name: "103 binary frame", frames: func(h *harness, s string) []any { return []any{[]byte(`{"messageType":"hello"}`)} },
-			errno: wire.InvalidMessage, reason: "binary"},
+			errno: engine.InvalidMessage, reason: "binary"},
 		{name: "103 binary after hello", start: never, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), []byte{1, 2, 3}}
-		}, errno: wire.InvalidMessage, reason: "binary", hasID: true, endReason: "error"},
+		}, errno: engine.InvalidMessage, reason: "binary", hasID: true, endReason: "error"},
 		{name: "103 oversized frame", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","pad":"` + strings.Repeat("x", 70<<10) + `"}`}
-		}, errno: wire.InvalidMessage, reason: "larger than 65536"},
+		}, errno: engine.InvalidMessage, reason: "larger than 65536"},
 		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 300 }, start: never,
 			frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 400) + `"}}`}
-			}, errno: wire.InvalidMessage, reason: "larger than 300", hasID: true, endReason: "error"},
+			}, errno: engine.InvalidMessage, reason: "larger than 300", hasID: true, endReason: "error"},
 		{name: "103 hello timeout", tweak: func(o *host.Options) { o.HelloTimeout = 50 * time.Millisecond },
-			frames: func(h *harness, s string) []any { return nil }, errno: wire.InvalidMessage, reason: "no client-hello within"},
+			frames: func(h *harness, s string) []any { return nil }, errno: engine.InvalidMessage, reason: "no client-hello within"},
 		{name: "104 not http", frames: func(h *harness, s string) []any { return []any{hello("Bearer "+s, "file:///etc/passwd")} },
-			errno: wire.SourceNotAllowed, reason: "http:// or https://", hasID: true, endReason: "error"},
+			errno: engine.SourceNotAllowed, reason: "http:// or https://", hasID: true, endReason: "error"},
 		{name: "104 not allowed by server", frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
-		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example", hasID: true, endReason: "error"},
+		}, errno: engine.SourceNotAllowed, reason: "start serve with --allow-source https://x.example", hasID: true, endReason: "error"},
 		{name: "104 not allowed by server nor token", token: store.NewToken{Sources: []string{"https://y.example"}}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
-		}, errno: wire.SourceNotAllowed, reason: "start serve with --allow-source https://x.example (and the token's --source list must include it)", hasID: true, endReason: "error"},
+		}, errno: engine.SourceNotAllowed, reason: "start serve with --allow-source https://x.example (and the token's --source list must include it)", hasID: true, endReason: "error"},
 		{name: "104 not allowed by token", token: store.NewToken{Sources: []string{"https://y.example"}},
 			tweak: func(o *host.Options) { o.AllowSources = []string{"https://*.example"} }, frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, "https://x.example/w.js")}
-			}, errno: wire.SourceNotAllowed, reason: "--source list does not include https://x.example", hasID: true, endReason: "error"},
+			}, errno: engine.SourceNotAllowed, reason: "--source list does not include https://x.example", hasID: true, endReason: "error"},
 		{name: "104 demo worker outside /workers/", frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.hs.URL+"/workers/../secret.js")}
-		}, errno: wire.SourceNotAllowed, reason: "--allow-source", hasID: true, endReason: "error"},
-		{name: "201 fetch", start: endWith(wire.UnableToFetchWorkerCode), frames: good, errno: 201, reason: "worker failed 201", hasID: true, endReason: "error"},
-		{name: "202 syntax", start: endWith(wire.SyntaxErrorInWorkerCode), frames: good, errno: 202, reason: "worker failed 202", hasID: true, endReason: "error"},
-		{name: "203 exception", start: endWith(wire.UncaughtExceptionInWorkerCode), frames: good, errno: 203, reason: "worker failed 203", hasID: true, endReason: "error"},
-		{name: "204 offer", start: endWith(wire.InvalidOffer), frames: good, errno: 204, reason: "worker failed 204", hasID: true, endReason: "error"},
-		{name: "301 wire error", start: startErr(fmt.Errorf("pool: %w", wire.Errorf(wire.NoGeckoAvailable, "all busy"))), frames: good,
-			errno: wire.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
+		}, errno: engine.SourceNotAllowed, reason: "--allow-source", hasID: true, endReason: "error"},
+		{name: "201 fetch", start: endWith(engine.UnableToFetchWorkerCode), frames: good, errno: 201, reason: "worker failed 201", hasID: true, endReason: "error"},
+		{name: "202 syntax", start: endWith(engine.SyntaxErrorInWorkerCode), frames: good, errno: 202, reason: "worker failed 202", hasID: true, endReason: "error"},
+		{name: "203 exception", start: endWith(engine.UncaughtExceptionInWorkerCode), frames: good, errno: 203, reason: "worker failed 203", hasID: true, endReason: "error"},
+		{name: "204 offer", start: endWith(engine.InvalidOffer), frames: good, errno: 204, reason: "worker failed 204", hasID: true, endReason: "error"},
+		{name: "301 wire error", start: startErr(fmt.Errorf("pool: %w", engine.Errorf(engine.NoGeckoAvailable, "all busy"))), frames: good,
+			errno: engine.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
 		{name: "301 plain error", start: startErr(errPlain), frames: good,
-			errno: wire.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
-		{name: "303 crash", start: endWith(wire.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
-		{name: "303 ended without error", start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
-			return []step{{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "a"}}, {Ev: wire.Event{Kind: wire.EventEnded, EndReason: "browser-died"}}}, nil
+			errno: engine.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
+		{name: "303 crash", start: endWith(engine.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
+		{name: "303 ended without error", start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+			return []step{{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "a"}}, {Ev: engine.Event{Kind: engine.EventEnded, Reason: "browser-died"}}}, nil
 		}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
-		}, errno: wire.GeckoCrashed, reason: "browser-died", hasID: true, endReason: "browser-died"},
+		}, errno: engine.GeckoCrashed, reason: "browser-died", hasID: true, endReason: "browser-died"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
-			errno: wire.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
+			errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },
-			start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+			start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 				<-ctx.Done()
 				return nil, fmt.Errorf("wait for a browser: %w", ctx.Err())
-			}, frames: good, errno: wire.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
+			}, frames: good, errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 not connected", tweak: func(o *host.Options) { o.ConnectTimeout = 100 * time.Millisecond },
-			start: func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
-				return []step{{Ev: wire.Event{Kind: wire.EventAnswer, Answer: "a"}}}, nil
+			start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+				return []step{{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "a"}}}, nil
 			}, frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
-			}, errno: wire.GeckoTimeout, reason: "not connected", hasID: true, endReason: "error"},
+			}, errno: engine.GeckoTimeout, reason: "not connected", hasID: true, endReason: "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,14 +313,14 @@ func TestLimitReached(t *testing.T) {
 
 	// The connected worker still counts.
 	c2 := h.hello(secret)
-	id := c2.expectError(wire.LimitReached, "maximum of 1")
+	id := c2.expectError(engine.LimitReached, "maximum of 1")
 	s := h.session(id.(string), ended)
-	if s.Errno != int(wire.LimitReached) {
+	if s.Errno != int(engine.LimitReached) {
 		t.Fatalf("record %+v", s)
 	}
 
 	// Once it ends, the token may start another.
-	h.emit(w, wire.Event{Kind: wire.EventEnded, EndReason: "worker-closed"})
+	h.emit(w, engine.Event{Kind: engine.EventEnded, Reason: "worker-closed"})
 	h.session(w.req.WorkerID, ended)
 	eventually(t, h.ctx, "a new worker after the first ended", func() error {
 		c3 := h.hello(secret)
@@ -333,13 +333,13 @@ func TestLimitReached(t *testing.T) {
 }
 
 func TestClientLeavesMidNegotiation(t *testing.T) {
-	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
+	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{})
 	c := h.hello(secret)
 	c.send(cand("candidate:c1"))
 	w := h.nextWorker()
-	h.emit(w, wire.Event{Kind: wire.EventAnswer, Answer: "a"})
+	h.emit(w, engine.Event{Kind: engine.EventAnswer, Answer: "a"})
 	if m := c.read(); m["action"] != "worker-hello" {
 		t.Fatalf("got %v", m)
 	}
@@ -354,7 +354,7 @@ func TestClientLeavesMidNegotiation(t *testing.T) {
 }
 
 func TestClientLeavesBeforeAnswer(t *testing.T) {
-	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil })
+	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
 	secret := h.token(store.NewToken{})
 	c := h.hello(secret)
@@ -422,7 +422,7 @@ func TestConcurrentSessions(t *testing.T) {
 }
 
 func TestShutdownWithSessionsInFlight(t *testing.T) {
-	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 		if strings.HasSuffix(req.Source, "connect.js") {
 			return happyScript(ctx, req)
 		}
@@ -451,9 +451,9 @@ func TestShutdownWithSessionsInFlight(t *testing.T) {
 		defer cancel()
 		done <- h.srv.Shutdown(ctx)
 	}()
-	id2 := c2.expectError(wire.ShuttingDown, "shutting down")
-	id3 := c3.expectError(wire.ShuttingDown, "shutting down")
-	if id := c4.expectError(wire.ShuttingDown, "shutting down"); id != nil {
+	id2 := c2.expectError(engine.ShuttingDown, "shutting down")
+	id3 := c3.expectError(engine.ShuttingDown, "shutting down")
+	if id := c4.expectError(engine.ShuttingDown, "shutting down"); id != nil {
 		t.Fatalf("workerId %v before the hello", id)
 	}
 	if err := <-done; err != nil {
@@ -657,7 +657,7 @@ func TestServe(t *testing.T) {
 
 func TestShutdownWhileStartingWorker(t *testing.T) {
 	started := make(chan struct{}, 1)
-	eng := newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) {
+	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 		started <- struct{}{}
 		<-ctx.Done() // waiting for a browser
 		return nil, fmt.Errorf("wait for a browser: %w", ctx.Err())
@@ -672,12 +672,12 @@ func TestShutdownWhileStartingWorker(t *testing.T) {
 		defer cancel()
 		done <- h.srv.Shutdown(ctx)
 	}()
-	id := c.expectError(wire.ShuttingDown, "shutting down")
+	id := c.expectError(engine.ShuttingDown, "shutting down")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	s, err := h.db.GetSession(h.ctx, id.(string))
-	if err != nil || s.EndReason != "shutdown" || s.Errno != int(wire.ShuttingDown) {
+	if err != nil || s.EndReason != "shutdown" || s.Errno != int(engine.ShuttingDown) {
 		t.Fatalf("record %+v, %v", s, err)
 	}
 }
@@ -738,7 +738,7 @@ func BenchmarkSession(b *testing.B) {
 // TestShutdownDeadline: a client that never reads cannot hold Shutdown past
 // its deadline (the WebSocket close handshake would wait 5 s).
 func TestShutdownDeadline(t *testing.T) {
-	h := newHarness(t, newFakeEngine(func(ctx context.Context, req wire.WorkerRequest) ([]step, error) { return nil, nil }), nil)
+	h := newHarness(t, newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil }), nil)
 	secret := h.token(store.NewToken{})
 	h.hello(secret)
 	w := h.nextWorker()

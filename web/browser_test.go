@@ -24,9 +24,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/bidi"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )

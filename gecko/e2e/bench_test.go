@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 var (

@@ -14,11 +14,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 // sessionLeaks are the options of the per-test leak check: it looks only
@@ -116,12 +116,12 @@ func TestWorkerErrors(t *testing.T) {
 	leaktest.Check(t, sessionLeaks...)
 	cases := []struct {
 		path   string
-		errno  wire.Errno
+		errno  engine.Errno
 		reason string
 	}{
-		{"/missing.js", wire.UnableToFetchWorkerCode, "404"},
-		{"/syntax.js", wire.SyntaxErrorInWorkerCode, "SyntaxError"},
-		{"/throw.js", wire.UncaughtExceptionInWorkerCode, "boom"},
+		{"/missing.js", engine.UnableToFetchWorkerCode, "404"},
+		{"/syntax.js", engine.SyntaxErrorInWorkerCode, "SyntaxError"},
+		{"/throw.js", engine.UncaughtExceptionInWorkerCode, "boom"},
 	}
 	for _, c := range cases {
 		t.Run(strings.TrimPrefix(c.path, "/"), func(t *testing.T) {
@@ -132,9 +132,9 @@ func TestWorkerErrors(t *testing.T) {
 				closeSession(t, sess)
 				t.Fatal("dial succeeded")
 			}
-			var we *wire.Error
+			var we *engine.Error
 			if !errors.As(err, &we) {
-				t.Fatalf("err = %v, want *wire.Error", err)
+				t.Fatalf("err = %v, want *engine.Error", err)
 			}
 			if we.Errno != c.errno || !strings.Contains(we.Reason, c.reason) {
 				t.Fatalf("got %d %q, want %d containing %q", we.Errno, we.Reason, c.errno, c.reason)
@@ -337,8 +337,8 @@ func TestKillFirefox(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-res
-	var we *wire.Error
-	if !errors.As(r.err, &we) || we.Errno != wire.GeckoCrashed {
+	var we *engine.Error
+	if !errors.As(r.err, &we) || we.Errno != engine.GeckoCrashed {
 		t.Fatalf("err = %v, want 303", r.err)
 	}
 	if d := r.at.Sub(killed); d > 2*time.Second {
@@ -386,14 +386,14 @@ func TestKillFirefox(t *testing.T) {
 			t.Errorf("profile %s still exists (%v)", profile, err)
 		}
 	}
-	// 304 after Close.
-	if _, err := s.pool.StartWorker(ctx, wire.WorkerRequest{WorkerID: "x", TokenID: 1, Source: s.src.URL + "/echo.js"}); !isErrno(err, wire.ShuttingDown) {
-		t.Errorf("StartWorker after Close: %v, want 304", err)
+	// engine.ErrClosed after Close (host turns it into 304).
+	if _, err := s.pool.StartWorker(ctx, engine.WorkerRequest{WorkerID: "x", TokenID: 1, Source: s.src.URL + "/echo.js"}); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("StartWorker after Close: %v, want engine.ErrClosed", err)
 	}
 }
 
-func isErrno(err error, n wire.Errno) bool {
-	var we *wire.Error
+func isErrno(err error, n engine.Errno) bool {
+	var we *engine.Error
 	return errors.As(err, &we) && we.Errno == n
 }
 

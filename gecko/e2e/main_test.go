@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 )
 

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/netns"
 	"github.com/geckohost/geckohost/host/client"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 // ownStack starts a stack with popts for one test and closes it (checking
@@ -94,7 +94,7 @@ func TestTwoBrowsers(t *testing.T) {
 		t.Fatalf("workers per browser = %v, want 2 and 2", w)
 	}
 	_, err := dial(ctx, t, s, s.tokenB, "/echo.js")
-	if !isErrno(err, wire.NoGeckoAvailable) {
+	if !isErrno(err, engine.NoGeckoAvailable) {
 		t.Fatalf("fifth worker: %v, want 301", err)
 	}
 }

@@ -19,7 +19,6 @@
   let cert = null;
   const slots = []; // ready or being made: {ready: Promise, ok}
   const live = new Map(); // worker id → session
-  const early = new Map(); // worker id → client candidates sent before its start
   let negotiating = 0;
   let filling = false;
   let lastWarm = -1;
@@ -183,8 +182,6 @@
     reportWarm();
     const w = session(id, s);
     live.set(id, w);
-    w.early = early.has(id) ? early.get(id).list : null; // applied once the offer is
-    early.delete(id);
     const t0 = performance.now();
     const tm = { entry: Date.now() };
     try {
@@ -193,13 +190,7 @@
       const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
       s.port.postMessage({ t: "run", code, url });
       const applied = s.pc.setRemoteDescription({ type: "offer", sdp: offer }).then(
-        () => {
-          tm.offer = performance.now() - t0;
-          const l = w.early;
-          w.early = null;
-          if (l) addList(w, l);
-          return null;
-        },
+        () => { tm.offer = performance.now() - t0; return null; },
         (e) => ({ errno: 204, reason: "offer rejected: " + (e && e.message ? e.message : String(e)) }),
       );
       const [r, offerErr] = await Promise.all([ran, applied]);
@@ -228,30 +219,21 @@
     await w.s.pc.addIceCandidate(c);
   }
 
+  // addCandidates applies client candidates. The host sends them only
+  // after gh.start returned the answer, so the worker is known (or ended).
   async function addCandidates(id, json) {
     const w = live.get(id);
-    if (!w) {
-      // Before gh.start: kept until it runs (gh.close drops them).
-      const now = performance.now();
-      for (const [k, v] of early) if (now - v.at > 60000) early.delete(k); // never started
-      const e = early.get(id) || { at: now, list: [] };
-      e.list.push(...JSON.parse(json));
-      early.set(id, e);
-      return;
-    }
-    await addList(w, JSON.parse(json));
+    if (w) await addList(w, JSON.parse(json));
   }
 
   // addList hands every candidate to the peer connection at once (its
   // operations chain keeps their order).
   async function addList(w, list) {
-    if (w.early) { w.early.push(...list); return; }
     if (w.ended) return;
     await Promise.all(list.map((c) => addCandidate(w, c).catch((e) => w.tell({ t: "log", msg: "addIceCandidate: " + e }))));
   }
 
   function close(id) {
-    early.delete(id);
     const w = live.get(id);
     if (w) w.end("closed", true);
   }

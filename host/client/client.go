@@ -15,7 +15,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/engine"
 )
 
 // ErrProtocol reports a frame from the server that breaks the protocol.
@@ -80,13 +80,13 @@ func (s *Session) Close() error {
 }
 
 type serverFrame struct {
-	MessageType  string          `json:"messageType"`
-	Action       string          `json:"action"`
-	WorkerID     *string         `json:"workerId"`
-	WebRTCAnswer string          `json:"webrtcAnswer"`
-	Candidate    *wire.Candidate `json:"candidate"`
-	Errno        int             `json:"errno"`
-	Reason       string          `json:"reason"`
+	MessageType  string            `json:"messageType"`
+	Action       string            `json:"action"`
+	WorkerID     *string           `json:"workerId"`
+	WebRTCAnswer string            `json:"webrtcAnswer"`
+	Candidate    *engine.Candidate `json:"candidate"`
+	Errno        int               `json:"errno"`
+	Reason       string            `json:"reason"`
 }
 
 // NewAPI returns the pion API Dial uses for opts (exported for tools that
@@ -108,7 +108,7 @@ func NewAPI(opts Options) *webrtc.API {
 // Dial connects to the geckohost signaling endpoint at url (ws:// or
 // wss://), asks for a worker running opts.Source and returns once the
 // server said "connected" and the data channel is open. A worker-error
-// frame is returned as a *wire.Error. ctx bounds the whole negotiation; on
+// frame is returned as a *engine.Error. ctx bounds the whole negotiation; on
 // failure everything Dial made is closed.
 func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	log := opts.Logger
@@ -193,9 +193,9 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	var (
 		cmu         sync.Mutex
 		helloSent   bool
-		pendingCand []wire.Candidate
+		pendingCand []engine.Candidate
 	)
-	sendCand := func(c wire.Candidate) {
+	sendCand := func(c engine.Candidate) {
 		err := write(map[string]any{"messageType": "ice", "action": "client-candidate", "candidate": c})
 		if err != nil {
 			werrMu.Lock()
@@ -204,10 +204,10 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		wc := wire.Candidate{}
+		wc := engine.Candidate{}
 		if c != nil {
 			ci := c.ToJSON()
-			wc = wire.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+			wc = engine.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
 		}
 		cmu.Lock()
 		defer cmu.Unlock()
@@ -274,9 +274,9 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	var (
 		answered  bool
 		connected bool
-		early     []wire.Candidate
+		early     []engine.Candidate
 	)
-	addCand := func(c wire.Candidate) error {
+	addCand := func(c engine.Candidate) error {
 		if c.Candidate == "" {
 			return nil // end of candidates: pion needs nothing
 		}
@@ -307,7 +307,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		log.Debug("client: frame", "type", f.MessageType, "action", f.Action)
 		switch {
 		case f.MessageType == "worker-error":
-			return nil, &wire.Error{Errno: wire.Errno(f.Errno), Reason: f.Reason}
+			return nil, &engine.Error{Errno: engine.Errno(f.Errno), Reason: f.Reason}
 		case f.MessageType == "hello" && f.Action == "worker-hello":
 			s.Timings.Answer = time.Since(start)
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.WebRTCAnswer}); err != nil {

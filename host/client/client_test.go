@@ -14,15 +14,15 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
-	"github.com/geckohost/geckohost/host/wire"
 	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // fakeHost is a signaling server whose "worker" is a pion peer that echoes.
 type fakeHost struct {
 	t       *testing.T
-	failErr *wire.Error // answer with this worker-error instead
+	failErr *engine.Error // answer with this worker-error instead
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	pcs     []*webrtc.PeerConnection
@@ -91,7 +91,7 @@ func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return
 			}
-			var f struct{ Candidate wire.Candidate }
+			var f struct{ Candidate engine.Candidate }
 			if json.Unmarshal(b, &f) == nil && f.Candidate.Candidate != "" {
 				_ = pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: f.Candidate.Candidate, SDPMid: f.Candidate.SDPMid, SDPMLineIndex: f.Candidate.SDPMLineIndex})
 			}
@@ -155,15 +155,15 @@ func TestDialEcho(t *testing.T) {
 
 func TestDialWorkerError(t *testing.T) {
 	leaktest.Check(t)
-	h := &fakeHost{t: t, failErr: wire.Errorf(wire.InvalidToken, "unknown token")}
+	h := &fakeHost{t: t, failErr: engine.Errorf(engine.InvalidToken, "unknown token")}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := client.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), client.Options{Token: "bad", Source: "http://x/echo.js", Loopback: true})
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Errno != wire.InvalidToken || we.Reason != "unknown token" {
-		t.Fatalf("err = %v, want *wire.Error 102", err)
+	var we *engine.Error
+	if !errors.As(err, &we) || we.Errno != engine.InvalidToken || we.Reason != "unknown token" {
+		t.Fatalf("err = %v, want *engine.Error 102", err)
 	}
 }

@@ -1,6 +1,6 @@
-// Package wire holds geckohost's signaling vocabulary: the JSON frames of the
-// client endpoint (../shared/spec/client-endpoint.txt), the ICE candidate
-// object, the public error numbers, and the events an engine reports about a
-// worker. It is a leaf package shared by host (the server) and gecko (the
-// engines), so that neither has to import the other.
+// Package wire holds the JSON frames of geckohost's client endpoint (see
+// docs/protocol.md): it parses the client's client-hello and
+// client-candidate frames and builds the host's worker-hello,
+// worker-candidate, connected and worker-error frames. The ICE candidate
+// object and the error numbers are the engine contract's (package engine).
 package wire

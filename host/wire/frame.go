@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/geckohost/geckohost/engine"
 )
 
 // FrameKind tells which client frame a ClientFrame holds.
@@ -44,23 +46,23 @@ type ClientHello struct {
 type ClientFrame struct {
 	Kind      FrameKind
 	Hello     ClientHello
-	Candidate Candidate
+	Candidate engine.Candidate
 }
 
 // ParseClientFrame parses one text frame from a client. Unknown extra fields
-// are ignored. Every failure is a *Error with Errno InvalidMessage (103)
+// are ignored. Every failure is a *engine.Error with Errno engine.InvalidMessage (103)
 // whose reason says what is wrong. It never panics.
 func ParseClientFrame(data []byte) (ClientFrame, error) {
 	var obj map[string]json.RawMessage
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		if !json.Valid(data) {
-			return ClientFrame{}, Errorf(InvalidMessage, "frame is not JSON")
+			return ClientFrame{}, engine.Errorf(engine.InvalidMessage, "frame is not JSON")
 		}
-		return ClientFrame{}, Errorf(InvalidMessage, "frame is not a JSON object")
+		return ClientFrame{}, engine.Errorf(engine.InvalidMessage, "frame is not a JSON object")
 	}
 	if err := json.Unmarshal(data, &obj); err != nil {
-		return ClientFrame{}, Errorf(InvalidMessage, "frame is not JSON")
+		return ClientFrame{}, engine.Errorf(engine.InvalidMessage, "frame is not JSON")
 	}
 	messageType, e := requiredString(obj, "messageType")
 	if e != nil {
@@ -76,7 +78,7 @@ func ParseClientFrame(data []byte) (ClientFrame, error) {
 	case messageType == "ice" && action == "client-candidate":
 		return parseCandidateFrame(obj)
 	}
-	return ClientFrame{}, Errorf(InvalidMessage, "unknown messageType/action %q/%q", clip(messageType), clip(action))
+	return ClientFrame{}, engine.Errorf(engine.InvalidMessage, "unknown messageType/action %q/%q", clip(messageType), clip(action))
 }
 
 func parseHello(obj map[string]json.RawMessage) (ClientFrame, error) {
@@ -100,7 +102,7 @@ func parseHello(obj map[string]json.RawMessage) (ClientFrame, error) {
 func parseCandidateFrame(obj map[string]json.RawMessage) (ClientFrame, error) {
 	raw, ok := obj["candidate"]
 	if !ok || isNull(raw) {
-		return ClientFrame{}, Errorf(InvalidMessage, "missing field candidate")
+		return ClientFrame{}, engine.Errorf(engine.InvalidMessage, "missing field candidate")
 	}
 	c, err := ParseCandidate(raw)
 	if err != nil {
@@ -112,34 +114,34 @@ func parseCandidateFrame(obj map[string]json.RawMessage) (ClientFrame, error) {
 // ParseCandidate parses an ICE candidate object ({"candidate":"...",
 // "sdpMid":"0","sdpMLineIndex":0}). The candidate string is required;
 // sdpMid, sdpMLineIndex and usernameFragment may be missing or null.
-// Failures are *Error with Errno InvalidMessage.
-func ParseCandidate(raw json.RawMessage) (Candidate, error) {
+// Failures are *engine.Error with Errno engine.InvalidMessage.
+func ParseCandidate(raw json.RawMessage) (engine.Candidate, error) {
 	var obj map[string]json.RawMessage
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return Candidate{}, Errorf(InvalidMessage, "field candidate is not an object")
+		return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "field candidate is not an object")
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return Candidate{}, Errorf(InvalidMessage, "field candidate is not an object")
+		return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "field candidate is not an object")
 	}
-	var c Candidate
-	var e *Error
+	var c engine.Candidate
+	var e *engine.Error
 	if c.Candidate, e = requiredString(obj, "candidate"); e != nil {
-		return Candidate{}, Errorf(InvalidMessage, "candidate object: %s", e.Reason)
+		return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "candidate object: %s", e.Reason)
 	}
 	if s, ok, e := optionalString(obj, "sdpMid"); e != nil {
-		return Candidate{}, Errorf(InvalidMessage, "candidate object: %s", e.Reason)
+		return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "candidate object: %s", e.Reason)
 	} else if ok {
 		c.SDPMid = &s
 	}
 	if s, ok, e := optionalString(obj, "usernameFragment"); e != nil {
-		return Candidate{}, Errorf(InvalidMessage, "candidate object: %s", e.Reason)
+		return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "candidate object: %s", e.Reason)
 	} else if ok {
 		c.UsernameFragment = &s
 	}
 	if raw, ok := obj["sdpMLineIndex"]; ok && !isNull(raw) {
 		var n uint16
 		if err := json.Unmarshal(raw, &n); err != nil {
-			return Candidate{}, Errorf(InvalidMessage, "candidate object: field sdpMLineIndex is not an integer in 0..65535")
+			return engine.Candidate{}, engine.Errorf(engine.InvalidMessage, "candidate object: field sdpMLineIndex is not an integer in 0..65535")
 		}
 		c.SDPMLineIndex = &n
 	}
@@ -150,26 +152,26 @@ func isNull(raw json.RawMessage) bool {
 	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
 }
 
-func requiredString(obj map[string]json.RawMessage, name string) (string, *Error) {
+func requiredString(obj map[string]json.RawMessage, name string) (string, *engine.Error) {
 	s, ok, err := optionalString(obj, name)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", Errorf(InvalidMessage, "missing field %s", name)
+		return "", engine.Errorf(engine.InvalidMessage, "missing field %s", name)
 	}
 	return s, nil
 }
 
 // optionalString returns the string field name; ok is false when it is
 // missing or null.
-func optionalString(obj map[string]json.RawMessage, name string) (s string, ok bool, err *Error) {
+func optionalString(obj map[string]json.RawMessage, name string) (s string, ok bool, err *engine.Error) {
 	raw, present := obj[name]
 	if !present || isNull(raw) {
 		return "", false, nil
 	}
 	if json.Unmarshal(raw, &s) != nil {
-		return "", false, Errorf(InvalidMessage, "field %s is not a string", name)
+		return "", false, engine.Errorf(engine.InvalidMessage, "field %s is not a string", name)
 	}
 	return s, true, nil
 }
@@ -200,14 +202,14 @@ func NewWorkerHello(workerID, answer string) WorkerHello {
 // WorkerCandidate is the host's {"messageType":"ice","action":"worker-candidate"}
 // frame carrying one ICE candidate the worker gathered.
 type WorkerCandidate struct {
-	MessageType string    `json:"messageType"` // "ice"
-	Action      string    `json:"action"`      // "worker-candidate"
-	WorkerID    string    `json:"workerId"`
-	Candidate   Candidate `json:"candidate"`
+	MessageType string           `json:"messageType"` // "ice"
+	Action      string           `json:"action"`      // "worker-candidate"
+	WorkerID    string           `json:"workerId"`
+	Candidate   engine.Candidate `json:"candidate"`
 }
 
 // NewWorkerCandidate returns a worker-candidate frame.
-func NewWorkerCandidate(workerID string, c Candidate) WorkerCandidate {
+func NewWorkerCandidate(workerID string, c engine.Candidate) WorkerCandidate {
 	return WorkerCandidate{MessageType: "ice", Action: "worker-candidate", WorkerID: workerID, Candidate: c}
 }
 
@@ -226,14 +228,14 @@ func NewConnected(workerID string) Connected {
 // WorkerError is the host's {"messageType":"worker-error"} frame. WorkerID is
 // nil (JSON null) when the failure came before a worker id was assigned.
 type WorkerError struct {
-	MessageType string  `json:"messageType"` // "worker-error"
-	WorkerID    *string `json:"workerId"`
-	Errno       Errno   `json:"errno"`
-	Reason      string  `json:"reason"`
+	MessageType string       `json:"messageType"` // "worker-error"
+	WorkerID    *string      `json:"workerId"`
+	Errno       engine.Errno `json:"errno"`
+	Reason      string       `json:"reason"`
 }
 
 // NewWorkerError returns a worker-error frame; an empty workerID becomes null.
-func NewWorkerError(workerID string, e *Error) WorkerError {
+func NewWorkerError(workerID string, e *engine.Error) WorkerError {
 	f := WorkerError{MessageType: "worker-error", Errno: e.Errno, Reason: e.Reason}
 	if workerID != "" {
 		f.WorkerID = &workerID

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/wire"
 )
 
@@ -32,9 +33,9 @@ func FuzzParseClientFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := wire.ParseClientFrame(data)
 		if err != nil {
-			var we *wire.Error
-			if !errors.As(err, &we) || we.Errno != wire.InvalidMessage || we.Reason == "" {
-				t.Fatalf("error %v is not a 103 *wire.Error", err)
+			var we *engine.Error
+			if !errors.As(err, &we) || we.Errno != engine.InvalidMessage || we.Reason == "" {
+				t.Fatalf("error %v is not a 103 *engine.Error", err)
 			}
 			if fr.Kind != 0 {
 				t.Fatalf("kind %v with error", fr.Kind)
@@ -92,8 +93,8 @@ func TestParseClientFrame(t *testing.T) {
 				}
 				return
 			}
-			var we *wire.Error
-			if !errors.As(err, &we) || we.Errno != wire.InvalidMessage {
+			var we *engine.Error
+			if !errors.As(err, &we) || we.Errno != engine.InvalidMessage {
 				t.Fatalf("err = %v, want 103", err)
 			}
 			if !strings.Contains(we.Reason, tt.reason) {
@@ -122,11 +123,11 @@ func TestParseClientFrameFields(t *testing.T) {
 }
 
 func TestWorkerErrorJSON(t *testing.T) {
-	b, _ := json.Marshal(wire.NewWorkerError("", wire.Errorf(wire.InvalidToken, "nope")))
+	b, _ := json.Marshal(wire.NewWorkerError("", engine.Errorf(engine.InvalidToken, "nope")))
 	if got, want := string(b), `{"messageType":"worker-error","workerId":null,"errno":102,"reason":"nope"}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	b, _ = json.Marshal(wire.NewWorkerError("ab", wire.Errorf(wire.GeckoTimeout, "slow")))
+	b, _ = json.Marshal(wire.NewWorkerError("ab", engine.Errorf(engine.GeckoTimeout, "slow")))
 	if got, want := string(b), `{"messageType":"worker-error","workerId":"ab","errno":302,"reason":"slow"}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}

@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/geckohost/geckohost/gecko/netns"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 func TestMain(m *testing.M) { os.Exit(netns.Run(m)) }

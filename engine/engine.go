@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"context"
+	"errors"
+)
+
+// Engine runs workers. gecko.Pool implements it; host drives it.
+type Engine interface {
+	// StartWorker starts a worker for req and returns at once; the answer,
+	// candidates, connected and the end are reported on the Worker's Events.
+	// It fails with an error wrapping an *Error with errno 301
+	// (NoGeckoAvailable) when no browser can take the worker, and with one
+	// wrapping ErrClosed once the engine is closing.
+	StartWorker(ctx context.Context, req WorkerRequest) (Worker, error)
+	// Ready returns nil once the engine can take a worker without waiting
+	// for a browser to start, else an error saying why not.
+	Ready() error
+}
+
+// ErrClosed is wrapped by StartWorker's error once the engine is closing.
+var ErrClosed = errors.New("engine closed")
+
+// WorkerRequest is what the front asks an engine for: one worker running
+// Source for a token, answering Offer.
+type WorkerRequest struct {
+	// WorkerID is chosen by the front; the engine uses it in logs.
+	WorkerID string
+	// TokenID and TokenName identify the token; an engine keeps each token's
+	// workers apart from every other token's (a browser user context each).
+	TokenID   int64
+	TokenName string
+	// Source is the worker JavaScript URL (already checked by the front).
+	Source string
+	// Offer is the client's SDP offer.
+	Offer string
+}
+
+// Worker is one running worker, as an engine hands it to the front.
+type Worker interface {
+	// Events delivers the worker's events in order and is closed after the
+	// EventEnded event. The reader must keep reading until it is closed.
+	Events() <-chan Event
+	// AddCandidates applies client ICE candidates, in order (an empty
+	// Candidate string means end of candidates). The front calls it only
+	// after EventAnswer, never concurrently, and returns when the browser
+	// has them.
+	AddCandidates(ctx context.Context, cs []Candidate) error
+	// Close ends the worker (its peer connection and page) and waits until it
+	// is gone; Events then delivers EventEnded and closes. Safe to call more
+	// than once and after the worker ended by itself.
+	Close(ctx context.Context) error
+}
+
+// Candidate is an ICE candidate as it travels in "ice" frames, in both
+// directions. An empty Candidate string means end of candidates.
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// EventKind tells what an Event reports.
+type EventKind int
+
+// The kinds of Event, in the order a worker normally produces them.
+const (
+	// EventAnswer carries the worker's SDP answer (Event.Answer). At most once.
+	EventAnswer EventKind = iota + 1
+	// EventCandidate carries one ICE candidate the worker gathered.
+	EventCandidate
+	// EventConnected reports that the worker's end of the data channel is
+	// open. At most once, after EventAnswer.
+	EventConnected
+	// EventEnded is the last event: the worker is gone. Event.Reason says
+	// why; Event.Err is set when the worker failed in a way only the engine
+	// can tell (its code did not load or run, the offer was refused, the
+	// engine failed).
+	EventEnded
+)
+
+// Event is one thing an engine reports about a worker.
+type Event struct {
+	Kind      EventKind
+	Answer    string    // EventAnswer
+	Candidate Candidate // EventCandidate
+	Reason    EndReason // EventEnded
+	Err       *Error    // EventEnded, when the worker failed
+	// Detail is a short human phrase on the end, for the client's reason
+	// when the front turns the end into an error (such as "while starting
+	// the worker").
+	Detail string
+}
+
+// EndReason says why a worker or a session ended. The values are recorded
+// in the session records and shown by "geckohost sessions".
+type EndReason string
+
+// End reasons an engine reports.
+const (
+	// EndWorkerClosed: the worker called self.close().
+	EndWorkerClosed EndReason = "worker-closed"
+	// EndPeerClosed: the client closed the data channel or the peer
+	// connection closed.
+	EndPeerClosed EndReason = "peer-closed"
+	// EndIdle: no data-channel message for the engine's idle time.
+	EndIdle EndReason = "idle"
+	// EndClosed: the front called Worker.Close.
+	EndClosed EndReason = "closed"
+	// EndShutdown: the engine is closing.
+	EndShutdown EndReason = "shutdown"
+	// EndBrowserDied: the browser running the worker died.
+	EndBrowserDied EndReason = "browser-died"
+	// EndTabClosed: the page hosting the worker went away.
+	EndTabClosed EndReason = "tab-closed"
+	// EndError: the worker failed; Event.Err says how.
+	EndError EndReason = "error"
+)
+
+// End reasons only the front records.
+const (
+	// EndClientLeft: the client closed its WebSocket while negotiating.
+	EndClientLeft EndReason = "client-left"
+)

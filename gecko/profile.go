@@ -1,0 +1,173 @@
+package gecko
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// writeProfile writes user.js and the permissions file into dir.
+func writeProfile(dir string, opts FirefoxOptions) error {
+	js, err := userJS(profilePrefs(dir, opts.Prefs))
+	if err != nil {
+		return fmt.Errorf("write firefox profile: %w", err)
+	}
+	perms, err := permissionsText(opts.CameraOrigins)
+	if err != nil {
+		return fmt.Errorf("write firefox profile: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "user.js"), js, 0o600); err != nil {
+		return fmt.Errorf("write firefox profile: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, permissionsFile), perms, 0o600); err != nil {
+		return fmt.Errorf("write firefox profile: %w", err)
+	}
+	return nil
+}
+
+// copyProfile copies the regular files and directories of the template
+// profile src into dst (which exists).
+func copyProfile(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		if skipInTemplate[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, 0o700)
+		case d.Type().IsRegular():
+			return copyFile(path, target)
+		default: // symlinks (the lock), sockets: not needed
+			return nil
+		}
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// cleanProfile removes lock and crash state from a profile kept after exit.
+func cleanProfile(dir string) {
+	for name := range skipInTemplate {
+		if name == "user.js" || name == permissionsFile {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(dir, name))
+	}
+}
+
+// RemoveStaleProfiles removes, from os.TempDir(), the profiles and template
+// profiles left by geckohost processes that were killed (SIGKILL leaves no
+// chance to clean up; Pdeathsig takes their browsers down): a profile whose
+// Firefox lock names a process that no longer exists, a template whose
+// owner process no longer exists, and either without a lock or owner after
+// ten minutes. Call it when a server starts. It returns the directories it
+// removed.
+func RemoveStaleProfiles() ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, pattern := range []string{"geckohost-profile-*", "geckohost-template-*"} {
+		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), pattern))
+		if err != nil {
+			return nil, fmt.Errorf("list stale profiles: %w", err)
+		}
+		for _, dir := range dirs {
+			if !stale(dir) {
+				continue
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, fmt.Errorf("remove stale profile: %w", err))
+				continue
+			}
+			removed = append(removed, dir)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// stale reports whether dir is a profile or template nobody uses.
+func stale(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	old := time.Since(fi.ModTime()) > staleAge
+	if strings.HasPrefix(filepath.Base(dir), "geckohost-template-") {
+		b, err := os.ReadFile(filepath.Join(dir, templateOwnerFile))
+		if err != nil {
+			return old
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && !processExists(pid)
+	}
+	// Firefox's lock is a symlink to "IP:+PID".
+	target, err := os.Readlink(filepath.Join(dir, "lock"))
+	if err != nil {
+		return old
+	}
+	_, p, ok := strings.Cut(target, "+")
+	pid, err := strconv.Atoi(p)
+	if !ok || err != nil {
+		return old
+	}
+	return !processExists(pid)
+}
+
+// processExists reports whether a live (not zombie) process has pid.
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// On Linux, a zombie is no user of a profile.
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
+}
+
+// templateOwnerFile, in a template directory, holds the owning process's PID.
+const templateOwnerFile = "owner"
+
+// staleAge is how old a profile without a lock (or a template without an
+// owner) must be before RemoveStaleProfiles takes it for abandoned.
+const staleAge = 10 * time.Minute

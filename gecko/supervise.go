@@ -1,0 +1,389 @@
+package gecko
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// browser is one supervised Firefox slot of the pool; gen is the running
+// process (nil while down).
+type browser struct {
+	p        *Pool
+	idx      int
+	log      *slog.Logger
+	gen      *generation   // guarded by p.mu
+	next     *generation   // a replacement loading its pages (p.mu)
+	old      []*generation // replaced, closed once their workers end (p.mu)
+	closeCtx context.Context
+	closeErr error
+}
+
+// generation is one launched Firefox with its pages and workers.
+type generation struct {
+	b       *browser
+	ff      *Firefox
+	dead    chan struct{} // closed when the process is gone
+	wakeCh  chan struct{}
+	generic []*page // loaded pages in fresh user contexts, for new tokens
+	pending int     // generic pages being made
+	tokens  map[int64]*tokenCtx
+	retired []*tokenCtx   // replaced token contexts still running workers
+	dropCh  chan struct{} // wakes watch to remove retired contexts
+	// recycleCh tells watch that the browser has started
+	// RecycleBrowserAfter workers and runs none.
+	recycleCh chan struct{}
+	served    int                // workers started
+	pages     map[string]*page   // by tab
+	byID      map[string]*worker // its workers by id, from StartWorker to their end
+	live      int
+	// negotiating counts workers between StartWorker and connected (or
+	// their end). While it is non-zero, page loads that are not urgent
+	// wait (up to refillHold): opening a tab keeps Firefox's parent
+	// process busy and delays the BiDi calls of a negotiation by 50-200 ms.
+	negotiating int
+	lastJob     time.Time
+	wg          sync.WaitGroup
+}
+
+// generations returns b's running generations: the current one, a
+// replacement loading and replaced ones draining. Caller holds p.mu.
+func (b *browser) generations() []*generation {
+	var gs []*generation
+	if b.gen != nil {
+		gs = append(gs, b.gen)
+	}
+	if b.next != nil {
+		gs = append(gs, b.next)
+	}
+	for _, g := range b.old {
+		if g != b.gen {
+			gs = append(gs, g)
+		}
+	}
+	return gs
+}
+
+// retire replaces tc (RecycleAfter): the token's next worker gets a fresh
+// user context, and watch removes tc once its last worker has ended.
+// Caller holds p.mu.
+func (g *generation) retire(tc *tokenCtx) {
+	delete(g.tokens, tc.id)
+	tc.retired = true
+	g.retired = append(g.retired, tc)
+	g.b.log.Debug("recycling a token's user context", "token", tc.id, "served", tc.served)
+	if tc.workers == 0 {
+		g.dropRetired()
+	}
+}
+
+// maybeRecycle tells watch to replace the browser once it has started
+// RecycleBrowserAfter workers and runs none. Caller holds p.mu.
+func (g *generation) maybeRecycle() {
+	p := g.b.p
+	if p.opts.RecycleBrowserAfter > 0 && g.served >= p.opts.RecycleBrowserAfter && g.live == 0 && g.b.gen == g && g.b.next == nil {
+		select {
+		case g.recycleCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dropRetired wakes watch to remove the retired contexts without workers.
+func (g *generation) dropRetired() {
+	select {
+	case g.dropCh <- struct{}{}:
+	default:
+	}
+}
+
+// alive reports whether g has not been stopped.
+func (g *generation) alive() bool {
+	select {
+	case <-g.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+func (g *generation) wake() {
+	select {
+	case g.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (b *browser) supervise(failed chan<- error) {
+	p := b.p
+	defer p.supWG.Done()
+	backoff := backoffMin
+	reported := false
+	for {
+		t0 := time.Now()
+		ff, err := p.launcher.Launch(p.ctx)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			b.log.Error("firefox did not start", "err", err, "retry_in", backoff)
+			if !reported {
+				reported = true
+				failed <- err
+			}
+			if !sleepCtx(p.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		b.log.Info("firefox started", "pid", ff.PID(), "took", time.Since(t0).Round(time.Millisecond))
+		reported = true
+		g := &generation{
+			b:         b,
+			ff:        ff,
+			dead:      make(chan struct{}),
+			wakeCh:    make(chan struct{}, 1),
+			dropCh:    make(chan struct{}, 1),
+			recycleCh: make(chan struct{}, 1),
+			tokens:    map[int64]*tokenCtx{},
+			pages:     map[string]*page{},
+			byID:      map[string]*worker{},
+		}
+		ff.Conn().OnEvent(g.onEvent)
+		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
+		err = ff.Conn().Subscribe(subCtx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed"}, nil)
+		cancel()
+		if err != nil {
+			b.log.Error("subscribe to firefox events", "err", err)
+			b.stop(g)
+			if !sleepCtx(p.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		p.mu.Lock()
+		// A replacement (RecycleBrowserAfter) stands by, loading its
+		// pages, while the old browser serves.
+		standby := b.gen != nil
+		if standby {
+			b.next = g
+		} else {
+			b.gen = g
+			if p.opts.Warm == 0 {
+				p.markReady()
+			}
+		}
+		p.mu.Unlock()
+		for range refillersPerBrs {
+			g.wg.Add(1)
+			go g.refill()
+		}
+		g.wake()
+		if standby {
+			b.takeOver(g)
+		}
+		switch b.watch(g) {
+		case watchClosed:
+			b.stop(g)
+			return
+		case watchRecycle:
+			// g goes on serving until the replacement is up, then
+			// drains.
+			p.mu.Lock()
+			b.old = append(b.old, g)
+			started := g.served
+			p.mu.Unlock()
+			b.log.Info("replacing firefox", "pid", ff.PID(), "workers_started", started)
+			p.supWG.Add(1)
+			go b.drain(g)
+			continue
+		}
+		b.stop(g)
+		if time.Since(t0) > backoffResetRun {
+			backoff = backoffMin
+		}
+		b.log.Info("restarting firefox", "in", backoff)
+		if !sleepCtx(p.ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// takeOver waits (bounded) until the standby generation g has its generic
+// page loaded, then makes it the browser's current generation.
+func (b *browser) takeOver(g *generation) {
+	p := b.p
+	deadline := time.Now().Add(2 * callTimeout)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		ok := len(g.generic) > 0 || p.opts.Warm == 0
+		p.mu.Unlock()
+		if ok || !sleepCtx(p.ctx, 20*time.Millisecond) {
+			break
+		}
+		if g.ff.Err() != nil {
+			break
+		}
+	}
+	p.mu.Lock()
+	b.next = nil
+	b.gen = g
+	p.mu.Unlock()
+	b.log.Info("firefox replaced", "pid", g.ff.PID())
+}
+
+// watchEnd says why watch returned.
+type watchEnd int
+
+const (
+	watchDied    watchEnd = iota // the browser died
+	watchClosed                  // the pool is closing
+	watchRecycle                 // the browser is to be replaced
+)
+
+// watch waits until the browser dies, the pool closes or the browser is
+// to be replaced (it has started RecycleBrowserAfter workers and runs
+// none), removing idle and retired token user contexts meanwhile.
+func (b *browser) watch(g *generation) watchEnd {
+	p := b.p
+	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.ff.Done():
+			b.log.Error("firefox died", "err", g.ff.Err())
+			return watchDied
+		case <-p.ctx.Done():
+			return watchClosed
+		case <-g.recycleCh:
+			return watchRecycle
+		case <-g.dropCh:
+			b.dropIdleTokens(g)
+		case <-tick.C:
+			b.dropIdleTokens(g)
+		}
+	}
+}
+
+// drain keeps a replaced generation running until its replacement is up
+// and its last worker has ended (or it dies, or the pool closes), then
+// stops it.
+func (b *browser) drain(g *generation) {
+	p := b.p
+	defer p.supWG.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.mu.Lock()
+		done := b.gen != g && g.live == 0
+		p.mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-g.ff.Done():
+			b.log.Error("replaced firefox died", "err", g.ff.Err())
+		case <-p.ctx.Done():
+		case <-g.dropCh:
+			b.dropIdleTokens(g)
+			continue
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	b.stop(g)
+	p.mu.Lock()
+	b.old = slices.DeleteFunc(b.old, func(x *generation) bool { return x == g })
+	p.mu.Unlock()
+	b.log.Info("replaced firefox closed", "pid", g.ff.PID())
+}
+
+// dropIdleTokens removes the user contexts (tabs and storage) of tokens
+// idle for TokenIdle and of retired contexts whose workers have all ended.
+func (b *browser) dropIdleTokens(g *generation) {
+	p := b.p
+	var drop []string
+	forget := func(tc *tokenCtx) {
+		for _, pg := range tc.pages {
+			pg.closing = true
+			delete(g.pages, pg.tab)
+		}
+		if tc.uc != "" {
+			drop = append(drop, tc.uc)
+		}
+	}
+	p.mu.Lock()
+	for id, tc := range g.tokens {
+		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
+			delete(g.tokens, id)
+			forget(tc)
+		}
+	}
+	g.retired = slices.DeleteFunc(g.retired, func(tc *tokenCtx) bool {
+		if tc.workers > 0 || tc.making != nil {
+			return false
+		}
+		forget(tc)
+		return true
+	})
+	p.mu.Unlock()
+	for _, uc := range drop {
+		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
+		if err := g.ff.Conn().RemoveUserContext(ctx, uc); err != nil {
+			b.log.Debug("remove user context", "err", err)
+		}
+		cancel()
+	}
+}
+
+// stop marks g gone, ends its workers (they see g.dead), waits for its
+// refillers and closes the process.
+func (b *browser) stop(g *generation) {
+	p := b.p
+	p.mu.Lock()
+	if b.gen == g {
+		b.gen = nil
+	}
+	ctx := b.closeCtx
+	p.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	select {
+	case <-g.ff.Done():
+	default:
+		// Pool closing: close the browser first so that refillers stop.
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		if err := g.ff.Close(cctx); err != nil {
+			p.mu.Lock()
+			b.closeErr = fmt.Errorf("close firefox %d: %w", b.idx, err)
+			p.mu.Unlock()
+		}
+		cancel()
+	}
+	close(g.dead)
+	g.wg.Wait()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := g.ff.Close(cctx); err != nil && g.ff.Err() == nil {
+		b.log.Debug("close firefox", "err", err)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
