@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/geckohost/geckohost/store"
+)
+
+func sessionsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sessions",
+		Usage: "list worker sessions, newest first, with their durations",
+		Flags: []cli.Flag{
+			dbFlag(),
+			&cli.StringFlag{Name: "token", Usage: "only sessions of the token `NAME`", EnvVars: []string{"GECKOHOST_SESSIONS_TOKEN"}},
+			&cli.IntFlag{Name: "limit", Value: 50, Usage: "show at most `N` sessions", EnvVars: []string{"GECKOHOST_SESSIONS_LIMIT"}},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
+		},
+		Action: sessionsList,
+	}
+}
+
+type sessionJSON struct {
+	WorkerID   string  `json:"worker_id"`
+	TokenID    int64   `json:"token_id"`
+	TokenName  string  `json:"token_name"`
+	Source     string  `json:"source"`
+	RemoteAddr string  `json:"remote_addr"`
+	Origin     string  `json:"origin"`
+	Engine     string  `json:"engine"`
+	State      string  `json:"state"`
+	Errno      int     `json:"errno"`
+	Reason     string  `json:"reason"`
+	Created    *string `json:"created"`
+	Answered   *string `json:"answered"`
+	Connected  *string `json:"connected"`
+	Ended      *string `json:"ended"`
+	EndReason  string  `json:"end_reason"`
+	// Durations in milliseconds; null when the later event has not happened.
+	AnswerMS   *int64 `json:"answer_ms"`   // created → answered
+	ConnectMS  *int64 `json:"connect_ms"`  // answered → connected
+	DurationMS *int64 `json:"duration_ms"` // created → ended
+}
+
+// between returns b-a, or false when either is zero.
+func between(a, b time.Time) (time.Duration, bool) {
+	if a.IsZero() || b.IsZero() {
+		return 0, false
+	}
+	return b.Sub(a), true
+}
+
+func ms(a, b time.Time) *int64 {
+	d, ok := between(a, b)
+	if !ok {
+		return nil
+	}
+	n := d.Milliseconds()
+	return &n
+}
+
+// fmtDur formats a duration compactly: 12ms, 1.5s, 3m4s, 2h5m.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+}
+
+func fmtBetween(a, b time.Time) string {
+	if d, ok := between(a, b); ok {
+		return fmtDur(d)
+	}
+	return "-"
+}
+
+func sessionsList(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	limit := c.Int("limit")
+	if limit < 1 {
+		return fmt.Errorf("--limit %d: want 1 or more", limit)
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	ss, err := db.ListSessions(c.Context, store.SessionFilter{TokenName: c.String("token"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		out := make([]sessionJSON, 0, len(ss))
+		for _, s := range ss {
+			out = append(out, sessionJSON{WorkerID: s.WorkerID, TokenID: s.TokenID, TokenName: s.TokenName,
+				Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State,
+				Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
+				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason,
+				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)})
+		}
+		return writeJSON(c.App.Writer, out)
+	}
+	if len(ss) == 0 {
+		fmt.Fprintln(c.App.ErrWriter, "geckohost: no sessions")
+		return nil
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CREATED\tWORKER\tTOKEN\tSTATE\tANSWER\tCONNECT\tDURATION\tEND\tERRNO\tSOURCE")
+	for _, s := range ss {
+		dur := fmtBetween(s.Created, s.Ended)
+		if s.Ended.IsZero() && !s.Created.IsZero() {
+			dur = fmtDur(now.Sub(s.Created)) + "+"
+		}
+		errno, end := "-", "-"
+		if s.Errno != 0 {
+			errno = strconv.Itoa(s.Errno)
+		}
+		if s.EndReason != "" {
+			end = s.EndReason
+		}
+		tok := s.TokenName
+		if tok == "" {
+			tok = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Created, "-"), s.WorkerID, tok, s.State,
+			fmtBetween(s.Created, s.Answered), fmtBetween(s.Answered, s.Connected), dur, end, errno, s.Source)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write session list: %w", err)
+	}
+	return nil
+}
