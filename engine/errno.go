@@ -24,6 +24,7 @@ const (
 	GeckoTimeout                  Errno = 302
 	GeckoCrashed                  Errno = 303
 	ShuttingDown                  Errno = 304
+	PeerConnectionFailed          Errno = 305
 )
 
 var errnoNames = map[Errno]string{
@@ -40,6 +41,7 @@ var errnoNames = map[Errno]string{
 	GeckoTimeout:                  "GECKO_TIMEOUT",
 	GeckoCrashed:                  "GECKO_CRASHED",
 	ShuttingDown:                  "SHUTTING_DOWN",
+	PeerConnectionFailed:          "PEER_CONNECTION_FAILED",
 }
 
 // String returns the errno's public name, such as "INVALID_TOKEN", or
