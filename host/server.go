@@ -63,6 +63,9 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// RunID names the serve run (store.Run) in every session record; ""
+	// records none.
+	RunID string
 }
 
 // Defaults of Options.

@@ -117,6 +117,7 @@ func (se *session) record() store.Session {
 		Created:    se.helloAt,
 		Answered:   se.answerAt,
 		Connected:  se.connectAt,
+		RunID:      se.s.opts.RunID,
 	}
 }
 
