@@ -190,9 +190,10 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // runServe runs the server until ctx is done, then shuts it down gracefully
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
-// stop. Order: store, listener (so /healthz answers at once), the Firefox
-// pool (serve is ready when its first browser and warm slots are), then the
-// signaling server; shutdown runs the other way round.
+// stop. Order: store, this run's record (ending the sessions of dead runs)
+// and the removal of stale profiles, listener (so /healthz answers at
+// once), the Firefox pool (serve is ready when its first browser and warm
+// slots are), then the signaling server; shutdown runs the other way round.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -210,6 +211,26 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+	// This run's record; the sessions of runs that died are ended before
+	// any hello is served.
+	run, err := startRun(ctx, db, log.With("component", "run"), heartbeatEvery)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := run.close(ctx); err != nil {
+			log.Error("end serve run", "err", err)
+		}
+	}()
+	// Profiles of browsers whose geckohost was killed (kill -9 leaves no
+	// chance to clean up).
+	removed, err := gecko.RemoveStaleProfiles()
+	for _, dir := range removed {
+		log.Info("removed a stale firefox profile", "dir", dir)
+	}
+	if err != nil {
+		log.Warn("remove stale firefox profiles", "err", err)
+	}
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
@@ -239,6 +260,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
 		Web:          web.Handler(),
+		RunID:        run.id,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -249,7 +271,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "version", version)
+	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "run", run.id, "version", version)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())
 	}

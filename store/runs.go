@@ -180,9 +180,11 @@ func (d DeadRuns) Sessions() int {
 // (Stop RunDied) at its last heartbeat, and so is each of its sessions
 // without an end (state "ended", end reason "host-restart", at the later of
 // the heartbeat and the session's last recorded event). Sessions without an
-// end whose run is not open (or unknown) are ended the same way, at the
-// later of their run's end and their last event. dead must be quick; it is
-// called inside the transaction.
+// end whose run is not open (or unknown, or "": recorded before runs were)
+// are ended the same way, at the later of their run's end and their last
+// event; self's sessions are never touched (self is an open run). self may
+// be "" (a process that is no run). dead must be quick; it is called inside
+// the transaction.
 func (db *DB) EndDeadRuns(ctx context.Context, self string, dead func(Run) bool) (DeadRuns, error) {
 	var out DeadRuns
 	tx, err := db.sql.BeginTx(ctx, nil)
@@ -233,8 +235,8 @@ WHERE run_id = ? AND ended IS NULL`, StateEnded, reason, hb, r.ID)
 UPDATE sessions SET state = ?, end_reason = ?,
 	ended = MAX(created, COALESCE(answered, 0), COALESCE(connected, 0),
 		COALESCE((SELECT runs.ended FROM runs WHERE runs.id = sessions.run_id), 0))
-WHERE ended IS NULL AND run_id != ? AND run_id NOT IN (SELECT id FROM runs WHERE ended IS NULL)`,
-		StateEnded, reason, self)
+WHERE ended IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE ended IS NULL)`,
+		StateEnded, reason)
 	if err != nil {
 		return DeadRuns{}, fmt.Errorf("end sessions without a run: %w", err)
 	}
