@@ -60,3 +60,40 @@ func groupMembers(pgid int) []int {
 	}
 	return pids
 }
+
+// helpers lists the running processes Firefox started outside its process
+// group: its crash helper (/usr/lib/firefox*/crashhelper PID ..., which
+// detaches into a session of its own) for the Firefox whose pid is pid.
+func helpers(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := []byte(strconv.Itoa(pid))
+	var pids []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || string(bytes.TrimSpace(comm)) != "crashhelper" {
+			continue
+		}
+		args, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		argv := bytes.Split(args, []byte{0})
+		if len(argv) < 2 || !bytes.Equal(argv[1], want) {
+			continue
+		}
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(st, ')'); i >= 0 && i+2 < len(st) && (st[i+2] == 'Z' || st[i+2] == 'X') {
+				continue
+			}
+		}
+		pids = append(pids, p)
+	}
+	return pids
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -130,7 +129,7 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 	}
 	// The owner file lets RemoveStaleProfiles tell a template whose
 	// geckohost died from one in use.
-	if err := os.WriteFile(filepath.Join(root, templateOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+	if err := writeOwner(root); err != nil {
 		return "", root, fmt.Errorf("write template owner: %w", err)
 	}
 	tmpl = filepath.Join(root, "profile")
@@ -191,5 +190,5 @@ var skipInTemplate = map[string]bool{
 	"lock": true, ".parentlock": true, "parent.lock": true,
 	"minidumps": true, "crashes": true, "sessionstore-backups": true,
 	"sessionstore.jsonlz4": true, "sessionCheckpoints.json": true,
-	"user.js": true, permissionsFile: true,
+	"user.js": true, permissionsFile: true, ownerFile: true,
 }
