@@ -22,7 +22,15 @@ import (
 	"github.com/geckohost/geckohost/store"
 )
 
+// asGeckohostEnv, set to 1 in a child's environment, makes the test binary
+// run the geckohost command line (its arguments) instead of the tests: the
+// fault tests start serve processes they can kill.
+const asGeckohostEnv = "GECKOHOST_TEST_AS_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asGeckohostEnv) == "1" {
+		os.Exit(runAsGeckohost())
+	}
 	if !netns.Inside() && os.Geteuid() == 0 {
 		// Re-run inside a private network namespace with only lo, so the
 		// end-to-end serve test's WebRTC packets cannot leave the machine.

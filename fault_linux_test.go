@@ -1,0 +1,735 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/store"
+)
+
+// The fault suite: real `geckohost serve` processes (this test binary run
+// as geckohost) with real Firefox, in the test's network namespace, meeting
+// the faults users meet. Each test checks that afterwards no session record
+// is left running, no process and no profile is left, and that every client
+// got an answer: its echo, or an errno.
+
+// runAsGeckohost runs the geckohost command line in a child started by
+// startServeProc. It dies with its parent (the test, or the shell holding
+// its mount namespace).
+func runAsGeckohost() int {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
+	return run(context.Background(), append([]string{"geckohost"}, os.Args[1:]...), os.Stdout, os.Stderr)
+}
+
+// markEnv, in a serve process's environment, marks it and every process it
+// starts (Firefox and all its children inherit it): the processes left of
+// a serve are found by it, whatever became of their parents.
+const markEnv = "GECKOHOST_TEST_MARK"
+
+// serveProc is a `geckohost serve` child process.
+type serveProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	pid  int // the serve process
+	addr string
+	db   string // its database, as the test sees it
+	tmp  string // its TMPDIR (profiles)
+	mark string
+	logs *syncBuffer
+	// holder: in tmpfs mode, cmd is a shell holding the mount namespace;
+	// closing its stdin lets it exit once serve has.
+	holder io.WriteCloser
+	out    *bufio.Reader // the holder's stdout
+	exited chan struct{} // closed once serve has exited
+	status int           // serve's exit status, once exited
+}
+
+// procOpts say how to start a serve process.
+type procOpts struct {
+	db, tmp string   // database path and TMPDIR (both required)
+	args    []string // more serve flags
+	// tmpfs, when set (a size such as "8m"), runs serve in a mount
+	// namespace of its own where the database's directory is a tmpfs of
+	// that size, holding a copy of db; the mount goes with the namespace.
+	tmpfs string
+}
+
+// startServeProc starts serve (loopback ICE, JSON logs) and waits until it
+// is ready. At the end of the test it is killed if still running.
+func startServeProc(t *testing.T, ctx context.Context, o procOpts) *serveProc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	sp := &serveProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncBuffer{}, exited: make(chan struct{})}
+	serveArgs := append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
+		"--log-format", "json"}, o.args...)
+	dir := filepath.Dir(o.db)
+	if o.tmpfs == "" {
+		sp.cmd = exec.Command(self, serveArgs...)
+	} else {
+		const script = `set -e
+src=$1; dir=$2; size=$3; shift 3
+mount -t tmpfs -o size="$size" geckohost-test "$dir"
+cp "$src" "$dir/"
+set +e
+"$@" &
+echo "serve $!"
+wait $!
+echo "exit $?"
+read _`
+		src := filepath.Join(t.TempDir(), filepath.Base(o.db))
+		if err := os.Rename(o.db, src); err != nil {
+			t.Fatal(err)
+		}
+		sp.cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
+			src, dir, o.tmpfs, self}, serveArgs...)...)
+	}
+	sp.cmd.Env = append(os.Environ(), asGeckohostEnv+"=1", markEnv+"="+sp.mark, "TMPDIR="+o.tmp)
+	sp.cmd.Stderr = sp.logs
+	sp.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stdout io.ReadCloser
+	if o.tmpfs != "" {
+		if sp.holder, err = sp.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if stdout, err = sp.cmd.StdoutPipe(); err != nil {
+			t.Fatal(err)
+		}
+		sp.out = bufio.NewReader(stdout)
+	}
+	if err := sp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sp.cleanup)
+	sp.pid = sp.cmd.Process.Pid
+	if o.tmpfs == "" {
+		go func() {
+			err := sp.cmd.Wait()
+			sp.status = exitStatus(err)
+			close(sp.exited)
+		}()
+	} else {
+		line, err := sp.out.ReadString('\n')
+		if _, serr := fmt.Sscanf(line, "serve %d", &sp.pid); err != nil || serr != nil {
+			_ = sp.cmd.Wait()
+			t.Fatalf("tmpfs shell: %q, %v\n%s", line, err, sp.logs.String())
+		}
+		sp.db = filepath.Join(fmt.Sprintf("/proc/%d/root", sp.cmd.Process.Pid), dir, filepath.Base(o.db))
+		go func() {
+			line, _ := sp.out.ReadString('\n')
+			sp.status = -1
+			_, _ = fmt.Sscanf(line, "exit %d", &sp.status)
+			close(sp.exited)
+		}()
+	}
+	sp.addr = waitReady(t, ctx, sp.logs, sp.exited, func() string { return fmt.Sprint("exit status ", sp.status) })
+	return sp
+}
+
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// cleanup kills what is left of the serve and its holder.
+func (sp *serveProc) cleanup() {
+	select {
+	case <-sp.exited:
+	default:
+		_ = syscall.Kill(sp.pid, syscall.SIGKILL)
+		<-sp.exited
+	}
+	if sp.holder != nil {
+		_ = sp.holder.Close()
+		_ = sp.cmd.Wait()
+	}
+}
+
+// release lets the tmpfs holder exit (its mount goes); serve must have
+// exited.
+func (sp *serveProc) release() {
+	if sp.holder != nil {
+		_ = sp.holder.Close()
+		if err := sp.cmd.Wait(); err != nil {
+			sp.t.Errorf("tmpfs shell: %v", err)
+		}
+		sp.holder = nil
+	}
+}
+
+// signal sends sig to serve and waits for it to exit (cleanly, unless sig
+// is SIGKILL).
+func (sp *serveProc) signal(ctx context.Context, sig syscall.Signal) {
+	sp.t.Helper()
+	if err := syscall.Kill(sp.pid, sig); err != nil {
+		sp.t.Fatal(err)
+	}
+	select {
+	case <-sp.exited:
+	case <-ctx.Done():
+		sp.t.Fatalf("serve did not exit after %v:\n%s", sig, sp.logs.String())
+	}
+	if sig != syscall.SIGKILL && sp.status != 0 {
+		sp.t.Errorf("serve exited %d after %v:\n%s", sp.status, sig, sp.logs.String())
+	}
+}
+
+// lines returns the log lines with this msg.
+func (sp *serveProc) lines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range logLines(sp.logs.String()) {
+		if l["msg"] == msg {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// firefoxPID returns the pid of the Firefox started last.
+func (sp *serveProc) firefoxPID() int {
+	sp.t.Helper()
+	ls := sp.lines("firefox started")
+	if len(ls) == 0 {
+		sp.t.Fatalf("no firefox started:\n%s", sp.logs.String())
+	}
+	pid, _ := ls[len(ls)-1]["pid"].(float64)
+	return int(pid)
+}
+
+// waitLog waits until n lines with msg were logged.
+func (sp *serveProc) waitLog(ctx context.Context, msg string, n int) {
+	sp.t.Helper()
+	poll(sp.t, ctx, "log "+msg, func() error {
+		if got := len(sp.lines(msg)); got < n {
+			return fmt.Errorf("%d %q lines, want %d:\n%s", got, msg, n, sp.logs.String())
+		}
+		return nil
+	})
+}
+
+// waitReadyz waits until /readyz answers 200 (a browser is up).
+func (sp *serveProc) waitReadyz(ctx context.Context) {
+	sp.t.Helper()
+	poll(sp.t, ctx, "readyz", func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sp.addr+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%d %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// poll calls f until it returns nil, failing t with its last error when ctx
+// ends.
+func poll(t *testing.T, ctx context.Context, what string, f func() error) {
+	t.Helper()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// markedProcs lists the running (not zombie) processes marked with mark:
+// a serve and everything it started.
+func markedProcs(mark string) []string {
+	want := []byte(markEnv + "=" + mark)
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(st, ')')
+		if i < 0 || i+2 >= len(st) || st[i+2] == 'Z' || st[i+2] == 'X' {
+			continue
+		}
+		out = append(out, string(st[:i+1]))
+	}
+	return out
+}
+
+// profiles lists the Firefox profiles and templates in dir.
+func profiles(dir string) []string {
+	var out []string
+	for _, p := range []string{"geckohost-profile-*", "geckohost-template-*"} {
+		m, _ := filepath.Glob(filepath.Join(dir, p))
+		out = append(out, m...)
+	}
+	return out
+}
+
+// readSessions returns every session record of the database at path.
+func readSessions(t *testing.T, ctx context.Context, path string) []store.Session {
+	t.Helper()
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer func() { _ = db.Close() }()
+	ss, err := db.ListSessions(ctx, store.SessionFilter{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+// readRun returns the run record with this id.
+func readRun(t *testing.T, ctx context.Context, path, id string) store.Run {
+	t.Helper()
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer func() { _ = db.Close() }()
+	r, err := db.GetRun(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runID returns serve's run id (from its "geckohost serving" line).
+func (sp *serveProc) runID() string {
+	sp.t.Helper()
+	ls := sp.lines("geckohost serving")
+	if len(ls) != 1 {
+		sp.t.Fatalf("serving lines %v", ls)
+	}
+	id, _ := ls[0]["run"].(string)
+	return id
+}
+
+// assertClean checks what a stopped serve leaves: no process, no profile in
+// its TMPDIR, no session record running. Call it as soon as serve exited:
+// serve returns only once its browsers are gone.
+func (sp *serveProc) assertClean(ctx context.Context) {
+	sp.t.Helper()
+	if left := markedProcs(sp.mark); len(left) > 0 {
+		sp.t.Errorf("processes left after serve exited: %v", left)
+	}
+	if left := profiles(sp.tmp); len(left) > 0 {
+		sp.t.Errorf("profiles left: %v", left)
+	}
+	for _, s := range readSessions(sp.t, ctx, sp.db) {
+		if s.State != store.StateEnded || s.Ended.IsZero() {
+			sp.t.Errorf("session left running: %+v", s)
+		}
+	}
+}
+
+// sources is the worker source server of the fault tests: /echo.js, and
+// /hold.js (an echo worker whose fetch is held until released, so that a
+// session stays negotiating).
+type sources struct {
+	*httptest.Server
+	mu      sync.Mutex
+	held    int
+	release chan struct{}
+}
+
+func newSources(t *testing.T) *sources {
+	s := &sources{release: make(chan struct{})}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/echo.js":
+		case "/hold.js":
+			s.mu.Lock()
+			s.held++
+			release := s.release
+			s.mu.Unlock()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = io.WriteString(w, "self.onmessage = (e) => self.postMessage(e.data);")
+	}))
+	t.Cleanup(func() {
+		s.releaseAll()
+		s.Close()
+	})
+	return s
+}
+
+// holding returns how many /hold.js fetches arrived.
+func (s *sources) holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// releaseAll lets the held fetches (and later ones) through.
+func (s *sources) releaseAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
+}
+
+// faultServe prepares a database with a token and a TMPDIR for a serve.
+func faultServe(t *testing.T) (db, secret, tmp string) {
+	t.Helper()
+	dir := t.TempDir()
+	db = filepath.Join(dir, "db", "geckohost.db")
+	if err := os.Mkdir(filepath.Dir(db), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret = addToken(t, db, "faults")
+	tmp = filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return db, secret, tmp
+}
+
+// echoSession opens a session to source and runs one echo round trip on
+// it (as bench does); the session is left open in the result's held on
+// success.
+func echoSession(ctx context.Context, addr, secret, source string) benchSession {
+	return benchOne(ctx, benchConfig{URL: "ws://" + addr + "/", Token: secret, Source: source, Messages: 1, Loopback: true, Hold: true}, 0)
+}
+
+// errnoOf returns the errno of the worker-error in err's chain, or 0.
+func errnoOf(err error) engine.Errno {
+	var we *engine.Error
+	if errors.As(err, &we) {
+		return we.Errno
+	}
+	return 0
+}
+
+// faultTest is serveTest for the fault tests (a longer bound).
+func faultTest(t *testing.T) context.Context { return serveTestFor(t, 3*time.Minute) }
+
+// killPID sends SIGKILL to pid.
+func killPID(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+}
+
+// groupLeft lists the running processes of process group pgid.
+func groupLeft(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(st[i+1:])
+		if len(f) > 2 && f[0][0] != 'Z' && f[0][0] != 'X' && string(f[2]) == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// sessionByID indexes records by worker id.
+func sessionByID(ss []store.Session) map[string]store.Session {
+	m := map[string]store.Session{}
+	for _, s := range ss {
+		m[s.WorkerID] = s
+	}
+	return m
+}
+
+// closeHeld closes the session a successful echoSession left open.
+func closeHeld(t *testing.T, r benchSession) {
+	t.Helper()
+	if r.held != nil {
+		if err := r.held.Close(); err != nil {
+			t.Errorf("close session: %v", err)
+		}
+	}
+}
+
+// TestFaultFirefoxKilled: kill -9 of Firefox while two sessions negotiate
+// (they get 303) and while three are connected (their records end
+// browser-died); serve restarts Firefox and serves again, and leaves
+// nothing behind at SIGTERM.
+func TestFaultFirefoxKilled(t *testing.T) {
+	ctx := faultTest(t)
+	db, secret, tmp := faultServe(t)
+	src := newSources(t)
+	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: []string{"--allow-source", src.URL}})
+	first := sp.firefoxPID()
+
+	// Mid-negotiation: both sessions wait for their worker source.
+	res := make(chan benchSession, 2)
+	for range 2 {
+		go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
+	}
+	poll(t, ctx, "sources requested", func() error {
+		if n := src.holding(); n < 2 {
+			return fmt.Errorf("%d of 2 requested", n)
+		}
+		return nil
+	})
+	killPID(t, first)
+	for range 2 {
+		r := <-res
+		closeHeld(t, r)
+		if errnoOf(r.err) != engine.GeckoCrashed {
+			t.Errorf("negotiating client got %v, want 303", r.err)
+		}
+	}
+	src.releaseAll()
+
+	// While connected.
+	sp.waitLog(ctx, "firefox started", 2)
+	sp.waitReadyz(ctx)
+	second := sp.firefoxPID()
+	var live []benchSession
+	for range 3 {
+		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+		if r.err != nil {
+			t.Fatalf("session before the second kill: %v", r.err)
+		}
+		live = append(live, r)
+	}
+	killPID(t, second)
+	poll(t, ctx, "records of the connected sessions", func() error {
+		recs := sessionByID(readSessions(t, ctx, sp.db))
+		for _, r := range live {
+			if s := recs[r.held.WorkerID]; s.State != store.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
+				return fmt.Errorf("record %+v", s)
+			}
+		}
+		return nil
+	})
+	for _, r := range live {
+		closeHeld(t, r)
+	}
+
+	// Restarted: serves again; the killed browsers' processes are gone.
+	sp.waitLog(ctx, "firefox started", 3)
+	sp.waitReadyz(ctx)
+	r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+	if r.err != nil {
+		t.Fatalf("session after the restart: %v", r.err)
+	}
+	closeHeld(t, r)
+	for _, pid := range []int{first, second} {
+		poll(t, ctx, "killed firefox's processes gone", func() error {
+			if left := groupLeft(pid); len(left) > 0 {
+				return fmt.Errorf("group %d: %v", pid, left)
+			}
+			return nil
+		})
+	}
+	poll(t, ctx, "last session ended", func() error {
+		if s := sessionByID(readSessions(t, ctx, sp.db))[r.held.WorkerID]; s.State != store.StateEnded {
+			return fmt.Errorf("record %+v", s)
+		}
+		return nil
+	})
+	sp.signal(ctx, syscall.SIGTERM)
+	sp.assertClean(ctx)
+	crashed := 0
+	for _, s := range readSessions(t, ctx, sp.db) {
+		if s.Errno == int(engine.GeckoCrashed) {
+			crashed++
+		}
+	}
+	if crashed != 2 {
+		t.Errorf("%d records with errno 303, want 2", crashed)
+	}
+}
+
+// TestFaultServeKilled: kill -9 of serve with three connected sessions and
+// one negotiating; its browsers die with it. A restart on the same database
+// removes the dead serve's profiles and ends its sessions (host-restart,
+// at its last heartbeat) before it serves; then it serves, and stops clean.
+func TestFaultServeKilled(t *testing.T) {
+	ctx := faultTest(t)
+	db, secret, tmp := faultServe(t)
+	src := newSources(t)
+	args := []string{"--allow-source", src.URL}
+	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: args})
+	run1 := sp.runID()
+	var live []benchSession
+	for range 3 {
+		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+		if r.err != nil {
+			t.Fatalf("session: %v", r.err)
+		}
+		live = append(live, r)
+	}
+	negotiating := make(chan benchSession, 1)
+	go func() { negotiating <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
+	poll(t, ctx, "records of the live sessions", func() error {
+		n := 0
+		for _, s := range readSessions(t, ctx, db) {
+			if s.State == store.StateConnected || (s.State == store.StateNegotiating && src.holding() == 1) {
+				n++
+			}
+		}
+		if n != 4 {
+			return fmt.Errorf("%d of 4 live records", n)
+		}
+		return nil
+	})
+
+	killPID(t, sp.pid)
+	<-sp.exited
+	src.releaseAll()
+	if r := <-negotiating; r.err == nil {
+		closeHeld(t, r)
+		t.Error("the negotiating client connected to a killed serve")
+	} else {
+		t.Logf("negotiating client: %v", r.err)
+	}
+	for _, r := range live {
+		closeHeld(t, r)
+	}
+	poll(t, ctx, "the killed serve's processes gone", func() error {
+		if left := markedProcs(sp.mark); len(left) > 0 {
+			return fmt.Errorf("left: %v", left)
+		}
+		return nil
+	})
+	left := profiles(tmp)
+	if len(left) == 0 {
+		t.Fatal("the killed serve left no profile: nothing to test")
+	}
+	running := 0
+	for _, s := range readSessions(t, ctx, db) {
+		if s.Ended.IsZero() {
+			running++
+		}
+	}
+	if running != 4 {
+		t.Fatalf("%d records left running by the kill, want 4", running)
+	}
+
+	sp2 := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: args})
+	hb := readRun(t, ctx, db, run1)
+	if hb.Stop != store.RunDied || !hb.Ended.Equal(hb.Heartbeat) {
+		t.Errorf("dead run %+v", hb)
+	}
+	for _, s := range readSessions(t, ctx, db) {
+		if s.RunID != run1 {
+			continue
+		}
+		want := hb.Heartbeat
+		for _, e := range []time.Time{s.Created, s.Answered, s.Connected} {
+			if e.After(want) {
+				want = e
+			}
+		}
+		if s.State != store.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
+			t.Errorf("record of the killed run: %+v, want ended host-restart at %v", s, want)
+		}
+	}
+	// Before serving: the ending and the removals come before "serving".
+	var order []string
+	for _, l := range logLines(sp2.logs.String()) {
+		order = append(order, fmt.Sprint(l["msg"]))
+	}
+	text := strings.Join(order, "|")
+	reaped, serving := strings.Index(text, "ended the sessions of a serve run that died"), strings.Index(text, "geckohost serving")
+	if reaped < 0 || serving < 0 || reaped > serving {
+		t.Errorf("log order: %v", order)
+	}
+	if ls := sp2.lines("ended the sessions of a serve run that died"); len(ls) != 1 || ls[0]["sessions"] != 4.0 || ls[0]["run"] != run1 {
+		t.Errorf("reap lines %v", ls)
+	} else {
+		t.Logf("restart: %v; removed %d stale profiles", ls[0], len(sp2.lines("removed a stale firefox profile")))
+	}
+	removed := map[string]bool{}
+	for _, l := range sp2.lines("removed a stale firefox profile") {
+		removed[fmt.Sprint(l["dir"])] = true
+	}
+	for _, d := range left {
+		if !removed[d] {
+			t.Errorf("stale profile %s not removed (removed %v)", d, removed)
+		}
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale profile %s still there: %v", d, err)
+		}
+	}
+	if out := geckohost(t, "sessions", "--db", db); strings.Contains(out.stdout, "+ ") {
+		t.Errorf("sessions shows running sessions:\n%s", out.stdout)
+	}
+
+	r := echoSession(ctx, sp2.addr, secret, src.URL+"/echo.js")
+	if r.err != nil {
+		t.Fatalf("session after the restart: %v", r.err)
+	}
+	closeHeld(t, r)
+	sp2.signal(ctx, syscall.SIGTERM)
+	sp2.assertClean(ctx)
+	if run := readRun(t, ctx, db, sp2.runID()); run.Stop != store.RunStopped {
+		t.Errorf("second run %+v", run)
+	}
+}
