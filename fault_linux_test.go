@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ import (
 // startServeProc. It dies with its parent (the test, or the shell holding
 // its mount namespace).
 func runAsGeckohost() int {
+	if os.Getenv(asGeckohostEnv) == "records" {
+		return dumpRecords()
+	}
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
 	return run(context.Background(), append([]string{"geckohost"}, os.Args[1:]...), os.Stdout, os.Stderr)
 }
@@ -52,16 +56,22 @@ type serveProc struct {
 	cmd  *exec.Cmd
 	pid  int // the serve process
 	addr string
-	db   string // its database, as the test sees it
+	db   string // its database (a path in its mount namespace)
 	tmp  string // its TMPDIR (profiles)
+	// ns, in tmpfs mode, is the pid of the shell holding serve's mount
+	// namespace; files there are reached through /proc/NS/root, except the
+	// database: SQLite resolves that link to "/" and would open the file
+	// of the test's namespace, so records are read inside the namespace.
+	ns   int
 	mark string
 	logs *syncBuffer
 	// holder: in tmpfs mode, cmd is a shell holding the mount namespace;
 	// closing its stdin lets it exit once serve has.
-	holder io.WriteCloser
-	out    *bufio.Reader // the holder's stdout
-	exited chan struct{} // closed once serve has exited
-	status int           // serve's exit status, once exited
+	holder   io.WriteCloser
+	out      *bufio.Reader // the holder's stdout
+	exited   chan struct{} // closed once serve has exited
+	status   int           // serve's exit status, once exited
+	exitedAt time.Time     // when exited was seen
 }
 
 // procOpts say how to start a serve process.
@@ -100,7 +110,7 @@ set +e
 echo "serve $!"
 wait $!
 echo "exit $?"
-read _`
+read _ || true`
 		src := filepath.Join(t.TempDir(), filepath.Base(o.db))
 		if err := os.Rename(o.db, src); err != nil {
 			t.Fatal(err)
@@ -129,7 +139,7 @@ read _`
 	if o.tmpfs == "" {
 		go func() {
 			err := sp.cmd.Wait()
-			sp.status = exitStatus(err)
+			sp.status, sp.exitedAt = exitStatus(err), time.Now()
 			close(sp.exited)
 		}()
 	} else {
@@ -138,11 +148,12 @@ read _`
 			_ = sp.cmd.Wait()
 			t.Fatalf("tmpfs shell: %q, %v\n%s", line, err, sp.logs.String())
 		}
-		sp.db = filepath.Join(fmt.Sprintf("/proc/%d/root", sp.cmd.Process.Pid), dir, filepath.Base(o.db))
+		sp.ns = sp.cmd.Process.Pid
 		go func() {
 			line, _ := sp.out.ReadString('\n')
 			sp.status = -1
 			_, _ = fmt.Sscanf(line, "exit %d", &sp.status)
+			sp.exitedAt = time.Now()
 			close(sp.exited)
 		}()
 	}
@@ -310,6 +321,59 @@ func profiles(dir string) []string {
 	return out
 }
 
+// records returns every session record of serve's database, as stored.
+func (sp *serveProc) records(ctx context.Context) []store.Session {
+	sp.t.Helper()
+	if sp.ns == 0 {
+		return readSessions(sp.t, ctx, sp.db)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		sp.t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(sp.ns), "-m", "--", self, sp.db)
+	cmd.Env = append(os.Environ(), asGeckohostEnv+"=records")
+	out, err := cmd.Output()
+	if err != nil {
+		sp.t.Fatalf("read records in serve's namespace: %v", err)
+	}
+	var ss []store.Session
+	if err := json.Unmarshal(out, &ss); err != nil {
+		sp.t.Fatalf("records: %v: %s", err, out)
+	}
+	return ss
+}
+
+// hostPath returns where the test reaches path of serve's mount namespace.
+func (sp *serveProc) hostPath(path string) string {
+	if sp.ns == 0 {
+		return path
+	}
+	return filepath.Join(fmt.Sprintf("/proc/%d/root", sp.ns), path)
+}
+
+// dumpRecords prints the session records of the database os.Args[1] as
+// JSON (the test binary run with GECKOHOST_TEST_AS_MAIN=records).
+func dumpRecords() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = db.Close() }()
+	ss, err := db.ListSessions(ctx, store.SessionFilter{Limit: 100000})
+	if err == nil {
+		err = json.NewEncoder(os.Stdout).Encode(ss)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
 // readSessions returns every session record of the database at path.
 func readSessions(t *testing.T, ctx context.Context, path string) []store.Session {
 	t.Helper()
@@ -356,13 +420,19 @@ func (sp *serveProc) runID() string {
 // serve returns only once its browsers are gone.
 func (sp *serveProc) assertClean(ctx context.Context) {
 	sp.t.Helper()
-	if left := markedProcs(sp.mark); len(left) > 0 {
+	var left []string
+	for _, p := range markedProcs(sp.mark) {
+		if sp.ns == 0 || !strings.HasPrefix(p, strconv.Itoa(sp.ns)+" ") { // the namespace's holder
+			left = append(left, p)
+		}
+	}
+	if len(left) > 0 {
 		sp.t.Errorf("processes left after serve exited: %v", left)
 	}
 	if left := profiles(sp.tmp); len(left) > 0 {
 		sp.t.Errorf("profiles left: %v", left)
 	}
-	for _, s := range readSessions(sp.t, ctx, sp.db) {
+	for _, s := range sp.records(ctx) {
 		if s.State != store.StateEnded || s.Ended.IsZero() {
 			sp.t.Errorf("session left running: %+v", s)
 		}
@@ -559,7 +629,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	}
 	killPID(t, second)
 	poll(t, ctx, "records of the connected sessions", func() error {
-		recs := sessionByID(readSessions(t, ctx, sp.db))
+		recs := sessionByID(sp.records(ctx))
 		for _, r := range live {
 			if s := recs[r.held.WorkerID]; s.State != store.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
 				return fmt.Errorf("record %+v", s)
@@ -588,7 +658,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 		})
 	}
 	poll(t, ctx, "last session ended", func() error {
-		if s := sessionByID(readSessions(t, ctx, sp.db))[r.held.WorkerID]; s.State != store.StateEnded {
+		if s := sessionByID(sp.records(ctx))[r.held.WorkerID]; s.State != store.StateEnded {
 			return fmt.Errorf("record %+v", s)
 		}
 		return nil
@@ -596,7 +666,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	sp.signal(ctx, syscall.SIGTERM)
 	sp.assertClean(ctx)
 	crashed := 0
-	for _, s := range readSessions(t, ctx, sp.db) {
+	for _, s := range sp.records(ctx) {
 		if s.Errno == int(engine.GeckoCrashed) {
 			crashed++
 		}
@@ -731,5 +801,183 @@ func TestFaultServeKilled(t *testing.T) {
 	sp2.assertClean(ctx)
 	if run := readRun(t, ctx, db, sp2.runID()); run.Stop != store.RunStopped {
 		t.Errorf("second run %+v", run)
+	}
+}
+
+// TestFaultSigtermUnderLoad: SIGTERM while eight clients at a time open
+// sessions, echo once and close (bench style). serve exits cleanly with
+// nothing left, and every client got its echo, an errno (304), a refusal
+// of its WebSocket (it came after the shutdown began), or, connected as
+// the shutdown began, its data channel closed with the session recorded
+// as ended by the shutdown. None waits for a timeout.
+func TestFaultSigtermUnderLoad(t *testing.T) {
+	ctx := faultTest(t)
+	db, secret, tmp := faultServe(t)
+	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp})
+	const n, c, termAfter = 200, 8, 100
+	cfg := benchConfig{URL: "ws://" + sp.addr + "/", Token: secret, Source: "http://" + sp.addr + "/workers/echo.js", Messages: 1, Loopback: true}
+	results := make([]benchSession, n)
+	took := make([]time.Duration, n)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	finished := 0
+	termed := make(chan time.Time, 1)
+	for range c {
+		wg.Go(func() {
+			for i := range jobs {
+				t0 := time.Now()
+				results[i] = benchOne(ctx, cfg, i)
+				took[i] = time.Since(t0)
+				mu.Lock()
+				finished++
+				if finished == termAfter {
+					termed <- time.Now()
+					if err := syscall.Kill(sp.pid, syscall.SIGTERM); err != nil {
+						t.Error(err)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	at := <-termed
+	select {
+	case <-sp.exited:
+	case <-ctx.Done():
+		t.Fatal("serve did not exit after SIGTERM")
+	}
+	t.Logf("serve exited %d, %v after SIGTERM", sp.status, sp.exitedAt.Sub(at).Round(time.Millisecond))
+	if sp.status != 0 {
+		t.Errorf("serve exited %d:\n%s", sp.status, sp.logs.String())
+	}
+	sp.assertClean(ctx)
+
+	count := map[string]int{}
+	for i, r := range results {
+		switch e := errnoOf(r.err); {
+		case r.err == nil:
+			count["echo"]++
+		case e != 0:
+			count[fmt.Sprint("errno ", int(e))]++
+			if e != engine.ShuttingDown {
+				t.Errorf("client %d: %v", i, r.err)
+			}
+		case strings.HasPrefix(r.err.Error(), "dial signaling:"):
+			count["refused"]++
+		case r.timings.Open > 0 && strings.Contains(r.err.Error(), "data channel closed by the worker"):
+			count["closed by the shutdown"]++
+		default:
+			count["other"]++
+			t.Errorf("client %d (after %v): %v", i, took[i], r.err)
+		}
+		if took[i] > 30*time.Second {
+			t.Errorf("client %d waited %v", i, took[i])
+		}
+	}
+	t.Logf("SIGTERM after %d sessions; clients: %v", termAfter, count)
+	if count["echo"] < termAfter {
+		t.Errorf("%d echoes, want at least the %d before SIGTERM", count["echo"], termAfter)
+	}
+	shut := 0
+	for _, s := range readSessions(t, ctx, db) {
+		if s.Errno == int(engine.ShuttingDown) && s.EndReason != string(engine.EndShutdown) {
+			t.Errorf("a 304 session ended %q", s.EndReason)
+		}
+		if !s.Connected.IsZero() && s.EndReason == string(engine.EndShutdown) {
+			shut++
+		}
+	}
+	if shut < count["closed by the shutdown"] {
+		t.Errorf("%d clients saw their channel closed, %d sessions ended by the shutdown after connecting", count["closed by the shutdown"], shut)
+	}
+}
+
+// fill writes into dir until its file system is full and returns the
+// filler's path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	buf := make([]byte, 64<<10)
+	for size := len(buf); size > 0; {
+		if _, err := f.Write(buf[:size]); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", dir, err)
+			}
+			size /= 2 // fill the last pages too
+		}
+	}
+	return path
+}
+
+// recordNotWritten is the log message of the first record not written.
+const recordNotWritten = "session record not written; sessions go on, and the records are written once the database accepts writes again"
+
+// TestFaultDiskFull: the database sits on a small tmpfs that fills up
+// while serve runs. Live and new sessions go on; the records that cannot be
+// written are logged and written once space returns, so that no record is
+// left running.
+func TestFaultDiskFull(t *testing.T) {
+	ctx := faultTest(t)
+	db, secret, tmp := faultServe(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip(err)
+	}
+	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, tmpfs: "4m"})
+	demo := "http://" + sp.addr + "/workers/echo.js"
+	dir := sp.hostPath(filepath.Dir(db)) // the tmpfs, seen from here
+
+	a := echoSession(ctx, sp.addr, secret, demo)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	filler := fill(t, dir)
+	// A new session works, and so does the live one.
+	b := echoSession(ctx, sp.addr, secret, demo)
+	if b.err != nil {
+		t.Fatalf("new session on a full disk: %v", b.err)
+	}
+	if _, err := benchEcho(ctx, a.held, 0, 1); err != nil {
+		t.Fatalf("live session on a full disk: %v", err)
+	}
+	closeHeld(t, b) // its end cannot be written now
+	sp.waitLog(ctx, recordNotWritten, 1)
+	t.Logf("disk full: %v", sp.lines(recordNotWritten)[0]["err"])
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	sp.waitLog(ctx, "session records written again", 1)
+	closeHeld(t, a)
+	poll(t, ctx, "the records", func() error {
+		recs := sp.records(ctx)
+		for _, s := range recs {
+			if s.State != store.StateEnded {
+				return fmt.Errorf("record %+v", s)
+			}
+		}
+		if len(recs) != 2 {
+			return fmt.Errorf("%d records, want 2", len(recs))
+		}
+		return nil
+	})
+	sp.signal(ctx, syscall.SIGTERM)
+	sp.assertClean(ctx)
+	sp.release()
+	if os.Getenv("FAULT_DEBUG") != "" {
+		t.Logf("logs:\n%s", sp.logs.String())
+	}
+	if left := markedProcs(sp.mark); len(left) > 0 {
+		t.Errorf("left: %v", left)
 	}
 }

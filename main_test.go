@@ -24,11 +24,12 @@ import (
 
 // asGeckohostEnv, set to 1 in a child's environment, makes the test binary
 // run the geckohost command line (its arguments) instead of the tests: the
-// fault tests start serve processes they can kill.
+// fault tests start serve processes they can kill (see runAsGeckohost for
+// its other values).
 const asGeckohostEnv = "GECKOHOST_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(asGeckohostEnv) == "1" {
+	if os.Getenv(asGeckohostEnv) != "" {
 		os.Exit(runAsGeckohost())
 	}
 	if !netns.Inside() && os.Geteuid() == 0 {

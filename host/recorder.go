@@ -159,6 +159,7 @@ func (r *recorder) run() {
 		if wrote || closed {
 			r.retryPending()
 		}
+		r.maybeRecovered()
 		if closed && len(batch) == 0 {
 			r.giveUp()
 			return
@@ -179,6 +180,7 @@ func (r *recorder) run() {
 		case <-r.wake:
 		case <-retryC:
 			r.retryPending()
+			r.maybeRecovered()
 		}
 	}
 }
@@ -262,6 +264,11 @@ func (r *recorder) retryPending() {
 	}
 	r.compact()
 	r.setPending()
+}
+
+// maybeRecovered ends a failure episode once no record waits to be written
+// (written again, or replaced by a newer record that was written).
+func (r *recorder) maybeRecovered() {
 	if len(r.pending) == 0 && r.failing {
 		r.failing = false
 		r.log.Info("session records written again", "failing_for", time.Since(r.failSince).Round(time.Second),
