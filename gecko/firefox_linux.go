@@ -2,6 +2,7 @@ package gecko
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 	"syscall"
@@ -59,4 +60,52 @@ func groupMembers(pgid int) []int {
 		}
 	}
 	return pids
+}
+
+// groupPSS sums the Pss lines of /proc/<pid>/smaps_rollup over the
+// processes of group pgid, in bytes. A process that exits meanwhile does
+// not count; a group without any readable process is an error.
+func groupPSS(pgid int) (int64, error) {
+	var total int64
+	read := 0
+	var firstErr error
+	for _, pid := range groupMembers(pgid) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		kb, ok := pssKiB(b)
+		if !ok {
+			continue
+		}
+		total += kb * 1024
+		read++
+	}
+	if read == 0 {
+		if firstErr == nil {
+			firstErr = os.ErrNotExist
+		}
+		return 0, fmt.Errorf("group pss of %d: %w", pgid, firstErr)
+	}
+	return total, nil
+}
+
+// pssKiB finds the "Pss:  1234 kB" line of an smaps_rollup file.
+func pssKiB(b []byte) (int64, bool) {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("Pss:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(string(f[0]), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }

@@ -2,7 +2,11 @@
 
 package gecko
 
-import "syscall"
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
 
 // sysProcAttr puts Firefox in its own process group (so that its content
 // processes can be killed together). There is no Pdeathsig outside Linux:
@@ -34,4 +38,9 @@ func groupMembers(pgid int) []int {
 		return []int{pgid}
 	}
 	return nil
+}
+
+// groupPSS is not available outside Linux (no /proc).
+func groupPSS(pgid int) (int64, error) {
+	return 0, fmt.Errorf("group pss of %d: %w", pgid, errors.ErrUnsupported)
 }
