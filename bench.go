@@ -469,8 +469,8 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "geckohost bench %s (worker %s)\n", rep.URL, rep.Source)
-	fmt.Fprintf(&b, "%d sessions, %d at a time, %d echo round trips each%s: %d ok, %d failed",
-		rep.Sessions, rep.Concurrency, rep.Messages, hold, rep.OK, rep.Failed)
+	fmt.Fprintf(&b, "%s, %d at a time, %s each%s: %d ok, %d failed",
+		plural(rep.Sessions, "session"), rep.Concurrency, plural(rep.Messages, "echo round trip"), hold, rep.OK, rep.Failed)
 	if rep.Interrupted {
 		fmt.Fprintf(&b, ", interrupted after %d", rep.Started)
 	}
