@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -79,9 +77,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return runServe(ctx, cfg, c.App.ErrWriter)
+			return runServe(c.Context, cfg, c.App.ErrWriter)
 		},
 	}
 }

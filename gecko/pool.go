@@ -101,6 +101,10 @@ type Pool struct {
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
 
+	// mu guards the pool's state and everything below it: each browser's
+	// generations, their pages and token contexts, and each worker's place
+	// (worker.pg, worker.negotiated). A worker's own inbox and close reason
+	// have the worker's lock. Nothing blocks while holding mu.
 	mu       sync.Mutex
 	started  bool
 	closed   bool
