@@ -7,11 +7,9 @@ import (
 	"io"
 	"math"
 	"net/url"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -90,9 +88,7 @@ func benchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return runBench(ctx, cfg, c.App.Writer)
+			return runBench(c.Context, cfg, c.App.Writer)
 		},
 	}
 }

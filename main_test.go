@@ -68,11 +68,19 @@ func geckohost(t *testing.T, args ...string) result {
 // "geckohost: ..." on stderr containing every want.
 func wantFail(t *testing.T, r result, want ...string) {
 	t.Helper()
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
-	}
 	if r.stdout != "" {
 		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	wantOneLineError(t, r, want...)
+}
+
+// wantOneLineError checks a failed run that may have printed a report:
+// exit 1 and exactly one "geckohost: ..." line on stderr containing every
+// want, no stack trace.
+func wantOneLineError(t *testing.T, r result, want ...string) {
+	t.Helper()
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
 	}
 	if !strings.HasPrefix(r.stderr, "geckohost: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
 		t.Errorf("stderr %q, want one line starting with geckohost:", r.stderr)

@@ -2,11 +2,7 @@
 
 package gecko
 
-import (
-	"errors"
-	"fmt"
-	"syscall"
-)
+import "syscall"
 
 // sysProcAttr puts Firefox in its own process group (so that its content
 // processes can be killed together). There is no Pdeathsig outside Linux:
@@ -38,9 +34,4 @@ func groupMembers(pgid int) []int {
 		return []int{pgid}
 	}
 	return nil
-}
-
-// groupPSS is not available outside Linux (no /proc).
-func groupPSS(pgid int) (int64, error) {
-	return 0, fmt.Errorf("group pss of %d: %w", pgid, errors.ErrUnsupported)
 }

@@ -101,6 +101,10 @@ type Pool struct {
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
 
+	// mu guards the pool's state and everything below it: each browser's
+	// generations, their pages and token contexts, and each worker's place
+	// (worker.pg, worker.negotiated). A worker's own inbox and close reason
+	// have the worker's lock. Nothing blocks while holding mu.
 	mu       sync.Mutex
 	started  bool
 	closed   bool
@@ -225,7 +229,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 }
 
-// Ready returns nil when a browser is up, else an error saying why not.
+// Ready returns nil once a browser is up with its first worker page
+// loaded (a new token's first hello then waits for no page load), else an
+// error saying why not: ErrNoBrowser while none runs, ErrWarming while the
+// running ones load their first page.
 func (p *Pool) Ready() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -235,12 +242,16 @@ func (p *Pool) Ready() error {
 	case !p.started:
 		return ErrPoolNotStarted
 	}
+	err := ErrNoBrowser
 	for _, b := range p.browsers {
-		if b.gen != nil {
+		switch {
+		case b.gen != nil && b.gen.ready:
 			return nil
+		case b.gen != nil:
+			err = ErrWarming
 		}
 	}
-	return ErrNoBrowser
+	return err
 }
 
 // Close ends every worker, then every browser and the shell server, and

@@ -1,6 +1,10 @@
 package gecko
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/geckohost/geckohost/internal/proc"
+)
 
 // The states of a browser slot, as BrowserInfo.State reports them.
 const (
@@ -106,12 +110,12 @@ func (p *Pool) browserInfos(down bool) []BrowserInfo {
 // GroupPSS returns the proportional set size, in bytes, of the process
 // group pgid (a browser's PID is its group's id: the sum over Firefox and
 // its content processes), from /proc/<pid>/smaps_rollup. Outside Linux it
-// fails with errors.ErrUnsupported.
+// fails (there is no /proc).
 func GroupPSS(pgid int) (int64, error) {
 	if pgid <= 0 {
 		return 0, fmt.Errorf("group pss of %d: not a process group", pgid)
 	}
-	return groupPSS(pgid)
+	return proc.GroupPSS(pgid)
 }
 
 // info describes g. Caller holds p.mu.

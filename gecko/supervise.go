@@ -40,6 +40,9 @@ type generation struct {
 	served    int                // workers started
 	pages     map[string]*page   // by tab
 	byID      map[string]*worker // its workers by id, from StartWorker to their end
+	// ready: its first page is loaded (or Warm is 0), so a new token's
+	// first worker need not wait for one.
+	ready bool
 	live      int
 	// negotiating counts workers between StartWorker and connected (or
 	// their end). While it is non-zero, page loads that are not urgent
@@ -176,7 +179,7 @@ func (b *browser) supervise(failed chan<- error) {
 		} else {
 			b.gen = g
 			if p.opts.Warm == 0 {
-				p.markReady()
+				p.markReady(g)
 			}
 		}
 		p.mu.Unlock()

@@ -1,8 +1,9 @@
 // Package host is geckohost's front: the HTTP server, the signaling WebSocket
 // on "/" (the client-hello → worker-hello → ICE → connected state machine),
 // authentication against store tokens, the source and origin allow-lists,
-// and the session records. It drives an Engine, declared here, that gecko
-// implements.
+// and the session records. It drives an engine.Engine (package engine
+// holds the contract; gecko.Pool implements it) and never imports an
+// engine's package: serve.go wires them.
 //
 // # Sessions
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // ownStack starts a stack with popts for one test and closes it (checking
@@ -186,7 +187,7 @@ func TestRecycleBrowser(t *testing.T) {
 	closeSession(t, mid)
 	waitBrowsers(ctx, t, s, "old browser closed", func(bs []gecko.BrowserInfo) bool { return len(bs) == 1 })
 	for {
-		left := groupMembers(first.PID)
+		left := proc.GroupMembers(first.PID)
 		if len(left) == 0 {
 			break
 		}
