@@ -326,7 +326,8 @@ func (p *Pool) Close(ctx context.Context) error {
 // StartWorker reserves a place for req in a shell page of a browser and
 // returns at once; the worker then fetches its source, runs it and reports
 // on Events. It fails with engine.ErrClosed after Close and with a 301
-// (engine.NoGeckoAvailable) when no browser is up or every one is full.
+// (engine.NoGeckoAvailable, with engine.ErrNoCapacity) when no browser is
+// up or every one is full.
 func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -334,16 +335,16 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 		return nil, fmt.Errorf("start worker: %w", engine.ErrClosed)
 	}
 	if !p.started {
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "the gecko pool is not started")
+		return nil, engine.NoCapacity("the gecko pool is not started")
 	}
 	b := p.pickBrowser(req.TokenID)
 	if b == nil {
 		for _, x := range p.browsers {
 			if x.gen != nil {
-				return nil, engine.Errorf(engine.NoGeckoAvailable, "every browser runs %d workers (--max-workers-per-browser)", p.opts.MaxWorkersPerBrowser)
+				return nil, engine.NoCapacity("every browser runs %s (--max-workers-per-browser)", plural(p.opts.MaxWorkersPerBrowser, "worker"))
 			}
 		}
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "no browser is running (starting or restarting)")
+		return nil, engine.NoCapacity("no browser is running (starting or restarting)")
 	}
 	g := b.gen
 	tc := g.tokens[req.TokenID]

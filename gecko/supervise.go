@@ -20,6 +20,7 @@ type browser struct {
 	old      []*generation // replaced, closed once their workers end (p.mu)
 	closeCtx context.Context
 	closeErr error
+	restarts int // times its browser died and was restarted (p.mu)
 }
 
 // generation is one launched Firefox with its pages and workers.
@@ -207,6 +208,9 @@ func (b *browser) supervise(failed chan<- error) {
 			continue
 		}
 		b.stop(g)
+		p.mu.Lock()
+		b.restarts++
+		p.mu.Unlock()
 		if time.Since(t0) > backoffResetRun {
 			backoff = backoffMin
 		}
