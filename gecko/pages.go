@@ -89,8 +89,8 @@ type page struct {
 	tab     string // browsing context id
 	uc      string // user context id
 	tc      *tokenCtx
-	workers int                // places reserved (guarded by p.mu)
-	warm    int                // pre-spawned workers ready in the page
+	workers int // places reserved (guarded by p.mu)
+	warm    int // pre-spawned workers ready in the page
 	closing bool
 }
 

@@ -43,7 +43,7 @@ type generation struct {
 	// ready: its first page is loaded (or Warm is 0), so a new token's
 	// first worker need not wait for one.
 	ready bool
-	live      int
+	live  int
 	// negotiating counts workers between StartWorker and connected (or
 	// their end). While it is non-zero, page loads that are not urgent
 	// wait (up to refillHold): opening a tab keeps Firefox's parent
