@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,7 +43,10 @@ func runAsGeckohost() int {
 		return dumpRecords()
 	}
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
-	return run(context.Background(), append([]string{"geckohost"}, os.Args[1:]...), os.Stdout, os.Stderr)
+	// As main does: SIGINT and SIGTERM cancel the command's context.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, append([]string{"geckohost"}, os.Args[1:]...), os.Stdout, os.Stderr)
 }
 
 // markEnv, in a serve process's environment, marks it and every process it

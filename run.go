@@ -68,9 +68,9 @@ func startRun(ctx context.Context, db *store.DB, log *slog.Logger, every time.Du
 // elsewhere a heartbeat older than staleRunAfter does.
 func runDead(r store.Run, now time.Time) bool {
 	switch proc.Check(r.Process) {
-	case proc.Dead:
+	case proc.Gone:
 		return true
-	case proc.Alive:
+	case proc.Running:
 		return false
 	}
 	return now.Sub(r.Heartbeat) > staleRunAfter

@@ -95,7 +95,7 @@ func sessionsList(c *cli.Context) error {
 	if limit < 1 {
 		return fmt.Errorf("--limit %d: want 1 or more", limit)
 	}
-	db, err := openDB(c)
+	db, err := openExistingDB(c)
 	if err != nil {
 		return err
 	}
@@ -109,6 +109,11 @@ func sessionsList(c *cli.Context) error {
 	}
 	if reapErr != nil {
 		ss = endDeadInList(c, db, ss)
+	}
+	if name := c.String("token"); name != "" && len(ss) == 0 {
+		if err := tokenExists(c, db, name); err != nil {
+			return err
+		}
 	}
 	if c.Bool("json") {
 		out := make([]sessionJSON, 0, len(ss))
@@ -187,4 +192,18 @@ func endDeadInList(c *cli.Context, db *store.DB, ss []store.Session) []store.Ses
 		ss[i].State, ss[i].EndReason, ss[i].Ended = store.StateEnded, string(engine.EndHostRestart), at
 	}
 	return ss
+}
+
+// tokenExists fails when the store has no token called name.
+func tokenExists(c *cli.Context, db *store.DB, name string) error {
+	toks, err := db.ListTokens(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("sessions --token %s: there is no token named %q (see geckohost token list)", name, name)
 }

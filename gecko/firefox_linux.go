@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // sysProcAttr puts Firefox in its own process group (so that its content
@@ -28,38 +30,8 @@ func setNice(pid int) error {
 // running.
 func groupAlive(pid int) bool { return len(groupMembers(pid)) > 0 }
 
-// groupMembers lists the running processes of process group pgid, from
-// /proc. Zombies, which a container's PID 1 may never reap, do not count.
-func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may contain spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 3 || f[0][0] == 'Z' || f[0][0] == 'X' {
-			continue
-		}
-		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// groupMembers lists the running processes of process group pgid.
+func groupMembers(pgid int) []int { return proc.GroupMembers(pgid) }
 
 // helpers lists the running processes Firefox started outside its process
 // group: its crash helper (/usr/lib/firefox*/crashhelper PID ..., which
@@ -84,16 +56,12 @@ func helpers(pid int) []int {
 		if err != nil {
 			continue
 		}
-		argv := bytes.Split(args, []byte{0})
-		if len(argv) < 2 || !bytes.Equal(argv[1], want) {
+		if argv := bytes.Split(args, []byte{0}); len(argv) < 2 || !bytes.Equal(argv[1], want) {
 			continue
 		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			if i := bytes.LastIndexByte(st, ')'); i >= 0 && i+2 < len(st) && (st[i+2] == 'Z' || st[i+2] == 'X') {
-				continue
-			}
+		if proc.Alive(p) {
+			pids = append(pids, p)
 		}
-		pids = append(pids, p)
 	}
 	return pids
 }

@@ -140,7 +140,7 @@ func stale(dir string) bool {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, ownerFile)); err == nil {
 		if id, err := proc.Parse(string(b)); err == nil {
-			return proc.Check(id) == proc.Dead
+			return proc.Check(id) == proc.Gone
 		}
 	}
 	// Written by an older geckohost, or being made (the owner file comes
@@ -152,7 +152,7 @@ func stale(dir string) bool {
 			return old
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && pidGone(pid)
+		return err == nil && !proc.Alive(pid)
 	}
 	// Firefox's lock is a symlink to "IP:+PID".
 	target, err := os.Readlink(filepath.Join(dir, "lock"))
@@ -164,11 +164,8 @@ func stale(dir string) bool {
 	if !ok || err != nil {
 		return old
 	}
-	return pidGone(pid)
+	return !proc.Alive(pid)
 }
-
-// pidGone reports whether no live (not zombie) process has pid.
-func pidGone(pid int) bool { return proc.Check(proc.ID{PID: pid}) == proc.Dead }
 
 const (
 	// ownerFile, in a profile or template directory, holds the identity

@@ -80,6 +80,13 @@ func TestRecordsWhileStoreFull(t *testing.T) {
 	if _, err := h.db.GetSession(h.ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a record was written while the store was full: %v", err)
 	}
+	mfs := scrape(t, h, h.hs.URL+"/metrics")
+	wantMetric(t, mfs, 1, "geckohost_session_records_pending")
+	wantMetric(t, mfs, 0, "geckohost_session_records_written_total")
+	wantMetric(t, mfs, 1, "geckohost_token_uses_not_recorded_total")
+	if v, _ := metricValue(mfs, "geckohost_session_record_failures_total"); v < 3 {
+		t.Errorf("geckohost_session_record_failures_total = %v, want ≥ 3", v)
+	}
 	eventually(t, h.ctx, "periodic failure log line", func() error {
 		logs := h.logs.String()
 		if strings.Count(logs, `msg="session record not written`) != 1 || !strings.Contains(logs, "disk is full") ||
@@ -132,6 +139,8 @@ func TestRecordsWhileStoreFull(t *testing.T) {
 	if st := h.srv.RecordStats(); st.Lost != 1 || st.Pending != 0 {
 		t.Errorf("stats after shutdown %+v", st)
 	}
+	mfs = scrape(t, h, h.hs.URL+"/metrics")
+	wantMetric(t, mfs, 1, "geckohost_session_records_lost_total")
 	if logs := h.logs.String(); !strings.Contains(logs, `msg="session records lost at shutdown" count=1`) {
 		t.Errorf("no loss line:\n%s", logs)
 	}

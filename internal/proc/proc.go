@@ -1,150 +1,74 @@
+// Package proc reads what geckohost needs to know about processes from
+// Linux's /proc: the members of a process group, and whether a process is
+// alive. Elsewhere it reports nothing (no members, alive unknown: true).
+//
+// It also identifies processes across time (ID): a pid together with the
+// process's start time, the boot and the PID namespace it was seen in,
+// since a pid alone is reused. geckohost records the identity of each
+// serve run in the database (to tell whether the sessions of an earlier run
+// can still be live) and the owner of each Firefox profile directory it
+// makes (to remove those of processes killed without a chance to clean up).
 package proc
 
 import (
+	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
+	"syscall"
 )
 
-// ID identifies one process. Start, Boot and NS are empty where the
-// platform does not tell them (outside Linux).
-type ID struct {
-	// PID is the process id (in the PID namespace NS).
-	PID int
-	// Start is when the process started, in clock ticks since boot (the
-	// 22nd field of /proc/PID/stat); 0 when unknown.
-	Start uint64
-	// Boot is the kernel's boot id (/proc/sys/kernel/random/boot_id): it
-	// changes at every boot and differs between machines.
-	Boot string
-	// NS names the PID namespace, such as "pid:[4026531836]".
-	NS string
-}
-
-// Liveness is what Check can tell about a process.
-type Liveness int
-
-const (
-	// Unknown: the process belongs to another machine, boot or PID
-	// namespace (or the platform cannot tell); it may run.
-	Unknown Liveness = iota
-	// Alive: the process runs (and is not a zombie).
-	Alive
-	// Dead: the process is gone (or its pid now names another process).
-	Dead
-)
-
-func (l Liveness) String() string {
-	switch l {
-	case Alive:
-		return "alive"
-	case Dead:
-		return "dead"
+// stat returns the fields of /proc/pid/stat after the command name (state
+// first), or nil when it cannot be read.
+func stat(pid string) [][]byte {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
 	}
-	return "unknown"
-}
-
-var (
-	selfOnce sync.Once
-	self     ID
-)
-
-// Self returns the identity of the calling process.
-func Self() ID {
-	selfOnce.Do(func() {
-		self = ID{PID: os.Getpid(), Boot: bootID(), NS: pidNS()}
-		self.Start, _ = startTime(self.PID)
-	})
-	return self
-}
-
-// SameHost reports whether id was taken on this machine, in this boot and
-// in the caller's PID namespace, where Check can tell for sure.
-func (id ID) SameHost() bool {
-	s := Self()
-	return s.Boot != "" && id.Boot == s.Boot && id.NS == s.NS
-}
-
-// Check tells whether the process id names still runs. It is sure (Alive or
-// Dead) only for a process of this machine, boot and PID namespace whose
-// start time is known; a process of an earlier boot of this machine (same
-// namespace name, another boot id) is Dead. Everything else is Unknown.
-func Check(id ID) Liveness {
-	s := Self()
-	switch {
-	case id.PID <= 0:
-		return Dead
-	case s.Boot == "" || id.Boot == "":
-		// No boot id (another platform, or an identity written by an
-		// older geckohost): only the pid can be asked about.
-		if !exists(id.PID) {
-			return Dead
-		}
-		return Unknown
-	case id.Boot != s.Boot:
-		if id.NS == s.NS {
-			return Dead // this machine's namespace, before a reboot
-		}
-		return Unknown
-	case id.NS != s.NS:
-		return Unknown
+	// pid (comm) state ppid pgrp ...; comm may contain spaces and ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
 	}
-	start, err := startTime(id.PID)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return Dead
-	case err != nil:
-		return Unknown
-	case start != id.Start:
-		return Dead // the pid was reused
-	}
-	if zombie(id.PID) {
-		return Dead
-	}
-	return Alive
+	return bytes.Fields(b[i+1:])
 }
 
-// String formats id as "pid=1 start=2 boot=... ns=..." (the form Parse
-// reads and the files geckohost writes hold).
-func (id ID) String() string {
-	return fmt.Sprintf("pid=%d start=%d boot=%s ns=%s", id.PID, id.Start, id.Boot, id.NS)
-}
+// dead reports whether a stat state is a zombie or a dead process: a
+// zombie, which a container's PID 1 may never reap, counts as gone.
+func dead(state []byte) bool { return state[0] == 'Z' || state[0] == 'X' }
 
-// Parse reads the form String writes. A bare number is read as a pid alone
-// (what older geckohost versions wrote).
-func Parse(s string) (ID, error) {
-	s = strings.TrimSpace(s)
-	if pid, err := strconv.Atoi(s); err == nil {
-		return ID{PID: pid}, nil
+// GroupMembers lists the running processes of process group pgid, from
+// /proc. Zombies do not count.
+func GroupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
 	}
-	var id ID
-	seen := false
-	for _, f := range strings.Fields(s) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return ID{}, fmt.Errorf("parse process id %q: field %q is not key=value", s, f)
-		}
-		var err error
-		switch k {
-		case "pid":
-			id.PID, err = strconv.Atoi(v)
-			seen = err == nil
-		case "start":
-			id.Start, err = strconv.ParseUint(v, 10, 64)
-		case "boot":
-			id.Boot = v
-		case "ns":
-			id.NS = v
-		}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			return ID{}, fmt.Errorf("parse process id %q: %s: %w", s, k, err)
+			continue
+		}
+		f := stat(e.Name())
+		if len(f) < 3 || dead(f[0]) {
+			continue
+		}
+		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
+			pids = append(pids, pid)
 		}
 	}
-	if !seen || id.PID <= 0 {
-		return ID{}, fmt.Errorf("parse process id %q: no pid", s)
+	return pids
+}
+
+// Alive reports whether a live (not zombie) process has pid.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
 	}
-	return id, nil
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	f := stat(strconv.Itoa(pid))
+	return len(f) == 0 || !dead(f[0])
 }

@@ -1,95 +1,48 @@
-package proc_test
+package proc
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"os/exec"
-	"runtime"
+	"slices"
+	"syscall"
 	"testing"
-
-	"github.com/geckohost/geckohost/internal/proc"
+	"time"
 )
 
-func TestSelfIsAlive(t *testing.T) {
-	s := proc.Self()
-	if s.PID != os.Getpid() {
-		t.Fatalf("Self().PID = %d, want %d", s.PID, os.Getpid())
+func TestGroupMembersAndAlive(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
 	}
-	if runtime.GOOS == "linux" && (s.Start == 0 || s.Boot == "" || s.NS == "") {
-		t.Fatalf("Self() = %+v: want start, boot and namespace on Linux", s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start sleep:", err)
 	}
-	if got := proc.Check(s); runtime.GOOS == "linux" && got != proc.Alive {
-		t.Errorf("Check(Self()) = %v, want alive", got)
+	pid := cmd.Process.Pid
+	if got := GroupMembers(pid); !slices.Equal(got, []int{pid}) {
+		t.Errorf("GroupMembers(%d) = %v, want [%d]", pid, got, pid)
 	}
-	if !s.SameHost() && runtime.GOOS == "linux" {
-		t.Error("Self() is not SameHost")
+	if !Alive(pid) {
+		t.Errorf("Alive(%d) = false for a running process", pid)
 	}
-}
-
-func TestCheck(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("needs /proc")
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if Alive(pid) {
+		t.Errorf("Alive(%d) = true after Wait", pid)
 	}
-	s := proc.Self()
-	// A process that ran and was reaped.
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
+	if got := GroupMembers(pid); len(got) != 0 {
+		t.Errorf("GroupMembers(%d) = %v after Wait, want none", pid, got)
 	}
-	gone := s
-	gone.PID = cmd.Process.Pid
-	reused := s
-	reused.Start++ // our pid, but another start time: the pid was reused
-	otherBoot := s
-	otherBoot.Boot = "00000000-0000-0000-0000-000000000000"
-	otherHost := otherBoot
-	otherHost.NS = "pid:[1]"
-	otherNS := s
-	otherNS.NS = "pid:[1]"
-	legacyLive := proc.ID{PID: s.PID}
-	legacyGone := proc.ID{PID: cmd.Process.Pid}
-	for _, c := range []struct {
-		name string
-		id   proc.ID
-		want proc.Liveness
-	}{
-		{"self", s, proc.Alive},
-		{"exited", gone, proc.Dead},
-		{"pid reused", reused, proc.Dead},
-		{"earlier boot", otherBoot, proc.Dead},
-		{"other machine", otherHost, proc.Unknown},
-		{"other namespace", otherNS, proc.Unknown},
-		{"pid only, running", legacyLive, proc.Unknown},
-		{"pid only, gone", legacyGone, proc.Dead},
-		{"no pid", proc.ID{}, proc.Dead},
-	} {
-		if got := proc.Check(c.id); got != c.want {
-			t.Errorf("%s: Check(%v) = %v, want %v", c.name, c.id, got, c.want)
-		}
+	if Alive(0) || Alive(-1) {
+		t.Error("Alive of pid 0 or -1 = true")
 	}
 }
 
-func TestParseString(t *testing.T) {
-	s := proc.Self()
-	got, err := proc.Parse(s.String() + "\n")
-	if err != nil || got != s {
-		t.Fatalf("Parse(%q) = %+v, %v; want %+v", s.String(), got, err, s)
-	}
-	if got, err := proc.Parse(" 1234\n"); err != nil || got != (proc.ID{PID: 1234}) {
-		t.Errorf("Parse of a bare pid = %+v, %v", got, err)
-	}
-	for _, bad := range []string{"", "pid", "start=3", "pid=x", "pid=-1", "pid=3 start=x"} {
-		if _, err := proc.Parse(bad); err == nil {
-			t.Errorf("Parse(%q) succeeded", bad)
-		}
-	}
-}
-
-func ExampleCheck() {
-	me := proc.Self()
-	// Written into a directory or a database row, then read back later,
-	// perhaps by another process:
-	id, _ := proc.Parse(me.String())
-	fmt.Println(proc.Check(id)) // anything but Dead: the owner may still use it
-	// Output: alive
+func ExampleGroupMembers() {
+	// The members of this process's own group include this process.
+	members := GroupMembers(syscall.Getpgrp())
+	_ = slices.Contains(members, os.Getpid())
 }
