@@ -220,9 +220,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // runServe runs the server until ctx is done, then shuts it down gracefully
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
-// stop. Order: store, this run's record (ending the sessions of dead runs)
-// and the removal of stale profiles, listener (so /healthz answers at
-// once), the Firefox pool (serve is ready when its first browser and warm
+// stop. Order: store, listener, this run's record (ending the sessions of
+// dead runs) and the removal of stale profiles, serving (so /healthz
+// answers at once), the Firefox pool (serve is ready when its first browser and warm
 // slots are), then the signaling server; shutdown runs the other way round.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
@@ -244,10 +244,17 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 			log.Error("close store", "err", err)
 		}
 	}()
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
 	// This run's record; the sessions of runs that died are ended before
-	// any hello is served.
+	// any hello is served (nothing is accepted on ln before Serve).
 	run, err := startRun(ctx, db, log.With("component", "run"), heartbeatEvery)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	defer func() {
@@ -263,12 +270,6 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	if err != nil {
 		log.Warn("remove stale firefox profiles", "err", err)
-	}
-
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 
 	warm := cfg.Warm
