@@ -222,8 +222,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
 // stop. Order: store, listener, this run's record (ending the sessions of
 // dead runs) and the removal of stale profiles, serving (so /healthz
-// answers at once), the Firefox pool (serve is ready when its first browser and warm
-// slots are), then the signaling server; shutdown runs the other way round.
+// answers at once), the Firefox pool (serve is ready when its first
+// browser and warm slots are), then the signaling server; shutdown runs
+// the other way round.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
