@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -63,10 +62,6 @@ type PoolOptions struct {
 	// ICELoopback makes workers gather and accept loopback candidates only
 	// (tests, clients on the same machine).
 	ICELoopback bool
-	// FetchTimeout bounds fetching a worker source; 0 means 10 s.
-	FetchTimeout time.Duration
-	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
-	MaxSourceBytes int64
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
@@ -95,8 +90,6 @@ const (
 type Pool struct {
 	opts  PoolOptions
 	log   *slog.Logger
-	fetch SourceFetcher
-	tr    *http.Transport
 
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
@@ -157,14 +150,10 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.Firefox.Logger == nil {
 		opts.Firefox.Logger = log
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.IdleConnTimeout = 30 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{
 		opts:    opts,
 		log:     log,
-		fetch:   SourceFetcher{Client: &http.Client{Transport: tr}, Timeout: opts.FetchTimeout, MaxBytes: opts.MaxSourceBytes},
-		tr:      tr,
 		ctx:     ctx,
 		cancel:  cancel,
 		readyCh: make(chan struct{}),
@@ -288,7 +277,6 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.supWG.Wait()
 	<-waited
-	p.tr.CloseIdleConnections()
 	if p.launcher != nil {
 		if err := p.launcher.Close(ctx); err != nil {
 			errs = append(errs, err)
@@ -313,8 +301,7 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // StartWorker reserves a place for req in a shell page of a browser and
-// returns at once; the worker then fetches its source, runs it and reports
-// on Events. It fails with engine.ErrClosed after Close and with a 301
+// returns at once; the worker then runs req.Code and reports on Events. It fails with engine.ErrClosed after Close and with a 301
 // (engine.NoGeckoAvailable) when no browser is up or every one is full.
 func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	p.mu.Lock()

@@ -240,41 +240,18 @@ func (w *worker) closedEvent() engine.Event {
 	return ended(w.reason, "")
 }
 
-// negotiate gets a page and the source, starts the worker and relays the
-// page's events until the worker ends; it returns the EventEnded to send.
+// negotiate gets a page, starts the worker (its code came with the
+// request: the front fetched it) and relays the page's events until the
+// worker ends; it returns the EventEnded to send.
 func (w *worker) negotiate(ctx context.Context) engine.Event {
-	p := w.p
-	type fetched struct {
-		code string
-		err  error
-	}
-	srcCh := make(chan fetched, 1)
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		code, err := p.fetch.Fetch(ctx, w.req.Source)
-		srcCh <- fetched{code, err}
-	}()
-
 	pg, err := w.acquirePage(ctx)
 	if err != nil {
-		<-srcCh
 		return w.failure("opening a worker page", err)
 	}
-
-	var src fetched
 	select {
-	case src = <-srcCh:
 	case <-w.closeCh:
-		<-srcCh
 		return w.closedEvent()
-	}
-	if src.err != nil {
-		var we *engine.Error
-		if errors.As(src.err, &we) && ctx.Err() == nil {
-			return failedWith(we)
-		}
-		return w.failure("fetching the worker source", src.err)
+	default:
 	}
 	// The call returns the answer (or the start's error); the host bounds
 	// the wait for it (302), startTimeout is only a backstop.
@@ -283,7 +260,7 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 	res, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
 		FunctionDeclaration: "(id, code, url, offer) => gh.start(id, code, url, offer)",
 		Context:             pg.tab,
-		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(w.req.Code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
 		AwaitPromise:        true,
 	})
 	cancel()

@@ -42,10 +42,16 @@ type session struct {
 	closing bool           // the worker was asked to close
 	closers sync.WaitGroup // the goroutine running worker.Close
 
+	// Client candidates read before the worker existed (the relay's
+	// queue starts with them), and how many the client sent in all.
+	pending    []engine.Candidate
+	candidates int
+
 	// The record.
 	id        string
 	token     store.Token
-	recorded  bool // the session has a record (from the hello on)
+	recorded  bool // the session has a record (from the authenticated hello on, or its failure)
+	quiet     bool // a failed hello past the burst: no record, no info line
 	counted   bool // counted by Server.reserve
 	source    string
 	helloAt   time.Time
@@ -55,6 +61,8 @@ type session struct {
 	errno     engine.Errno
 	reason    string
 	endReason engine.EndReason
+	// egressRefused counts the worker's requests the engine refused.
+	egressRefused int
 }
 
 func newSession(s *Server, r *http.Request, conn *websocket.Conn, netConn net.Conn) *session {
@@ -117,6 +125,8 @@ func (se *session) record() store.Session {
 		Created:    se.helloAt,
 		Answered:   se.answerAt,
 		Connected:  se.connectAt,
+		// EgressRefused: see engine.Event.EgressRefused.
+		EgressRefused: se.egressRefused,
 	}
 }
 
@@ -144,8 +154,8 @@ func (se *session) finish() {
 	if se.counted {
 		s.release(rec.TokenID)
 	}
-	if se.id == "" {
-		return // no hello: nothing worth a line
+	if se.id == "" || se.quiet {
+		return // no hello (or one of a flood of failures): nothing worth a line
 	}
 	attrs := []any{"worker", se.id, "token", rec.TokenName, "errno", rec.Errno, "end", rec.EndReason}
 	if rec.Errno != 0 {
@@ -156,6 +166,9 @@ func (se *session) finish() {
 	}
 	if !rec.Connected.IsZero() {
 		attrs = append(attrs, "answer_to_connected", rec.Connected.Sub(rec.Answered))
+	}
+	if rec.EgressRefused > 0 {
+		attrs = append(attrs, "egress_refused", rec.EgressRefused)
 	}
 	attrs = append(attrs, "total", rec.Ended.Sub(rec.Created))
 	s.log.Info("session ended", attrs...)
