@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // PoolOptions configure a Pool. The zero value works: one browser found on
@@ -62,6 +63,12 @@ type PoolOptions struct {
 	// ICELoopback makes workers gather and accept loopback candidates only
 	// (tests, clients on the same machine).
 	ICELoopback bool
+	// Egress is where workers may connect (serve --worker-egress,
+	// --worker-allow); the zero value is egress.Public with nothing else
+	// allowed. Every request of a browser goes through the pool's egress
+	// proxy; each user context (each token's) has a listener of its own,
+	// so refusals are counted per context (engine.Event.EgressRefused).
+	Egress egress.Policy
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
@@ -88,8 +95,8 @@ const (
 // to 50 workers, with pre-spawned workers) and starts workers in them.
 // It satisfies engine.Engine.
 type Pool struct {
-	opts  PoolOptions
-	log   *slog.Logger
+	opts PoolOptions
+	log  *slog.Logger
 
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
@@ -98,6 +105,8 @@ type Pool struct {
 	started  bool
 	closed   bool
 	shell    *shellServer
+	egress   *egress.Proxy
+	global   *egress.Identity // the default user context's (and Firefox's own) requests
 	launcher *Launcher
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm slot
@@ -182,10 +191,16 @@ func (p *Pool) Start(ctx context.Context) error {
 		return fmt.Errorf("start pool: %w", err)
 	}
 	p.shell = shell
+	if err := p.startEgress(); err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("start pool: %w", err)
+	}
 	// One launcher for every browser and restart: after the first launch
 	// it builds a template profile, so later launches start faster.
 	fopts := p.opts.Firefox
 	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	fopts.Prefs = maps.Clone(fopts.Prefs)
+	maps.Copy(fopts.Prefs, proxyPrefs(p.global.Addr()))
 	p.launcher = NewLauncher(fopts)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
@@ -279,6 +294,11 @@ func (p *Pool) Close(ctx context.Context) error {
 	<-waited
 	if p.launcher != nil {
 		if err := p.launcher.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.egress != nil {
+		if err := p.egress.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

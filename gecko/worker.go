@@ -12,6 +12,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // pageMsg is one event from a worker's page.
@@ -60,10 +61,13 @@ type worker struct {
 	negotiated bool  // no longer counted in g.negotiating
 
 	// Owned by the run goroutine.
-	pageEnded bool // the page ended the worker itself
-	created   time.Time
-	startSent time.Time // when the start call was sent (debug timing)
-	wg        sync.WaitGroup
+	ident       *egress.Identity // its user context's egress identity, once it has a page
+	refusedBase int64            // ident.Refused() when the worker started
+	dropOrigin  func()           // ends the egress allowance of the worker's source origin
+	pageEnded   bool             // the page ended the worker itself
+	created     time.Time
+	startSent   time.Time // when the start call was sent (debug timing)
+	wg          sync.WaitGroup
 }
 
 func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req engine.WorkerRequest) *worker {
@@ -248,6 +252,12 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 	if err != nil {
 		return w.failure("opening a worker page", err)
 	}
+	// The worker may reach its own source origin (egress.Public), and its
+	// refused requests are those of its user context from now on.
+	if id := w.g.identity(pg.uc); id != nil {
+		w.ident, w.refusedBase = id, id.Refused()
+		w.dropOrigin = id.AllowOrigin(w.req.Source)
+	}
 	select {
 	case <-w.closeCh:
 		return w.closedEvent()
@@ -398,6 +408,10 @@ func (w *worker) finish(end engine.Event) {
 		cancel()
 	}
 	w.doneNegotiating()
+	if w.ident != nil {
+		end.EgressRefused = int(w.ident.Refused() - w.refusedBase)
+		w.dropOrigin()
+	}
 	var drop *page
 	p.mu.Lock()
 	if g.byID[w.req.WorkerID] == w {
