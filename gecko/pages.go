@@ -41,7 +41,13 @@ func (p *Pool) makePage(ctx context.Context, g *generation, uc string) (*page, e
 	p.mu.Lock()
 	g.pages[tab] = pg
 	p.mu.Unlock()
-	if err := conn.Navigate(ctx, tab, p.shell.URL()); err != nil {
+	loaded := func() {}
+	if id := g.identity(uc); id != nil {
+		loaded = id.ExpectShell() // the egress proxy lets this navigation through
+	}
+	err = conn.Navigate(ctx, tab, p.shell.URL())
+	loaded()
+	if err != nil {
 		p.dropPage(g, pg)
 		return nil, fmt.Errorf("load worker shell: %w", err)
 	}

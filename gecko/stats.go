@@ -8,6 +8,9 @@ type BrowserInfo struct {
 	PID int
 	// Profile is the temporary profile directory.
 	Profile string
+	// BiDi is the browser's WebDriver BiDi session URL
+	// (ws://127.0.0.1:PORT/session); workers can never reach it.
+	BiDi string
 	// Workers is the number of live (reserved or running) workers.
 	Workers int
 	// Warm is the number of pre-spawned workers ready in the generic
@@ -63,7 +66,7 @@ func (p *Pool) Browsers() []BrowserInfo {
 
 // info describes g. Caller holds p.mu.
 func (g *generation) info() BrowserInfo {
-	bi := BrowserInfo{Index: g.b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), Workers: g.live, Started: g.served,
+	bi := BrowserInfo{Index: g.b.idx, PID: g.ff.PID(), Profile: g.ff.Profile(), BiDi: g.ff.SessionURL(), Workers: g.live, Started: g.served,
 		Tokens: len(g.tokens), Retiring: len(g.retired), Pages: len(g.pages)}
 	for _, pg := range g.generic {
 		bi.Warm += pg.warm

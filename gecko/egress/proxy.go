@@ -23,12 +23,14 @@ import (
 type Options struct {
 	// Policy is where workers may connect.
 	Policy Policy
-	// Shell is the worker shell server's address (on loopback). A
-	// connection to it carries exactly one request, passed on only when it
-	// is a page navigation (Sec-Fetch-Mode: navigate, Sec-Fetch-Dest:
-	// document, which no script can send): the browser loading a shell
-	// page. Any other request (a worker's fetch, importScripts, WebSocket)
-	// is cut without a response and counted as refused. Zero: no route.
+	// Shell is the worker shell server's address (on loopback). It is
+	// reachable only while an identity's browser loads a shell page
+	// (Identity.ExpectShell), and then a connection to it carries exactly
+	// one request, passed on only when it is a page navigation
+	// (Sec-Fetch-Mode: navigate, Sec-Fetch-Dest: document, which no script
+	// can send). Any other request (a worker's fetch, importScripts,
+	// WebSocket) is refused, or during a load cut without a response, and
+	// counted. Zero: no route (the port is not denied either).
 	Shell netip.AddrPort
 	// Resolver looks names up; nil means net.DefaultResolver.
 	Resolver netguard.Resolver
@@ -91,6 +93,31 @@ type Identity struct {
 
 	mu      sync.Mutex
 	origins map[string]int // target keys allowed for this identity's workers (refcounted)
+	loading int            // shell page loads in progress (ExpectShell)
+}
+
+// ExpectShell opens the shell route for this identity while its browser
+// loads a shell page, until done is called: outside such a load, a
+// connection to the shell server is refused at once (as any internal
+// listener), and inside one, only the navigation passes.
+func (id *Identity) ExpectShell() (done func()) {
+	id.mu.Lock()
+	id.loading++
+	id.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			id.mu.Lock()
+			id.loading--
+			id.mu.Unlock()
+		})
+	}
+}
+
+func (id *Identity) expectingShell() bool {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.loading > 0
 }
 
 // NewIdentity starts a listener on 127.0.0.1 for one user context; name
@@ -355,6 +382,9 @@ func (id *Identity) check(ctx context.Context, host string, port uint16) ([]neti
 		a := ap.Addr()
 		if netguard.Local(a) {
 			if p.opts.Shell.IsValid() && ap.Port() == p.opts.Shell.Port() {
+				if !id.expectingShell() {
+					return "geckohost-internal (the shell server)"
+				}
 				shell = true
 				return ""
 			}
@@ -368,7 +398,10 @@ func (id *Identity) check(ctx context.Context, host string, port uint16) ([]neti
 		case pol.Mode == None:
 			return "not allowed by --worker-allow (--worker-egress none)"
 		}
-		return netguard.Class(a)
+		if c := netguard.Class(a); c != netguard.ClassPublic {
+			return c
+		}
+		return ""
 	}
 	aps, err := netguard.Check(ctx, p.opts.Resolver, rule, host, port)
 	if err != nil {

@@ -201,6 +201,12 @@ func TestShellRoute(t *testing.T) {
 	host, port := hostPort(t, shell.URL)
 	_, id := newProxy(t, egress.Options{Policy: egress.Policy{Mode: egress.All}, Shell: netip.MustParseAddrPort(host + ":" + fmt.Sprint(port))})
 	nav := []string{"Sec-Fetch-Mode: navigate\r\n", "Sec-Fetch-Dest: document\r\n"}
+	// No shell page loading: refused at once.
+	if code, _ := socksConnect(t, id.Addr(), host, port); code != 2 {
+		t.Fatalf("outside a page load: reply %d, want 2", code)
+	}
+	done := id.ExpectShell()
+	defer done()
 	_, c := socksConnect(t, id.Addr(), host, port)
 	if st, err := get(c, shell.URL, "/p/shell.html", nav...); err != nil || st != 200 {
 		t.Fatalf("navigation: %d %v", st, err)
@@ -219,8 +225,8 @@ func TestShellRoute(t *testing.T) {
 			t.Fatalf("headers %q: got status %d, want the connection cut", h, st)
 		}
 	}
-	if id.Refused() != 4 || len(got) != 1 {
-		t.Fatalf("refused %d, served %v; want 4 and one", id.Refused(), got)
+	if id.Refused() != 5 || len(got) != 1 {
+		t.Fatalf("refused %d, served %v; want 5 and one", id.Refused(), got)
 	}
 }
 
