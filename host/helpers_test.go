@@ -22,12 +22,17 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 )
 
+// TestMain runs the tests in a private network namespace when it can (as
+// root): the source-fetch tests name addresses (private, link-local) that
+// geckohost must refuse before connecting, and none may leave the machine
+// if it did not.
 func TestMain(m *testing.M) {
 	snap := leaktest.Take()
-	os.Exit(snap.Code(m.Run()))
+	os.Exit(snap.Code(netns.Run(m)))
 }
 
 // testCtx is the test's bound.

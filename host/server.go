@@ -200,7 +200,11 @@ func New(opts Options) (*Server, error) {
 		shutdownDone: make(chan struct{}),
 	}
 	s.rec = newRecorder(opts.Store, opts.Logger)
-	s.hellos = newHelloFailures(s.log, func() time.Time { return s.now() })
+	s.hellos = newHelloFailures(s.log, func() time.Time {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.now()
+	})
 	return s, nil
 }
 
