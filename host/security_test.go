@@ -263,7 +263,9 @@ func rawRequest(t *testing.T, addr, hostHeader, origin string, upgrade bool) int
 // workers are recognised at the own origins only, and the Origin check
 // compares with them.
 func TestHostAndOrigin(t *testing.T) {
-	h := newHarness(t, nil, func(o *host.Options) { o.PublicURLs = []string{"https://gh.example.test", "http://workstation.lan:8765"} })
+	h := newHarness(t, nil, func(o *host.Options) {
+		o.PublicURLs = []string{"https://gh.example.test", "http://workstation.lan:8765"}
+	})
 	secret := h.token(store.NewToken{})
 	addr := strings.TrimPrefix(h.hs.URL, "http://")
 	_, port, _ := net.SplitHostPort(addr)
