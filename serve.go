@@ -334,7 +334,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
-		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: egressOrigins},
+		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(cfg.ICEServers)...)},
 		Logger:               log.With("component", "gecko"),
 	})
 	srv, err := host.New(host.Options{
@@ -410,6 +410,39 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	log.Info("geckohost stopped")
 	return nil
+}
+
+// iceOrigins returns the --ice-server hosts and ports as origin patterns,
+// so that the egress policy never stands between Firefox and a STUN/TURN
+// server the operator named, should a TURN connection over TCP go through
+// the proxy.
+func iceOrigins(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		scheme, rest, ok := strings.Cut(u, ":")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "?")
+		rest = strings.TrimPrefix(rest, "//")
+		port := "3478"
+		if scheme == "stuns" || scheme == "turns" {
+			port = "5349"
+		}
+		host := rest
+		if h, p, err := net.SplitHostPort(rest); err == nil {
+			host, port = h, p
+		}
+		host = strings.Trim(host, "[]")
+		if host == "" {
+			continue
+		}
+		o := "http://" + net.JoinHostPort(host, port)
+		if _, err := store.ValidateSourcePattern(o); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // pruneEvery is how often serve prunes the session records.

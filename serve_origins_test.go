@@ -28,3 +28,11 @@ func TestOwnOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestICEOrigins(t *testing.T) {
+	got := iceOrigins([]string{"stun:stun.example.com", "turn:192.0.2.1:3479?transport=tcp", "turns:[2001:db8::1]", "stun:", "bogus"})
+	want := []string{"http://stun.example.com:3478", "http://192.0.2.1:3479", "http://[2001:db8::1]:5349"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("iceOrigins = %v, want %v", got, want)
+	}
+}

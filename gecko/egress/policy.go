@@ -17,7 +17,9 @@ type Mode string
 const (
 	// Public (the default): public addresses (see netguard.Class), and
 	// the targets Policy.Allow, Policy.ServerOrigins and the workers'
-	// own source origins name.
+	// own source origins name (a source origin whatever its address only
+	// when its host is an IP address or localhost: a DNS name could be
+	// re-pointed at a local address after the source was fetched).
 	Public Mode = "public"
 	// None: only the targets Policy.Allow names.
 	None Mode = "none"

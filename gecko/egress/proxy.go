@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -375,8 +376,14 @@ func (p *Proxy) dialTimeout() time.Duration {
 func (id *Identity) check(ctx context.Context, host string, port uint16) ([]netip.AddrPort, bool, error) {
 	p := id.p
 	pol := p.opts.Policy
+	// A worker's source origin is reached whatever its address only when
+	// its host cannot be re-pointed by DNS (an address, or localhost): a
+	// name that resolved to a public address when the source was fetched
+	// could resolve to a local one now. Named, it is held to the mode's
+	// address rule like any target.
 	explicit := matchTarget(pol.Allow, host, port) ||
-		pol.Mode == Public && (matchTarget(pol.ServerOrigins, host, port) || id.hasOrigin(targetKey(host, port)))
+		pol.Mode == Public && (matchTarget(pol.ServerOrigins, host, port) ||
+			fixedHost(host) && id.hasOrigin(targetKey(host, port)))
 	shell := false
 	rule := func(_ string, ap netip.AddrPort) string {
 		a := ap.Addr()
@@ -408,6 +415,14 @@ func (id *Identity) check(ctx context.Context, host string, port uint16) ([]neti
 		return nil, false, err
 	}
 	return aps, shell, nil
+}
+
+// fixedHost reports whether host is an IP address or localhost (no DNS).
+func fixedHost(host string) bool {
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return true
+	}
+	return strings.EqualFold(host, "localhost")
 }
 
 // shell passes a shell page navigation on to the shell server, and cuts

@@ -113,7 +113,7 @@ func TestPolicy(t *testing.T) {
 	_, otherPort := hostPort(t, other.URL)
 
 	t.Run("public", func(t *testing.T) {
-		p, id := newProxy(t, egress.Options{Policy: egress.Policy{ServerOrigins: []string{other.URL}}})
+		p, id := newProxy(t, egress.Options{Policy: egress.Policy{ServerOrigins: []string{other.URL}}, Resolver: fakeResolver{"rebind.test": "127.0.0.1"}})
 		// Loopback is not public.
 		if code, _ := socksConnect(t, id.Addr(), host, port); code != 2 {
 			t.Fatalf("loopback: reply %d, want 2 (not allowed)", code)
@@ -145,6 +145,12 @@ func TestPolicy(t *testing.T) {
 		remove()
 		if code, _ := socksConnect(t, id.Addr(), host, port); code != 2 {
 			t.Fatalf("source origin removed: reply %d, want 2", code)
+		}
+		// A source named by a DNS name that now resolves to loopback is
+		// held to the address rule (DNS rebinding after the fetch).
+		id.AllowOrigin(fmt.Sprintf("http://rebind.test:%d/w.js", port))
+		if code, _ := socksConnect(t, id.Addr(), "rebind.test", port); code != 2 {
+			t.Fatalf("rebound source name: reply %d, want 2", code)
 		}
 		// The proxy's own listener and denied ports, never.
 		undo := p.DenyPort(otherPort)
@@ -297,5 +303,14 @@ func TestOriginKey(t *testing.T) {
 			t.Errorf("OriginKey(%q) = %q, want not ok", bad, got)
 		}
 	}
-	_ = context.Background
+}
+
+// fakeResolver maps names to one address.
+type fakeResolver map[string]string
+
+func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return []netip.Addr{netip.MustParseAddr(a)}, nil
+	}
+	return net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 }
