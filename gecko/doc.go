@@ -29,4 +29,14 @@
 // start from a blob: URL) is loaded through the proxy too, by its navigation
 // alone: the shell server is unreachable from workers, as are the BiDi port
 // and the proxy itself.
+// Pool implements engine.Engine: it reports what happens to each worker as
+// engine events and leaves every decision about the client (errnos, 304,
+// records) to the front. gecko never imports host.
+//
+// Files: pool.go (Pool: start, close, StartWorker), supervise.go (browser
+// slots: restarts, recycling, draining), pages.go (shell pages and user
+// contexts), worker.go (one worker), firefox.go (one Firefox process),
+// launcher.go (launches and the template profile), profile.go (profile
+// directories), prefs.go (Firefox prefs), shellserver.go and shell/ (the
+// worker shell), egress.go (the egress proxy's wiring), stats.go (Browsers).
 package gecko

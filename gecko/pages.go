@@ -155,8 +155,10 @@ func (tc *tokenCtx) removePage(pg *page) {
 	tc.pages = slices.DeleteFunc(tc.pages, func(x *page) bool { return x == pg })
 }
 
-// markReady lets Start return. Caller holds p.mu.
-func (p *Pool) markReady() {
+// markReady marks g ready to take workers without loading a page first
+// (Ready reports it) and lets Start return. Caller holds p.mu.
+func (p *Pool) markReady(g *generation) {
+	g.ready = true
 	select {
 	case <-p.readyCh:
 	default:
@@ -254,7 +256,7 @@ func (g *generation) makeGeneric() error {
 	keep := err == nil && p.ctx.Err() == nil && (g.b.gen == g || g.b.next == g)
 	if keep {
 		g.generic = append(g.generic, pg)
-		p.markReady()
+		p.markReady(g)
 	}
 	p.mu.Unlock()
 	if !keep && uc != "" {

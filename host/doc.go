@@ -1,8 +1,9 @@
 // Package host is geckohost's front: the HTTP server, the signaling WebSocket
 // on "/" (the client-hello → worker-hello → ICE → connected state machine),
 // authentication against store tokens, the source and origin allow-lists,
-// and the session records. It drives an Engine, declared here, that gecko
-// implements.
+// and the session records. It drives an engine.Engine (package engine
+// holds the contract; gecko.Pool implements it) and never imports an
+// engine's package: serve.go wires them.
 //
 // # Sessions
 //
@@ -27,7 +28,7 @@
 // once and checked; 104 or 201), at most Options.MaxFetchesPerToken at a
 // time per token, before it asks the engine for a worker, so that a slow
 // source holds no browser slot; the bundled workers come from Options.Web
-// in process. The engine then starts a worker; client candidates (at most
+// in process. The engine then starts a worker (see Queue); client candidates (at most
 // 1,000, else 103) are queued
 // until the worker's answer and then applied in order; worker candidates
 // are relayed as they come. A hello with no answer within
@@ -60,6 +61,27 @@
 // the database; Shutdown flushes the queue. Each session that got a hello
 // ends with one info log line (worker id, token name, errno, durations);
 // tokens, SDP and ICE candidates are logged at debug level at most.
+//
+// # Queue
+//
+// When the engine refuses a worker for want of capacity (an error wrapping
+// engine.ErrNoCapacity: every browser full, starting or restarting), the
+// hello waits in a queue, fair across tokens (round robin between tokens,
+// arrival order within one), for at most Options.QueueTimeout with at most
+// Options.QueueSize waiting; past either it is a 301 whose reason says
+// which. While a hello waits, other hellos queue behind it instead of
+// taking a freed place first; a waiting hello tries again when a session's
+// worker ends and every 100 ms. Its client candidates are kept, a client
+// that leaves is removed at once, and Shutdown ends the waits with 304.
+//
+// # Metrics and status
+//
+// GET /metrics serves a Prometheus registry of the Server's own (Go and
+// process collectors, sessions by state and result, hello → answer and
+// hello → connected histograms, the queue, auth failures, and, with
+// Options.Browsers, the engine's browsers); Options.HideMetrics moves it
+// off ServeHTTP to MetricsHandler. GET /status serves Status as JSON.
+// Labels never hold tokens, sources or addresses.
 //
 // # Origins
 //

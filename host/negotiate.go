@@ -48,6 +48,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.setActive(stateNegotiating)
 
 	tok, werr := s.authenticate(se.ctx, hello.Authorization)
 	se.token = tok // a revoked or expired token is named in the record
@@ -83,13 +84,12 @@ func (se *session) negotiate() {
 	}
 	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
-	w, err := s.opts.Engine.StartWorker(sctx, engine.WorkerRequest{
+	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
 	})
 	stopWatch()
 	scancel()
-	if err != nil {
-		se.fail(s.engineError(err))
+	if !ok {
 		return
 	}
 	se.worker = w
@@ -97,9 +97,9 @@ func (se *session) negotiate() {
 }
 
 // fetchSource fetches the worker's code while it keeps reading the
-// client's frames (candidates are queued for the relay, the cap applies)
-// and watching for the client leaving, the answer deadline (302) and
-// shutdown (304). ok is false when the session is over.
+// client's frames (candidates are kept for the relay, the cap applies) and
+// watching for the client leaving, the answer deadline (302) and shutdown
+// (304). ok is false when the session is over.
 func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
 	s := se.s
 	fctx, cancel := context.WithDeadline(se.ctx, answerDeadline)
@@ -125,7 +125,7 @@ func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.
 			}
 			return res.code, true
 		case res := <-se.frames:
-			if !se.queueCandidate(res) {
+			if !se.clientFrame(res, &se.early, &se.candidates) {
 				cancel()
 				<-done
 				return "", false
@@ -141,25 +141,6 @@ func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.
 			return "", false
 		}
 	}
-}
-
-// queueCandidate handles a client frame before the worker exists: a
-// candidate is queued (up to maxCandidates, then 103), anything else ends
-// the session. It returns false when the session is over.
-func (se *session) queueCandidate(res readResult) bool {
-	switch {
-	case res.err != nil:
-		se.readFailed(res.err)
-	case res.frame.Kind != wire.FrameCandidate:
-		se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
-	case se.candidates >= maxCandidates:
-		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
-	default:
-		se.candidates++
-		se.pending = append(se.pending, res.frame.Candidate)
-		return true
-	}
-	return false
 }
 
 // waitHello waits for the client-hello. ok is false when the session is
@@ -220,8 +201,8 @@ func (se *session) relay(answerDeadline time.Time) {
 		<-done
 	}()
 
-	pending := se.pending // queued while the source was fetched
-	se.pending = nil
+	pending, candidates := se.early, se.candidates // those sent while queued
+	se.early = nil
 	answered, connected, ended := false, false, false
 	stop := s.stopCtx.Done()
 	for {
@@ -238,10 +219,7 @@ func (se *session) relay(answerDeadline time.Time) {
 		case applyC <- pending:
 			pending = nil
 		case res := <-se.frames:
-			if se.queueCandidate(res) {
-				pending = append(pending, se.pending...)
-				se.pending = nil
-			}
+			se.clientFrame(res, &pending, &candidates)
 		case ev, ok := <-events:
 			if !ok {
 				if !ended { // closed without EventEnded
@@ -257,6 +235,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				answered = true
 				answerT.Stop()
 				se.answerAt = time.Now()
+				se.countAnswer()
 				se.state = stateAnswered
 				se.save()
 				if !se.send(wire.NewWorkerHello(se.id, ev.Answer)) {
@@ -310,6 +289,25 @@ func (se *session) relay(answerDeadline time.Time) {
 	}
 }
 
+// clientFrame handles a client frame after the hello: a candidate joins
+// pending (counted in n), anything else ends the session. It returns false
+// when the session failed or the client left.
+func (se *session) clientFrame(res readResult, pending *[]engine.Candidate, n *int) bool {
+	switch {
+	case res.err != nil:
+		se.readFailed(res.err)
+	case res.frame.Kind != wire.FrameCandidate:
+		se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
+	case *n >= maxCandidates:
+		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
+	default:
+		*n++
+		*pending = append(*pending, res.frame.Candidate)
+		return true
+	}
+	return false
+}
+
 // connected records the connection, sends "connected" and closes the
 // WebSocket normally; the worker goes on peer to peer. When the server is
 // stopping, the worker is closed at once.
@@ -319,6 +317,7 @@ func (se *session) connected() {
 		se.answerAt = se.connectAt
 	}
 	se.state = stateConnected
+	se.countConnected()
 	se.save()
 	if !se.send(wire.NewConnected(se.id)) {
 		return

@@ -42,16 +42,18 @@ type session struct {
 	closing bool           // the worker was asked to close
 	closers sync.WaitGroup // the goroutine running worker.Close
 
-	// Client candidates read before the worker existed (the relay's
-	// queue starts with them), and how many the client sent in all.
-	pending    []engine.Candidate
+	// Client candidates read before the worker existed (while the source
+	// was fetched or the hello queued), for the relay.
+	early      []engine.Candidate
 	candidates int
+	// active is the session's state in geckohost_sessions_active.
+	active string
 
 	// The record.
 	id        string
 	token     store.Token
-	recorded  bool // the session has a record (from the authenticated hello on, or its failure)
-	quiet     bool // a failed hello past the burst: no record, no info line
+	recorded  bool // the session has a record (from the hello on, unless quiet)
+	quiet     bool // a failed hello past the burst (hellofail.go): no record, no info line
 	counted   bool // counted by Server.reserve
 	source    string
 	helloAt   time.Time
@@ -145,6 +147,10 @@ func (se *session) finish() {
 		se.endReason = engine.EndError
 	}
 	se.state = stateEnded
+	se.countEnd()
+	if se.worker != nil {
+		s.queue.wake() // its place in a browser is free
+	}
 	rec := se.record()
 	rec.Ended = time.Now()
 	rec.EndReason = string(se.endReason)
