@@ -70,9 +70,9 @@ var workerSources = map[string]string{
 
 // stack is one geckohost: a store, a pool, a host server and a source server.
 type stack struct {
-	pool  *gecko.Pool
-	db    *store.DB
-	src   *httptest.Server
+	pool *gecko.Pool
+	db   *store.DB
+	src  *httptest.Server
 	// open is a loopback server the workers may reach (--worker-allow).
 	open  *httptest.Server
 	wsURL string
