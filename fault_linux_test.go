@@ -443,21 +443,32 @@ func (sp *serveProc) assertClean(ctx context.Context) {
 	}
 }
 
-// sources is the worker source server of the fault tests: /echo.js, and
+// sources is the worker source server of the fault tests: /echo.js,
 // /hold.js (an echo worker whose fetch is held until released, so that a
-// session stays negotiating).
+// session stays negotiating before it has a worker) and /slow.js (an echo
+// worker whose first run fetches /started.js, then keeps busy for 4 s: a
+// session negotiating in Firefox).
 type sources struct {
 	*httptest.Server
 	mu      sync.Mutex
 	held    int
+	started int
 	release chan struct{}
 }
 
 func newSources(t *testing.T) *sources {
 	s := &sources{release: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := "self.onmessage = (e) => self.postMessage(e.data);"
 		switch r.URL.Path {
 		case "/echo.js":
+		case "/slow.js":
+			body = "importScripts('started.js');\nconst t0 = Date.now(); while (Date.now() - t0 < 4000) {}\n" + body
+		case "/started.js":
+			s.mu.Lock()
+			s.started++
+			s.mu.Unlock()
+			body = ""
 		case "/hold.js":
 			s.mu.Lock()
 			s.held++
@@ -473,13 +484,20 @@ func newSources(t *testing.T) *sources {
 			return
 		}
 		w.Header().Set("Content-Type", "text/javascript")
-		_, _ = io.WriteString(w, "self.onmessage = (e) => self.postMessage(e.data);")
+		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(func() {
 		s.releaseAll()
 		s.Close()
 	})
 	return s
+}
+
+// running returns how many /slow.js workers started their first run.
+func (s *sources) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
 }
 
 // holding returns how many /hold.js fetches arrived.
@@ -587,8 +605,8 @@ func closeHeld(t *testing.T, r benchSession) {
 	}
 }
 
-// TestFaultFirefoxKilled: kill -9 of Firefox while two sessions negotiate
-// (they get 303) and while three are connected (their records end
+// TestFaultFirefoxKilled: kill -9 of Firefox while two workers run their
+// first run (their clients get 303) and while three are connected (their records end
 // browser-died); serve restarts Firefox and serves again, and leaves
 // nothing behind at SIGTERM.
 func TestFaultFirefoxKilled(t *testing.T) {
@@ -598,14 +616,14 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: []string{"--allow-source", src.URL}})
 	first := sp.firefoxPID()
 
-	// Mid-negotiation: both sessions wait for their worker source.
+	// Mid-negotiation: both workers run their first (long) run.
 	res := make(chan benchSession, 2)
 	for range 2 {
-		go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
+		go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/slow.js") }()
 	}
-	poll(t, ctx, "sources requested", func() error {
-		if n := src.holding(); n < 2 {
-			return fmt.Errorf("%d of 2 requested", n)
+	poll(t, ctx, "workers running", func() error {
+		if n := src.running(); n < 2 {
+			return fmt.Errorf("%d of 2 running", n)
 		}
 		return nil
 	})
@@ -617,7 +635,6 @@ func TestFaultFirefoxKilled(t *testing.T) {
 			t.Errorf("negotiating client got %v, want 303", r.err)
 		}
 	}
-	src.releaseAll()
 
 	// While connected.
 	sp.waitLog(ctx, "firefox started", 2)

@@ -8,13 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
@@ -54,6 +58,18 @@ type serveConfig struct {
 	// MetricsListen, when set, serves /metrics there instead of on Listen;
 	// DebugListen, when set, serves net/http/pprof there.
 	MetricsListen, DebugListen string
+	// PublicURLs are more of the server's own origins (--public-url).
+	PublicURLs []string
+	// WorkerEgress is --worker-egress ("" means public); WorkerAllow the
+	// --worker-allow patterns.
+	WorkerEgress string
+	WorkerAllow  []string
+	// MaxFetchesPerToken caps a token's concurrent source fetches; 0
+	// means host's default (8).
+	MaxFetchesPerToken int
+	// KeepSessions prunes session records older than this, at start and
+	// every hour; 0 keeps them all.
+	KeepSessions time.Duration
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -79,6 +95,11 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
+			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
+			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
+			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
+			&cli.IntFlag{Name: "max-fetches-per-token", Value: host.DefaultMaxFetchesPerToken, Usage: "one token fetches at most `N` worker sources at a time (more hellos wait)", EnvVars: []string{"GECKOHOST_MAX_FETCHES_PER_TOKEN"}},
+			&cli.StringFlag{Name: "keep-sessions", Value: "720h", Usage: "prune session records older than this `DURATION` (720h, 30d), at start and every hour; 0 keeps them all", EnvVars: []string{"GECKOHOST_KEEP_SESSIONS"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 		},
@@ -117,9 +138,18 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		QueueTimeout:         c.Duration("queue-timeout"),
 		MetricsListen:        c.String("metrics-listen"),
 		DebugListen:          c.String("debug-listen"),
+		PublicURLs:           c.StringSlice("public-url"),
+		WorkerEgress:         c.String("worker-egress"),
+		MaxFetchesPerToken:   c.Int("max-fetches-per-token"),
 	}
 	if cfg.QueueTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
+	}
+	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.WorkerAllow, err = patterns(c.StringSlice("worker-allow")); err != nil {
+		return serveConfig{}, fmt.Errorf("--worker-allow: %w", err)
 	}
 	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
@@ -189,7 +219,81 @@ func (cfg serveConfig) validate() error {
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
+	if cfg.MaxFetchesPerToken < 0 {
+		return fmt.Errorf("--max-fetches-per-token %d: want 1 or more", cfg.MaxFetchesPerToken)
+	}
+	if cfg.KeepSessions < 0 {
+		return fmt.Errorf("--keep-sessions %v: want 0 (keep all) or a positive duration", cfg.KeepSessions)
+	}
+	if _, err := (egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow}).Validate(); err != nil {
+		return fmt.Errorf("--worker-egress/--worker-allow: %w", err)
+	}
+	for _, u := range cfg.PublicURLs {
+		if _, err := publicOrigin(u); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// parseKeep parses --keep-sessions: a Go duration or whole days; "0" keeps
+// every record.
+func parseKeep(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	d, err := parseDurationOrDays(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--keep-sessions %q: want 0 or a positive duration such as 720h or 30d", s)
+	}
+	return d, nil
+}
+
+// publicOrigin validates a --public-url and returns it as an origin
+// (scheme://host[:port]).
+func publicOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--public-url %q: want http(s)://host[:port], no path", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// ownOrigins returns the server's own origins for the workers' egress
+// policy (and the names of the --listen address for host): the listener's
+// address (loopback forms for a wildcard listener), localhost for a
+// loopback one, a --listen host name, and the --public-url origins.
+func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigins, hostURLs []string) {
+	for _, u := range publicURLs {
+		o, err := publicOrigin(u)
+		if err == nil {
+			egressOrigins = append(egressOrigins, o)
+			hostURLs = append(hostURLs, o)
+		}
+	}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && net.ParseIP(h) == nil && h != "localhost" {
+		_, port, _ := net.SplitHostPort(addr.String())
+		o := "http://" + net.JoinHostPort(h, port)
+		egressOrigins = append(egressOrigins, o)
+		hostURLs = append(hostURLs, o)
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return egressOrigins, hostURLs
+	}
+	port := strconv.Itoa(int(ap.Port()))
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified():
+		egressOrigins = append(egressOrigins, "http://127.0.0.1:"+port, "http://[::1]:"+port, "http://localhost:"+port)
+	case a.IsLoopback():
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port), "http://localhost:"+port)
+	default:
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port))
+	}
+	return egressOrigins, hostURLs
 }
 
 // newLogger returns a slog logger writing to w in format ("text" or "json")
@@ -277,6 +381,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
+	egressOrigins, hostURLs := ownOrigins(cfg.Listen, ln.Addr(), cfg.PublicURLs)
 	pool := gecko.NewPool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
@@ -285,6 +390,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
+		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(cfg.ICEServers)...)},
 		Logger:               log.With("component", "gecko"),
 	})
 	queueSize := cfg.QueueSize
@@ -299,6 +405,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		EngineName:   "firefox",
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
+		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
 		QueueSize:    queueSize,
 		QueueTimeout: cfg.QueueTimeout,
@@ -306,6 +413,8 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		Build:        build,
 		HideMetrics:  cfg.MetricsListen != "",
 		RunID:        run.id,
+
+		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -325,6 +434,17 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 				log.Error("stop side server", "err", err)
 			}
 		}
+	}()
+
+	pruned := make(chan struct{})
+	pctx, stopPrune := context.WithCancel(ctx)
+	go func() {
+		defer close(pruned)
+		keepSessions(pctx, db, cfg.KeepSessions, log.With("component", "store"))
+	}()
+	defer func() {
+		stopPrune()
+		<-pruned // before the store closes
 	}()
 
 	serveCtx, stopServe := context.WithCancel(ctx)
@@ -373,6 +493,66 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	log.Info("geckohost stopped")
 	return nil
+}
+
+// iceOrigins returns the --ice-server hosts and ports as origin patterns,
+// so that the egress policy never stands between Firefox and a STUN/TURN
+// server the operator named, should a TURN connection over TCP go through
+// the proxy.
+func iceOrigins(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		scheme, rest, ok := strings.Cut(u, ":")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "?")
+		rest = strings.TrimPrefix(rest, "//")
+		port := "3478"
+		if scheme == "stuns" || scheme == "turns" {
+			port = "5349"
+		}
+		host := rest
+		if h, p, err := net.SplitHostPort(rest); err == nil {
+			host, port = h, p
+		}
+		host = strings.Trim(host, "[]")
+		if host == "" {
+			continue
+		}
+		o := "http://" + net.JoinHostPort(host, port)
+		if _, err := store.ValidateSourcePattern(o); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// pruneEvery is how often serve prunes the session records.
+const pruneEvery = time.Hour
+
+// keepSessions prunes the session records older than keep at once and
+// then every pruneEvery until ctx ends; keep 0 keeps every record.
+func keepSessions(ctx context.Context, db *store.DB, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := db.PruneSessions(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("prune session records", "err", err)
+		case n > 0:
+			log.Info("session records pruned", "count", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // checkFirefox fails, in one line, when no Firefox binary can be found
