@@ -414,7 +414,7 @@ func TestSessionsCommand(t *testing.T) {
 	}
 
 	// Pruning: w-old ended 58m ago, w-fail 59m ago, w-live never ended
-	// (created 58m ago).
+	// (created 58m ago), w-dead ended (host-restart) 57m ago.
 	wantFail(t, geckohost(t, "sessions", "prune", "--db", db, "--older-than", "soon"), "--older-than")
 	wantFail(t, geckohost(t, "sessions", "prune", "--db", db), "older-than")
 	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "1d")
@@ -424,7 +424,7 @@ func TestSessionsCommand(t *testing.T) {
 	}
 	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "30m")
 	wantOK(t, r)
-	if !strings.Contains(r.stderr, "3 session records deleted") {
+	if !strings.Contains(r.stderr, "4 session records deleted") {
 		t.Errorf("prune 30m: %+v", r)
 	}
 }
