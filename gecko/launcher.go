@@ -1,6 +1,7 @@
 package gecko
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,11 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 	if err := os.Mkdir(tmpl, 0o700); err != nil {
 		return "", root, fmt.Errorf("create template profile: %w", err)
 	}
-	f, err := launch(l.ctx, l.opts, launchConfig{profile: tmpl, nice: true})
+	// At the lowest CPU priority a start takes long on a busy machine, and
+	// no one waits for it: allow it three times the usual start timeout.
+	opts := l.opts
+	opts.StartTimeout = 3 * cmp.Or(opts.StartTimeout, defaultStartTimeout)
+	f, err := launch(l.ctx, opts, launchConfig{profile: tmpl, nice: true})
 	if err != nil {
 		return "", root, fmt.Errorf("start template firefox: %w", err)
 	}
