@@ -46,6 +46,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.clientICE.addSDP(hello.Offer)
 	se.recorded = true
 	se.save()
 
@@ -70,6 +71,7 @@ func (se *session) negotiate() {
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, err := s.opts.Engine.StartWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
+		ICEServers: s.iceServers(tok),
 	})
 	stopWatch()
 	scancel()
@@ -166,7 +168,14 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
 			default:
 				candidates++
-				pending = append(pending, res.frame.Candidate)
+				c := res.frame.Candidate
+				se.clientICE.add(c.Candidate)
+				// A client on another machine has no use for our loopback,
+				// nor the worker for its: not sent on.
+				if !se.localClient && parseCandidate(c.Candidate).loopback() {
+					continue
+				}
+				pending = append(pending, c)
 			}
 		case ev, ok := <-events:
 			if !ok {
@@ -185,13 +194,22 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.answerAt = time.Now()
 				se.state = stateAnswered
 				se.save()
-				if !se.send(wire.NewWorkerHello(se.id, ev.Answer)) {
+				se.workerICE.addSDP(ev.Answer)
+				answer := ev.Answer
+				if !se.localClient {
+					answer = dropLoopbackCandidates(answer)
+				}
+				if !se.send(wire.NewWorkerHello(se.id, answer)) {
 					continue
 				}
 				t := time.NewTimer(s.opts.ConnectTimeout)
 				defer t.Stop()
 				connectT = t.C
 			case engine.EventCandidate:
+				se.workerICE.add(ev.Candidate.Candidate)
+				if !se.localClient && parseCandidate(ev.Candidate.Candidate).loopback() {
+					continue
+				}
 				if !se.closing && !connected {
 					se.send(wire.NewWorkerCandidate(se.id, ev.Candidate))
 				}
@@ -271,7 +289,7 @@ func (se *session) workerEnded(ev engine.Event, connected bool) {
 		}
 		return
 	}
-	e := endedError(ev)
+	e := endedError(ev, &se.workerICE, &se.clientICE)
 	reason := ev.Reason
 	switch {
 	case ev.Err != nil || reason == "":
@@ -413,8 +431,9 @@ func (s *Server) engineError(err error) *engine.Error {
 }
 
 // endedError is what the client is told when its worker ended before it was
-// connected.
-func endedError(ev engine.Event) *engine.Error {
+// connected; worker and client are the candidates each side offered (for
+// a 305).
+func endedError(ev engine.Event, worker, client *offered) *engine.Error {
 	if ev.Err != nil {
 		return ev.Err
 	}
@@ -431,6 +450,8 @@ func endedError(ev engine.Event) *engine.Error {
 		return engine.Errorf(engine.GeckoCrashed, "the worker's page was closed%s (%s)", detail, ev.Reason)
 	case engine.EndWorkerClosed:
 		return engine.Errorf(engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened")
+	case engine.EndICEFailed:
+		return engine.Errorf(engine.PeerConnectionFailed, "%s", peerFailed(ev.Detail, worker, client))
 	case engine.EndPeerClosed:
 		return engine.Errorf(engine.GeckoTimeout, "the worker's peer connection ended before the data channel opened (%s)", ev.Reason)
 	}

@@ -63,6 +63,12 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// ICEServers returns the STUN/TURN servers for a token's sessions
+	// (such as the embedded TURN relay's short-lived credentials): GET
+	// /ice-servers answers them to a client with the token, and each of
+	// the token's workers gets them in its WorkerRequest. nil: none (GET
+	// /ice-servers answers an empty list).
+	ICEServers func(tok store.Token) []engine.ICEServer
 }
 
 // Defaults of Options.
@@ -167,8 +173,9 @@ func New(opts Options) (*Server, error) {
 
 // ServeHTTP serves a WebSocket upgrade on "/" as a signaling session,
 // /healthz (200 while the process serves), /readyz (200 once the engine can
-// take a worker, else 503 with the reason), and passes every other request
-// to Options.Web.
+// take a worker, else 503 with the reason), /ice-servers (the token's ICE
+// servers, see Options.ICEServers), and passes every other request to
+// Options.Web.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/" && isUpgrade(r):
@@ -177,6 +184,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(w, "ok\n")
+	case r.URL.Path == iceServersPath:
+		s.serveICEServers(w, r)
 	case r.URL.Path == "/readyz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

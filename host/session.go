@@ -40,6 +40,12 @@ type session struct {
 
 	worker  engine.Worker
 	closing bool           // the worker was asked to close
+
+	// ICE as seen in the signaling (for a 305's reason), and whether the
+	// client is on this machine (else loopback candidates are withheld
+	// both ways).
+	clientICE, workerICE offered
+	localClient          bool
 	closers sync.WaitGroup // the goroutine running worker.Close
 
 	// The record.
@@ -60,7 +66,7 @@ type session struct {
 func newSession(s *Server, r *http.Request, conn *websocket.Conn, netConn net.Conn) *session {
 	ctx, cancel := context.WithCancel(s.ctx)
 	return &session{
-		s: s, r: r, remote: r.RemoteAddr, origin: r.Header.Get("Origin"),
+		s: s, r: r, remote: r.RemoteAddr, origin: r.Header.Get("Origin"), localClient: isLoopbackAddr(r.RemoteAddr),
 		ctx: ctx, cancel: cancel, conn: conn, netConn: netConn,
 		frames: make(chan readResult), state: stateNegotiating,
 	}
