@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/host/turn"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -45,6 +48,11 @@ type serveConfig struct {
 	// candidates only.
 	ICEServers  []string
 	ICELoopback bool
+	// TURNListen, when set, runs the embedded TURN relay on this host:port
+	// (UDP and TCP); TURNPublicIP is its relayed address (nil: see
+	// turn.Options.RelayIP).
+	TURNListen   string
+	TURNPublicIP net.IP
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
 
@@ -68,6 +76,8 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
+			&cli.StringFlag{Name: "turn-listen", Usage: "run the embedded TURN relay on this `ADDRESS` (host:port, UDP and TCP), for clients whose network blocks UDP or has no direct path here; clients get it from GET /ice-servers", EnvVars: []string{"GECKOHOST_TURN_LISTEN"}},
+			&cli.StringFlag{Name: "turn-public-ip", Usage: "the `IP` the TURN relay gives as its relayed address and in its URLs (default: the --turn-listen address, or this host's first non-loopback IPv4 address)", EnvVars: []string{"GECKOHOST_TURN_PUBLIC_IP"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 		},
@@ -102,8 +112,14 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		WorkerIdle:           c.Duration("worker-idle"),
 		ICEServers:           c.StringSlice("ice-server"),
 		ICELoopback:          c.Bool("ice-loopback"),
+		TURNListen:           c.String("turn-listen"),
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
+	}
+	if v := c.String("turn-public-ip"); v != "" {
+		if cfg.TURNPublicIP = net.ParseIP(v); cfg.TURNPublicIP == nil || cfg.TURNPublicIP.IsUnspecified() {
+			return serveConfig{}, fmt.Errorf("--turn-public-ip %q: want an IP address", v)
+		}
 	}
 	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
@@ -156,10 +172,38 @@ func (cfg serveConfig) validate() error {
 			return fmt.Errorf("--ice-server %q: want a stun:, stuns:, turn: or turns: URL", u)
 		}
 	}
+	if cfg.TURNListen != "" {
+		host, _, err := net.SplitHostPort(cfg.TURNListen)
+		if err != nil || (host != "" && net.ParseIP(host) == nil) {
+			return fmt.Errorf("--turn-listen %q: want ip:port (or :port)", cfg.TURNListen)
+		}
+		if cfg.ICELoopback {
+			return fmt.Errorf("--turn-listen and --ice-loopback exclude each other: --ice-loopback workers use loopback candidates only, which no relay can reach")
+		}
+	} else if cfg.TURNPublicIP != nil {
+		return fmt.Errorf("--turn-public-ip needs --turn-listen")
+	}
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
 	return nil
+}
+
+// networkWarnings says at start which clients a configuration cannot
+// serve (so that no mode fails silently; see the README's Networks).
+func (cfg serveConfig) networkWarnings() []string {
+	var out []string
+	if cfg.ICELoopback {
+		out = append(out, "--ice-loopback: workers use loopback candidates only; clients on this machine that use loopback connect "+
+			"(stock Chromium on a machine with a network, the Go client), stock Firefox and clients on other machines do not "+
+			"(they get 305 PEER_CONNECTION_FAILED): run serve without --ice-loopback for them")
+		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil {
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				out = append(out, "--listen "+cfg.Listen+" accepts clients from other machines, but with --ice-loopback they cannot connect")
+			}
+		}
+	}
+	return out
 }
 
 // newLogger returns a slog logger writing to w in format ("text" or "json")
@@ -217,6 +261,23 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 
+	var relay *turn.Server
+	if cfg.TURNListen != "" {
+		relay, err = turn.Listen(turn.Options{Listen: cfg.TURNListen, RelayIP: cfg.TURNPublicIP, Logger: log.With("component", "turn")})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer func() {
+			if err := relay.Close(); err != nil {
+				log.Error("close turn relay", "err", err)
+			}
+		}()
+	}
+	for _, w := range cfg.networkWarnings() {
+		log.Warn(w)
+	}
+
 	warm := cfg.Warm
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
@@ -239,6 +300,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
 		Web:          web.Handler(),
+		ICEServers:   iceServers(cfg.ICEServers, relay),
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -290,4 +352,23 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	log.Info("geckohost stopped")
 	return nil
+}
+
+// iceServers is what GET /ice-servers answers and each worker gets: the
+// --ice-server URLs, then the embedded relay with fresh credentials for
+// the token. nil when there are none.
+func iceServers(urls []string, relay *turn.Server) func(store.Token) []engine.ICEServer {
+	if len(urls) == 0 && relay == nil {
+		return nil
+	}
+	return func(tok store.Token) []engine.ICEServer {
+		var out []engine.ICEServer
+		if len(urls) > 0 {
+			out = append(out, engine.ICEServer{URLs: slices.Clone(urls)})
+		}
+		if relay != nil {
+			out = append(out, relay.ICEServer(tok.ID))
+		}
+		return out
+	}
 }

@@ -40,13 +40,13 @@ type session struct {
 
 	worker  engine.Worker
 	closing bool           // the worker was asked to close
+	closers sync.WaitGroup // the goroutine running worker.Close
 
 	// ICE as seen in the signaling (for a 305's reason), and whether the
 	// client is on this machine (else loopback candidates are withheld
 	// both ways).
 	clientICE, workerICE offered
 	localClient          bool
-	closers sync.WaitGroup // the goroutine running worker.Close
 
 	// The record.
 	id        string
