@@ -59,27 +59,35 @@ type offered struct {
 	order []string
 	loop  int // candidates with a loopback address
 	other int // candidates with a non-loopback address or an mDNS name
+	// withheld counts the loopback candidates not passed on (between a
+	// client on another machine and the worker); not in order.
+	withheld int
 }
 
 // maxOfferedShown bounds the addresses named per side.
 const maxOfferedShown = 6
 
 // add counts one candidate line (ignores what does not parse, and the
-// end-of-candidates marker).
-func (o *offered) add(line string) {
+// end-of-candidates marker); withhold: a loopback one is counted as
+// withheld. It reports whether the line is a loopback candidate.
+func (o *offered) add(line string, withhold bool) bool {
 	c := parseCandidate(line)
 	if !c.valid {
-		return
+		return false
 	}
 	o.n++
 	if c.loopback() {
 		o.loop++
+		if withhold {
+			o.withheld++
+			return true
+		}
 	} else {
 		o.other++
 	}
 	if c.mdns {
 		o.mdns++
-		return
+		return false
 	}
 	k := c.typ + " " + c.addr.String()
 	if c.tcp {
@@ -92,26 +100,38 @@ func (o *offered) add(line string) {
 		o.addrs[k] = len(o.order)
 		o.order = append(o.order, k)
 	}
+	return c.loopback()
 }
 
-// addSDP counts the a=candidate lines of an SDP.
-func (o *offered) addSDP(sdp string) {
+// addSDP counts the a=candidate lines of an SDP (see add).
+func (o *offered) addSDP(sdp string, withhold bool) {
 	for line := range strings.Lines(sdp) {
 		if strings.HasPrefix(line, "a=candidate:") {
-			o.add(line)
+			o.add(line, withhold)
 		}
 	}
 }
 
 // onlyLoopback reports whether every candidate offered has a loopback
-// address (and there is at least one).
+// address (and there is at least one), withheld ones included.
 func (o *offered) onlyLoopback() bool { return o.loop > 0 && o.other == 0 }
 
 // String names what was offered: "host 127.0.0.1, host ::1", "only mDNS
 // .local names (2)", "host 198.51.100.2, relay 198.51.100.1 and 1 mDNS
 // .local name", "no candidates".
 func (o *offered) String() string {
-	if o.n == 0 {
+	s := o.listed()
+	switch {
+	case o.withheld == 1:
+		s += " (and 1 loopback candidate, not passed on across machines)"
+	case o.withheld > 1:
+		s += fmt.Sprintf(" (and %d loopback candidates, not passed on across machines)", o.withheld)
+	}
+	return s
+}
+
+func (o *offered) listed() string {
+	if o.n == o.withheld {
 		return "no candidates"
 	}
 	if len(o.order) == 0 {

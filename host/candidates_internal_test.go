@@ -37,10 +37,10 @@ func TestParseCandidate(t *testing.T) {
 
 func TestOfferedString(t *testing.T) {
 	var w, c, none offered
-	w.addSDP("v=0\r\na=candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host\r\na=candidate:1 1 UDP 2122252543 ::1 32967 typ host\r\n")
-	w.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host") // the same address again
-	w.add("")
-	c.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host")
+	w.addSDP("v=0\r\na=candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host\r\na=candidate:1 1 UDP 2122252543 ::1 32967 typ host\r\n", false)
+	w.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host", false) // the same address again
+	w.add("", false)
+	c.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host", false)
 	if got, want := w.String(), "host 127.0.0.1, host ::1"; got != want {
 		t.Errorf("worker: %q, want %q", got, want)
 	}
@@ -54,27 +54,43 @@ func TestOfferedString(t *testing.T) {
 		t.Errorf("none: %q", got)
 	}
 	var mixed offered
-	mixed.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host")
-	mixed.add("candidate:2 1 udp 2113937151 def.local 33687 typ host")
-	mixed.add("candidate:4 1 udp 41885439 198.51.100.1 50000 typ relay raddr 203.0.113.2 rport 1")
-	mixed.add("candidate:2 1 TCP 2105524479 198.51.100.2 9 typ host tcptype active")
+	mixed.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host", false)
+	mixed.add("candidate:2 1 udp 2113937151 def.local 33687 typ host", false)
+	mixed.add("candidate:4 1 udp 41885439 198.51.100.1 50000 typ relay raddr 203.0.113.2 rport 1", false)
+	mixed.add("candidate:2 1 TCP 2105524479 198.51.100.2 9 typ host tcptype active", false)
 	if got, want := mixed.String(), "relay 198.51.100.1, host 198.51.100.2 (tcp) and 2 mDNS .local names"; got != want {
 		t.Errorf("mixed: %q, want %q", got, want)
 	}
 	var many offered
 	for i := range 9 {
-		many.add("candidate:1 1 udp 1 192.0.2." + string(rune('1'+i)) + " 1 typ host")
+		many.add("candidate:1 1 udp 1 192.0.2." + string(rune('1'+i)) + " 1 typ host", false)
 	}
 	if got := many.String(); !strings.HasSuffix(got, "(+3 more)") {
 		t.Errorf("many: %q", got)
 	}
 }
 
+func TestOfferedWithheld(t *testing.T) {
+	var w offered
+	w.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host", true)
+	w.add("candidate:1 1 UDP 2122252543 ::1 32967 typ host", true)
+	if got, want := w.String(), "no candidates (and 2 loopback candidates, not passed on across machines)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if !w.onlyLoopback() {
+		t.Error("withheld loopback candidates are loopback")
+	}
+	w.add("candidate:2 1 UDP 2122121471 198.51.100.1 40000 typ host", true)
+	if got, want := w.String(), "host 198.51.100.1 (and 2 loopback candidates, not passed on across machines)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestPeerFailedReason(t *testing.T) {
 	var loop, mdns, none, lan offered
-	loop.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host")
-	mdns.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host")
-	lan.add("candidate:0 1 UDP 2122187007 198.51.100.1 35258 typ host")
+	loop.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host", false)
+	mdns.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host", false)
+	lan.add("candidate:0 1 UDP 2122187007 198.51.100.1 35258 typ host", false)
 	tests := []struct {
 		detail         string
 		worker, client *offered
@@ -131,8 +147,8 @@ func FuzzCandidates(f *testing.F) {
 	f.Add("candidate:4 1 udp 41885439 198.51.100.1 50000 typ relay raddr 203.0.113.2 rport 1")
 	f.Fuzz(func(t *testing.T, s string) {
 		var o offered
-		o.add(s)
-		o.addSDP(s)
+		o.add(s, false)
+		o.addSDP(s, true)
 		_ = o.String()
 		_ = peerFailed("ICE", &o, &o)
 		out := dropLoopbackCandidates(s)
@@ -140,7 +156,7 @@ func FuzzCandidates(f *testing.F) {
 			t.Fatalf("filter grew the SDP: %q → %q", s, out)
 		}
 		var again offered
-		again.addSDP(out)
+		again.addSDP(out, false)
 		if again.loop != 0 {
 			t.Fatalf("loopback candidate left in %q", out)
 		}

@@ -46,7 +46,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
-	se.clientICE.addSDP(hello.Offer)
+	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.recorded = true
 	se.save()
 
@@ -169,10 +169,9 @@ func (se *session) relay(answerDeadline time.Time) {
 			default:
 				candidates++
 				c := res.frame.Candidate
-				se.clientICE.add(c.Candidate)
 				// A client on another machine has no use for our loopback,
-				// nor the worker for its: not sent on.
-				if !se.localClient && parseCandidate(c.Candidate).loopback() {
+				// nor the worker for its: not passed on.
+				if se.clientICE.add(c.Candidate, !se.localClient) && !se.localClient {
 					continue
 				}
 				pending = append(pending, c)
@@ -194,7 +193,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.answerAt = time.Now()
 				se.state = stateAnswered
 				se.save()
-				se.workerICE.addSDP(ev.Answer)
+				se.workerICE.addSDP(ev.Answer, !se.localClient)
 				answer := ev.Answer
 				if !se.localClient {
 					answer = dropLoopbackCandidates(answer)
@@ -206,8 +205,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				defer t.Stop()
 				connectT = t.C
 			case engine.EventCandidate:
-				se.workerICE.add(ev.Candidate.Candidate)
-				if !se.localClient && parseCandidate(ev.Candidate.Candidate).loopback() {
+				if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
 					continue
 				}
 				if !se.closing && !connected {
