@@ -145,6 +145,10 @@ type serverFrame struct {
 func NewAPI(opts Options) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetPrflxAcceptanceMinWait(0)
+	// pion waits 2 s before it settles for a relayed pair (for a better
+	// one to succeed meanwhile); a LAN's host pair succeeds within
+	// milliseconds, and where only the relay works 2 s is a long wait.
+	se.SetRelayAcceptanceMinWait(250 * time.Millisecond)
 	// Loopback candidates too: a worker on this machine is reachable on
 	// 127.0.0.1 even when it has no other address in common with us
 	// (geckohost withholds them from clients on other machines).
