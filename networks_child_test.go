@@ -53,6 +53,9 @@ type runResult struct {
 	Name     string    `json:"name"`
 	Reason   string    `json:"reason"`
 	Path     *pathInfo `json:"path"`
+	// RemoteTypes are the types of the worker's candidates the browser
+	// was sent ("host", "relay", ...).
+	RemoteTypes []string `json:"remoteTypes"`
 	Timings  struct {
 		Answer      float64 `json:"answer"`
 		Connected   float64 `json:"connected"`
@@ -157,12 +160,18 @@ func runJobs(ctx context.Context, jobs []clientJob) (out [][]runResult, err erro
 // geckohost's own origin: geckohost.js connects (with its defaults, or no
 // ICE servers), one echo, the path, close; the result as JSON.
 func connectJS(j clientJob) string {
-	opts := fmt.Sprintf(`{ token: %q, source: %q, timeout: 40000 }`, j.Token, j.Page+"workers/echo.js")
+	opts := fmt.Sprintf(`{ token: %q, source: %q, timeout: 40000, onEvent }`, j.Token, j.Page+"workers/echo.js")
 	if j.NoICEServers {
-		opts = fmt.Sprintf(`{ token: %q, source: %q, timeout: 40000, iceServers: [] }`, j.Token, j.Page+"workers/echo.js")
+		opts = fmt.Sprintf(`{ token: %q, source: %q, timeout: 40000, onEvent, iceServers: [] }`, j.Token, j.Page+"workers/echo.js")
 	}
 	return `
 		const m = await import("/geckohost.js");
+		const remoteTypes = [];
+		const onEvent = (step, d) => {
+			if (step !== "remote-candidate" || !d.candidate) return;
+			const f = d.candidate.split(" ");
+			if (f.length >= 8 && !remoteTypes.includes(f[7])) remoteTypes.push(f[7]);
+		};
 		const t0 = performance.now();
 		try {
 			const s = await m.connect(` + opts + `);
@@ -174,7 +183,7 @@ func connectJS(j clientJob) string {
 			});
 			const path = await s.path();
 			s.close();
-			return JSON.stringify({ echo, workerId: s.workerId, path, timings: s.timings, ms });
+			return JSON.stringify({ echo, workerId: s.workerId, path, timings: s.timings, ms, remoteTypes });
 		} catch (e) {
 			return JSON.stringify({ errno: e.errno || 0, name: e.name || "", reason: e.reason || String(e && e.message || e), workerId: e.workerId || "", ms: performance.now() - t0 });
 		}`

@@ -323,6 +323,10 @@ func TestNetworkUDPBlocked(t *testing.T) {
 			t.Errorf("%s: path %+v, want a local relay candidate reached over TCP", what, r.Path)
 		}
 	}
+	// The workers use the same relay (the host hands them its servers).
+	if !slices.Contains(res[0][0].RemoteTypes, "relay") {
+		t.Errorf("the worker offered %v, want a relay candidate among them", res[0][0].RemoteTypes)
+	}
 	wantFailure(t, ctx, plain, "no turn, chromium", res[2][0], engine.PeerConnectionFailed, 10*time.Second,
 		"ICE found no candidate pair", "--turn-listen")
 }

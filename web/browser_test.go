@@ -217,6 +217,14 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	must(d.click(ctx, "#connect"), "click connect")
 	must(waitFor(ctx, d, `return !!document.querySelector('#timeline [data-step="connected"]') && document.getElementById("status").dataset.state === "ok"`), "connected")
 
+	// The page shows the path the connection took.
+	must(waitFor(ctx, d, `return !!document.getElementById("summary").dataset.path`), "path shown")
+	path, err := d.eval(ctx, `return document.getElementById("summary").dataset.path + "|" + document.getElementById("summary").textContent`)
+	must(err, "read the path")
+	if !strings.Contains(path, " · via ") || strings.HasPrefix(path, "relay") {
+		t.Errorf("%s: path %q, want a direct pair shown as ' · via ...'", d.name(), path)
+	}
+	t.Logf("%s path: %s", d.name(), path)
 	steps, err := d.eval(ctx, `return [...document.querySelectorAll("#timeline li")].map(li => li.dataset.step + " " + li.querySelector(".ms").textContent).join("\n")`)
 	must(err, "read the timeline")
 	t.Logf("%s timeline:\n%s", d.name(), steps)
