@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -70,11 +71,19 @@ func geckohost(t *testing.T, args ...string) result {
 // "geckohost: ..." on stderr containing every want.
 func wantFail(t *testing.T, r result, want ...string) {
 	t.Helper()
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
-	}
 	if r.stdout != "" {
 		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	wantOneLineError(t, r, want...)
+}
+
+// wantOneLineError checks a failed run that may have printed a report:
+// exit 1 and exactly one "geckohost: ..." line on stderr containing every
+// want, no stack trace.
+func wantOneLineError(t *testing.T, r result, want ...string) {
+	t.Helper()
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1 (stderr %q)", r.code, r.stderr)
 	}
 	if !strings.HasPrefix(r.stderr, "geckohost: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
 		t.Errorf("stderr %q, want one line starting with geckohost:", r.stderr)
@@ -187,10 +196,20 @@ func TestTokenListRevoke(t *testing.T) {
 	}
 
 	// An empty store lists as [] in JSON.
-	r = geckohost(t, "token", "list", "--db", filepath.Join(t.TempDir(), "empty"), "--json")
+	empty := filepath.Join(t.TempDir(), "empty")
+	openStore(t, empty)
+	r = geckohost(t, "token", "list", "--db", empty, "--json")
 	wantOK(t, r)
 	if strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("empty json list %q", r.stdout)
+	}
+	// Read-only commands do not create a database where there is none.
+	missing := filepath.Join(t.TempDir(), "missing", "geckohost.db")
+	for _, args := range [][]string{{"token", "list", "--db", missing}, {"token", "revoke", "--db", missing, "x"}, {"sessions", "--db", missing}} {
+		wantFail(t, geckohost(t, args...), "no database at "+missing, "geckohost token add")
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a read-only command created %s (%v)", filepath.Dir(missing), err)
 	}
 }
 
@@ -350,7 +369,11 @@ func TestSessionsCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil || len(ss) != 2 || ss[1].WorkerID != "w-old" || *ss[1].DurationMS != 90000 {
 		t.Errorf("json %+v, %v", ss, err)
 	}
-	r = geckohost(t, "sessions", "--db", db, "--token", "nobody")
+	wantFail(t, geckohost(t, "sessions", "--db", db, "--token", "nobody"), `no token named "nobody"`, "token list")
+	if _, _, err := openStore(t, db).AddToken(context.Background(), store.NewToken{Name: "idle"}); err != nil {
+		t.Fatal(err)
+	}
+	r = geckohost(t, "sessions", "--db", db, "--token", "idle")
 	wantOK(t, r)
 	if r.stdout != "" || !strings.Contains(r.stderr, "no sessions") {
 		t.Errorf("empty: %+v", r)

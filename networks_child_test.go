@@ -56,7 +56,7 @@ type runResult struct {
 	// RemoteTypes are the types of the worker's candidates the browser
 	// was sent ("host", "relay", ...).
 	RemoteTypes []string `json:"remoteTypes"`
-	Timings  struct {
+	Timings     struct {
 		Answer      float64 `json:"answer"`
 		Connected   float64 `json:"connected"`
 		ChannelOpen float64 `json:"channelOpen"`

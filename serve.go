@@ -7,10 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os/signal"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -55,6 +55,13 @@ type serveConfig struct {
 	TURNPublicIP net.IP
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
+	// QueueSize (≥ 0; 0: no queue) hellos wait at most QueueTimeout (0:
+	// host's default) for a browser when every one is full or restarting.
+	QueueSize    int
+	QueueTimeout time.Duration
+	// MetricsListen, when set, serves /metrics there instead of on Listen;
+	// DebugListen, when set, serves net/http/pprof there.
+	MetricsListen, DebugListen string
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -70,10 +77,14 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable), same syntax as --allow-source; the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
 			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
-			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "number of Firefox processes to run", EnvVars: []string{"GECKOHOST_BROWSERS"}},
-			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "most workers one Firefox runs", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
-			&cli.IntFlag{Name: "warm", Value: 4, Usage: "pre-spawned workers each worker page keeps ready, plus one pre-loaded page for a new token (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
-			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
+			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "run `N` Firefox processes", EnvVars: []string{"GECKOHOST_BROWSERS"}},
+			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "one Firefox runs at most `N` workers", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
+			&cli.IntFlag{Name: "warm", Value: 4, Usage: "`N` pre-spawned workers each worker page keeps ready, plus one pre-loaded page for a new token (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
+			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages (such as 90s, 10m, 1h)", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
+			&cli.IntFlag{Name: "queue-size", Value: host.DefaultQueueSize, Usage: "at most `N` hellos wait for a browser when every one is full or restarting; one more gets 301 at once (0: no queue, 301 at once)", EnvVars: []string{"GECKOHOST_QUEUE_SIZE"}},
+			&cli.DurationFlag{Name: "queue-timeout", Value: host.DefaultQueueTimeout, Usage: "a queued hello waits at most this `DURATION` for a browser, then gets 301", EnvVars: []string{"GECKOHOST_QUEUE_TIMEOUT"}},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (Prometheus) on this `ADDRESS` (host:port) instead of on --listen", EnvVars: []string{"GECKOHOST_METRICS_LISTEN"}},
+			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
 			&cli.StringFlag{Name: "turn-listen", Usage: "run the embedded TURN relay on this `ADDRESS` (host:port, UDP and TCP), for clients whose network blocks UDP or has no direct path here; clients get it from GET /ice-servers", EnvVars: []string{"GECKOHOST_TURN_LISTEN"}},
@@ -89,9 +100,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return runServe(ctx, cfg, c.App.ErrWriter)
+			return runServe(c.Context, cfg, c.App.ErrWriter)
 		},
 	}
 }
@@ -115,6 +124,13 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		TURNListen:           c.String("turn-listen"),
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
+		QueueSize:            c.Int("queue-size"),
+		QueueTimeout:         c.Duration("queue-timeout"),
+		MetricsListen:        c.String("metrics-listen"),
+		DebugListen:          c.String("debug-listen"),
+	}
+	if cfg.QueueTimeout <= 0 {
+		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
 	}
 	if v := c.String("turn-public-ip"); v != "" {
 		if cfg.TURNPublicIP = net.ParseIP(v); cfg.TURNPublicIP == nil || cfg.TURNPublicIP.IsUnspecified() {
@@ -165,6 +181,20 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.WorkerIdle <= 0 {
 		return fmt.Errorf("--worker-idle %v: want a positive duration", cfg.WorkerIdle)
+	}
+	if cfg.QueueSize < 0 {
+		return fmt.Errorf("--queue-size %d: want 0 or more", cfg.QueueSize)
+	}
+	if cfg.QueueTimeout < 0 {
+		return fmt.Errorf("--queue-timeout %v: want a positive duration", cfg.QueueTimeout)
+	}
+	for _, l := range []struct{ flag, addr string }{{"--metrics-listen", cfg.MetricsListen}, {"--debug-listen", cfg.DebugListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port: %w", l.flag, l.addr, err)
+		}
 	}
 	for _, u := range cfg.ICEServers {
 		scheme, rest, ok := strings.Cut(u, ":")
@@ -245,6 +275,9 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFirefox(cfg.Firefox); err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return err
@@ -292,6 +325,11 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		ICELoopback:          cfg.ICELoopback,
 		Logger:               log.With("component", "gecko"),
 	})
+	queueSize := cfg.QueueSize
+	if queueSize == 0 {
+		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue
+	}
+	build := buildInfo()
 	srv, err := host.New(host.Options{
 		Store:        db,
 		Engine:       pool,
@@ -301,17 +339,38 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		AllowOrigins: cfg.AllowOrigins,
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
+		QueueSize:    queueSize,
+		QueueTimeout: cfg.QueueTimeout,
+		Browsers:     poolBrowsers(pool),
+		Build:        build,
+		HideMetrics:  cfg.MetricsListen != "",
 	})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("set up server: %w", err)
 	}
+	sides, err := startSides(ctx, cfg, srv, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = srv.Shutdown(ctx)
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		for _, sd := range sides {
+			if err := sd.close(cctx); err != nil {
+				log.Error("stop side server", "err", err)
+			}
+		}
+	}()
 
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "version", version)
+	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(),
+		"version", build.Version, "commit", build.Commit, "built", build.Date)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())
 	}
@@ -368,6 +427,67 @@ func iceServers(urls []string, relay *turn.Server) func(store.Token) []engine.IC
 		}
 		if relay != nil {
 			out = append(out, relay.ICEServer(tok.ID))
+		}
+		return out
+	}
+}
+
+// checkFirefox fails, in one line, when no Firefox binary can be found
+// (before anything starts, so that the user is told once).
+func checkFirefox(path string) error {
+	if _, err := gecko.FindFirefox(path); err != nil {
+		if path == "" {
+			return errors.New("no Firefox found: firefox-esr and firefox are not on PATH; install one (Debian: apt-get install firefox-esr) or pass --firefox PATH")
+		}
+		why := "not an executable file"
+		if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
+			why = "no such file"
+		}
+		return fmt.Errorf("--firefox %s: %s; pass the path of a Firefox binary, or leave --firefox out to use firefox-esr or firefox on PATH", path, why)
+	}
+	return nil
+}
+
+// startSides starts the --metrics-listen and --debug-listen servers.
+func startSides(ctx context.Context, cfg serveConfig, srv *host.Server, log *slog.Logger) ([]*sideServer, error) {
+	var sides []*sideServer
+	for _, sd := range []struct {
+		name, addr, path string
+		h                func() http.Handler
+	}{
+		{"metrics", cfg.MetricsListen, "metrics", func() http.Handler { return metricsMux(srv.MetricsHandler()) }},
+		{"debug", cfg.DebugListen, "debug/pprof/", pprofHandler},
+	} {
+		if sd.addr == "" {
+			continue
+		}
+		ss, err := startSide(ctx, sd.name, sd.addr, sd.h(), log)
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			for _, o := range sides {
+				_ = o.close(cctx)
+			}
+			cancel()
+			return nil, fmt.Errorf("--%s-listen: %w", sd.name, err)
+		}
+		log.Info("serving "+sd.name, "url", "http://"+ss.ln.Addr().String()+"/"+sd.path)
+		sides = append(sides, ss)
+	}
+	return sides, nil
+}
+
+// poolBrowsers reports the pool's browser slots for host's /status and
+// /metrics.
+func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
+	return func(memory bool) []host.BrowserStatus {
+		slots := pool.Slots() // gecko's browser states are host's (running, starting, standby, draining)
+		out := make([]host.BrowserStatus, 0, len(slots))
+		for _, b := range slots {
+			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts}
+			if memory && b.PID > 0 {
+				bs.PSSBytes, _ = gecko.GroupPSS(b.PID) // 0 when unknown
+			}
+			out = append(out, bs)
 		}
 		return out
 	}

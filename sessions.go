@@ -93,7 +93,7 @@ func sessionsList(c *cli.Context) error {
 	if limit < 1 {
 		return fmt.Errorf("--limit %d: want 1 or more", limit)
 	}
-	db, err := openDB(c)
+	db, err := openExistingDB(c)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,11 @@ func sessionsList(c *cli.Context) error {
 	ss, err := db.ListSessions(c.Context, store.SessionFilter{TokenName: c.String("token"), Limit: limit})
 	if err != nil {
 		return err
+	}
+	if name := c.String("token"); name != "" && len(ss) == 0 {
+		if err := tokenExists(c, db, name); err != nil {
+			return err
+		}
 	}
 	if c.Bool("json") {
 		out := make([]sessionJSON, 0, len(ss))
@@ -143,4 +148,18 @@ func sessionsList(c *cli.Context) error {
 		return fmt.Errorf("write session list: %w", err)
 	}
 	return nil
+}
+
+// tokenExists fails when the store has no token called name.
+func tokenExists(c *cli.Context, db *store.DB, name string) error {
+	toks, err := db.ListTokens(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("sessions --token %s: there is no token named %q (see geckohost token list)", name, name)
 }

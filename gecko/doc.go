@@ -17,4 +17,14 @@
 // them itself; a hello is one script.callFunction, gh.start(id, code, url,
 // offer), which returns the answer; the page's later events (candidates,
 // open, end) carry the worker id and reach Go as script.message events.
+// Pool implements engine.Engine: it reports what happens to each worker as
+// engine events and leaves every decision about the client (errnos, 304,
+// records) to the front. gecko never imports host.
+//
+// Files: pool.go (Pool: start, close, StartWorker), supervise.go (browser
+// slots: restarts, recycling, draining), pages.go (shell pages and user
+// contexts), worker.go (one worker), firefox.go (one Firefox process),
+// launcher.go (launches and the template profile), profile.go (profile
+// directories), prefs.go (Firefox prefs), shellserver.go and shell/ (the
+// worker shell), source.go (fetching worker sources), stats.go (Browsers).
 package gecko

@@ -89,8 +89,8 @@ type page struct {
 	tab     string // browsing context id
 	uc      string // user context id
 	tc      *tokenCtx
-	workers int                // places reserved (guarded by p.mu)
-	warm    int                // pre-spawned workers ready in the page
+	workers int // places reserved (guarded by p.mu)
+	warm    int // pre-spawned workers ready in the page
 	closing bool
 }
 
@@ -149,8 +149,10 @@ func (tc *tokenCtx) removePage(pg *page) {
 	tc.pages = slices.DeleteFunc(tc.pages, func(x *page) bool { return x == pg })
 }
 
-// markReady lets Start return. Caller holds p.mu.
-func (p *Pool) markReady() {
+// markReady marks g ready to take workers without loading a page first
+// (Ready reports it) and lets Start return. Caller holds p.mu.
+func (p *Pool) markReady(g *generation) {
+	g.ready = true
 	select {
 	case <-p.readyCh:
 	default:
@@ -250,7 +252,7 @@ func (g *generation) makeGeneric() error {
 	keep := err == nil && p.ctx.Err() == nil && (g.b.gen == g || g.b.next == g)
 	if keep {
 		g.generic = append(g.generic, pg)
-		p.markReady()
+		p.markReady(g)
 	}
 	p.mu.Unlock()
 	if !keep && uc != "" {

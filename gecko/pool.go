@@ -101,6 +101,10 @@ type Pool struct {
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
 
+	// mu guards the pool's state and everything below it: each browser's
+	// generations, their pages and token contexts, and each worker's place
+	// (worker.pg, worker.negotiated). A worker's own inbox and close reason
+	// have the worker's lock. Nothing blocks while holding mu.
 	mu       sync.Mutex
 	started  bool
 	closed   bool
@@ -225,7 +229,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	}
 }
 
-// Ready returns nil when a browser is up, else an error saying why not.
+// Ready returns nil once a browser is up with its first worker page
+// loaded (a new token's first hello then waits for no page load), else an
+// error saying why not: ErrNoBrowser while none runs, ErrWarming while the
+// running ones load their first page.
 func (p *Pool) Ready() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -235,12 +242,16 @@ func (p *Pool) Ready() error {
 	case !p.started:
 		return ErrPoolNotStarted
 	}
+	err := ErrNoBrowser
 	for _, b := range p.browsers {
-		if b.gen != nil {
+		switch {
+		case b.gen != nil && b.gen.ready:
 			return nil
+		case b.gen != nil:
+			err = ErrWarming
 		}
 	}
-	return ErrNoBrowser
+	return err
 }
 
 // Close ends every worker, then every browser and the shell server, and
@@ -315,7 +326,8 @@ func (p *Pool) Close(ctx context.Context) error {
 // StartWorker reserves a place for req in a shell page of a browser and
 // returns at once; the worker then fetches its source, runs it and reports
 // on Events. It fails with engine.ErrClosed after Close and with a 301
-// (engine.NoGeckoAvailable) when no browser is up or every one is full.
+// (engine.NoGeckoAvailable, with engine.ErrNoCapacity) when no browser is
+// up or every one is full.
 func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -323,16 +335,16 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 		return nil, fmt.Errorf("start worker: %w", engine.ErrClosed)
 	}
 	if !p.started {
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "the gecko pool is not started")
+		return nil, engine.NoCapacity("the gecko pool is not started")
 	}
 	b := p.pickBrowser(req.TokenID)
 	if b == nil {
 		for _, x := range p.browsers {
 			if x.gen != nil {
-				return nil, engine.Errorf(engine.NoGeckoAvailable, "every browser runs %d workers (--max-workers-per-browser)", p.opts.MaxWorkersPerBrowser)
+				return nil, engine.NoCapacity("every browser runs %s (--max-workers-per-browser)", plural(p.opts.MaxWorkersPerBrowser, "worker"))
 			}
 		}
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "no browser is running (starting or restarting)")
+		return nil, engine.NoCapacity("no browser is running (starting or restarting)")
 	}
 	g := b.gen
 	tc := g.tokens[req.TokenID]

@@ -20,6 +20,7 @@ type browser struct {
 	old      []*generation // replaced, closed once their workers end (p.mu)
 	closeCtx context.Context
 	closeErr error
+	restarts int // times its browser died and was restarted (p.mu)
 }
 
 // generation is one launched Firefox with its pages and workers.
@@ -39,7 +40,10 @@ type generation struct {
 	served    int                // workers started
 	pages     map[string]*page   // by tab
 	byID      map[string]*worker // its workers by id, from StartWorker to their end
-	live      int
+	// ready: its first page is loaded (or Warm is 0), so a new token's
+	// first worker need not wait for one.
+	ready bool
+	live  int
 	// negotiating counts workers between StartWorker and connected (or
 	// their end). While it is non-zero, page loads that are not urgent
 	// wait (up to refillHold): opening a tab keeps Firefox's parent
@@ -175,7 +179,7 @@ func (b *browser) supervise(failed chan<- error) {
 		} else {
 			b.gen = g
 			if p.opts.Warm == 0 {
-				p.markReady()
+				p.markReady(g)
 			}
 		}
 		p.mu.Unlock()
@@ -204,6 +208,9 @@ func (b *browser) supervise(failed chan<- error) {
 			continue
 		}
 		b.stop(g)
+		p.mu.Lock()
+		b.restarts++
+		p.mu.Unlock()
 		if time.Since(t0) > backoffResetRun {
 			backoff = backoffMin
 		}

@@ -22,9 +22,11 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	scheme, secret, ok := strings.Cut(authorization, " ")
 	secret = strings.TrimSpace(secret)
 	if authorization == "" {
+		s.authFailed(authMalformed)
 		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "missing authorization; send \"Bearer <token>\"")
 	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || strings.ContainsAny(secret, " \t") {
+		s.authFailed(authMalformed)
 		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "authorization must be \"Bearer <token>\"")
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -34,13 +36,17 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	case err == nil:
 		return tok, nil
 	case errors.Is(err, store.ErrNotFound):
+		s.authFailed(authUnknown)
 		return store.Token{}, engine.Errorf(engine.InvalidToken, "unknown token")
 	case errors.Is(err, store.ErrRevoked):
+		s.authFailed(authRevoked)
 		return tok, engine.Errorf(engine.InvalidToken, "token revoked")
 	case errors.Is(err, store.ErrExpired):
+		s.authFailed(authExpired)
 		return tok, engine.Errorf(engine.InvalidToken, "token expired")
 	}
 	s.log.Error("look up token", "err", err)
+	s.authFailed(authError)
 	return store.Token{}, engine.Errorf(engine.InvalidToken, "the token could not be checked (internal error)")
 }
 
@@ -93,7 +99,7 @@ func (s *Server) reserve(tok store.Token) *engine.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if tok.MaxWorkers > 0 && s.live[tok.ID] >= tok.MaxWorkers {
-		return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %d concurrent workers", tok.Name, tok.MaxWorkers)
+		return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %s", tok.Name, plural(tok.MaxWorkers, "concurrent worker"))
 	}
 	if ok, wait := s.rate.allow(tok.ID, tok.Rate, s.now()); !ok {
 		return rateLimitError(tok, wait)

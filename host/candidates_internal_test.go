@@ -63,7 +63,7 @@ func TestOfferedString(t *testing.T) {
 	}
 	var many offered
 	for i := range 9 {
-		many.add("candidate:1 1 udp 1 192.0.2." + string(rune('1'+i)) + " 1 typ host", false)
+		many.add("candidate:1 1 udp 1 192.0.2."+string(rune('1'+i))+" 1 typ host", false)
 	}
 	if got := many.String(); !strings.HasSuffix(got, "(+3 more)") {
 		t.Errorf("many: %q", got)

@@ -1,8 +1,9 @@
 // Package host is geckohost's front: the HTTP server, the signaling WebSocket
 // on "/" (the client-hello → worker-hello → ICE → connected state machine),
 // authentication against store tokens, the source and origin allow-lists,
-// and the session records. It drives an Engine, declared here, that gecko
-// implements.
+// and the session records. It drives an engine.Engine (package engine
+// holds the contract; gecko.Pool implements it) and never imports an
+// engine's package: serve.go wires them.
 //
 // # Sessions
 //
@@ -20,7 +21,7 @@
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
 // engine then does). The rate limiter is in memory only: it starts afresh
-// when the server is restarted. The engine then starts a worker; client candidates are queued
+// when the server is restarted. The engine then starts a worker (see Queue); client candidates are queued
 // until the worker's answer and then applied in order; worker candidates
 // are relayed as they come. A hello with no answer within
 // Options.AnswerTimeout, or an answer with no "connected" within
@@ -63,6 +64,27 @@
 // the database; Shutdown flushes the queue. Each session that got a hello
 // ends with one info log line (worker id, token name, errno, durations);
 // tokens, SDP and ICE candidates are logged at debug level at most.
+//
+// # Queue
+//
+// When the engine refuses a worker for want of capacity (an error wrapping
+// engine.ErrNoCapacity: every browser full, starting or restarting), the
+// hello waits in a queue, fair across tokens (round robin between tokens,
+// arrival order within one), for at most Options.QueueTimeout with at most
+// Options.QueueSize waiting; past either it is a 301 whose reason says
+// which. While a hello waits, other hellos queue behind it instead of
+// taking a freed place first; a waiting hello tries again when a session's
+// worker ends and every 100 ms. Its client candidates are kept, a client
+// that leaves is removed at once, and Shutdown ends the waits with 304.
+//
+// # Metrics and status
+//
+// GET /metrics serves a Prometheus registry of the Server's own (Go and
+// process collectors, sessions by state and result, hello → answer and
+// hello → connected histograms, the queue, auth failures, and, with
+// Options.Browsers, the engine's browsers); Options.HideMetrics moves it
+// off ServeHTTP to MetricsHandler. GET /status serves Status as JSON.
+// Labels never hold tokens, sources or addresses.
 //
 // # Origins
 //

@@ -15,3 +15,6 @@ var (
 	// down.
 	ErrServerClosed = errors.New("server closed")
 )
+
+// errShuttingDown is what /readyz says once Shutdown has begun.
+var errShuttingDown = errors.New("shutting down")

@@ -48,6 +48,7 @@ func (se *session) negotiate() {
 	se.source = hello.Source
 	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.recorded = true
+	se.setActive(stateNegotiating)
 	se.save()
 
 	tok, werr := s.authenticate(se.ctx, hello.Authorization)
@@ -69,14 +70,13 @@ func (se *session) negotiate() {
 	answerDeadline := se.helloAt.Add(s.opts.AnswerTimeout)
 	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
-	w, err := s.opts.Engine.StartWorker(sctx, engine.WorkerRequest{
+	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok),
 	})
 	stopWatch()
 	scancel()
-	if err != nil {
-		se.fail(s.engineError(err))
+	if !ok {
 		return
 	}
 	se.worker = w
@@ -141,8 +141,8 @@ func (se *session) relay(answerDeadline time.Time) {
 		<-done
 	}()
 
-	var pending []engine.Candidate
-	candidates := 0
+	pending, candidates := se.early, se.candidates // those sent while queued
+	se.early = nil
 	answered, connected, ended := false, false, false
 	stop := s.stopCtx.Done()
 	for {
@@ -159,23 +159,7 @@ func (se *session) relay(answerDeadline time.Time) {
 		case applyC <- pending:
 			pending = nil
 		case res := <-se.frames:
-			switch {
-			case res.err != nil:
-				se.readFailed(res.err)
-			case res.frame.Kind != wire.FrameCandidate:
-				se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
-			case candidates >= maxCandidates:
-				se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
-			default:
-				candidates++
-				c := res.frame.Candidate
-				// A client on another machine has no use for our loopback,
-				// nor the worker for its: not passed on.
-				if se.clientICE.add(c.Candidate, !se.localClient) && !se.localClient {
-					continue
-				}
-				pending = append(pending, c)
-			}
+			se.clientFrame(res, &pending, &candidates)
 		case ev, ok := <-events:
 			if !ok {
 				if !ended { // closed without EventEnded
@@ -191,6 +175,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				answered = true
 				answerT.Stop()
 				se.answerAt = time.Now()
+				se.countAnswer()
 				se.state = stateAnswered
 				se.save()
 				se.workerICE.addSDP(ev.Answer, !se.localClient)
@@ -251,6 +236,31 @@ func (se *session) relay(answerDeadline time.Time) {
 	}
 }
 
+// clientFrame handles a client frame after the hello: a candidate joins
+// pending (counted in n), anything else ends the session. It returns false
+// when the session failed or the client left.
+func (se *session) clientFrame(res readResult, pending *[]engine.Candidate, n *int) bool {
+	switch {
+	case res.err != nil:
+		se.readFailed(res.err)
+	case res.frame.Kind != wire.FrameCandidate:
+		se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
+	case *n >= maxCandidates:
+		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
+	default:
+		*n++
+		c := res.frame.Candidate
+		// A client on another machine has no use for our loopback, nor the
+		// worker for its: not passed on.
+		if se.clientICE.add(c.Candidate, !se.localClient) && !se.localClient {
+			return true
+		}
+		*pending = append(*pending, c)
+		return true
+	}
+	return false
+}
+
 // connected records the connection, sends "connected" and closes the
 // WebSocket normally; the worker goes on peer to peer. When the server is
 // stopping, the worker is closed at once.
@@ -260,6 +270,7 @@ func (se *session) connected() {
 		se.answerAt = se.connectAt
 	}
 	se.state = stateConnected
+	se.countConnected()
 	se.save()
 	if !se.send(wire.NewConnected(se.id)) {
 		return

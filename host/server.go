@@ -69,6 +69,23 @@ type Options struct {
 	// the token's workers gets them in its WorkerRequest. nil: none (GET
 	// /ice-servers answers an empty list).
 	ICEServers func(tok store.Token) []engine.ICEServer
+	// QueueSize is the most hellos that wait for a browser when the engine
+	// has no capacity (engine.ErrNoCapacity: every browser full, starting
+	// or restarting); one more is refused with 301 at once. 0 means 200,
+	// negative means no queue (301 at once).
+	QueueSize int
+	// QueueTimeout is the longest a hello waits in the queue before its
+	// 301; 0 means 10 s. The wait counts toward AnswerTimeout.
+	QueueTimeout time.Duration
+	// Browsers, when set, reports the engine's browsers for /status and
+	// /metrics (serve wires it to the gecko pool); memory asks for
+	// BrowserStatus.PSSBytes (reading /proc: for /status only).
+	Browsers func(memory bool) []BrowserStatus
+	// Build names the running binary in /status and /metrics.
+	Build BuildInfo
+	// HideMetrics: ServeHTTP does not serve /metrics (it is 404 there);
+	// mount MetricsHandler on another address instead.
+	HideMetrics bool
 }
 
 // Defaults of Options.
@@ -77,6 +94,8 @@ const (
 	DefaultAnswerTimeout  = 30 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultMaxFrame       = 64 << 10
+	DefaultQueueSize      = 200
+	DefaultQueueTimeout   = 10 * time.Second
 )
 
 // shutdownGrace bounds Serve's graceful shutdown.
@@ -92,6 +111,9 @@ type Server struct {
 	allowSources []string
 	allowOrigins []string
 	rec          *recorder
+	queue        *queue
+	metrics      *metrics
+	started      time.Time
 
 	// stopCtx is cancelled when Shutdown starts: new WebSockets get 503,
 	// sessions still negotiating end with 304, connected workers are
@@ -151,6 +173,15 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = DefaultMaxFrame
 	}
+	switch {
+	case opts.QueueSize == 0:
+		opts.QueueSize = DefaultQueueSize
+	case opts.QueueSize < 0:
+		opts.QueueSize = 0
+	}
+	if opts.QueueTimeout <= 0 {
+		opts.QueueTimeout = DefaultQueueTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stopCancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -166,16 +197,20 @@ func New(opts Options) (*Server, error) {
 		rate:         newRateLimiter(time.Now()),
 		now:          time.Now,
 		shutdownDone: make(chan struct{}),
+		queue:        newQueue(opts.QueueSize),
+		started:      time.Now(),
 	}
+	s.metrics = newMetrics(s)
 	s.rec = newRecorder(opts.Store, opts.Logger)
 	return s, nil
 }
 
 // ServeHTTP serves a WebSocket upgrade on "/" as a signaling session,
 // /healthz (200 while the process serves), /readyz (200 once the engine can
-// take a worker, else 503 with the reason), /ice-servers (the token's ICE
-// servers, see Options.ICEServers), and passes every other request to
-// Options.Web.
+// take a worker, else 503 with the reason), /status (JSON, see Status),
+// /metrics (Prometheus text format, unless Options.HideMetrics),
+// /ice-servers (the token's ICE servers, see Options.ICEServers), and
+// passes every other request to Options.Web.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/" && isUpgrade(r):
@@ -189,17 +224,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/readyz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if s.stopCtx.Err() != nil {
+		if err := s.ready(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "shutting down\n")
-			return
-		}
-		if err := s.opts.Engine.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			_, _ = io.WriteString(w, err.Error()+"\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
+	case r.URL.Path == "/status":
+		s.serveStatus(w, r)
+	case r.URL.Path == "/metrics" && !s.opts.HideMetrics:
+		s.metrics.handler().ServeHTTP(w, r)
 	case s.opts.Web != nil:
 		s.opts.Web.ServeHTTP(w, r)
 	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
@@ -208,6 +242,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// ready is nil when the server takes hellos and the engine can take a
+// worker, else the reason (what /readyz says).
+func (s *Server) ready() error {
+	if s.stopCtx.Err() != nil {
+		return errShuttingDown
+	}
+	if err := s.opts.Engine.Ready(); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	return nil
 }
 
 const placeholderPage = `<!doctype html>
@@ -305,6 +351,7 @@ func (s *Server) track() bool {
 // negotiating, its worker closed once connected), then flushes the records.
 func (s *Server) shutdown(ctx context.Context) error {
 	s.beginShutdown()
+	defer s.queue.close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

@@ -125,6 +125,11 @@ func TestErrors(t *testing.T) {
 			return []step{{Ev: engine.Event{Kind: engine.EventEnded, Err: engine.Errorf(errno, "worker failed %d", errno)}}}, nil
 		}
 	}
+	endsWith := func(reason engine.EndReason) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+			return []step{{Ev: engine.Event{Kind: engine.EventEnded, Reason: reason}}}, nil
+		}
+	}
 	startErr := func(err error) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, err }
 	}
@@ -229,6 +234,16 @@ func TestErrors(t *testing.T) {
 		}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
 		}, errno: engine.GeckoCrashed, reason: "browser-died", hasID: true, endReason: "browser-died"},
+		{name: "304 engine closed", start: startErr(fmt.Errorf("start worker: %w", engine.ErrClosed)), frames: good,
+			errno: engine.ShuttingDown, reason: "shutting down", hasID: true, endReason: "shutdown"},
+		{name: "304 engine shut the worker down", start: endsWith(engine.EndShutdown), frames: good,
+			errno: engine.ShuttingDown, reason: "shutting down", hasID: true, endReason: "shutdown"},
+		{name: "303 page closed", start: endsWith(engine.EndTabClosed), frames: good,
+			errno: engine.GeckoCrashed, reason: "tab-closed", hasID: true, endReason: "tab-closed"},
+		{name: "203 worker closed itself early", start: endsWith(engine.EndWorkerClosed), frames: good,
+			errno: engine.UncaughtExceptionInWorkerCode, reason: "closed itself", hasID: true, endReason: "worker-closed"},
+		{name: "302 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
+			errno: engine.GeckoTimeout, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
 			errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },

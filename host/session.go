@@ -48,6 +48,12 @@ type session struct {
 	clientICE, workerICE offered
 	localClient          bool
 
+	// Client candidates read while the hello was queued, for the relay.
+	early      []engine.Candidate
+	candidates int
+	// active is the session's state in geckohost_sessions_active.
+	active string
+
 	// The record.
 	id        string
 	token     store.Token
@@ -141,6 +147,10 @@ func (se *session) finish() {
 		se.endReason = engine.EndError
 	}
 	se.state = stateEnded
+	se.countEnd()
+	if se.worker != nil {
+		s.queue.wake() // its place in a browser is free
+	}
 	rec := se.record()
 	rec.Ended = time.Now()
 	rec.EndReason = string(se.endReason)

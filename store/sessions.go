@@ -125,20 +125,8 @@ func (db *DB) ListSessions(ctx context.Context, f SessionFilter) ([]Session, err
 	}
 	q += ` ORDER BY created DESC, rowid DESC LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, db, scanSession, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Session
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	return out, nil

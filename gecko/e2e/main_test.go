@@ -54,13 +54,15 @@ var workerSources = map[string]string{
 
 // stack is one geckohost: a store, a pool, a host server and a source server.
 type stack struct {
-	pool   *gecko.Pool
-	db     *store.DB
-	src    *httptest.Server
-	wsURL  string
-	tokenA string
-	tokenB string
-	dir    string
+	pool  *gecko.Pool
+	db    *store.DB
+	src   *httptest.Server
+	wsURL string
+	// httpURL is the host's http:// base (for /status and /metrics).
+	httpURL string
+	tokenA  string
+	tokenB  string
+	dir     string
 
 	mu      sync.Mutex
 	fetched map[string]chan struct{} // path → closed on the next request
@@ -109,6 +111,11 @@ func testLogger() *slog.Logger {
 
 // newStack starts a complete geckohost on loopback.
 func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
+	return newStackWith(ctx, popts, nil)
+}
+
+// newStackWith is newStack with host options changed by hopts.
+func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host.Options)) (*stack, error) {
 	dir, err := os.MkdirTemp("", "geckohost-e2e-*")
 	if err != nil {
 		return nil, err
@@ -167,7 +174,11 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 	for leaktest.Running("gecko.(*Launcher).build") && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-	srv, err := host.New(host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}})
+	ho := host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}, Browsers: poolBrowsers(s.pool)}
+	if hopts != nil {
+		hopts(&ho)
+	}
+	srv, err := host.New(ho)
 	if err != nil {
 		return fail(err)
 	}
@@ -176,6 +187,7 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 		return fail(err)
 	}
 	s.wsURL = "ws://" + ln.Addr().String() + "/"
+	s.httpURL = "http://" + ln.Addr().String() + "/"
 	sctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.serveDone = make(chan error, 1)

@@ -26,10 +26,10 @@ type fakeHost struct {
 	// dropWorker closes the worker's peer connection right after its
 	// answer (the client's ICE then fails) and sends nothing more.
 	dropWorker bool
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	pcs     []*webrtc.PeerConnection
-	hello   map[string]any
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	pcs        []*webrtc.PeerConnection
+	hello      map[string]any
 }
 
 func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
