@@ -604,7 +604,7 @@ func TestICEServersWiring(t *testing.T) {
 	if iceServers(nil, nil) != nil {
 		t.Fatal("no servers: want nil")
 	}
-	got := iceServers([]string{"stun:stun.example.com"}, nil)(store.Token{ID: 3})
+	got := iceServers([]string{"stun:stun.example.com"}, nil)(store.Token{ID: 3}, false)
 	if len(got) != 1 || got[0].URLs[0] != "stun:stun.example.com" || got[0].Username != "" {
 		t.Fatalf("static: %+v", got)
 	}

@@ -416,17 +416,21 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 // iceServers is what GET /ice-servers answers and each worker gets: the
 // --ice-server URLs, then the embedded relay with fresh credentials for
 // the token. nil when there are none.
-func iceServers(urls []string, relay *turn.Server) func(store.Token) []engine.ICEServer {
+func iceServers(urls []string, relay *turn.Server) func(store.Token, bool) []engine.ICEServer {
 	if len(urls) == 0 && relay == nil {
 		return nil
 	}
-	return func(tok store.Token) []engine.ICEServer {
+	return func(tok store.Token, worker bool) []engine.ICEServer {
 		var out []engine.ICEServer
 		if len(urls) > 0 {
 			out = append(out, engine.ICEServer{URLs: slices.Clone(urls)})
 		}
 		if relay != nil {
-			out = append(out, relay.ICEServer(tok.ID))
+			if worker {
+				out = append(out, relay.WorkerICEServer(tok.ID))
+			} else {
+				out = append(out, relay.ICEServer(tok.ID))
+			}
 		}
 		return out
 	}

@@ -25,13 +25,13 @@ type iceServersError struct {
 	Reason string `json:"reason"`
 }
 
-// iceServers returns the ICE servers for tok's sessions (none without
-// Options.ICEServers).
-func (s *Server) iceServers(tok store.Token) []engine.ICEServer {
+// iceServers returns the ICE servers for tok's clients or workers (none
+// without Options.ICEServers).
+func (s *Server) iceServers(tok store.Token, worker bool) []engine.ICEServer {
 	if s.opts.ICEServers == nil {
 		return nil
 	}
-	return s.opts.ICEServers(tok)
+	return s.opts.ICEServers(tok, worker)
 }
 
 // serveICEServers answers GET /ice-servers with "Authorization: Bearer
@@ -71,7 +71,7 @@ func (s *Server) serveICEServers(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(iceServersError{Errno: int(werr.Errno), Name: werr.Errno.String(), Reason: werr.Reason})
 		return
 	}
-	servers := s.iceServers(tok)
+	servers := s.iceServers(tok, false)
 	if servers == nil {
 		servers = []engine.ICEServer{}
 	}

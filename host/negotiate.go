@@ -72,7 +72,7 @@ func (se *session) negotiate() {
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
-		ICEServers: s.iceServers(tok),
+		ICEServers: s.iceServers(tok, true),
 	})
 	stopWatch()
 	scancel()

@@ -57,11 +57,15 @@ func TestPeerConnectionFailed(t *testing.T) {
 // a bearer of a valid token (and the worker gets the same), refuses
 // others with 401 and the errno, and speaks CORS to allowed origins only.
 func TestICEServersEndpoint(t *testing.T) {
-	servers := func(tok store.Token) []engine.ICEServer {
+	servers := func(tok store.Token, worker bool) []engine.ICEServer {
+		user := fmt.Sprintf("1700000000:%d", tok.ID)
+		if worker {
+			user = fmt.Sprintf("1700000000:w%d", tok.ID)
+		}
 		return []engine.ICEServer{
 			{URLs: []string{"stun:stun.example.com:3478"}},
 			{URLs: []string{"turn:198.51.100.1:3478?transport=udp", "turn:198.51.100.1:3478?transport=tcp"},
-				Username: fmt.Sprintf("1700000000:%d", tok.ID), Credential: "secret"},
+				Username: user, Credential: "secret"},
 		}
 	}
 	h := newHarness(t, nil, func(o *host.Options) {
@@ -155,7 +159,7 @@ func TestICEServersEndpoint(t *testing.T) {
 	// The worker gets the same servers.
 	c := h.hello(secret)
 	w := h.nextWorker()
-	if len(w.req.ICEServers) != 2 || w.req.ICEServers[1].Username != fmt.Sprintf("1700000000:%d", tok.ID) {
+	if len(w.req.ICEServers) != 2 || w.req.ICEServers[1].Username != fmt.Sprintf("1700000000:w%d", tok.ID) {
 		t.Fatalf("worker's ICE servers %+v", w.req.ICEServers)
 	}
 	c.read()

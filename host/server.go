@@ -65,10 +65,10 @@ type Options struct {
 	MaxFrame int64
 	// ICEServers returns the STUN/TURN servers for a token's sessions
 	// (such as the embedded TURN relay's short-lived credentials): GET
-	// /ice-servers answers them to a client with the token, and each of
-	// the token's workers gets them in its WorkerRequest. nil: none (GET
-	// /ice-servers answers an empty list).
-	ICEServers func(tok store.Token) []engine.ICEServer
+	// /ice-servers answers them to a client with the token (worker false),
+	// and each of the token's workers gets them in its WorkerRequest
+	// (worker true). nil: none (GET /ice-servers answers an empty list).
+	ICEServers func(tok store.Token, worker bool) []engine.ICEServer
 	// QueueSize is the most hellos that wait for a browser when the engine
 	// has no capacity (engine.ErrNoCapacity: every browser full, starting
 	// or restarting); one more is refused with 301 at once. 0 means 200,

@@ -13,6 +13,6 @@
 // the username under a secret drawn at start (so a restart invalidates
 // them), valid for at most 10 minutes. [Server.ICEServer] makes them; the
 // host hands them out on GET /ice-servers to clients with a valid token,
-// and to that token's workers. Each token may hold a bounded number of
-// allocations at a time.
+// and to that token's workers (as "<expiry>:w<token id>"). Each token's
+// clients may hold a bounded number of allocations at a time.
 package turn

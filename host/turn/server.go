@@ -165,15 +165,24 @@ func (s *Server) URLs() []string {
 	return []string{"turn:" + s.urlHost + "?transport=udp", "turn:" + s.urlHost + "?transport=tcp"}
 }
 
-// ICEServer returns the relay for a client (or a worker) of token id
-// tokenID, with credentials valid for Options.TTL from now.
+// ICEServer returns the relay for a client of token id tokenID, with
+// credentials valid for Options.TTL from now ("<expiry>:<token id>").
 func (s *Server) ICEServer(tokenID int64) engine.ICEServer {
-	user, pass := s.credentials(tokenID, time.Now().Add(s.opts.TTL))
+	user, pass := s.credentials(strconv.FormatInt(tokenID, 10), time.Now().Add(s.opts.TTL))
 	return engine.ICEServer{URLs: s.URLs(), Username: user, Credential: pass}
 }
 
-func (s *Server) credentials(tokenID int64, expiry time.Time) (user, pass string) {
-	user = strconv.FormatInt(expiry.Unix(), 10) + ":" + strconv.FormatInt(tokenID, 10)
+// WorkerICEServer returns the relay for a worker of token id tokenID
+// ("<expiry>:w<token id>"): its allocations do not count toward the
+// token's MaxAllocations, which bound what its clients hold (the host
+// bounds its workers).
+func (s *Server) WorkerICEServer(tokenID int64) engine.ICEServer {
+	user, pass := s.credentials("w"+strconv.FormatInt(tokenID, 10), time.Now().Add(s.opts.TTL))
+	return engine.ICEServer{URLs: s.URLs(), Username: user, Credential: pass}
+}
+
+func (s *Server) credentials(id string, expiry time.Time) (user, pass string) {
+	user = strconv.FormatInt(expiry.Unix(), 10) + ":" + id
 	return user, s.password(user)
 }
 
@@ -195,7 +204,7 @@ func (s *Server) auth(ra *pturn.RequestAttributes) (string, []byte, bool) {
 	if err != nil {
 		return "", nil, false
 	}
-	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+	if _, err := strconv.ParseInt(strings.TrimPrefix(id, "w"), 10, 64); err != nil {
 		return "", nil, false
 	}
 	now := time.Now()
@@ -213,6 +222,9 @@ func (s *Server) quota(userID, _ string, src net.Addr) bool {
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
+	}
+	if strings.HasPrefix(userID, "w") { // a worker's: the host bounds its workers
+		return true
 	}
 	if s.allocs[userID] >= s.opts.MaxAllocations {
 		s.log.Debug("turn: allocation quota reached", "token_id", userID, "remote", src)

@@ -212,6 +212,18 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("another token: %v", err)
 	}
 	relay.Close()
+	// The token's workers have a quota of their own (the host bounds them).
+	for i := range 2 {
+		w := s.WorkerICEServer(5)
+		if !strings.HasSuffix(w.Username, ":w5") {
+			t.Fatalf("worker credentials %+v", w)
+		}
+		relay, err := dialTURN(t, s, "udp", w.Username, w.Credential).Allocate()
+		if err != nil {
+			t.Fatalf("worker allocation %d: %v", i, err)
+		}
+		defer relay.Close()
+	}
 }
 
 // TestTCPRelayRefused: RFC 6062 TCP allocations are not offered.
