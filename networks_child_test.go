@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -87,7 +88,10 @@ func runChild() int {
 			fmt.Fprintln(os.Stderr, "child: bad args:", err)
 			return 2
 		}
-		return run(ctx, append([]string{"geckohost"}, args...), os.Stdout, os.Stderr)
+		// As main does: SIGINT or SIGTERM cancels the command's context.
+		sctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stopSignals()
+		return run(sctx, append([]string{"geckohost"}, args...), os.Stdout, os.Stderr)
 	case "client":
 		var jobs []clientJob
 		if err := json.Unmarshal([]byte(os.Getenv(childJobs)), &jobs); err != nil {
