@@ -378,13 +378,31 @@ func TestSessionsCommand(t *testing.T) {
 	if r.stdout != "" || !strings.Contains(r.stderr, "no sessions") {
 		t.Errorf("empty: %+v", r)
 	}
+	if !strings.Contains(geckohost(t, "sessions", "--db", db, "--json").stdout, `"egress_refused": 0`) {
+		t.Error("sessions --json lacks egress_refused")
+	}
+
+	// Pruning: w-old ended 58m ago, w-fail 59m ago, w-live never ended
+	// (created 58m ago).
+	wantFail(t, geckohost(t, "sessions", "prune", "--db", db, "--older-than", "soon"), "--older-than")
+	wantFail(t, geckohost(t, "sessions", "prune", "--db", db), "older-than")
+	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "1d")
+	wantOK(t, r)
+	if !strings.Contains(r.stderr, "0 session records deleted") {
+		t.Errorf("prune 1d: %+v", r)
+	}
+	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "30m")
+	wantOK(t, r)
+	if !strings.Contains(r.stderr, "3 session records deleted") {
+		t.Errorf("prune 30m: %+v", r)
+	}
 }
 
 func TestHelpAndVersion(t *testing.T) {
 	leaktest.Check(t)
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "add", "--help"}, {"token", "list", "--help"},
-		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"version", "--help"},
+		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"sessions", "prune", "--help"}, {"version", "--help"},
 	} {
 		r := geckohost(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "USAGE") {
@@ -395,7 +413,8 @@ func TestHelpAndVersion(t *testing.T) {
 	for _, f := range []string{"--db", "--listen", "--allow-source", "--allow-origin", "--firefox", "--browsers",
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
 		"--turn-listen", "--turn-public-ip", "GECKOHOST_TURN_LISTEN", "GECKOHOST_TURN_PUBLIC_IP",
-		"GECKOHOST_LISTEN", "127.0.0.1:8765"} {
+		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
+		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("serve --help lacks %s", f)
 		}
@@ -434,6 +453,15 @@ func TestServeFlagErrors(t *testing.T) {
 		{nil, [2]string{"GECKOHOST_LOG_LEVEL", "loud"}, "--log-level"},
 		{nil, [2]string{"GECKOHOST_WARM", "-3"}, "--warm"},
 		{nil, [2]string{"GECKOHOST_LISTEN", "nowhere"}, "--listen"},
+		{[]string{"--public-url", "ftp://x"}, [2]string{}, "--public-url"},
+		{[]string{"--public-url", "https://x/path"}, [2]string{}, "--public-url"},
+		{[]string{"--worker-egress", "some"}, [2]string{}, "--worker-egress"},
+		{[]string{"--worker-allow", "*"}, [2]string{}, "--worker-allow"},
+		{[]string{"--worker-allow", "10.0.0.0/8"}, [2]string{}, "--worker-allow"},
+		{[]string{"--max-fetches-per-token", "-1"}, [2]string{}, "--max-fetches-per-token"},
+		{[]string{"--keep-sessions", "forever"}, [2]string{}, "--keep-sessions"},
+		{nil, [2]string{"GECKOHOST_WORKER_EGRESS", "open"}, "--worker-egress"},
+		{nil, [2]string{"GECKOHOST_KEEP_SESSIONS", "-1h"}, "--keep-sessions"},
 	} {
 		t.Run(strings.Join(append(c.args, c.env[:]...), " "), func(t *testing.T) {
 			if c.env[0] != "" {

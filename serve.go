@@ -8,17 +8,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/host/turn"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -62,6 +64,18 @@ type serveConfig struct {
 	// MetricsListen, when set, serves /metrics there instead of on Listen;
 	// DebugListen, when set, serves net/http/pprof there.
 	MetricsListen, DebugListen string
+	// PublicURLs are more of the server's own origins (--public-url).
+	PublicURLs []string
+	// WorkerEgress is --worker-egress ("" means public); WorkerAllow the
+	// --worker-allow patterns.
+	WorkerEgress string
+	WorkerAllow  []string
+	// MaxFetchesPerToken caps a token's concurrent source fetches; 0
+	// means host's default (8).
+	MaxFetchesPerToken int
+	// KeepSessions prunes session records older than this, at start and
+	// every hour; 0 keeps them all.
+	KeepSessions time.Duration
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -87,8 +101,12 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
-			&cli.StringFlag{Name: "turn-listen", Usage: "run the embedded TURN relay on this `ADDRESS` (host:port, UDP and TCP), for clients whose network blocks UDP or has no direct path here; clients get it from GET /ice-servers", EnvVars: []string{"GECKOHOST_TURN_LISTEN"}},
-			&cli.StringFlag{Name: "turn-public-ip", Usage: "the `IP` the TURN relay gives as its relayed address and in its URLs (default: the --turn-listen address, or this host's first non-loopback IPv4 address)", EnvVars: []string{"GECKOHOST_TURN_PUBLIC_IP"}},
+			turnListenFlag(), turnPublicIPFlag(),
+			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
+			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
+			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
+			&cli.IntFlag{Name: "max-fetches-per-token", Value: host.DefaultMaxFetchesPerToken, Usage: "one token fetches at most `N` worker sources at a time (more hellos wait)", EnvVars: []string{"GECKOHOST_MAX_FETCHES_PER_TOKEN"}},
+			&cli.StringFlag{Name: "keep-sessions", Value: "720h", Usage: "prune session records older than this `DURATION` (720h, 30d), at start and every hour; 0 keeps them all", EnvVars: []string{"GECKOHOST_KEEP_SESSIONS"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 		},
@@ -121,21 +139,27 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		WorkerIdle:           c.Duration("worker-idle"),
 		ICEServers:           c.StringSlice("ice-server"),
 		ICELoopback:          c.Bool("ice-loopback"),
-		TURNListen:           c.String("turn-listen"),
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
 		QueueSize:            c.Int("queue-size"),
 		QueueTimeout:         c.Duration("queue-timeout"),
 		MetricsListen:        c.String("metrics-listen"),
 		DebugListen:          c.String("debug-listen"),
+		PublicURLs:           c.StringSlice("public-url"),
+		WorkerEgress:         c.String("worker-egress"),
+		MaxFetchesPerToken:   c.Int("max-fetches-per-token"),
 	}
 	if cfg.QueueTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
 	}
-	if v := c.String("turn-public-ip"); v != "" {
-		if cfg.TURNPublicIP = net.ParseIP(v); cfg.TURNPublicIP == nil || cfg.TURNPublicIP.IsUnspecified() {
-			return serveConfig{}, fmt.Errorf("--turn-public-ip %q: want an IP address", v)
-		}
+	if err := cfg.turnFrom(c); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.WorkerAllow, err = patterns(c.StringSlice("worker-allow")); err != nil {
+		return serveConfig{}, fmt.Errorf("--worker-allow: %w", err)
 	}
 	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
@@ -202,38 +226,87 @@ func (cfg serveConfig) validate() error {
 			return fmt.Errorf("--ice-server %q: want a stun:, stuns:, turn: or turns: URL", u)
 		}
 	}
-	if cfg.TURNListen != "" {
-		host, _, err := net.SplitHostPort(cfg.TURNListen)
-		if err != nil || (host != "" && net.ParseIP(host) == nil) {
-			return fmt.Errorf("--turn-listen %q: want ip:port (or :port)", cfg.TURNListen)
-		}
-		if cfg.ICELoopback {
-			return fmt.Errorf("--turn-listen and --ice-loopback exclude each other: --ice-loopback workers use loopback candidates only, which no relay can reach")
-		}
-	} else if cfg.TURNPublicIP != nil {
-		return fmt.Errorf("--turn-public-ip needs --turn-listen")
+	if err := cfg.validateTURN(); err != nil {
+		return err
 	}
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
+	if cfg.MaxFetchesPerToken < 0 {
+		return fmt.Errorf("--max-fetches-per-token %d: want 1 or more", cfg.MaxFetchesPerToken)
+	}
+	if cfg.KeepSessions < 0 {
+		return fmt.Errorf("--keep-sessions %v: want 0 (keep all) or a positive duration", cfg.KeepSessions)
+	}
+	if _, err := (egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow}).Validate(); err != nil {
+		return fmt.Errorf("--worker-egress/--worker-allow: %w", err)
+	}
+	for _, u := range cfg.PublicURLs {
+		if _, err := publicOrigin(u); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// networkWarnings says at start which clients a configuration cannot
-// serve (so that no mode fails silently; see the README's Networks).
-func (cfg serveConfig) networkWarnings() []string {
-	var out []string
-	if cfg.ICELoopback {
-		out = append(out, "--ice-loopback: workers use loopback candidates only; clients on this machine that use loopback connect "+
-			"(stock Chromium on a machine with a network, the Go client), stock Firefox and clients on other machines do not "+
-			"(they get 305 PEER_CONNECTION_FAILED): run serve without --ice-loopback for them")
-		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil {
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				out = append(out, "--listen "+cfg.Listen+" accepts clients from other machines, but with --ice-loopback they cannot connect")
-			}
+// parseKeep parses --keep-sessions: a Go duration or whole days; "0" keeps
+// every record.
+func parseKeep(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	d, err := parseDurationOrDays(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--keep-sessions %q: want 0 or a positive duration such as 720h or 30d", s)
+	}
+	return d, nil
+}
+
+// publicOrigin validates a --public-url and returns it as an origin
+// (scheme://host[:port]).
+func publicOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--public-url %q: want http(s)://host[:port], no path", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// ownOrigins returns the server's own origins for the workers' egress
+// policy (and the names of the --listen address for host): the listener's
+// address (loopback forms for a wildcard listener), localhost for a
+// loopback one, a --listen host name, and the --public-url origins.
+func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigins, hostURLs []string) {
+	for _, u := range publicURLs {
+		o, err := publicOrigin(u)
+		if err == nil {
+			egressOrigins = append(egressOrigins, o)
+			hostURLs = append(hostURLs, o)
 		}
 	}
-	return out
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && net.ParseIP(h) == nil && h != "localhost" {
+		_, port, _ := net.SplitHostPort(addr.String())
+		o := "http://" + net.JoinHostPort(h, port)
+		egressOrigins = append(egressOrigins, o)
+		hostURLs = append(hostURLs, o)
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return egressOrigins, hostURLs
+	}
+	port := strconv.Itoa(int(ap.Port()))
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified():
+		egressOrigins = append(egressOrigins, "http://127.0.0.1:"+port, "http://[::1]:"+port, "http://localhost:"+port)
+	case a.IsLoopback():
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port), "http://localhost:"+port)
+	default:
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port))
+	}
+	return egressOrigins, hostURLs
 }
 
 // newLogger returns a slog logger writing to w in format ("text" or "json")
@@ -294,27 +367,18 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 
-	var relay *turn.Server
-	if cfg.TURNListen != "" {
-		relay, err = turn.Listen(turn.Options{Listen: cfg.TURNListen, RelayIP: cfg.TURNPublicIP, Logger: log.With("component", "turn")})
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		defer func() {
-			if err := relay.Close(); err != nil {
-				log.Error("close turn relay", "err", err)
-			}
-		}()
+	relay, err := startRelay(cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
-	for _, w := range cfg.networkWarnings() {
-		log.Warn(w)
-	}
+	defer closeRelay(relay, log)
 
 	warm := cfg.Warm
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
+	egressOrigins, hostURLs := ownOrigins(cfg.Listen, ln.Addr(), cfg.PublicURLs)
 	pool := gecko.NewPool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
@@ -323,6 +387,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
+		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(append(slices.Clone(cfg.ICEServers), relayURLs(relay)...))...)},
 		Logger:               log.With("component", "gecko"),
 	})
 	queueSize := cfg.QueueSize
@@ -337,6 +402,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		EngineName:   "firefox",
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
+		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
 		QueueSize:    queueSize,
@@ -344,6 +410,8 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		Browsers:     poolBrowsers(pool),
 		Build:        build,
 		HideMetrics:  cfg.MetricsListen != "",
+
+		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -363,6 +431,17 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 				log.Error("stop side server", "err", err)
 			}
 		}
+	}()
+
+	pruned := make(chan struct{})
+	pctx, stopPrune := context.WithCancel(ctx)
+	go func() {
+		defer close(pruned)
+		keepSessions(pctx, db, cfg.KeepSessions, log.With("component", "store"))
+	}()
+	defer func() {
+		stopPrune()
+		<-pruned // before the store closes
 	}()
 
 	serveCtx, stopServe := context.WithCancel(ctx)
@@ -413,26 +492,30 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	return nil
 }
 
-// iceServers is what GET /ice-servers answers and each worker gets: the
-// --ice-server URLs, then the embedded relay with fresh credentials for
-// the token. nil when there are none.
-func iceServers(urls []string, relay *turn.Server) func(store.Token, bool) []engine.ICEServer {
-	if len(urls) == 0 && relay == nil {
-		return nil
+// pruneEvery is how often serve prunes the session records.
+const pruneEvery = time.Hour
+
+// keepSessions prunes the session records older than keep at once and
+// then every pruneEvery until ctx ends; keep 0 keeps every record.
+func keepSessions(ctx context.Context, db *store.DB, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		return
 	}
-	return func(tok store.Token, worker bool) []engine.ICEServer {
-		var out []engine.ICEServer
-		if len(urls) > 0 {
-			out = append(out, engine.ICEServer{URLs: slices.Clone(urls)})
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := db.PruneSessions(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("prune session records", "err", err)
+		case n > 0:
+			log.Info("session records pruned", "count", n, "older_than", keep)
 		}
-		if relay != nil {
-			if worker {
-				out = append(out, relay.WorkerICEServer(tok.ID))
-			} else {
-				out = append(out, relay.ICEServer(tok.ID))
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		return out
 	}
 }
 

@@ -47,7 +47,13 @@ type WorkerRequest struct {
 	TokenID   int64
 	TokenName string
 	// Source is the worker JavaScript URL (already checked by the front).
+	// The engine does not fetch it: Code is its text. Relative URLs in the
+	// worker (importScripts) resolve against it, and the engine's network
+	// policy treats its origin as the worker's own.
 	Source string
+	// Code is the worker's JavaScript, fetched by the front from Source
+	// (following its checked redirects). An empty Code is an empty script.
+	Code string
 	// Offer is the client's SDP offer.
 	Offer string
 	// ICEServers are the STUN/TURN servers for the worker's peer
@@ -121,6 +127,12 @@ type Event struct {
 	// when the front turns the end into an error (such as "while starting
 	// the worker").
 	Detail string
+	// EgressRefused (EventEnded) counts the network requests the engine's
+	// egress policy refused while the worker ran. An engine that cannot
+	// tell one worker's requests from another's (gecko: the workers of one
+	// token share a browser user context) counts those of every worker in
+	// the same context during this worker's life.
+	EgressRefused int
 }
 
 // EndReason says why a worker or a session ended. The values are recorded

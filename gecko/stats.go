@@ -38,6 +38,9 @@ type BrowserInfo struct {
 	Restarts int
 	// Profile is the temporary profile directory.
 	Profile string
+	// BiDi is the browser's WebDriver BiDi session URL
+	// (ws://127.0.0.1:PORT/session); workers can never reach it.
+	BiDi string
 	// Workers is the number of live (reserved or running) workers.
 	Workers int
 	// Warm is the number of pre-spawned workers ready in the generic
@@ -121,7 +124,7 @@ func GroupPSS(pgid int) (int64, error) {
 // info describes g. Caller holds p.mu.
 func (g *generation) info() BrowserInfo {
 	bi := BrowserInfo{Index: g.b.idx, State: BrowserRunning, PID: g.ff.PID(), Capacity: g.b.p.opts.MaxWorkersPerBrowser,
-		Restarts: g.b.restarts, Profile: g.ff.Profile(), Workers: g.live, Started: g.served,
+		Restarts: g.b.restarts, Profile: g.ff.Profile(), BiDi: g.ff.SessionURL(), Workers: g.live, Started: g.served,
 		Tokens: len(g.tokens), Retiring: len(g.retired), Pages: len(g.pages)}
 	for _, pg := range g.generic {
 		bi.Warm += pg.warm

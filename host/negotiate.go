@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/store"
 )
 
 // Close codes the host uses after a worker-error frame: 1008 (policy
@@ -35,8 +37,8 @@ const (
 	maxCandidates = 1000
 )
 
-// negotiate runs hello → admission → worker → relay, and returns once the
-// session is over (its worker gone, or it never had one).
+// negotiate runs hello → admission → source fetch → worker → relay, and
+// returns once the session is over (its worker gone, or it never had one).
 func (se *session) negotiate() {
 	s := se.s
 	hello, ok := se.waitHello()
@@ -47,17 +49,26 @@ func (se *session) negotiate() {
 	se.helloAt = time.Now()
 	se.source = hello.Source
 	se.clientICE.addSDP(hello.Offer, !se.localClient)
-	se.recorded = true
 	se.setActive(stateNegotiating)
-	se.save()
 
 	tok, werr := s.authenticate(se.ctx, hello.Authorization)
 	se.token = tok // a revoked or expired token is named in the record
 	if werr != nil {
+		// Past a burst of failures from one address, no record and no
+		// log line (hellofail.go).
+		se.quiet = s.hellos.failed(se.remote)
+		se.recorded = !se.quiet
 		se.fail(werr)
 		return
 	}
-	if werr := s.checkSource(se.r, tok, hello.Source); werr != nil {
+	se.recorded = true
+	se.save()
+	u, werr := s.checkSource(se.r, tok, hello.Source)
+	if werr != nil {
+		se.fail(werr)
+		return
+	}
+	if werr := checkOffer(hello.Offer); werr != nil {
 		se.fail(werr)
 		return
 	}
@@ -68,10 +79,14 @@ func (se *session) negotiate() {
 	se.counted = true
 
 	answerDeadline := se.helloAt.Add(s.opts.AnswerTimeout)
+	code, ok := se.fetchSource(tok, u, answerDeadline)
+	if !ok {
+		return
+	}
 	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
-		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
+		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok, true),
 	})
 	stopWatch()
@@ -81,6 +96,53 @@ func (se *session) negotiate() {
 	}
 	se.worker = w
 	se.relay(answerDeadline)
+}
+
+// fetchSource fetches the worker's code while it keeps reading the
+// client's frames (candidates are kept for the relay, the cap applies) and
+// watching for the client leaving, the answer deadline (302) and shutdown
+// (304). ok is false when the session is over.
+func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
+	s := se.s
+	fctx, cancel := context.WithDeadline(se.ctx, answerDeadline)
+	defer cancel()
+	type result struct {
+		code string
+		err  *engine.Error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := s.fetchSource(fctx, se.r, tok, u)
+		done <- result{code, err}
+	}()
+	for {
+		select {
+		case res := <-done:
+			if res.err != nil {
+				if fctx.Err() != nil && time.Now().After(answerDeadline) {
+					res.err = engine.Errorf(engine.GeckoTimeout, "no answer from the gecko within %s of the hello (fetching the source)", s.opts.AnswerTimeout)
+				}
+				se.fail(res.err)
+				return "", false
+			}
+			return res.code, true
+		case res := <-se.frames:
+			if !se.clientFrame(res, &se.early, &se.candidates) {
+				cancel()
+				<-done
+				return "", false
+			}
+		case <-s.stopCtx.Done():
+			cancel()
+			<-done
+			se.fail(shuttingDown())
+			return "", false
+		case <-se.ctx.Done():
+			<-done
+			se.hardStop()
+			return "", false
+		}
+	}
 }
 
 // waitHello waits for the client-hello. ok is false when the session is
@@ -206,6 +268,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.connected()
 			case engine.EventEnded:
 				ended = true
+				se.egressRefused = ev.EgressRefused
 				se.workerEnded(ev, connected)
 			}
 		case <-answerT.C:

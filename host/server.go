@@ -42,13 +42,33 @@ type Options struct {
 	EngineName string
 	// AllowSources are the --allow-source origin patterns (scheme://host,
 	// scheme://host:port, scheme://host:*, scheme://*.domain, or "*") a
-	// worker source URL must match. Empty: only the bundled demo workers
-	// (http://<the request's Host>/workers/...) are allowed.
+	// worker source URL, and each of its redirects, must match. Empty: only
+	// the bundled demo workers (under /workers/ on one of the server's own
+	// origins) are allowed. A source host that resolves to a loopback,
+	// private, link-local, shared, multicast, unspecified or reserved
+	// address is refused unless a pattern (of these or of the token's
+	// --source list) names that host itself, not through "*" or
+	// "*.domain": http://127.0.0.1:* allows loopback sources on any port.
 	AllowSources []string
 	// AllowOrigins are the --allow-origin patterns (same syntax) for browser
-	// clients' Origin header. The server's own origin is always allowed, and
-	// so are clients that send no Origin. Empty: only the own origin.
+	// clients' Origin header. The server's own origins are always allowed,
+	// and so are clients that send no Origin. Empty: only the own origins.
 	AllowOrigins []string
+	// PublicURLs are more of the server's own origins (--public-url, such
+	// as https://geckohost.example.com behind a reverse proxy, or
+	// http://workstation.lan:8765), besides the address each connection was
+	// accepted on (and localhost for a loopback one). Requests whose Host
+	// is none of them get 421; the bundled workers and the Origin check
+	// use them too.
+	PublicURLs []string
+	// FetchTimeout bounds fetching a worker source, redirects included;
+	// 0 means 10 s.
+	FetchTimeout time.Duration
+	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
+	MaxSourceBytes int64
+	// MaxFetchesPerToken caps a token's concurrent source fetches (more
+	// wait for a free one); 0 means 8.
+	MaxFetchesPerToken int
 	// Web serves the plain GET requests other than /healthz and /readyz (the
 	// demo page and the bundled workers). nil: a placeholder page on "/" and
 	// 404 elsewhere.
@@ -110,7 +130,10 @@ type Server struct {
 	log          *slog.Logger
 	allowSources []string
 	allowOrigins []string
+	publicURLs   []origin
 	rec          *recorder
+	fetch        *fetcher
+	hellos       *helloFailures
 	queue        *queue
 	metrics      *metrics
 	started      time.Time
@@ -155,6 +178,19 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new host server: allow-origin: %w", err)
 	}
+	pub, err := parsePublicURLs(opts.PublicURLs)
+	if err != nil {
+		return nil, fmt.Errorf("new host server: public-url: %w", err)
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	if opts.MaxSourceBytes <= 0 {
+		opts.MaxSourceBytes = DefaultMaxSourceBytes
+	}
+	if opts.MaxFetchesPerToken <= 0 {
+		opts.MaxFetchesPerToken = DefaultMaxFetchesPerToken
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -189,6 +225,8 @@ func New(opts Options) (*Server, error) {
 		log:          opts.Logger,
 		allowSources: src,
 		allowOrigins: org,
+		publicURLs:   pub,
+		fetch:        newFetcher(opts, testResolver),
 		ctx:          ctx,
 		cancel:       cancel,
 		stopCtx:      stopCtx,
@@ -202,16 +240,27 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.rec = newRecorder(opts.Store, opts.Logger)
+	s.hellos = newHelloFailures(s.log, func() time.Time {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.now()
+	})
 	return s, nil
 }
 
-// ServeHTTP serves a WebSocket upgrade on "/" as a signaling session,
+// ServeHTTP refuses (421) a request whose Host header is not one of the
+// server's own origins (see Options.PublicURLs); else it serves a
+// WebSocket upgrade on "/" as a signaling session,
 // /healthz (200 while the process serves), /readyz (200 once the engine can
 // take a worker, else 503 with the reason), /status (JSON, see Status),
 // /metrics (Prometheus text format, unless Options.HideMetrics),
 // /ice-servers (the token's ICE servers, see Options.ICEServers), and
 // passes every other request to Options.Web.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r) {
+		misdirected(w, r)
+		return
+	}
 	switch {
 	case r.URL.Path == "/" && isUpgrade(r):
 		s.serveWebSocket(w, r)
@@ -366,6 +415,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	s.fetch.close()
+	s.hellos.close()
 	// The session records are flushed even past ctx's deadline (that
 	// bounds the sessions, not a few small writes), within a bound of
 	// their own in case the database is stuck.

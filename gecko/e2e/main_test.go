@@ -37,6 +37,22 @@ var workerSources = map[string]string{
   ws.onopen = () => { self.postMessage("open"); ws.close(); };
   ws.onerror = () => self.postMessage("error");
 };`,
+	// probe.js fetches the URL it is sent ("shell" means the shell
+	// server's origin, read from its own location; "ws:..." opens a
+	// WebSocket) and answers "ok <status>" or "err <error>".
+	"/probe.js": `self.onmessage = (e) => {
+  let url = String(e.data);
+  if (url === "shell") url = new URL(self.location.href.replace(/^blob:/, "")).origin + "/";
+  if (url.startsWith("ws:")) {
+    const ws = new WebSocket(url);
+    ws.onopen = () => { self.postMessage("ok open"); ws.close(); };
+    ws.onerror = () => self.postMessage("err websocket");
+    return;
+  }
+  // no-cors: a response without CORS headers is an opaque success
+  // ("ok 0"), so an error is a network error, never a CORS refusal.
+  fetch(url, { mode: "no-cors" }).then((r) => self.postMessage("ok " + r.status), (err) => self.postMessage("err " + err));
+};`,
 	"/idb.js": `self.onmessage = (e) => {
   const [op, val] = String(e.data).split(":");
   const req = indexedDB.open("gh", 1);
@@ -54,9 +70,11 @@ var workerSources = map[string]string{
 
 // stack is one geckohost: a store, a pool, a host server and a source server.
 type stack struct {
-	pool  *gecko.Pool
-	db    *store.DB
-	src   *httptest.Server
+	pool *gecko.Pool
+	db   *store.DB
+	src  *httptest.Server
+	// open is a loopback server the workers may reach (--worker-allow).
+	open  *httptest.Server
 	wsURL string
 	// httpURL is the host's http:// base (for /status and /metrics).
 	httpURL string
@@ -128,6 +146,10 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 			delete(s.fetched, r.URL.Path)
 		}
 		s.mu.Unlock()
+		if r.URL.Path == "/hang.js" { // a source that never answers
+			<-r.Context().Done()
+			return
+		}
 		body, ok := workerSources[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
@@ -136,6 +158,11 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 		w.Header().Set("Content-Type", "text/javascript")
 		_, _ = w.Write([]byte(body))
 	}))
+	s.open = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		_, _ = w.Write([]byte("open"))
+	}))
+	popts.Egress.Allow = append(popts.Egress.Allow, s.open.URL)
 	fail := func(err error) (*stack, error) {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -223,6 +250,7 @@ func (s *stack) close(ctx context.Context) error {
 		}
 	}
 	s.src.Close()
+	s.open.Close()
 	if err := os.RemoveAll(s.dir); err != nil {
 		errs = append(errs, err)
 	}
