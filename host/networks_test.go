@@ -37,7 +37,7 @@ func TestPeerConnectionFailed(t *testing.T) {
 	secret := h.token(store.NewToken{})
 	c := h.dial(nil)
 	hl := hello("Bearer "+secret, h.demo)
-	hl["webrtcOffer"] = "v=0\r\na=candidate:" + strings.TrimPrefix(mdnsCand, "candidate:") + "\r\n"
+	hl["webrtcOffer"] = testOffer + "a=candidate:" + strings.TrimPrefix(mdnsCand, "candidate:") + "\r\n"
 	c.send(hl)
 	w := h.nextWorker()
 	for _, want := range []string{"worker-hello", "worker-candidate"} {
