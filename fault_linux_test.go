@@ -16,7 +16,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,24 +29,10 @@ import (
 )
 
 // The fault suite: real `geckohost serve` processes (this test binary run
-// as geckohost) with real Firefox, in the test's network namespace, meeting
+// as geckohost: runChild's "cli") with real Firefox, in the test's network namespace, meeting
 // the faults users meet. Each test checks that afterwards no session record
 // is left running, no process and no profile is left, and that every client
 // got an answer: its echo, or an errno.
-
-// runAsGeckohost runs the geckohost command line in a child started by
-// startServeProc. It dies with its parent (the test, or the shell holding
-// its mount namespace).
-func runAsGeckohost() int {
-	if os.Getenv(asGeckohostEnv) == "records" {
-		return dumpRecords()
-	}
-	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
-	// As main does: SIGINT and SIGTERM cancel the command's context.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, append([]string{"geckohost"}, os.Args[1:]...), os.Stdout, os.Stderr)
-}
 
 // markEnv, in a serve process's environment, marks it and every process it
 // starts (Firefox and all its children inherit it): the processes left of
@@ -99,18 +84,18 @@ func startServeProc(t *testing.T, ctx context.Context, o procOpts) *serveProc {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	sp := &serveProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncBuffer{}, exited: make(chan struct{})}
-	serveArgs := append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
-		"--log-format", "json"}, o.args...)
+	args, _ := json.Marshal(append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
+		"--log-format", "json"}, o.args...))
 	dir := filepath.Dir(o.db)
 	if o.tmpfs == "" {
-		sp.cmd = exec.Command(self, serveArgs...)
+		sp.cmd = exec.Command(self)
 	} else {
 		const script = `set -e
 src=$1; dir=$2; size=$3; shift 3
 mount -t tmpfs -o size="$size" geckohost-test "$dir"
 cp "$src" "$dir/"
 set +e
-"$@" &
+setpriv --pdeathsig KILL -- "$@" &
 echo "serve $!"
 wait $!
 echo "exit $?"
@@ -119,10 +104,10 @@ read _ || true`
 		if err := os.Rename(o.db, src); err != nil {
 			t.Fatal(err)
 		}
-		sp.cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
-			src, dir, o.tmpfs, self}, serveArgs...)...)
+		sp.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
+			src, dir, o.tmpfs, self)
 	}
-	sp.cmd.Env = append(os.Environ(), asGeckohostEnv+"=1", markEnv+"="+sp.mark, "TMPDIR="+o.tmp)
+	sp.cmd.Env = append(os.Environ(), childEnv+"=cli", childArgs+"="+string(args), markEnv+"="+sp.mark, "TMPDIR="+o.tmp)
 	sp.cmd.Stderr = sp.logs
 	sp.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout io.ReadCloser
@@ -325,7 +310,10 @@ func profiles(dir string) []string {
 	return out
 }
 
-// records returns every session record of serve's database, as stored.
+// records returns every session record of serve's database. In tmpfs
+// mode they are read inside serve's mount namespace with `geckohost
+// sessions --json`, which also ends the sessions of dead runs: no record
+// may then say host-restart (no serve of this test died).
 func (sp *serveProc) records(ctx context.Context) []store.Session {
 	sp.t.Helper()
 	if sp.ns == 0 {
@@ -335,15 +323,27 @@ func (sp *serveProc) records(ctx context.Context) []store.Session {
 	if err != nil {
 		sp.t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(sp.ns), "-m", "--", self, sp.db)
-	cmd.Env = append(os.Environ(), asGeckohostEnv+"=records")
+	args, _ := json.Marshal([]string{"sessions", "--db", sp.db, "--json", "--limit", "100000"})
+	cmd := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(sp.ns), "-m", "--", self)
+	cmd.Env = append(os.Environ(), childEnv+"=cli", childArgs+"="+string(args))
 	out, err := cmd.Output()
 	if err != nil {
 		sp.t.Fatalf("read records in serve's namespace: %v", err)
 	}
-	var ss []store.Session
-	if err := json.Unmarshal(out, &ss); err != nil {
+	var rows []sessionJSON
+	if err := json.Unmarshal(out, &rows); err != nil {
 		sp.t.Fatalf("records: %v: %s", err, out)
+	}
+	var ss []store.Session
+	for _, r := range rows {
+		s := store.Session{WorkerID: r.WorkerID, State: r.State, EndReason: r.EndReason, RunID: r.RunID}
+		if r.Ended != nil {
+			s.Ended, _ = time.Parse(time.RFC3339Nano, *r.Ended)
+		}
+		if s.EndReason == string(engine.EndHostRestart) {
+			sp.t.Errorf("record %+v ended host-restart", r)
+		}
+		ss = append(ss, s)
 	}
 	return ss
 }
@@ -354,28 +354,6 @@ func (sp *serveProc) hostPath(path string) string {
 		return path
 	}
 	return filepath.Join(fmt.Sprintf("/proc/%d/root", sp.ns), path)
-}
-
-// dumpRecords prints the session records of the database os.Args[1] as
-// JSON (the test binary run with GECKOHOST_TEST_AS_MAIN=records).
-func dumpRecords() int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	ss, err := db.ListSessions(ctx, store.SessionFilter{Limit: 100000})
-	if err == nil {
-		err = json.NewEncoder(os.Stdout).Encode(ss)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 // readSessions returns every session record of the database at path.
