@@ -19,8 +19,9 @@
 // running) and under its rate limit (105: a token with store.Rate Count/Window
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
-// engine then does). The rate limiter is in memory only: it starts afresh
-// when the server is restarted. The engine then starts a worker; client candidates are queued
+// engine then does). By default the limits are kept in memory (they
+// start afresh when the server is restarted); Options.Limiter replaces them
+// (cluster mode shares them between nodes through Redis). The engine then starts a worker; client candidates are queued
 // until the worker's answer and then applied in order; worker candidates
 // are relayed as they come. A hello with no answer within
 // Options.AnswerTimeout, or an answer with no "connected" within

@@ -63,6 +63,9 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// Limiter enforces the tokens' worker and rate limits; nil means an
+	// in-memory one (this server's workers only).
+	Limiter Limiter
 }
 
 // Defaults of Options.
@@ -97,10 +100,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	live map[int64]int    // live workers per token id
-	rate *rateLimiter     // recent worker starts per token id
-	now  func() time.Time // the rate limiter's clock: time.Now (tests replace it)
+	limiter Limiter
+	mu      sync.Mutex
 	// wg counts the sessions; mu orders its Add (see track) before
 	// Shutdown's Wait.
 	wg sync.WaitGroup
@@ -156,10 +157,11 @@ func New(opts Options) (*Server, error) {
 		cancel:       cancel,
 		stopCtx:      stopCtx,
 		stopCancel:   stopCancel,
-		live:         make(map[int64]int),
-		rate:         newRateLimiter(time.Now()),
-		now:          time.Now,
+		limiter:      opts.Limiter,
 		shutdownDone: make(chan struct{}),
+	}
+	if s.limiter == nil {
+		s.limiter = newMemLimiter()
 	}
 	s.rec = newRecorder(opts.Store, opts.Logger)
 	return s, nil

@@ -46,7 +46,7 @@ type session struct {
 	id        string
 	token     store.Token
 	recorded  bool // the session has a record (from the hello on)
-	counted   bool // counted by Server.reserve
+	counted   bool // counted by the Limiter
 	source    string
 	helloAt   time.Time
 	answerAt  time.Time
@@ -142,7 +142,7 @@ func (se *session) finish() {
 		s.rec.save(rec)
 	}
 	if se.counted {
-		s.release(rec.TokenID)
+		s.limiter.Release(se.token, se.id)
 	}
 	if se.id == "" {
 		return // no hello: nothing worth a line

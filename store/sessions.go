@@ -38,6 +38,9 @@ type Session struct {
 	// EndReason says why the session ended, e.g. "client-left",
 	// "worker-closed", "error", "shutdown", "idle".
 	EndReason string
+	// NodeID is, in cluster mode, the node that ran the worker (or, when
+	// it never had one, the node that took the hello); "" otherwise.
+	NodeID string
 }
 
 // SaveSession inserts the session or, when one with the same WorkerID
@@ -52,16 +55,16 @@ func (db *DB) SaveSession(ctx context.Context, s Session) error {
 	tokenID := sql.NullInt64{Int64: s.TokenID, Valid: s.TokenID != 0}
 	_, err := db.sql.ExecContext(ctx, `
 INSERT INTO sessions (worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	errno, reason, created, answered, connected, ended, end_reason, node_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (worker_id) DO UPDATE SET
 	token_id = excluded.token_id, token_name = excluded.token_name, source = excluded.source,
 	remote_addr = excluded.remote_addr, origin = excluded.origin, engine = excluded.engine,
 	state = excluded.state, errno = excluded.errno, reason = excluded.reason,
 	created = excluded.created, answered = excluded.answered, connected = excluded.connected,
-	ended = excluded.ended, end_reason = excluded.end_reason`,
+	ended = excluded.ended, end_reason = excluded.end_reason, node_id = excluded.node_id`,
 		s.WorkerID, tokenID, s.TokenName, s.Source, s.RemoteAddr, s.Origin, s.Engine, s.State,
-		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason)
+		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason, s.NodeID)
 	if err != nil {
 		return fmt.Errorf("save session %s: %w", s.WorkerID, err)
 	}
@@ -69,7 +72,7 @@ ON CONFLICT (worker_id) DO UPDATE SET
 }
 
 const sessionColumns = `worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason`
+	errno, reason, created, answered, connected, ended, end_reason, node_id`
 
 func scanSession(sc scanner) (Session, error) {
 	var (
@@ -79,7 +82,7 @@ func scanSession(sc scanner) (Session, error) {
 		answered, connected, ended sql.NullInt64
 	)
 	if err := sc.Scan(&s.WorkerID, &tokenID, &s.TokenName, &s.Source, &s.RemoteAddr, &s.Origin, &s.Engine,
-		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason); err != nil {
+		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason, &s.NodeID); err != nil {
 		return Session{}, err
 	}
 	s.TokenID = tokenID.Int64

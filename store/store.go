@@ -170,6 +170,11 @@ CREATE INDEX sessions_by_token ON sessions(token_name, created);
 ALTER TABLE tokens ADD COLUMN rate_count     INTEGER NOT NULL DEFAULT 0; -- most workers started per window
 ALTER TABLE tokens ADD COLUMN rate_window_ms INTEGER NOT NULL DEFAULT 0; -- the window, in ms
 `,
+	// 3: cluster mode: the node that ran the session's worker ('' outside
+	// cluster mode).
+	`
+ALTER TABLE sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
