@@ -100,7 +100,9 @@ type errStore struct {
 	err error
 }
 
-func (s errStore) LookupToken(context.Context, string) (store.Token, error) { return store.Token{}, s.err }
+func (s errStore) LookupToken(context.Context, string) (store.Token, error) {
+	return store.Token{}, s.err
+}
 
 // TestLookupEngineError: a Store whose lookup fails with an *engine.Error
 // in the chain chooses the client's error (cluster mode: 301 when Redis is
