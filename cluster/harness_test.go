@@ -168,9 +168,9 @@ func (tn *tnode) crash() {
 
 // wsc is a raw signaling client.
 type wsc struct {
-	t  *testing.T
+	t   *testing.T
 	ctx context.Context
-	c  *websocket.Conn
+	c   *websocket.Conn
 }
 
 // hello dials tn and sends a hello with secret for tn's demo worker.

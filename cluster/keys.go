@@ -29,7 +29,7 @@ const (
 	keySessions  = keyPrefix + "sessions"
 )
 
-func keyToken(id int64) string       { return keyTokenBase + strconv.FormatInt(id, 10) }
+func keyToken(id int64) string        { return keyTokenBase + strconv.FormatInt(id, 10) }
 func keyTokenName(name string) string { return keyPrefix + "token:name:" + name }
 func keyTokenHash(h []byte) string    { return keyPrefix + "token:hash:" + hex.EncodeToString(h) }
 func keyLive(tokenID int64) string    { return keyPrefix + "live:" + strconv.FormatInt(tokenID, 10) }

@@ -97,19 +97,19 @@ type Node struct {
 	closed      bool
 	stopped     bool // Close is waiting for the goroutines
 	startedLoop bool
-	view        map[string]NodeInfo        // the other live nodes, from the last read
-	pending     map[string]int             // workers placed per node since that read
-	remotes     map[string]*remoteWorker   // workers of this node's clients running elsewhere, by worker id
-	served      map[string]*served         // workers run for other nodes' clients, by front/worker id
-	placed      map[string]string          // worker id → node running it (until its ended record)
-	remoteOwned map[string]bool            // worker ids whose count the running node releases
-	local       map[string]int64           // live workers on this node (own or relayed): worker id → token id
-	reserved    map[string]map[string]int  // worker id → the token's live workers per node, from Reserve
-	releases    map[string]int64           // counts to remove: worker id → token id
-	closes      map[string]string          // relay closes to retry: worker id → node
-	negotiating int                        // sessions not connected yet (fronted or served)
-	outSince    time.Time                  // first failed heartbeat of the current outage
-	records     *mailbox[SessionRecord]    // ended sessions, for the stream
+	view        map[string]NodeInfo       // the other live nodes, from the last read
+	pending     map[string]int            // workers placed per node since that read
+	remotes     map[string]*remoteWorker  // workers of this node's clients running elsewhere, by worker id
+	served      map[string]*served        // workers run for other nodes' clients, by front/worker id
+	placed      map[string]string         // worker id → node running it (until its ended record)
+	remoteOwned map[string]bool           // worker ids whose count the running node releases
+	local       map[string]int64          // live workers on this node (own or relayed): worker id → token id
+	reserved    map[string]map[string]int // worker id → the token's live workers per node, from Reserve
+	releases    map[string]int64          // counts to remove: worker id → token id
+	closes      map[string]string         // relay closes to retry: worker id → node
+	negotiating int                       // sessions not connected yet (fronted or served)
+	outSince    time.Time                 // first failed heartbeat of the current outage
+	records     *mailbox[SessionRecord]   // ended sessions, for the stream
 }
 
 // New checks opts and returns a Node; nothing runs until Start.

@@ -91,7 +91,9 @@ func TestRelayedErrors(t *testing.T) {
 // looks empty but is full) refuses, and the hello goes to the next node.
 func TestFullNodeFallsThrough(t *testing.T) {
 	f := newFixture(t)
-	lies := func(o *cluster.Options) { o.Load = func() cluster.Load { return cluster.Load{Browsers: 1, Capacity: 5} } }
+	lies := func(o *cluster.Options) {
+		o.Load = func() cluster.Load { return cluster.Load{Browsers: 1, Capacity: 5} }
+	}
 	a := f.node("a", 0, nil)
 	b := f.node("b", 1, lies)
 	c := f.node("c", 1, nil)
