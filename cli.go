@@ -55,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			tokenCommand(),
 			sessionsCommand(),
+			nodesCommand(),
 			benchCommand(),
 			versionCommand(),
 		},

@@ -47,6 +47,9 @@ type serveConfig struct {
 	ICELoopback bool
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
+	// Redis is the cluster's Redis URL ("": no cluster); NodeID this
+	// node's id ("": hostname:port).
+	Redis, NodeID string
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -70,6 +73,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
+			redisFlag(),
+			&cli.StringFlag{Name: "node-id", Usage: "cluster mode: this node's `ID`, unique among the nodes (default: hostname:port)", EnvVars: []string{"GECKOHOST_NODE_ID"}},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -104,6 +109,8 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		ICELoopback:          c.Bool("ice-loopback"),
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
+		Redis:                c.String("redis"),
+		NodeID:               c.String("node-id"),
 	}
 	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
@@ -159,7 +166,7 @@ func (cfg serveConfig) validate() error {
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
-	return nil
+	return cfg.validateCluster()
 }
 
 // newLogger returns a slog logger writing to w in format ("text" or "json")
@@ -231,7 +238,12 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		ICELoopback:          cfg.ICELoopback,
 		Logger:               log.With("component", "gecko"),
 	})
-	srv, err := host.New(host.Options{
+	cm, err := startCluster(ctx, cfg, log, db, pool, ln.Addr())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	hopts := host.Options{
 		Store:        db,
 		Engine:       pool,
 		Logger:       log.With("component", "host"),
@@ -239,13 +251,15 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
 		Web:          web.Handler(),
-	})
+	}
+	cm.apply(&hopts)
+	srv, err := host.New(hopts)
 	if err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("set up server: %w", err)
+		return errors.Join(fmt.Errorf("set up server: %w", err), cm.close(ctx))
 	}
 
-	serveCtx, stopServe := context.WithCancel(ctx)
+	serveCtx, stopServe := cm.serveContext(ctx)
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
@@ -254,13 +268,14 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		cfg.onListen(ln.Addr())
 	}
 
-	closePool := func() error {
+	closePool := func() error { // the cluster node first: it closes the workers it runs for other nodes
+		cerr := cm.close(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		defer cancel()
 		if err := pool.Close(cctx); err != nil {
-			return fmt.Errorf("close firefox pool: %w", err)
+			return errors.Join(cerr, fmt.Errorf("close firefox pool: %w", err))
 		}
-		return nil
+		return cerr
 	}
 	start := time.Now()
 	if err := pool.Start(ctx); err != nil {

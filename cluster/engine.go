@@ -60,6 +60,7 @@ func (e *Engine) StartWorker(ctx context.Context, req engine.WorkerRequest) (eng
 		}
 	}
 	plan := n.route(tokenNodes)
+	n.log.Debug("route a worker", "node", n.opts.ID, "worker", req.WorkerID, "token", req.TokenName, "token_nodes", tokenNodes, "plan", plan)
 	if len(plan) == 0 {
 		return nil, engine.Errorf(engine.NoGeckoAvailable, "no node can take the worker: every node is full, draining or not ready")
 	}

@@ -67,7 +67,8 @@ func (rw *remoteWorker) markLost(why error) {
 
 // startRemote asks node to run req and returns the worker once it exists.
 // Errors that let another node be tried: errNotListening, a refusal with
-// 301 or 304, the node leaving the registry.
+// 301 or 304. A node that leaves the registry after it got the request is
+// a 303.
 func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRequest) (engine.Worker, error) {
 	rw := n.newRemote(node, req.WorkerID)
 	n.mu.Lock()
@@ -109,8 +110,9 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 			return nil, e
 		}
 	case <-rw.lost:
+		// The node took the request and died: the worker died with it.
 		forget()
-		return nil, fmt.Errorf("start worker on node %s: %w: %w", node, errNotListening, rw.lostWhy)
+		return nil, engine.Errorf(engine.GeckoCrashed, "the node running the worker is gone: %v", rw.lostWhy)
 	case <-ctx.Done():
 		forget()
 		n.closeRemote(node, req.WorkerID)
