@@ -166,6 +166,16 @@ func (w *fakeWorker) run() {
 	if !emit(engine.Event{Kind: engine.EventConnected}) {
 		return
 	}
+	if w.mode == modeShort {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			end.Reason = engine.EndWorkerClosed
+		case end.Reason = <-w.stop:
+		}
+		return
+	}
 	end.Reason = <-w.stop
 }
 

@@ -114,19 +114,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stale = tonumber(ARGV[1])
 local seen = redis.call('HGETALL', KEYS[2])
+local infos = redis.call('HGETALL', KEYS[1])
+local info = {}
+for i = 1, #infos, 2 do info[infos[i]] = infos[i + 1] end
 local out = {now}
 for i = 1, #seen, 2 do
   local id, s = seen[i], tonumber(seen[i + 1])
   if now - s >= stale then
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[1], id)
-  else
-    local j = redis.call('HGET', KEYS[1], id)
-    if j then
-      table.insert(out, id)
-      table.insert(out, s)
-      table.insert(out, j)
-    end
+  elseif info[id] then
+    table.insert(out, id)
+    table.insert(out, s)
+    table.insert(out, info[id])
   end
 end
 return out

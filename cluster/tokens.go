@@ -245,11 +245,13 @@ local id = redis.call('GET', KEYS[1])
 if not id then return false end
 local key = ARGV[1] .. id
 local h = redis.call('HGETALL', key)
-if redis.call('HEXISTS', key, 'revoked') == 0 then
-  local exp = tonumber(redis.call('HGET', key, 'expires') or '0')
-  if exp == 0 or tonumber(ARGV[2]) < exp then
-    redis.call('HSET', key, 'last_used', ARGV[2])
-  end
+local revoked, exp = false, 0
+for i = 1, #h, 2 do
+  if h[i] == 'revoked' then revoked = true end
+  if h[i] == 'expires' then exp = tonumber(h[i + 1]) or 0 end
+end
+if not revoked and (exp == 0 or tonumber(ARGV[2]) < exp) then
+  redis.call('HSET', key, 'last_used', ARGV[2])
 end
 return {id, h}
 `)
