@@ -237,8 +237,13 @@ func (lw *localWorker) loop() {
 		select {
 		case lw.events <- ev:
 		case <-n.ctx.Done():
-			// The node closed under a host that stopped reading: drain
-			// the engine's events so that its worker can end.
+			// The node closed under a host that stopped reading: close
+			// the worker and drain its events until it ended.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), workerCloseTimeout)
+				defer cancel()
+				_ = lw.w.Close(ctx)
+			}()
 			for range lw.w.Events() {
 			}
 			return

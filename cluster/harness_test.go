@@ -304,3 +304,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// settled waits until the registry shows these live workers per node, and
+// then until every node has read it.
+func (f *fixture) settled(want map[string]int) {
+	f.t.Helper()
+	f.eventually(fmt.Sprintf("workers %v in the registry", want), func() error {
+		nodes, err := f.c.Nodes(f.ctx)
+		if err != nil {
+			return err
+		}
+		got := map[string]int{}
+		for _, ni := range nodes {
+			got[ni.ID] = ni.Workers
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("workers %v", got)
+		}
+		return nil
+	})
+	t := time.NewTimer(2 * testHeartbeat)
+	defer t.Stop()
+	<-t.C
+}

@@ -117,7 +117,7 @@ func (n *Node) Release(tok store.Token, workerID string) {
 	}
 	n.mu.Unlock()
 	if !remote {
-		n.heartbeatNow()
+		n.releaseNow()
 	}
 }
 
@@ -183,7 +183,7 @@ func (n *Node) untrackLocal(workerID string, tokenID int64, release bool) {
 	}
 	n.mu.Unlock()
 	if release {
-		n.heartbeatNow()
+		n.releaseNow()
 	}
 }
 

@@ -92,10 +92,12 @@ type Node struct {
 	draining   atomic.Bool
 	healthErr  atomic.Pointer[error]
 	kick       chan struct{} // capacity 1: heartbeat now
+	kickRel    chan struct{} // capacity 1: remove the released counts now
 
 	mu          sync.Mutex
 	closed      bool
 	stopped     bool // Close is waiting for the goroutines
+	registered  bool // the node published its entry (Close removes it)
 	startedLoop bool
 	view        map[string]NodeInfo       // the other live nodes, from the last read
 	pending     map[string]int            // workers placed per node since that read
@@ -133,7 +135,7 @@ func New(opts Options) (*Node, error) {
 	_, _ = rand.Read(b[:])
 	n := &Node{
 		opts: opts, c: opts.Client, log: opts.Logger, instance: hex.EncodeToString(b[:]), started: time.Now(),
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), kickRel: make(chan struct{}, 1),
 		view: map[string]NodeInfo{}, pending: map[string]int{}, remotes: map[string]*remoteWorker{},
 		served: map[string]*served{}, placed: map[string]string{}, remoteOwned: map[string]bool{},
 		local: map[string]int64{}, reserved: map[string]map[string]int{}, releases: map[string]int64{},
@@ -178,6 +180,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.c.heartbeat(ctx, n.info()); err != nil {
 		return fmt.Errorf("start cluster node %s: %w", n.opts.ID, err)
 	}
+	n.mu.Lock()
+	n.registered = true
+	n.mu.Unlock()
 	subscribed := make(chan struct{})
 	n.wg.Add(4)
 	go n.subscribeLoop(subscribed)
@@ -187,9 +192,17 @@ func (n *Node) Start(ctx context.Context) error {
 	select {
 	case <-subscribed:
 	case <-ctx.Done():
-		return fmt.Errorf("start cluster node %s: subscribe: %w", n.opts.ID, ctx.Err())
+		err = ctx.Err()
 	case <-time.After(5 * time.Second):
-		return fmt.Errorf("start cluster node %s: subscribe: %w", n.opts.ID, unreachable("subscribe", context.DeadlineExceeded))
+		err = unreachable("subscribe", context.DeadlineExceeded)
+	}
+	if err != nil {
+		n.mu.Lock()
+		n.stopped = true
+		n.mu.Unlock()
+		n.cancel()
+		n.wg.Wait()
+		return fmt.Errorf("start cluster node %s: subscribe: %w", n.opts.ID, err)
 	}
 	n.refreshView()
 	n.healthy.Store(true)
@@ -274,8 +287,13 @@ func (n *Node) Close(ctx context.Context) error {
 	defer cancel()
 	n.flushReleases(fctx)
 	n.flushRecords(fctx)
-	if derr := n.c.deregister(fctx, n.opts.ID); derr != nil {
-		n.log.Warn("leave the node registry", "node", n.opts.ID, "err", derr)
+	n.mu.Lock()
+	registered := n.registered
+	n.mu.Unlock()
+	if registered {
+		if derr := n.c.deregister(fctx, n.opts.ID); derr != nil {
+			n.log.Warn("leave the node registry", "node", n.opts.ID, "err", derr)
+		}
 	}
 	n.mu.Lock()
 	n.stopped = true // no goroutine is spawned after this
@@ -339,6 +357,14 @@ func (n *Node) heartbeatNow() {
 	}
 }
 
+// releaseNow asks the heartbeat loop to remove the released counts.
+func (n *Node) releaseNow() {
+	select {
+	case n.kickRel <- struct{}{}:
+	default:
+	}
+}
+
 // setHealth records the outcome of a Redis round trip of a loop.
 func (n *Node) setHealth(err error) {
 	if err == nil {
@@ -365,6 +391,11 @@ func (n *Node) heartbeatLoop() {
 			return
 		case <-t.C:
 		case <-n.kick:
+		case <-n.kickRel:
+			ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+			n.flushReleases(ctx)
+			cancel()
+			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 		err := n.c.heartbeat(ctx, n.info())
@@ -425,12 +456,20 @@ func (n *Node) refreshView() {
 		return
 	}
 	view := make(map[string]NodeInfo, len(nodes))
+	self := false
 	for _, ni := range nodes {
 		if ni.ID != n.opts.ID {
 			view[ni.ID] = ni
+		} else if ni.Instance == n.instance {
+			self = true
 		}
 	}
 	n.mu.Lock()
+	if !self && n.outSince.IsZero() {
+		// This node was out (its heartbeats late): the others dropped its
+		// live workers; the next heartbeat re-publishes them.
+		n.outSince = time.Now().Add(-n.opts.Stale)
+	}
 	var gone []string
 	for id := range n.view {
 		if _, ok := view[id]; !ok {

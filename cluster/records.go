@@ -92,7 +92,6 @@ func (n *Node) SaveSession(ctx context.Context, s store.Session) error {
 	s.NodeID = node
 	if s.State == store.StateEnded {
 		n.records.put(SessionRecord{Session: s, Front: n.opts.ID})
-		n.heartbeatNow()
 	}
 	if n.opts.Records == nil {
 		return nil

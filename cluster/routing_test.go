@@ -43,7 +43,7 @@ func TestSpreadAndAffinity(t *testing.T) {
 		}
 		return nil
 	})
-	f.seen(3) // c's heartbeat shows it empty again
+	f.settled(map[string]int{"a": 0, "b": 0, "c": 0})
 
 	secret := f.token(store.NewToken{})
 	var order []string
