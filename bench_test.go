@@ -20,23 +20,6 @@ func decodeBench(t *testing.T, r result) benchReport {
 	return rep
 }
 
-// wantOneLineError checks a run that printed a report yet failed: exit 1
-// and exactly one "geckohost: ..." line on stderr containing every want.
-func wantOneLineError(t *testing.T, r result, want ...string) {
-	t.Helper()
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1", r.code)
-	}
-	if !strings.HasPrefix(r.stderr, "geckohost: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
-		t.Errorf("stderr %q, want one line starting with geckohost:", r.stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("stderr %q does not contain %q", r.stderr, w)
-		}
-	}
-}
-
 // TestBenchAgainstServe runs `geckohost bench` in-process against a real
 // `geckohost serve --ice-loopback` with Firefox workers.
 func TestBenchAgainstServe(t *testing.T) {

@@ -67,19 +67,18 @@ func startCluster(ctx context.Context, cfg serveConfig, log *slog.Logger, db *st
 	if err != nil {
 		return nil, err
 	}
-	max := cfg.MaxWorkersPerBrowser
 	node, err := cluster.New(cluster.Options{
-		Client: c, ID: id, Local: pool, Records: db, Addr: addr.String(), Version: version,
+		Client: c, ID: id, Local: pool, Records: db, Addr: addr.String(), Version: buildInfo().Version,
 		Logger: log.With("component", "cluster"),
 		Load: func() cluster.Load {
 			var ld cluster.Load
 			for _, b := range pool.Browsers() {
 				ld.Workers += b.Workers
-				if !b.Standby && !b.Draining {
+				if b.State == gecko.BrowserRunning {
 					ld.Browsers++
+					ld.Capacity += b.Capacity
 				}
 			}
-			ld.Capacity = ld.Browsers * max
 			return ld
 		},
 	})

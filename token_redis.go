@@ -30,10 +30,11 @@ type redisTokens struct {
 func (r redisTokens) Close() error { return r.c.Close() }
 
 // openTokenStore opens the Redis named by --redis, else the SQLite store
-// named by --db.
-func openTokenStore(c *cli.Context) (tokenStore, error) {
+// named by --db with open (openDB, or openExistingDB for commands that only
+// read or change existing tokens).
+func openTokenStore(c *cli.Context, open func(*cli.Context) (*store.DB, error)) (tokenStore, error) {
 	if redisURL(c) == "" {
-		return openDB(c)
+		return open(c)
 	}
 	cl, err := openCluster(c)
 	if err != nil {

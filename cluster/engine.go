@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,9 @@ var _ engine.Engine = (*Engine)(nil)
 func (e *Engine) Ready() error { return e.n.Ready() }
 
 // StartWorker implements engine.Engine. It fails with a 301 "cluster store
-// unreachable" while Redis does not answer, with a 301 when no node can
-// take the worker, and with engine.ErrClosed once the node is closed.
+// unreachable" while Redis does not answer, with a 301 and
+// engine.ErrNoCapacity when every node is full or starting (host's queue
+// then tries again), and with engine.ErrClosed once the node is closed.
 func (e *Engine) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	n := e.n
 	n.mu.Lock()
@@ -62,9 +64,10 @@ func (e *Engine) StartWorker(ctx context.Context, req engine.WorkerRequest) (eng
 	plan := n.route(tokenNodes)
 	n.log.Debug("route a worker", "node", n.opts.ID, "worker", req.WorkerID, "token", req.TokenName, "token_nodes", tokenNodes, "plan", plan)
 	if len(plan) == 0 {
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "no node can take the worker: every node is full, draining or not ready")
+		return nil, engine.NoCapacity("no node can take the worker: every node is full, draining or starting")
 	}
 	var errs []error
+	capacity := true // every refusal may pass by itself
 	for _, node := range plan {
 		var (
 			w   engine.Worker
@@ -83,14 +86,18 @@ func (e *Engine) StartWorker(ctx context.Context, req engine.WorkerRequest) (eng
 		}
 		n.log.Debug("node refused a worker", "node", n.opts.ID, "worker", req.WorkerID, "to", node, "err", err)
 		errs = append(errs, fmt.Errorf("%s: %w", node, err))
-	}
-	if len(errs) == 1 {
-		var we *engine.Error
-		if errors.As(errs[0], &we) {
-			return nil, we
+		if !errors.Is(err, engine.ErrNoCapacity) && !errors.Is(err, errNotListening) {
+			capacity = false
 		}
 	}
-	return nil, engine.Errorf(engine.NoGeckoAvailable, "no node could take the worker (%v)", errors.Join(errs...))
+	why := errors.Join(errs...).Error()
+	switch {
+	case capacity:
+		return nil, engine.NoCapacity("no node has room for the worker (%s)", strings.ReplaceAll(why, "\n", "; "))
+	case len(errs) == 1:
+		return nil, errs[0]
+	}
+	return nil, engine.Errorf(engine.NoGeckoAvailable, "no node could take the worker (%s)", strings.ReplaceAll(why, "\n", "; "))
 }
 
 // retryable reports whether another node may take a worker this error

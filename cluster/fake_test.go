@@ -50,7 +50,7 @@ func (e *fakeEngine) StartWorker(ctx context.Context, req engine.WorkerRequest) 
 		return nil, fmt.Errorf("start worker: %w", engine.ErrClosed)
 	}
 	if len(e.workers) >= e.capacity {
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "every browser runs %d workers (--max-workers-per-browser)", e.capacity)
+		return nil, engine.NoCapacity("every browser runs %d workers (--max-workers-per-browser)", e.capacity)
 	}
 	mode := modeOK
 	if e.mode != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
 	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/web"
 )
 
 func TestMain(m *testing.M) {
@@ -97,6 +98,12 @@ type tnode struct {
 // node starts a node with an engine of capacity workers.
 func (f *fixture) node(id string, capacity int, tweak func(*cluster.Options)) *tnode {
 	f.t.Helper()
+	return f.nodeWith(id, capacity, tweak, nil)
+}
+
+// nodeWith is node with host options too (the queue is off by default).
+func (f *fixture) nodeWith(id string, capacity int, tweak func(*cluster.Options), tweakHost func(*host.Options)) *tnode {
+	f.t.Helper()
 	t := f.t
 	db, err := store.Open(f.ctx, filepath.Join(t.TempDir(), id+".db"))
 	if err != nil {
@@ -122,7 +129,11 @@ func (f *fixture) node(id string, capacity int, tweak func(*cluster.Options)) *t
 	if err := nd.Start(f.ctx); err != nil {
 		t.Fatalf("start node %s: %v", id, err)
 	}
-	srv, err := host.New(host.Options{Store: nd, Engine: nd.Engine(), Limiter: nd, Logger: log})
+	hopts := host.Options{Store: nd, Engine: nd.Engine(), Limiter: nd, Logger: log, QueueSize: -1, Web: web.Handler()}
+	if tweakHost != nil {
+		tweakHost(&hopts)
+	}
+	srv, err := host.New(hopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +177,10 @@ func (tn *tnode) crash() {
 	})
 }
 
+// testOffer is a minimal data-channel offer (host checks its m-lines; the
+// fake engine never parses it).
+const testOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+
 // wsc is a raw signaling client.
 type wsc struct {
 	t   *testing.T
@@ -184,7 +199,7 @@ func (tn *tnode) hello(secret string) *wsc {
 	t.Cleanup(func() { _ = c.CloseNow() })
 	w := &wsc{t: t, ctx: tn.f.ctx, c: c}
 	w.send(map[string]any{"messageType": "hello", "action": "client-hello", "authorization": "Bearer " + secret,
-		"source": tn.demo, "webrtcOffer": "v=0 offer"})
+		"source": tn.demo, "webrtcOffer": testOffer})
 	return w
 }
 

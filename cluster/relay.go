@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -52,6 +53,7 @@ type startMsg struct {
 	TokenID   int64  `json:"token_id"`
 	TokenName string `json:"token_name"`
 	Source    string `json:"source"`
+	Code      string `json:"code"`
 	Offer     string `json:"offer"`
 	// Deadline is when the front gives up waiting for the answer (unix ms).
 	Deadline int64 `json:"deadline"`
@@ -64,11 +66,15 @@ type eventMsg struct {
 	Reason    string            `json:"reason,omitempty"`
 	Err       *errMsg           `json:"err,omitempty"`
 	Detail    string            `json:"detail,omitempty"`
+	Egress    int               `json:"egress,omitempty"`
 }
 
 type errMsg struct {
 	Errno  int    `json:"errno"`
 	Reason string `json:"reason"`
+	// NoCapacity: the node is full or its browsers are starting (it may
+	// take the worker later; engine.ErrNoCapacity).
+	NoCapacity bool `json:"no_capacity,omitempty"`
 }
 
 func toErrMsg(e *engine.Error) *errMsg {
@@ -78,11 +84,28 @@ func toErrMsg(e *engine.Error) *errMsg {
 	return &errMsg{Errno: int(e.Errno), Reason: e.Reason}
 }
 
+// startErrMsg is the refusal for a local StartWorker error.
+func startErrMsg(node string, err error) *errMsg {
+	m := toErrMsg(startError(node, err))
+	m.NoCapacity = errors.Is(err, engine.ErrNoCapacity)
+	return m
+}
+
 func (m *errMsg) engineError() *engine.Error {
 	if m == nil {
 		return nil
 	}
 	return &engine.Error{Errno: engine.Errno(m.Errno), Reason: m.Reason}
+}
+
+// refusal is the error of a refused start: the *engine.Error, with
+// engine.ErrNoCapacity beside it when the node may take it later.
+func (m *errMsg) refusal() error {
+	e := m.engineError()
+	if m.NoCapacity {
+		return fmt.Errorf("%w: %w", engine.ErrNoCapacity, e)
+	}
+	return e
 }
 
 var kindNames = map[engine.EventKind]string{
@@ -91,7 +114,7 @@ var kindNames = map[engine.EventKind]string{
 }
 
 func toEventMsg(ev engine.Event) eventMsg {
-	m := eventMsg{Kind: kindNames[ev.Kind], Answer: ev.Answer, Reason: string(ev.Reason), Err: toErrMsg(ev.Err), Detail: ev.Detail}
+	m := eventMsg{Kind: kindNames[ev.Kind], Answer: ev.Answer, Reason: string(ev.Reason), Err: toErrMsg(ev.Err), Detail: ev.Detail, Egress: ev.EgressRefused}
 	if ev.Kind == engine.EventCandidate {
 		c := ev.Candidate
 		m.Candidate = &c
@@ -100,7 +123,7 @@ func toEventMsg(ev engine.Event) eventMsg {
 }
 
 func (m eventMsg) event() (engine.Event, bool) {
-	ev := engine.Event{Answer: m.Answer, Reason: engine.EndReason(m.Reason), Err: m.Err.engineError(), Detail: m.Detail}
+	ev := engine.Event{Answer: m.Answer, Reason: engine.EndReason(m.Reason), Err: m.Err.engineError(), Detail: m.Detail, EgressRefused: m.Egress}
 	for k, name := range kindNames {
 		if name == m.Kind {
 			ev.Kind = k

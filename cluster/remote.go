@@ -90,7 +90,7 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	got, err := n.send(ctx, node, message{Type: msgStart, SID: req.WorkerID, Start: &startMsg{
-		TokenID: req.TokenID, TokenName: req.TokenName, Source: req.Source, Offer: req.Offer, Deadline: deadline.UnixMilli()}})
+		TokenID: req.TokenID, TokenName: req.TokenName, Source: req.Source, Code: req.Code, Offer: req.Offer, Deadline: deadline.UnixMilli()}})
 	if err != nil {
 		forget()
 		return nil, err
@@ -103,11 +103,10 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 	case m := <-rw.reply:
 		if m.Type == msgRefused {
 			forget()
-			e := m.Err.engineError()
-			if e == nil {
-				e = engine.Errorf(engine.NoGeckoAvailable, "node %s refused the worker", node)
+			if m.Err == nil {
+				return nil, engine.Errorf(engine.NoGeckoAvailable, "node %s refused the worker", node)
 			}
-			return nil, e
+			return nil, m.Err.refusal()
 		}
 	case <-rw.lost:
 		// The node took the request and died: the worker died with it.

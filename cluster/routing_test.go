@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -60,4 +61,28 @@ func TestSpreadAndAffinity(t *testing.T) {
 		}
 	}
 	a.hello(secret).expectError(engine.NoGeckoAvailable, "")
+}
+
+// TestQueueAcrossNodes: with every node full, a hello waits in its node's
+// queue and takes the first place freed on any node.
+func TestQueueAcrossNodes(t *testing.T) {
+	f := newFixture(t)
+	a := f.nodeWith("a", 1, nil, func(o *host.Options) { o.QueueSize = 10 })
+	b := f.node("b", 1, nil)
+	f.seen(2)
+	secret := f.token(store.NewToken{})
+	a.hello(secret).connect()
+	id, _ := b.hello(secret).connect()
+	f.settled(map[string]int{"a": 1, "b": 1})
+	w := a.hello(secret)
+	f.eventually("queued", func() error {
+		if st := a.srv.Status(); st.Queue.Depth != 1 {
+			return fmt.Errorf("queue depth %d", st.Queue.Depth)
+		}
+		return nil
+	})
+	b.eng.Worker(id).end(engine.EndPeerClosed)
+	if _, ans := w.connect(); answeredBy(ans) != "b" {
+		t.Errorf("queued hello answered by %q, want b (where a place was freed)", answeredBy(ans))
+	}
 }

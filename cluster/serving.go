@@ -43,7 +43,7 @@ func (n *Node) serveStart(m message) {
 		return
 	}
 	sv := &served{n: n, from: m.From, sid: m.SID, in: newMailbox[message](), out: newMailbox[eventMsg](), counted: true,
-		req: engine.WorkerRequest{WorkerID: m.SID, TokenID: m.Start.TokenID, TokenName: m.Start.TokenName, Source: m.Start.Source, Offer: m.Start.Offer},
+		req: engine.WorkerRequest{WorkerID: m.SID, TokenID: m.Start.TokenID, TokenName: m.Start.TokenName, Source: m.Start.Source, Code: m.Start.Code, Offer: m.Start.Offer},
 		dl:  time.UnixMilli(m.Start.Deadline)}
 	key := servedKey(m.From, m.SID)
 	n.mu.Lock()
@@ -102,7 +102,7 @@ func (sv *served) run() {
 	w, err := n.opts.Local.StartWorker(ctx, sv.req)
 	cancel()
 	if err != nil {
-		n.reply(sv.from, message{Type: msgRefused, SID: sv.sid, Err: toErrMsg(startError(n.opts.ID, err))})
+		n.reply(sv.from, message{Type: msgRefused, SID: sv.sid, Err: startErrMsg(n.opts.ID, err)})
 		return
 	}
 	sv.mu.Lock()

@@ -26,6 +26,7 @@ import (
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
 	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/web"
 )
 
 // simEnv runs the full simulation: GECKOHOST_CLUSTER_SIM=1 (50 nodes, 500
@@ -116,7 +117,7 @@ func TestClusterSimulation(t *testing.T) {
 		if err := nd.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		srv, err := host.New(host.Options{Store: nd, Engine: nd.Engine(), Limiter: nd})
+		srv, err := host.New(host.Options{Store: nd, Engine: nd.Engine(), Limiter: nd, Web: web.Handler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +229,7 @@ func simSession(ctx context.Context, url, source, secret string) (time.Duration,
 	}
 	start := time.Now()
 	if err := write(map[string]any{"messageType": "hello", "action": "client-hello", "authorization": "Bearer " + secret,
-		"source": source, "webrtcOffer": "v=0 offer"}); err != nil {
+		"source": source, "webrtcOffer": testOffer}); err != nil {
 		return 0, "", err
 	}
 	m, err := read()

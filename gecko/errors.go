@@ -30,6 +30,10 @@ var ErrPoolNotStarted = errors.New("gecko pool not started")
 // ErrNoBrowser is returned by Pool.Ready while no browser is running.
 var ErrNoBrowser = errors.New("no browser is running")
 
+// ErrWarming is returned by Pool.Ready while the running browsers load
+// their first worker page.
+var ErrWarming = errors.New("the browser is loading its first worker page")
+
 // errNoPage is returned by a worker's AddCandidates before it has a page.
 var errNoPage = errors.New("the worker has no page yet")
 

@@ -1,10 +1,9 @@
 package gecko
 
 import (
-	"bytes"
-	"os"
-	"strconv"
 	"syscall"
+
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // sysProcAttr puts Firefox in its own process group (so that its content
@@ -28,35 +27,5 @@ func setNice(pid int) error {
 // running.
 func groupAlive(pid int) bool { return len(groupMembers(pid)) > 0 }
 
-// groupMembers lists the running processes of process group pgid, from
-// /proc. Zombies, which a container's PID 1 may never reap, do not count.
-func groupMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may contain spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 3 || f[0][0] == 'Z' || f[0][0] == 'X' {
-			continue
-		}
-		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// groupMembers lists the running processes of process group pgid.
+func groupMembers(pgid int) []int { return proc.GroupMembers(pgid) }

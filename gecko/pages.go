@@ -41,7 +41,13 @@ func (p *Pool) makePage(ctx context.Context, g *generation, uc string) (*page, e
 	p.mu.Lock()
 	g.pages[tab] = pg
 	p.mu.Unlock()
-	if err := conn.Navigate(ctx, tab, p.shell.URL()); err != nil {
+	loaded := func() {}
+	if id := g.identity(uc); id != nil {
+		loaded = id.ExpectShell() // the egress proxy lets this navigation through
+	}
+	err = conn.Navigate(ctx, tab, p.shell.URL())
+	loaded()
+	if err != nil {
 		p.dropPage(g, pg)
 		return nil, fmt.Errorf("load worker shell: %w", err)
 	}
@@ -89,8 +95,8 @@ type page struct {
 	tab     string // browsing context id
 	uc      string // user context id
 	tc      *tokenCtx
-	workers int                // places reserved (guarded by p.mu)
-	warm    int                // pre-spawned workers ready in the page
+	workers int // places reserved (guarded by p.mu)
+	warm    int // pre-spawned workers ready in the page
 	closing bool
 }
 
@@ -149,8 +155,10 @@ func (tc *tokenCtx) removePage(pg *page) {
 	tc.pages = slices.DeleteFunc(tc.pages, func(x *page) bool { return x == pg })
 }
 
-// markReady lets Start return. Caller holds p.mu.
-func (p *Pool) markReady() {
+// markReady marks g ready to take workers without loading a page first
+// (Ready reports it) and lets Start return. Caller holds p.mu.
+func (p *Pool) markReady(g *generation) {
+	g.ready = true
 	select {
 	case <-p.readyCh:
 	default:
@@ -238,11 +246,9 @@ func (g *generation) makeGeneric() error {
 	p := g.b.p
 	ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
 	defer cancel()
-	uc, err := g.ff.Conn().CreateUserContext(ctx)
+	uc, err := g.createUserContext(ctx)
 	var pg *page
-	if err != nil {
-		err = fmt.Errorf("create user context: %w", err)
-	} else {
+	if err == nil {
 		pg, err = p.makePage(ctx, g, uc)
 	}
 	p.mu.Lock()
@@ -250,12 +256,12 @@ func (g *generation) makeGeneric() error {
 	keep := err == nil && p.ctx.Err() == nil && (g.b.gen == g || g.b.next == g)
 	if keep {
 		g.generic = append(g.generic, pg)
-		p.markReady()
+		p.markReady(g)
 	}
 	p.mu.Unlock()
 	if !keep && uc != "" {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = g.ff.Conn().RemoveUserContext(rctx, uc)
+		_ = g.removeUserContext(rctx, uc)
 		cancel()
 		if pg != nil {
 			p.mu.Lock()
@@ -278,10 +284,8 @@ func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
 	created := ""
 	var err error
 	if uc == "" {
-		uc, err = g.ff.Conn().CreateUserContext(ctx)
-		if err != nil {
-			err = fmt.Errorf("create user context: %w", err)
-		} else {
+		uc, err = g.createUserContext(ctx)
+		if err == nil {
 			created = uc
 		}
 	}
@@ -311,7 +315,7 @@ func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
 	}
 	if created != "" {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = g.ff.Conn().RemoveUserContext(rctx, created)
+		_ = g.removeUserContext(rctx, created)
 		cancel()
 	}
 	return err

@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // writeProfile writes user.js and the permissions file into dir.
@@ -132,7 +133,7 @@ func stale(dir string) bool {
 			return old
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && !processExists(pid)
+		return err == nil && !proc.Alive(pid)
 	}
 	// Firefox's lock is a symlink to "IP:+PID".
 	target, err := os.Readlink(filepath.Join(dir, "lock"))
@@ -144,25 +145,7 @@ func stale(dir string) bool {
 	if !ok || err != nil {
 		return old
 	}
-	return !processExists(pid)
-}
-
-// processExists reports whether a live (not zombie) process has pid.
-func processExists(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	// On Linux, a zombie is no user of a profile.
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
+	return !proc.Alive(pid)
 }
 
 // templateOwnerFile, in a template directory, holds the owning process's PID.

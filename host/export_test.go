@@ -2,13 +2,12 @@ package host
 
 import "time"
 
-// SetClock replaces the clock of s's rate limiter (tests only; s has the
-// in-memory Limiter).
+// SetClock replaces the clock of s's rate limiter and of its hello failure
+// counts (tests only).
 func SetClock(s *Server, now func() time.Time) {
-	l := s.limiter.(*memLimiter)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.now = now
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
 }
 
 // RateEntries returns how many tokens s's rate limiter keeps starts for

@@ -28,7 +28,7 @@ type Limiter interface {
 
 // MaxWorkersError is the 105 for a token at its concurrent-worker limit.
 func MaxWorkersError(tok store.Token) *engine.Error {
-	return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %d concurrent workers", tok.Name, tok.MaxWorkers)
+	return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %s", tok.Name, plural(tok.MaxWorkers, "concurrent worker"))
 }
 
 // memLimiter is the in-memory Limiter: live workers per token id and the
@@ -37,11 +37,11 @@ type memLimiter struct {
 	mu   sync.Mutex
 	live map[int64]int    // live workers per token id
 	rate *rateLimiter     // recent worker starts per token id
-	now  func() time.Time // the rate limiter's clock: time.Now (tests replace it)
+	now  func() time.Time // the rate limiter's clock (the server's)
 }
 
-func newMemLimiter() *memLimiter {
-	return &memLimiter{live: make(map[int64]int), rate: newRateLimiter(time.Now()), now: time.Now}
+func newMemLimiter(now func() time.Time) *memLimiter {
+	return &memLimiter{live: make(map[int64]int), rate: newRateLimiter(time.Now()), now: now}
 }
 
 // Reserve implements Limiter.

@@ -29,7 +29,7 @@ func TestHappyPath(t *testing.T) {
 	c.send(cand("candidate:c1"))
 	c.send(cand("candidate:c2"))
 	w := h.nextWorker()
-	if w.req.TokenName != "alice" || w.req.Source != h.demo || w.req.Offer != "v=0 offer" || len(w.req.WorkerID) != 32 {
+	if w.req.TokenName != "alice" || w.req.Source != h.demo || w.req.Offer != testOffer || !strings.Contains(w.req.Code, "postMessage") || len(w.req.WorkerID) != 32 {
 		t.Fatalf("request %+v", w.req)
 	}
 	c.send(cand("candidate:c3"))
@@ -125,6 +125,11 @@ func TestErrors(t *testing.T) {
 			return []step{{Ev: engine.Event{Kind: engine.EventEnded, Err: engine.Errorf(errno, "worker failed %d", errno)}}}, nil
 		}
 	}
+	endsWith := func(reason engine.EndReason) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
+			return []step{{Ev: engine.Event{Kind: engine.EventEnded, Reason: reason}}}, nil
+		}
+	}
 	startErr := func(err error) func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 		return func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, err }
 	}
@@ -194,10 +199,10 @@ func TestErrors(t *testing.T) {
 		{name: "103 oversized frame", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","pad":"` + strings.Repeat("x", 70<<10) + `"}`}
 		}, errno: engine.InvalidMessage, reason: "larger than 65536"},
-		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 300 }, start: never,
+		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 600 }, start: never,
 			frames: func(h *harness, s string) []any {
-				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 400) + `"}}`}
-			}, errno: engine.InvalidMessage, reason: "larger than 300", hasID: true, endReason: "error"},
+				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 700) + `"}}`}
+			}, errno: engine.InvalidMessage, reason: "larger than 600", hasID: true, endReason: "error"},
 		{name: "103 hello timeout", tweak: func(o *host.Options) { o.HelloTimeout = 50 * time.Millisecond },
 			frames: func(h *harness, s string) []any { return nil }, errno: engine.InvalidMessage, reason: "no client-hello within"},
 		{name: "104 not http", frames: func(h *harness, s string) []any { return []any{hello("Bearer "+s, "file:///etc/passwd")} },
@@ -229,6 +234,16 @@ func TestErrors(t *testing.T) {
 		}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, h.demo), "expect-worker-hello"}
 		}, errno: engine.GeckoCrashed, reason: "browser-died", hasID: true, endReason: "browser-died"},
+		{name: "304 engine closed", start: startErr(fmt.Errorf("start worker: %w", engine.ErrClosed)), frames: good,
+			errno: engine.ShuttingDown, reason: "shutting down", hasID: true, endReason: "shutdown"},
+		{name: "304 engine shut the worker down", start: endsWith(engine.EndShutdown), frames: good,
+			errno: engine.ShuttingDown, reason: "shutting down", hasID: true, endReason: "shutdown"},
+		{name: "303 page closed", start: endsWith(engine.EndTabClosed), frames: good,
+			errno: engine.GeckoCrashed, reason: "tab-closed", hasID: true, endReason: "tab-closed"},
+		{name: "203 worker closed itself early", start: endsWith(engine.EndWorkerClosed), frames: good,
+			errno: engine.UncaughtExceptionInWorkerCode, reason: "closed itself", hasID: true, endReason: "worker-closed"},
+		{name: "302 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
+			errno: engine.GeckoTimeout, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
 			errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },
@@ -553,7 +568,7 @@ func TestHTTPEndpoints(t *testing.T) {
 func TestReadyzNotReady(t *testing.T) {
 	eng := newFakeEngine(happyScript)
 	eng.ReadyErr = fmt.Errorf("no browser up yet")
-	h := newHarness(t, eng, nil)
+	h := newHarness(t, eng, func(o *host.Options) { o.Web = nil })
 	resp, err := http.Get(h.hs.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -603,7 +618,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv, err := host.New(host.Options{Store: db, Engine: newFakeEngine(happyScript)})
+	srv, err := host.New(host.Options{Store: db, Engine: newFakeEngine(happyScript), Web: testWeb})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -231,20 +231,8 @@ func scanToken(s scanner, extra ...any) (Token, error) {
 
 // ListTokens returns every token (revoked and expired ones included), by id.
 func (db *DB) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY id`)
+	out, err := queryAll(ctx, db, func(sc scanner) (Token, error) { return scanToken(sc) }, `SELECT `+tokenColumns+` FROM tokens ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 var (
@@ -252,7 +253,7 @@ func memoryReport(ctx context.Context, b *testing.B, s *stack) {
 // groupPSS sums Pss (KiB) over the processes of a process group.
 func groupPSS(pgid int) float64 {
 	var total float64
-	for _, pid := range groupMembers(pgid) {
+	for _, pid := range proc.GroupMembers(pgid) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		if err != nil {
 			continue

@@ -19,6 +19,7 @@ import (
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // sessionLeaks are the options of the per-test leak check: it looks only
@@ -374,7 +375,7 @@ func TestKillFirefox(t *testing.T) {
 		t.Error("Ready after Close = nil")
 	}
 	for p, profile := range seen {
-		if left := groupMembers(p); len(left) > 0 {
+		if left := proc.GroupMembers(p); len(left) > 0 {
 			t.Errorf("process group %d still has %v", p, left)
 			for _, q := range left {
 				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", q))
@@ -395,35 +396,6 @@ func TestKillFirefox(t *testing.T) {
 func isErrno(err error, n engine.Errno) bool {
 	var we *engine.Error
 	return errors.As(err, &we) && we.Errno == n
-}
-
-// groupMembers lists the processes of process group pgid (from /proc).
-func groupMembers(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		var state string
-		var ppid, pgrp int
-		// Zombies (Z) are dead: orphans wait for PID 1 to reap them, which a
-		// container's PID 1 may never do.
-		if _, err := fmt.Sscan(string(b[i+1:]), &state, &ppid, &pgrp); err == nil && pgrp == pgid && state != "Z" {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // TestWorkerIdle uses a stack of its own with a 1 s WorkerIdle: a worker

@@ -1,0 +1,67 @@
+// Package proc reads what geckohost needs to know about processes from
+// Linux's /proc: the members of a process group, and whether a process is
+// alive. Elsewhere it reports nothing (no members, alive unknown: true).
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// stat returns the fields of /proc/pid/stat after the command name (state
+// first), or nil when it cannot be read.
+func stat(pid string) [][]byte {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
+	}
+	// pid (comm) state ppid pgrp ...; comm may contain spaces and ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return bytes.Fields(b[i+1:])
+}
+
+// dead reports whether a stat state is a zombie or a dead process: a
+// zombie, which a container's PID 1 may never reap, counts as gone.
+func dead(state []byte) bool { return state[0] == 'Z' || state[0] == 'X' }
+
+// GroupMembers lists the running processes of process group pgid, from
+// /proc. Zombies do not count.
+func GroupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f := stat(e.Name())
+		if len(f) < 3 || dead(f[0]) {
+			continue
+		}
+		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Alive reports whether a live (not zombie) process has pid.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	f := stat(strconv.Itoa(pid))
+	return len(f) == 0 || !dead(f[0])
+}
