@@ -8,18 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/geckohost/geckohost/engine"
@@ -39,7 +39,11 @@ func init() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		os.Exit(run(context.Background(), append([]string{"geckohost"}, args...), os.Stdout, os.Stderr))
+		// As main does: SIGTERM cancels the context.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, append([]string{"geckohost"}, args...), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 }
 
@@ -116,11 +120,13 @@ func (p *serveProc) waitReady(t *testing.T, ctx context.Context) {
 func (p *serveProc) stop(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	sent := time.Now()
 	select {
 	case <-p.done:
 		if p.err != nil {
 			t.Errorf("node %s: %v\n%s", p.id, p.err, p.logs.String())
 		}
+		t.Logf("node %s exited %v after SIGTERM", p.id, time.Since(sent).Round(time.Millisecond))
 	case <-time.After(40 * time.Second):
 		t.Errorf("node %s did not exit after SIGTERM", p.id)
 	}
@@ -350,46 +356,20 @@ func TestClusterEndToEnd(t *testing.T) {
 	wantErrno(t, err, engine.InvalidToken, "revoked")
 
 	// kill -9 of b while it negotiates a client of a: the client gets a
-	// 303, and new hellos succeed on a and c.
-	var once sync.Once
-	fetching := make(chan struct{})
-	release := make(chan struct{})
-	defer close(release)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() { close(fetching) })
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer slow.Close()
+	// 303, and new hellos succeed on a and c. The client below has b's
+	// answer but never sends a candidate, so it stays negotiating.
 	kb := addToken(t, url, "kb")
 	hold := mustDial(t, ctx, b, kb) // the token's node is now b
 	defer func() { _ = hold.Close() }()
-	negotiated := make(chan error, 1)
-	go func() {
-		s, err := a.dial(t, ctx, kb, slow.URL+"/slow.js")
-		if s != nil {
-			_ = s.Close()
-		}
-		negotiated <- err
-	}()
-	select {
-	case <-fetching: // b's worker is fetching its source
-	case err := <-negotiated:
-		t.Fatalf("negotiation through b ended early: %v", err)
-	case <-ctx.Done():
-		t.Fatal("b never fetched the source")
+	neg := helloAnswered(t, ctx, a, kb)
+	rec, err = openStore(t, a.db).GetSession(ctx, neg.id)
+	if err != nil || rec.NodeID != "b" {
+		t.Fatalf("negotiating worker on %q (%v), want b (the token's node)", rec.NodeID, err)
 	}
 	killed := time.Now()
 	b.kill(t)
-	select {
-	case err := <-negotiated:
-		wantErrno(t, err, engine.GeckoCrashed, "node b stopped answering")
-		t.Logf("303 %v after kill -9 of b", time.Since(killed).Round(time.Millisecond))
-	case <-ctx.Done():
-		t.Fatal("no error after b was killed")
-	}
+	neg.expectError(t, ctx, engine.GeckoCrashed, "node b stopped answering")
+	t.Logf("303 %v after kill -9 of b", time.Since(killed).Round(time.Millisecond))
 	for _, p := range []*serveProc{a, c} {
 		s := mustDial(t, ctx, p, kb)
 		_ = s.Close()
@@ -482,5 +462,77 @@ func echo(t *testing.T, ctx context.Context, s *client.Session, when string) {
 		t.Fatalf("no echo %s", when)
 	case <-ctx.Done():
 		t.Fatalf("no echo %s", when)
+	}
+}
+
+// rawSession is a signaling session held at "answered": a real pion offer,
+// no candidate ever sent.
+type rawSession struct {
+	c  *websocket.Conn
+	pc *webrtc.PeerConnection
+	id string
+}
+
+// helloAnswered sends a hello through p and reads the worker's answer.
+func helloAnswered(t *testing.T, ctx context.Context, p *serveProc, secret string) *rawSession {
+	t.Helper()
+	pc, err := client.NewAPI(client.Options{Loopback: true}).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if _, err := pc.CreateDataChannel("geckohost", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	b, _ := json.Marshal(map[string]any{"messageType": "hello", "action": "client-hello", "authorization": "Bearer " + secret,
+		"source": "http://" + p.addr + "/workers/echo.js", "webrtcOffer": offer.SDP})
+	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	rs := &rawSession{c: c, pc: pc}
+	m := rs.read(t, ctx)
+	if m["action"] != "worker-hello" {
+		t.Fatalf("got %v, want worker-hello", m)
+	}
+	rs.id, _ = m["workerId"].(string)
+	return rs
+}
+
+func (rs *rawSession) read(t *testing.T, ctx context.Context) map[string]any {
+	t.Helper()
+	_, b, err := rs.c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("frame %s: %v", b, err)
+	}
+	return m
+}
+
+// expectError reads frames (the worker's candidates) until a worker-error.
+func (rs *rawSession) expectError(t *testing.T, ctx context.Context, errno engine.Errno, sub string) {
+	t.Helper()
+	for {
+		m := rs.read(t, ctx)
+		if m["messageType"] != "worker-error" {
+			continue
+		}
+		n, _ := m["errno"].(float64)
+		reason, _ := m["reason"].(string)
+		if engine.Errno(n) != errno || !strings.Contains(reason, sub) {
+			t.Fatalf("worker-error %v, want %d containing %q", m, errno, sub)
+		}
+		return
 	}
 }
