@@ -211,10 +211,35 @@ func (n *Node) subscribeLoop(subscribed chan<- struct{}) {
 	}
 }
 
+// maxRelayMessage bounds one relay message (a start carries the worker's
+// code, at most 4 MiB, and the offer).
+const maxRelayMessage = 8 << 20
+
+// errBadMessage: a relay message that is not one.
+var errBadMessage = errors.New("bad relay message")
+
+// decodeMessage parses one relay message from Redis.
+func decodeMessage(b []byte) (message, error) {
+	var m message
+	if len(b) > maxRelayMessage {
+		return message{}, fmt.Errorf("%w: %d bytes", errBadMessage, len(b))
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return message{}, fmt.Errorf("%w: %v", errBadMessage, err)
+	}
+	if m.SID == "" || m.From == "" || m.Type == "" {
+		return message{}, fmt.Errorf("%w: no type, session or sender", errBadMessage)
+	}
+	if m.Type == msgStart && m.Start == nil {
+		return message{}, fmt.Errorf("%w: a start without its request", errBadMessage)
+	}
+	return m, nil
+}
+
 // dispatch hands one relay message to its session; it never blocks.
 func (n *Node) dispatch(b []byte) {
-	var m message
-	if err := json.Unmarshal(b, &m); err != nil || m.SID == "" || m.From == "" {
+	m, err := decodeMessage(b)
+	if err != nil {
 		n.log.Warn("bad relay message", "node", n.opts.ID, "err", err)
 		return
 	}
