@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -139,7 +138,7 @@ func (n *Node) flushReleases(ctx context.Context) {
 		pipe.HDel(ctx, keyLive(id), w)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		n.setHealth(unreachable("release workers", err))
+		n.log.Debug("release workers (retried later)", "node", n.opts.ID, "count", len(todo), "err", err)
 		return
 	}
 	n.mu.Lock()
@@ -213,9 +212,5 @@ func (n *Node) reassertLive(ctx context.Context) error {
 // Tokens.LookupToken); while Redis is unreachable it fails with a 301
 // "cluster store unreachable".
 func (n *Node) LookupToken(ctx context.Context, secret string) (store.Token, error) {
-	tok, err := n.tokens.LookupToken(ctx, secret)
-	if err != nil && errors.Is(err, ErrUnreachable) {
-		n.setHealth(err)
-	}
-	return tok, err
+	return n.tokens.LookupToken(ctx, secret)
 }

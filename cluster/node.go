@@ -365,7 +365,10 @@ func (n *Node) releaseNow() {
 	}
 }
 
-// setHealth records the outcome of a Redis round trip of a loop.
+// setHealth records the outcome of a heartbeat (or of the relay
+// subscription): one failure makes the node unready and its new hellos
+// 301 until a heartbeat succeeds again. Other commands failing fail only
+// their own session.
 func (n *Node) setHealth(err error) {
 	if err == nil {
 		if n.subscribed.Load() && !n.healthy.Swap(true) {
@@ -452,7 +455,8 @@ func (n *Node) refreshView() {
 	nodes, _, err := n.c.readNodes(ctx, n.opts.Stale)
 	cancel()
 	if err != nil {
-		n.setHealth(err)
+		// The heartbeat decides the node's health; the last view stays.
+		n.log.Debug("read the node registry", "node", n.opts.ID, "err", err)
 		return
 	}
 	view := make(map[string]NodeInfo, len(nodes))

@@ -143,6 +143,7 @@ func TestClusterSimulation(t *testing.T) {
 		local, relayed  []time.Duration
 		failed, started atomic.Int64
 		wg              sync.WaitGroup
+		why             = map[string]int{}
 	)
 	i2 := redisInfo(t, rs.Addr)
 	// Paced by the clock, not a ticker (a busy machine drops ticks): each
@@ -167,12 +168,17 @@ func TestClusterSimulation(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d, by, err := simSession(ctx, sn[front].url, sn[front].demo, secret)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil {
+				failed.Add(1)
+				msg := err.Error()
+				if len(msg) > 90 {
+					msg = msg[:90]
+				}
+				why[msg]++
+				return
+			}
 			if by == fmt.Sprintf("n%02d", front) {
 				local = append(local, d)
 			} else {
@@ -198,7 +204,7 @@ func TestClusterSimulation(t *testing.T) {
 	t.Logf("Redis CPU over the run: %.0f%% of one core; saturates one core at about %.0f nodes taking %d sessions/s each",
 		100*(i3.cpu-i2.cpu)/elapsed, saturate, perNode)
 	if failed.Load() > 0 {
-		t.Errorf("%d sessions failed", failed.Load())
+		t.Errorf("%d sessions failed: %v", failed.Load(), why)
 	}
 }
 
