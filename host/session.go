@@ -171,7 +171,14 @@ func (se *session) finish() {
 	}
 	attrs := []any{"worker", se.id, "token", rec.TokenName, "errno", rec.Errno, "end", rec.EndReason}
 	if rec.Errno != 0 {
-		attrs = append(attrs, "reason", rec.Reason)
+		reason := rec.Reason
+		if engine.Errno(rec.Errno) == engine.PeerConnectionFailed {
+			// A 305's reason names the candidates' addresses: those stay at
+			// debug level.
+			s.log.Debug("peer connection failed", "worker", se.id, "reason", rec.Reason)
+			reason = "ICE or DTLS failed (the candidates each side offered are logged at debug level)"
+		}
+		attrs = append(attrs, "reason", reason)
 	}
 	if !rec.Answered.IsZero() {
 		attrs = append(attrs, "hello_to_answer", rec.Answered.Sub(rec.Created))
