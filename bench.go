@@ -51,17 +51,19 @@ type benchConfig struct {
 	Hold bool
 	// JSON prints the report as JSON.
 	JSON bool
+	// Trace prints the steps of every session's negotiation.
+	Trace bool
 }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--trace] [--json]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
-			"failures by errno. The exit status is 1 when any session failed.",
+			"failures by errno, and the CPU time bench itself used. The exit status is 1 when any session failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "ws://127.0.0.1:8765/", Usage: "signaling WebSocket `URL` of the server (ws://, wss://; http:// and https:// are read as ws:// and wss://)", EnvVars: []string{"GECKOHOST_URL"}},
 			&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` (from geckohost token add); required", EnvVars: []string{"GECKOHOST_TOKEN"}},
@@ -71,6 +73,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "messages", Value: 10, Usage: "`M` echo round trips (text) per session; 0: none", EnvVars: []string{"GECKOHOST_BENCH_MESSAGES"}},
 			&cli.BoolFlag{Name: "loopback", Usage: "gather loopback (127.0.0.1) ICE candidates only: for a server started with --ice-loopback", EnvVars: []string{"GECKOHOST_BENCH_LOOPBACK"}},
 			&cli.BoolFlag{Name: "hold", Usage: "keep every session open until all have run (measures many live workers; the server must allow N at once)", EnvVars: []string{"GECKOHOST_BENCH_HOLD"}},
+			&cli.BoolFlag{Name: "trace", Usage: "also print each session's negotiation steps (client side: answer, candidates, ICE, DTLS, data channel), in ms since its hello", EnvVars: []string{"GECKOHOST_BENCH_TRACE"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -98,6 +101,7 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 		Loopback:    c.Bool("loopback"),
 		Hold:        c.Bool("hold"),
 		JSON:        c.Bool("json"),
+		Trace:       c.Bool("trace"),
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {
@@ -154,6 +158,7 @@ func (cfg benchConfig) validate() error {
 type benchSession struct {
 	started bool
 	timings client.Timings
+	steps   []client.Step
 	rtts    []time.Duration
 	err     error
 	// held is the open session kept for --hold.
@@ -193,11 +198,31 @@ type benchReport struct {
 	Failed      int           `json:"failed"`
 	Interrupted bool          `json:"interrupted"`
 	WallMS      float64       `json:"wall_ms"`
+	// ClientCPUMS is the CPU time bench itself used (its WebRTC, TLS and
+	// JSON work shares the machine with the server's when both run on
+	// it); -1 where it cannot be read.
+	ClientCPUMS float64 `json:"client_cpu_ms"`
 	Answer      benchStats    `json:"answer"`    // hello → worker-hello
 	Connected   benchStats    `json:"connected"` // hello → connected
 	Open        benchStats    `json:"open"`      // hello → data channel open
 	EchoRTT     benchStats    `json:"echo_rtt"`  // one text round trip
 	Errors      []benchErrors `json:"errors"`
+	// Traces are the sessions' steps (--trace).
+	Traces []benchTrace `json:"traces,omitempty"`
+}
+
+// benchTrace is one session's negotiation steps.
+type benchTrace struct {
+	Session int         `json:"session"`
+	OpenMS  float64     `json:"open_ms"`
+	Steps   []benchStep `json:"steps"`
+}
+
+// benchStep is one step, in ms since the session's hello.
+type benchStep struct {
+	Name   string  `json:"name"`
+	AtMS   float64 `json:"at_ms"`
+	Detail string  `json:"detail,omitempty"`
 }
 
 // runBench runs the sessions, writes the report to stdout and returns an
@@ -207,6 +232,7 @@ func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
 		return err
 	}
 	results := make([]benchSession, cfg.Sessions)
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 
 	jobs := make(chan int)
@@ -237,8 +263,13 @@ feed:
 		}
 	}
 	wall := time.Since(start)
+	cpu1, _ := processCPU()
 
 	rep := benchSummary(cfg, results, wall)
+	rep.ClientCPUMS = -1
+	if cpuOK {
+		rep.ClientCPUMS = msf(cpu1 - cpu0)
+	}
 	rep.Interrupted = ctx.Err() != nil
 	var err error
 	if cfg.JSON {
@@ -267,13 +298,14 @@ feed:
 func benchOne(ctx context.Context, cfg benchConfig, i int) benchSession {
 	r := benchSession{started: true}
 	dctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback})
+	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace})
 	cancel()
 	if err != nil {
 		r.err = err
 		return r
 	}
 	r.timings = s.Timings
+	r.steps = s.Steps
 	r.rtts, r.err = benchEcho(ctx, s, i, cfg.Messages)
 	if cfg.Hold && r.err == nil {
 		r.held = s
@@ -341,11 +373,18 @@ func benchSummary(cfg benchConfig, results []benchSession, wall time.Duration) b
 		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []benchErrors{}}
 	var answer, connected, open, rtts []time.Duration
 	byErrno := map[int]int{} // errno → index in rep.Errors
-	for _, r := range results {
+	for i, r := range results {
 		if !r.started {
 			continue
 		}
 		rep.Started++
+		if cfg.Trace && r.timings.Open > 0 {
+			t := benchTrace{Session: i, OpenMS: msf(r.timings.Open), Steps: make([]benchStep, 0, len(r.steps))}
+			for _, st := range r.steps {
+				t.Steps = append(t.Steps, benchStep{Name: st.Name, AtMS: msf(st.At), Detail: st.Detail})
+			}
+			rep.Traces = append(rep.Traces, t)
+		}
 		// Timings of sessions that negotiated count even when an echo failed.
 		if r.timings.Open > 0 {
 			answer = append(answer, r.timings.Answer)
@@ -435,7 +474,16 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 	if rep.Interrupted {
 		fmt.Fprintf(&b, ", interrupted after %d", rep.Started)
 	}
-	fmt.Fprintf(&b, "; wall %s (%.1f sessions/s)\n\n", fmtDur(time.Duration(rep.WallMS*float64(time.Millisecond))), rate)
+	fmt.Fprintf(&b, "; wall %s (%.1f sessions/s)\n", fmtDur(time.Duration(rep.WallMS*float64(time.Millisecond))), rate)
+	if rep.ClientCPUMS >= 0 && rep.WallMS > 0 {
+		perSession := ""
+		if rep.Started > 0 {
+			perSession = fmt.Sprintf(", %.1fms per session", rep.ClientCPUMS/float64(rep.Started))
+		}
+		fmt.Fprintf(&b, "bench's own CPU: %s (%.0f%% of one core over the wall time%s)\n",
+			fmtDur(time.Duration(rep.ClientCPUMS*float64(time.Millisecond))), 100*rep.ClientCPUMS/rep.WallMS, perSession)
+	}
+	b.WriteString("\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\tCOUNT\tP50\tP90\tP99\tMAX\tTARGET")
@@ -469,6 +517,19 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write bench report: %w", err)
+		}
+	}
+	if len(rep.Traces) > 0 {
+		b.WriteString("\nsteps (ms since the hello):\n")
+		for _, t := range rep.Traces {
+			fmt.Fprintf(&b, "session %d, open %s:", t.Session, fmtMS(t.OpenMS, 1))
+			for _, st := range t.Steps {
+				fmt.Fprintf(&b, " %s %.1f", st.Name, st.AtMS)
+				if st.Detail != "" {
+					fmt.Fprintf(&b, " (%s)", st.Detail)
+				}
+			}
+			b.WriteString("\n")
 		}
 	}
 	// Cells padded by tabwriter leave trailing blanks on rows without a target.

@@ -28,7 +28,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	url := "ws://" + addr + "/"
 
 	t.Run("json", func(t *testing.T) {
-		r := geckohost(t, "bench", "--url", url, "--token", secret, "-n", "5", "-c", "2", "--messages", "3", "--loopback", "--json")
+		r := geckohost(t, "bench", "--url", url, "--token", secret, "-n", "5", "-c", "2", "--messages", "3", "--loopback", "--trace", "--json")
 		wantOK(t, r)
 		if r.stderr != "" {
 			t.Errorf("stderr %q", r.stderr)
@@ -52,15 +52,32 @@ func TestBenchAgainstServe(t *testing.T) {
 		if rep.Answer.P50 > rep.Open.P50 || rep.WallMS <= 0 {
 			t.Errorf("answer p50 %v > open p50 %v, or wall %v", rep.Answer.P50, rep.Open.P50, rep.WallMS)
 		}
+		if rep.ClientCPUMS <= 0 {
+			t.Errorf("client_cpu_ms %v, want > 0", rep.ClientCPUMS)
+		}
+		if len(rep.Traces) != 5 {
+			t.Fatalf("%d traces, want 5", len(rep.Traces))
+		}
+		for _, tr := range rep.Traces {
+			seen := map[string]bool{}
+			for _, st := range tr.Steps {
+				seen[st.Name] = true
+			}
+			for _, name := range []string{"offer", "worker-hello", "answer applied", "worker candidate", "ice connected", "dtls connected", "connected", "open"} {
+				if !seen[name] {
+					t.Errorf("session %d: no %q step in %+v", tr.Session, name, tr.Steps)
+				}
+			}
+		}
 	})
 
 	t.Run("table hold env", func(t *testing.T) {
 		t.Setenv("GECKOHOST_URL", url)
 		t.Setenv("GECKOHOST_TOKEN", secret)
 		t.Setenv("GECKOHOST_BENCH_LOOPBACK", "true")
-		r := geckohost(t, "bench", "-n", "3", "-c", "3", "--messages", "2", "--hold")
+		r := geckohost(t, "bench", "-n", "3", "-c", "3", "--messages", "2", "--hold", "--trace")
 		wantOK(t, r)
-		for _, w := range []string{"3 ok, 0 failed", "held open", "answer (hello → worker-hello)", "open (hello → data channel open)",
+		for _, w := range []string{"3 ok, 0 failed", "held open", "bench's own CPU: ", "steps (ms since the hello):", "session 2, open ", "answer (hello → worker-hello)", "open (hello → data channel open)",
 			"echo round trip", "p50 ≤ 15ms", "errors: none", "ws://" + addr + "/"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("table lacks %q:\n%s", w, r.stdout)

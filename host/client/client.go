@@ -48,6 +48,8 @@ type Options struct {
 	// have met (see nudgeNet), which saves about 20 ms, sometimes 200 ms,
 	// per session. For comparisons.
 	StockNomination bool
+	// Trace records the steps of the negotiation in Session.Steps.
+	Trace bool
 	// Label is the data channel label; "" means "geckohost".
 	Label string
 	// Logger gets debug logs; nil discards them.
@@ -74,6 +76,8 @@ type Session struct {
 	PC *webrtc.PeerConnection
 	// Timings of the negotiation.
 	Timings Timings
+	// Steps of the negotiation, in order (only with Options.Trace).
+	Steps []Step
 }
 
 // Close closes the peer connection (the worker sees the channel close).
@@ -96,7 +100,10 @@ type serverFrame struct {
 
 // NewAPI returns the pion API Dial uses for opts (exported for tools that
 // build their own peer connections with the same settings).
-func NewAPI(opts Options) *webrtc.API {
+func NewAPI(opts Options) *webrtc.API { return newAPI(opts, nil) }
+
+// newAPI is NewAPI; onNudge, if not nil, is called on each nudge.
+func newAPI(opts Options, onNudge func()) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetPrflxAcceptanceMinWait(0)
 	if opts.Loopback {
@@ -108,7 +115,7 @@ func NewAPI(opts Options) *webrtc.API {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	if !opts.StockNomination {
-		if n := newNudgeNet(); n != nil {
+		if n := newNudgeNet(onNudge); n != nil {
 			se.SetNet(n)
 		}
 	}
@@ -133,11 +140,17 @@ func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	if len(opts.ICEServers) > 0 {
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: opts.ICEServers}}
 	}
-	pc, err := NewAPI(opts).NewPeerConnection(cfg)
+	tr := newTracer(opts.Trace)
+	var onNudge func()
+	if tr != nil {
+		onNudge = func() { tr.step("nudge", "") }
+	}
+	pc, err := newAPI(opts, onNudge).NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
-	s, err := negotiate(ctx, url, opts, label, pc, log)
+	tr.watch(pc)
+	s, err := negotiate(ctx, url, opts, label, pc, log, tr)
 	if err != nil {
 		_ = pc.Close()
 		return nil, err
@@ -145,7 +158,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	return s, nil
 }
 
-func negotiate(ctx context.Context, url string, opts Options, label string, pc *webrtc.PeerConnection, log *slog.Logger) (*Session, error) {
+func negotiate(ctx context.Context, url string, opts Options, label string, pc *webrtc.PeerConnection, log *slog.Logger, tr *tracer) (*Session, error) {
 	dc, err := pc.CreateDataChannel(label, nil)
 	if err != nil {
 		return nil, fmt.Errorf("create data channel: %w", err)
@@ -158,6 +171,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	dc.OnOpen(func() {
 		openOnce.Do(func() {
 			openAt = time.Now()
+			tr.step("open", "")
 			close(opened)
 		})
 	})
@@ -256,6 +270,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		cmu.Unlock()
 	}
 	start := time.Now()
+	tr.begin(start)
 	hello := map[string]any{
 		"messageType":   "hello",
 		"action":        "client-hello",
@@ -320,9 +335,11 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 			return nil, &engine.Error{Errno: engine.Errno(f.Errno), Reason: f.Reason}
 		case f.MessageType == "hello" && f.Action == "worker-hello":
 			s.Timings.Answer = time.Since(start)
+			tr.step("worker-hello", "")
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.WebRTCAnswer}); err != nil {
 				return nil, fmt.Errorf("set answer: %w", err)
 			}
+			tr.step("answer applied", "")
 			answered = true
 			if opts.CandidatesAfterAnswer {
 				cmu.Lock()
@@ -339,6 +356,11 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 			if f.Candidate == nil {
 				return nil, fmt.Errorf("worker-candidate without candidate: %w", ErrProtocol)
 			}
+			if f.Candidate.Candidate == "" {
+				tr.step("worker candidate", "end")
+			} else {
+				tr.step("worker candidate", candidateType(f.Candidate.Candidate))
+			}
 			if !answered {
 				early = append(early, *f.Candidate)
 				continue
@@ -348,6 +370,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 			}
 		case f.MessageType == "connected":
 			s.Timings.Connected = time.Since(start)
+			tr.step("connected", "")
 			connected = true
 		default:
 			return nil, fmt.Errorf("unexpected frame %q/%q: %w", f.MessageType, f.Action, ErrProtocol)
@@ -359,6 +382,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		return nil, fmt.Errorf("wait for data channel open: %w", ctx.Err())
 	}
 	s.Timings.Open = openAt.Sub(start)
+	s.Steps = tr.done()
 	werrMu.Lock()
 	err = werr
 	werrMu.Unlock()

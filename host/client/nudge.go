@@ -30,16 +30,17 @@ import (
 // everything through unchanged.
 type nudgeNet struct {
 	*stdnet.Net
+	onNudge func() // called on each replay, if not nil
 }
 
 // newNudgeNet returns the standard network with nudging sockets, or nil
 // when the interfaces cannot be listed (pion then uses its own).
-func newNudgeNet() transport.Net {
+func newNudgeNet(onNudge func()) transport.Net {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil
 	}
-	return &nudgeNet{Net: n}
+	return &nudgeNet{Net: n, onNudge: onNudge}
 }
 
 // ListenUDP implements transport.Net (host candidates' sockets).
@@ -48,7 +49,7 @@ func (n *nudgeNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if err != nil {
 		return nil, err //nolint:wrapcheck // transport.Net passes net's errors on
 	}
-	return &nudgeUDPConn{UDPConn: c}, nil
+	return &nudgeUDPConn{UDPConn: c, s: nudger{onNudge: n.onNudge}}, nil
 }
 
 // ListenPacket implements transport.Net (server-reflexive candidates'
@@ -58,7 +59,7 @@ func (n *nudgeNet) ListenPacket(network, address string) (net.PacketConn, error)
 	if err != nil {
 		return nil, err //nolint:wrapcheck // transport.Net passes net's errors on
 	}
-	return &nudgePacketConn{PacketConn: c}, nil
+	return &nudgePacketConn{PacketConn: c, s: nudger{onNudge: n.onNudge}}, nil
 }
 
 // maxRemembered bounds the remote addresses a socket remembers a request
@@ -68,6 +69,7 @@ const maxRemembered = 16
 
 // nudger is the state of one socket.
 type nudger struct {
+	onNudge func()
 	mu      sync.Mutex
 	off     bool                    // nominated or connected: pass through
 	remotes map[string]*nudgeRemote // by remote address
@@ -101,6 +103,9 @@ func (s *nudger) next(p []byte) (int, net.Addr, bool) {
 	n := copy(p, s.replay)
 	a := s.replayA
 	s.replay, s.replayA = nil, nil
+	if s.onNudge != nil {
+		s.onNudge()
+	}
 	return n, a, true
 }
 
