@@ -198,15 +198,16 @@ type benchReport struct {
 	Failed      int           `json:"failed"`
 	Interrupted bool          `json:"interrupted"`
 	WallMS      float64       `json:"wall_ms"`
-	// ClientCPUMS is the CPU time bench itself used (its WebRTC, TLS and
-	// JSON work shares the machine with the server's when both run on
-	// it); -1 where it cannot be read.
-	ClientCPUMS float64 `json:"client_cpu_ms"`
 	Answer      benchStats    `json:"answer"`    // hello → worker-hello
 	Connected   benchStats    `json:"connected"` // hello → connected
 	Open        benchStats    `json:"open"`      // hello → data channel open
 	EchoRTT     benchStats    `json:"echo_rtt"`  // one text round trip
 	Errors      []benchErrors `json:"errors"`
+
+	// ClientCPUMS is the CPU time bench itself used (its WebRTC, TLS and
+	// JSON work shares the machine with the server's when both run on
+	// it); -1 where it cannot be read.
+	ClientCPUMS float64 `json:"client_cpu_ms"`
 	// Traces are the sessions' steps (--trace).
 	Traces []benchTrace `json:"traces,omitempty"`
 }
