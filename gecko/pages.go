@@ -17,10 +17,13 @@ type shellConfig struct {
 	Loopback   bool     `json:"loopback"`
 	IdleMs     int64    `json:"idleMs"`
 	Warm       int      `json:"warm"`
+	// Capacity is how many workers the page hosts at most: a page keeps
+	// fewer warm slots as it fills up, none when full.
+	Capacity int `json:"capacity"`
 }
 
 func (p *Pool) shellConfigJSON() string {
-	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm}
+	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
 	if p.opts.WorkerIdle > 0 {
 		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
 	}
