@@ -172,7 +172,47 @@ func BenchmarkMemory100Workers(b *testing.B) {
 	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
 		b.Skip("run with -bench Memory100Workers")
 	}
-	s := defaultStack(b)
+	memoryRounds(b, defaultStack(b), 100)
+}
+
+// BenchmarkMemory250Workers2Browsers is BenchmarkMemory100Workers with 250
+// live workers spread over two browsers (their trees summed). It runs only
+// when -bench names it.
+func BenchmarkMemory250Workers2Browsers(b *testing.B) {
+	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
+		b.Skip("run with -bench Memory250Workers2Browsers")
+	}
+	netns.Skip(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{Browsers: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.close(cctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	// Both browsers up (each with its generic page) before the first hello.
+	for {
+		bs := s.pool.Browsers()
+		if len(bs) == 2 && bs[0].Warm > 0 && bs[1].Warm > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("browsers not ready: %+v", bs)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	memoryRounds(b, s, 250)
+}
+
+// memoryRounds runs the memory benchmarks' b.N rounds of n live workers on s.
+func memoryRounds(b *testing.B, s *stack, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var maxPSS float64
@@ -182,7 +222,7 @@ func BenchmarkMemory100Workers(b *testing.B) {
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		var firstErr error
-		for range 100 {
+		for range n {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
