@@ -51,6 +51,10 @@ type benchConfig struct {
 	Hold bool
 	// JSON prints the report as JSON.
 	JSON bool
+	// MetricsURL, when set (--metrics), is the server's /metrics: its
+	// histograms are read before and after the run and reported beside
+	// the client's figures.
+	MetricsURL string
 	// Trace prints the steps of every session's negotiation.
 	Trace bool
 }
@@ -59,11 +63,13 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--trace] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
-			"failures by errno, and the CPU time bench itself used. The exit status is 1 when any session failed.",
+			"failures by errno and the CPU time bench itself used; with --metrics, the server's own\n" +
+			"histograms (GET /metrics before and after) beside them; with --trace, each session's steps.\n" +
+			"The exit status is 1 when any session failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "ws://127.0.0.1:8765/", Usage: "signaling WebSocket `URL` of the server (ws://, wss://; http:// and https:// are read as ws:// and wss://)", EnvVars: []string{"GECKOHOST_URL"}},
 			&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` (from geckohost token add); required", EnvVars: []string{"GECKOHOST_TOKEN"}},
@@ -74,6 +80,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "loopback", Usage: "gather loopback (127.0.0.1) ICE candidates only: for a server started with --ice-loopback", EnvVars: []string{"GECKOHOST_BENCH_LOOPBACK"}},
 			&cli.BoolFlag{Name: "hold", Usage: "keep every session open until all have run (measures many live workers; the server must allow N at once)", EnvVars: []string{"GECKOHOST_BENCH_HOLD"}},
 			&cli.BoolFlag{Name: "trace", Usage: "also print each session's negotiation steps (client side: answer, candidates, ICE, DTLS, data channel), in ms since its hello", EnvVars: []string{"GECKOHOST_BENCH_TRACE"}},
+			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
+			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -110,6 +118,15 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 	cfg.URL = ws
 	if cfg.Source == "" {
 		cfg.Source = httpBase.JoinPath("workers", "echo.js").String()
+	}
+	if c.String("metrics-url") != "" && !c.Bool("metrics") {
+		return benchConfig{}, errors.New("bench: --metrics-url needs --metrics")
+	}
+	if c.Bool("metrics") {
+		cfg.MetricsURL = c.String("metrics-url")
+		if cfg.MetricsURL == "" {
+			cfg.MetricsURL = httpBase.JoinPath("metrics").String()
+		}
 	}
 	return cfg, cfg.validate()
 }
@@ -203,6 +220,9 @@ type benchReport struct {
 	Open        benchStats    `json:"open"`      // hello → data channel open
 	EchoRTT     benchStats    `json:"echo_rtt"`  // one text round trip
 	Errors      []benchErrors `json:"errors"`
+	// Server is the server's histograms over the run (--metrics): keys
+	// "answer", "connected", "queue_wait".
+	Server map[string]serverStats `json:"server,omitempty"`
 
 	// ClientCPUMS is the CPU time bench itself used (its WebRTC, TLS and
 	// JSON work shares the machine with the server's when both run on
@@ -231,6 +251,13 @@ type benchStep struct {
 func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
+	}
+	var before map[string]histogram
+	if cfg.MetricsURL != "" {
+		var err error
+		if before, err = scrapeHistograms(ctx, cfg.MetricsURL); err != nil {
+			return err
+		}
 	}
 	results := make([]benchSession, cfg.Sessions)
 	cpu0, cpuOK := processCPU()
@@ -272,6 +299,15 @@ feed:
 		rep.ClientCPUMS = msf(cpu1 - cpu0)
 	}
 	rep.Interrupted = ctx.Err() != nil
+	if cfg.MetricsURL != "" {
+		// The last sessions' records are written as they end; the
+		// histograms are observed before that, at answer and connected.
+		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.MetricsURL)
+		if err != nil {
+			return err
+		}
+		rep.Server = serverReport(before, after)
+	}
 	var err error
 	if cfg.JSON {
 		err = writeJSON(stdout, rep)
@@ -470,8 +506,8 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "geckohost bench %s (worker %s)\n", rep.URL, rep.Source)
-	fmt.Fprintf(&b, "%d sessions, %d at a time, %d echo round trips each%s: %d ok, %d failed",
-		rep.Sessions, rep.Concurrency, rep.Messages, hold, rep.OK, rep.Failed)
+	fmt.Fprintf(&b, "%s, %d at a time, %s each%s: %d ok, %d failed",
+		plural(rep.Sessions, "session"), rep.Concurrency, plural(rep.Messages, "echo round trip"), hold, rep.OK, rep.Failed)
 	if rep.Interrupted {
 		fmt.Fprintf(&b, ", interrupted after %d", rep.Started)
 	}
@@ -502,6 +538,11 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write bench report: %w", err)
+	}
+	if rep.Server != nil {
+		if err := writeServerTable(&b, rep.Server); err != nil {
+			return err
+		}
 	}
 	if len(rep.Errors) == 0 {
 		b.WriteString("\nerrors: none\n")

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +33,142 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// usageError makes flag-parsing failures plain errors, without the help text.
-func usageError(_ *cli.Context, err error, _ bool) error {
-	return fmt.Errorf("%w (see --help)", err)
+// usageError makes flag-parsing failures plain errors, without the help
+// text, and says what a malformed value should look like.
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see --help)", explainFlagError(c, err))
+}
+
+var (
+	// invalidValueRE matches the flag package's error for a bad value.
+	invalidValueRE = regexp.MustCompile(`^invalid value "(.*)" for flag -([A-Za-z0-9-]+): `)
+	// envValueRE matches urfave/cli's error for a bad value from the
+	// environment.
+	envValueRE = regexp.MustCompile(`^could not parse "(.*)" as [a-z0-9 ]+ value from (?:environment variable|env var) "([A-Z0-9_]+)" for flag ([A-Za-z0-9-]+)`)
+	// undefinedFlagRE matches the flag package's error for an unknown flag.
+	undefinedFlagRE = regexp.MustCompile(`^flag provided but not defined: -+([A-Za-z0-9-]+)`)
+)
+
+// explainFlagError rewrites the flag errors a new user meets into one
+// clear sentence: a malformed duration or number says what one looks
+// like, an unknown flag names the closest one.
+func explainFlagError(c *cli.Context, err error) error {
+	var flags []cli.Flag
+	if c != nil {
+		for _, cc := range c.Lineage() {
+			if cc.Command != nil {
+				flags = append(flags, cc.Command.Flags...)
+			} else if cc.App != nil {
+				flags = append(flags, cc.App.Flags...)
+			}
+		}
+	}
+	msg := err.Error()
+	value, name, from := "", "", ""
+	if m := invalidValueRE.FindStringSubmatch(msg); m != nil {
+		value, name = m[1], m[2]
+	} else if m := envValueRE.FindStringSubmatch(msg); m != nil {
+		value, name, from = m[1], m[3], " (from $"+m[2]+")"
+	} else if m := undefinedFlagRE.FindStringSubmatch(msg); m != nil {
+		var names []string
+		for _, f := range flags {
+			names = append(names, f.Names()...)
+		}
+		if best := closest(m[1], names); best != "" {
+			return fmt.Errorf("unknown flag --%s; did you mean --%s?", m[1], best)
+		}
+		return fmt.Errorf("unknown flag --%s", m[1])
+	} else {
+		return err
+	}
+	for _, f := range flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.DurationFlag:
+			return fmt.Errorf("--%s %q%s is not a duration: write a number with a unit, such as 90s, 10m or 1h30m", name, value, from)
+		case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+			return fmt.Errorf("--%s %q%s is not a whole number", name, value, from)
+		}
+	}
+	return err
+}
+
+// closest returns the name nearest to s (at most 2 edits, or s a prefix of
+// it), or "" when none is near.
+func closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		d := editDistance(s, n)
+		if len(n) > 1 && len(s) >= 3 && strings.HasPrefix(n, s) {
+			d = min(d, 1)
+		}
+		if d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// commandsAction is the Action of the app and of a command with
+// subcommands: without an argument it shows the help; with one, the
+// argument is not a command: an error names the closest command.
+func commandsAction(c *cli.Context) error {
+	root := c.Command == nil || c.Command.Name == c.App.Name
+	if !c.Args().Present() {
+		if root {
+			return cli.ShowAppHelp(c)
+		}
+		return cli.ShowSubcommandHelp(c)
+	}
+	cmds, what, help := c.App.Commands, "unknown command", "geckohost --help"
+	if !root {
+		cmds = c.Command.Subcommands
+		what = c.Command.FullName() + ": unknown command"
+		help = "geckohost " + c.Command.FullName() + " --help"
+	}
+	arg := c.Args().First()
+	if arg == "help" || arg == "h" { // "geckohost help serve", as without an Action
+		if name := c.Args().Get(1); name != "" {
+			return cli.ShowCommandHelp(c, name)
+		}
+		if root {
+			return cli.ShowAppHelp(c)
+		}
+		return cli.ShowSubcommandHelp(c)
+	}
+	var names []string
+	for _, cmd := range cmds {
+		if !cmd.Hidden {
+			names = append(names, cmd.Names()...)
+		}
+	}
+	if best := closest(arg, names); best != "" {
+		return fmt.Errorf("%s %q; did you mean %q? (see %s)", what, arg, best, help)
+	}
+	return fmt.Errorf("%s %q (see %s)", what, arg, help)
 }
 
 // newApp builds the geckohost command line application writing to stdout and
@@ -49,6 +186,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags:           []cli.Flag{rootDBFlag()},
 		OnUsageError:    usageError,
+		Action:          commandsAction,
 		// Errors are returned to run, which prints them; never exit here.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
@@ -56,6 +194,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			sessionsCommand(),
 			benchCommand(),
+			statusCommand(),
 			versionCommand(),
 		},
 	}
@@ -118,6 +257,20 @@ func openDB(c *cli.Context) (*store.DB, error) {
 	return store.Open(c.Context, p)
 }
 
+// openExistingDB opens the store named by --db for a command that only
+// reads it (or changes existing rows): a path where no database exists is
+// an error, not a new empty database.
+func openExistingDB(c *cli.Context) (*store.DB, error) {
+	p, err := dbPath(c)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s: nothing is recorded there yet (\"geckohost token add\" creates it; or pass --db PATH)", p)
+	}
+	return store.Open(c.Context, p)
+}
+
 // noArgs fails when a command that takes no arguments got some (often a
 // flag placed after an argument).
 func noArgs(c *cli.Context) error {
@@ -151,4 +304,12 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil
+}
+
+// plural is n and the noun, with an "s" unless n is 1: "1 session", "2 sessions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

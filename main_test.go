@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -192,10 +193,20 @@ func TestTokenListRevoke(t *testing.T) {
 	}
 
 	// An empty store lists as [] in JSON.
-	r = geckohost(t, "token", "list", "--db", filepath.Join(t.TempDir(), "empty"), "--json")
+	empty := filepath.Join(t.TempDir(), "empty")
+	openStore(t, empty)
+	r = geckohost(t, "token", "list", "--db", empty, "--json")
 	wantOK(t, r)
 	if strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("empty json list %q", r.stdout)
+	}
+	// Read-only commands do not create a database where there is none.
+	missing := filepath.Join(t.TempDir(), "missing", "geckohost.db")
+	for _, args := range [][]string{{"token", "list", "--db", missing}, {"token", "revoke", "--db", missing, "x"}, {"sessions", "--db", missing}} {
+		wantFail(t, geckohost(t, args...), "no database at "+missing, "geckohost token add")
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a read-only command created %s (%v)", filepath.Dir(missing), err)
 	}
 }
 
@@ -355,10 +366,32 @@ func TestSessionsCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil || len(ss) != 2 || ss[1].WorkerID != "w-old" || *ss[1].DurationMS != 90000 {
 		t.Errorf("json %+v, %v", ss, err)
 	}
-	r = geckohost(t, "sessions", "--db", db, "--token", "nobody")
+	wantFail(t, geckohost(t, "sessions", "--db", db, "--token", "nobody"), `no token named "nobody"`, "token list")
+	if _, _, err := openStore(t, db).AddToken(context.Background(), store.NewToken{Name: "idle"}); err != nil {
+		t.Fatal(err)
+	}
+	r = geckohost(t, "sessions", "--db", db, "--token", "idle")
 	wantOK(t, r)
 	if r.stdout != "" || !strings.Contains(r.stderr, "no sessions") {
 		t.Errorf("empty: %+v", r)
+	}
+	if !strings.Contains(geckohost(t, "sessions", "--db", db, "--json").stdout, `"egress_refused": 0`) {
+		t.Error("sessions --json lacks egress_refused")
+	}
+
+	// Pruning: w-old ended 58m ago, w-fail 59m ago, w-live never ended
+	// (created 58m ago).
+	wantFail(t, geckohost(t, "sessions", "prune", "--db", db, "--older-than", "soon"), "--older-than")
+	wantFail(t, geckohost(t, "sessions", "prune", "--db", db), "older-than")
+	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "1d")
+	wantOK(t, r)
+	if !strings.Contains(r.stderr, "0 session records deleted") {
+		t.Errorf("prune 1d: %+v", r)
+	}
+	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "30m")
+	wantOK(t, r)
+	if !strings.Contains(r.stderr, "3 session records deleted") {
+		t.Errorf("prune 30m: %+v", r)
 	}
 }
 
@@ -366,7 +399,7 @@ func TestHelpAndVersion(t *testing.T) {
 	leaktest.Check(t)
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "add", "--help"}, {"token", "list", "--help"},
-		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"version", "--help"},
+		{"token", "revoke", "--help"}, {"sessions", "--help"}, {"sessions", "prune", "--help"}, {"version", "--help"},
 	} {
 		r := geckohost(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "USAGE") {
@@ -376,7 +409,8 @@ func TestHelpAndVersion(t *testing.T) {
 	r := geckohost(t, "serve", "--help")
 	for _, f := range []string{"--db", "--listen", "--allow-source", "--allow-origin", "--firefox", "--browsers",
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
-		"GECKOHOST_LISTEN", "127.0.0.1:8765"} {
+		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
+		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("serve --help lacks %s", f)
 		}
@@ -409,6 +443,15 @@ func TestServeFlagErrors(t *testing.T) {
 		{nil, [2]string{"GECKOHOST_LOG_LEVEL", "loud"}, "--log-level"},
 		{nil, [2]string{"GECKOHOST_WARM", "-3"}, "--warm"},
 		{nil, [2]string{"GECKOHOST_LISTEN", "nowhere"}, "--listen"},
+		{[]string{"--public-url", "ftp://x"}, [2]string{}, "--public-url"},
+		{[]string{"--public-url", "https://x/path"}, [2]string{}, "--public-url"},
+		{[]string{"--worker-egress", "some"}, [2]string{}, "--worker-egress"},
+		{[]string{"--worker-allow", "*"}, [2]string{}, "--worker-allow"},
+		{[]string{"--worker-allow", "10.0.0.0/8"}, [2]string{}, "--worker-allow"},
+		{[]string{"--max-fetches-per-token", "-1"}, [2]string{}, "--max-fetches-per-token"},
+		{[]string{"--keep-sessions", "forever"}, [2]string{}, "--keep-sessions"},
+		{nil, [2]string{"GECKOHOST_WORKER_EGRESS", "open"}, "--worker-egress"},
+		{nil, [2]string{"GECKOHOST_KEEP_SESSIONS", "-1h"}, "--keep-sessions"},
 	} {
 		t.Run(strings.Join(append(c.args, c.env[:]...), " "), func(t *testing.T) {
 			if c.env[0] != "" {

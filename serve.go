@@ -7,12 +7,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
@@ -45,6 +51,25 @@ type serveConfig struct {
 	ICELoopback bool
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
+	// QueueSize (≥ 0; 0: no queue) hellos wait at most QueueTimeout (0:
+	// host's default) for a browser when every one is full or restarting.
+	QueueSize    int
+	QueueTimeout time.Duration
+	// MetricsListen, when set, serves /metrics there instead of on Listen;
+	// DebugListen, when set, serves net/http/pprof there.
+	MetricsListen, DebugListen string
+	// PublicURLs are more of the server's own origins (--public-url).
+	PublicURLs []string
+	// WorkerEgress is --worker-egress ("" means public); WorkerAllow the
+	// --worker-allow patterns.
+	WorkerEgress string
+	WorkerAllow  []string
+	// MaxFetchesPerToken caps a token's concurrent source fetches; 0
+	// means host's default (8).
+	MaxFetchesPerToken int
+	// KeepSessions prunes session records older than this, at start and
+	// every hour; 0 keeps them all.
+	KeepSessions time.Duration
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -60,12 +85,21 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable), same syntax as --allow-source; the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
 			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
-			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "number of Firefox processes to run", EnvVars: []string{"GECKOHOST_BROWSERS"}},
-			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "most workers one Firefox runs", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
-			&cli.IntFlag{Name: "warm", Value: 4, Usage: "pre-spawned workers each worker page keeps ready, plus one pre-loaded page for a new token (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
-			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
+			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "run `N` Firefox processes", EnvVars: []string{"GECKOHOST_BROWSERS"}},
+			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "one Firefox runs at most `N` workers", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
+			&cli.IntFlag{Name: "warm", Value: 4, Usage: "`N` pre-spawned workers each worker page keeps ready, plus one pre-loaded page for a new token (0: none)", EnvVars: []string{"GECKOHOST_WARM"}},
+			&cli.DurationFlag{Name: "worker-idle", Value: 10 * time.Minute, Usage: "end a worker after this `DURATION` without data-channel messages (such as 90s, 10m, 1h)", EnvVars: []string{"GECKOHOST_WORKER_IDLE"}},
+			&cli.IntFlag{Name: "queue-size", Value: host.DefaultQueueSize, Usage: "at most `N` hellos wait for a browser when every one is full or restarting; one more gets 301 at once (0: no queue, 301 at once)", EnvVars: []string{"GECKOHOST_QUEUE_SIZE"}},
+			&cli.DurationFlag{Name: "queue-timeout", Value: host.DefaultQueueTimeout, Usage: "a queued hello waits at most this `DURATION` for a browser, then gets 301", EnvVars: []string{"GECKOHOST_QUEUE_TIMEOUT"}},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve /metrics (Prometheus) on this `ADDRESS` (host:port) instead of on --listen", EnvVars: []string{"GECKOHOST_METRICS_LISTEN"}},
+			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
+			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
+			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
+			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
+			&cli.IntFlag{Name: "max-fetches-per-token", Value: host.DefaultMaxFetchesPerToken, Usage: "one token fetches at most `N` worker sources at a time (more hellos wait)", EnvVars: []string{"GECKOHOST_MAX_FETCHES_PER_TOKEN"}},
+			&cli.StringFlag{Name: "keep-sessions", Value: "720h", Usage: "prune session records older than this `DURATION` (720h, 30d), at start and every hour; 0 keeps them all", EnvVars: []string{"GECKOHOST_KEEP_SESSIONS"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 		},
@@ -100,6 +134,22 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		ICELoopback:          c.Bool("ice-loopback"),
 		LogFormat:            c.String("log-format"),
 		LogLevel:             c.String("log-level"),
+		QueueSize:            c.Int("queue-size"),
+		QueueTimeout:         c.Duration("queue-timeout"),
+		MetricsListen:        c.String("metrics-listen"),
+		DebugListen:          c.String("debug-listen"),
+		PublicURLs:           c.StringSlice("public-url"),
+		WorkerEgress:         c.String("worker-egress"),
+		MaxFetchesPerToken:   c.Int("max-fetches-per-token"),
+	}
+	if cfg.QueueTimeout <= 0 {
+		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
+	}
+	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
+		return serveConfig{}, err
+	}
+	if cfg.WorkerAllow, err = patterns(c.StringSlice("worker-allow")); err != nil {
+		return serveConfig{}, fmt.Errorf("--worker-allow: %w", err)
 	}
 	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
@@ -146,6 +196,20 @@ func (cfg serveConfig) validate() error {
 	if cfg.WorkerIdle <= 0 {
 		return fmt.Errorf("--worker-idle %v: want a positive duration", cfg.WorkerIdle)
 	}
+	if cfg.QueueSize < 0 {
+		return fmt.Errorf("--queue-size %d: want 0 or more", cfg.QueueSize)
+	}
+	if cfg.QueueTimeout < 0 {
+		return fmt.Errorf("--queue-timeout %v: want a positive duration", cfg.QueueTimeout)
+	}
+	for _, l := range []struct{ flag, addr string }{{"--metrics-listen", cfg.MetricsListen}, {"--debug-listen", cfg.DebugListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port: %w", l.flag, l.addr, err)
+		}
+	}
 	for _, u := range cfg.ICEServers {
 		scheme, rest, ok := strings.Cut(u, ":")
 		if !ok || rest == "" || (scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns") {
@@ -155,7 +219,81 @@ func (cfg serveConfig) validate() error {
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
+	if cfg.MaxFetchesPerToken < 0 {
+		return fmt.Errorf("--max-fetches-per-token %d: want 1 or more", cfg.MaxFetchesPerToken)
+	}
+	if cfg.KeepSessions < 0 {
+		return fmt.Errorf("--keep-sessions %v: want 0 (keep all) or a positive duration", cfg.KeepSessions)
+	}
+	if _, err := (egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow}).Validate(); err != nil {
+		return fmt.Errorf("--worker-egress/--worker-allow: %w", err)
+	}
+	for _, u := range cfg.PublicURLs {
+		if _, err := publicOrigin(u); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// parseKeep parses --keep-sessions: a Go duration or whole days; "0" keeps
+// every record.
+func parseKeep(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	d, err := parseDurationOrDays(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--keep-sessions %q: want 0 or a positive duration such as 720h or 30d", s)
+	}
+	return d, nil
+}
+
+// publicOrigin validates a --public-url and returns it as an origin
+// (scheme://host[:port]).
+func publicOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--public-url %q: want http(s)://host[:port], no path", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// ownOrigins returns the server's own origins for the workers' egress
+// policy (and the names of the --listen address for host): the listener's
+// address (loopback forms for a wildcard listener), localhost for a
+// loopback one, a --listen host name, and the --public-url origins.
+func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigins, hostURLs []string) {
+	for _, u := range publicURLs {
+		o, err := publicOrigin(u)
+		if err == nil {
+			egressOrigins = append(egressOrigins, o)
+			hostURLs = append(hostURLs, o)
+		}
+	}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && net.ParseIP(h) == nil && h != "localhost" {
+		_, port, _ := net.SplitHostPort(addr.String())
+		o := "http://" + net.JoinHostPort(h, port)
+		egressOrigins = append(egressOrigins, o)
+		hostURLs = append(hostURLs, o)
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return egressOrigins, hostURLs
+	}
+	port := strconv.Itoa(int(ap.Port()))
+	a := ap.Addr().Unmap()
+	switch {
+	case a.IsUnspecified():
+		egressOrigins = append(egressOrigins, "http://127.0.0.1:"+port, "http://[::1]:"+port, "http://localhost:"+port)
+	case a.IsLoopback():
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port), "http://localhost:"+port)
+	default:
+		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port))
+	}
+	return egressOrigins, hostURLs
 }
 
 // newLogger returns a slog logger writing to w in format ("text" or "json")
@@ -197,6 +335,9 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFirefox(cfg.Firefox); err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return err
@@ -217,6 +358,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
+	egressOrigins, hostURLs := ownOrigins(cfg.Listen, ln.Addr(), cfg.PublicURLs)
 	pool := gecko.NewPool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
@@ -225,8 +367,14 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
+		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(cfg.ICEServers)...)},
 		Logger:               log.With("component", "gecko"),
 	})
+	queueSize := cfg.QueueSize
+	if queueSize == 0 {
+		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue
+	}
+	build := buildInfo()
 	srv, err := host.New(host.Options{
 		Store:        db,
 		Engine:       pool,
@@ -234,18 +382,53 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		EngineName:   "firefox",
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
+		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
+		QueueSize:    queueSize,
+		QueueTimeout: cfg.QueueTimeout,
+		Browsers:     poolBrowsers(pool),
+		Build:        build,
+		HideMetrics:  cfg.MetricsListen != "",
+
+		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("set up server: %w", err)
 	}
+	sides, err := startSides(ctx, cfg, srv, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = srv.Shutdown(ctx)
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		for _, sd := range sides {
+			if err := sd.close(cctx); err != nil {
+				log.Error("stop side server", "err", err)
+			}
+		}
+	}()
+
+	pruned := make(chan struct{})
+	pctx, stopPrune := context.WithCancel(ctx)
+	go func() {
+		defer close(pruned)
+		keepSessions(pctx, db, cfg.KeepSessions, log.With("component", "store"))
+	}()
+	defer func() {
+		stopPrune()
+		<-pruned // before the store closes
+	}()
 
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "version", version)
+	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(),
+		"version", build.Version, "commit", build.Commit, "built", build.Date)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())
 	}
@@ -286,4 +469,125 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	log.Info("geckohost stopped")
 	return nil
+}
+
+// iceOrigins returns the --ice-server hosts and ports as origin patterns,
+// so that the egress policy never stands between Firefox and a STUN/TURN
+// server the operator named, should a TURN connection over TCP go through
+// the proxy.
+func iceOrigins(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		scheme, rest, ok := strings.Cut(u, ":")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "?")
+		rest = strings.TrimPrefix(rest, "//")
+		port := "3478"
+		if scheme == "stuns" || scheme == "turns" {
+			port = "5349"
+		}
+		host := rest
+		if h, p, err := net.SplitHostPort(rest); err == nil {
+			host, port = h, p
+		}
+		host = strings.Trim(host, "[]")
+		if host == "" {
+			continue
+		}
+		o := "http://" + net.JoinHostPort(host, port)
+		if _, err := store.ValidateSourcePattern(o); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// pruneEvery is how often serve prunes the session records.
+const pruneEvery = time.Hour
+
+// keepSessions prunes the session records older than keep at once and
+// then every pruneEvery until ctx ends; keep 0 keeps every record.
+func keepSessions(ctx context.Context, db *store.DB, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := db.PruneSessions(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("prune session records", "err", err)
+		case n > 0:
+			log.Info("session records pruned", "count", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkFirefox fails, in one line, when no Firefox binary can be found
+// (before anything starts, so that the user is told once).
+func checkFirefox(path string) error {
+	if _, err := gecko.FindFirefox(path); err != nil {
+		if path == "" {
+			return errors.New("no Firefox found: firefox-esr and firefox are not on PATH; install one (Debian: apt-get install firefox-esr) or pass --firefox PATH")
+		}
+		why := "not an executable file"
+		if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
+			why = "no such file"
+		}
+		return fmt.Errorf("--firefox %s: %s; pass the path of a Firefox binary, or leave --firefox out to use firefox-esr or firefox on PATH", path, why)
+	}
+	return nil
+}
+
+// startSides starts the --metrics-listen and --debug-listen servers.
+func startSides(ctx context.Context, cfg serveConfig, srv *host.Server, log *slog.Logger) ([]*sideServer, error) {
+	var sides []*sideServer
+	for _, sd := range []struct {
+		name, addr, path string
+		h                func() http.Handler
+	}{
+		{"metrics", cfg.MetricsListen, "metrics", func() http.Handler { return metricsMux(srv.MetricsHandler()) }},
+		{"debug", cfg.DebugListen, "debug/pprof/", pprofHandler},
+	} {
+		if sd.addr == "" {
+			continue
+		}
+		ss, err := startSide(ctx, sd.name, sd.addr, sd.h(), log)
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			for _, o := range sides {
+				_ = o.close(cctx)
+			}
+			cancel()
+			return nil, fmt.Errorf("--%s-listen: %w", sd.name, err)
+		}
+		log.Info("serving "+sd.name, "url", "http://"+ss.ln.Addr().String()+"/"+sd.path)
+		sides = append(sides, ss)
+	}
+	return sides, nil
+}
+
+// poolBrowsers reports the pool's browser slots for host's /status and
+// /metrics.
+func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
+	return func(memory bool) []host.BrowserStatus {
+		slots := pool.Slots() // gecko's browser states are host's (running, starting, standby, draining)
+		out := make([]host.BrowserStatus, 0, len(slots))
+		for _, b := range slots {
+			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts}
+			if memory && b.PID > 0 {
+				bs.PSSBytes, _ = gecko.GroupPSS(b.PID) // 0 when unknown
+			}
+			out = append(out, bs)
+		}
+		return out
+	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
@@ -89,6 +92,14 @@ func serveTest(t *testing.T) context.Context {
 
 func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, db string) {
 	t.Helper()
+	addr, secret, db, _ = startServeWith(t, ctx, token, nil)
+	return addr, secret, db
+}
+
+// startServeWith is startServe with the configuration changed by tweak; it
+// also returns serve's (JSON) logs.
+func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(*serveConfig)) (addr, secret, db string, logs *syncBuffer) {
+	t.Helper()
 	db = filepath.Join(t.TempDir(), "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", token)
 	wantOK(t, r)
@@ -97,11 +108,14 @@ func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, 
 	addrc := make(chan net.Addr, 1)
 	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
 		Warm: 2, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
-		onListen: func(a net.Addr) { addrc <- a }}
+		QueueSize: 200, onListen: func(a net.Addr) { addrc <- a }}
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	runCtx, stop := context.WithCancel(ctx)
-	var logs syncBuffer
+	logs = &syncBuffer{}
 	errc := make(chan error, 1)
-	go func() { errc <- runServe(runCtx, cfg, &logs) }()
+	go func() { errc <- runServe(runCtx, cfg, logs) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-errc; err != nil {
@@ -125,5 +139,92 @@ func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return addr, secret, db
+	return addr, secret, db, logs
+}
+
+// TestServeOps runs a real serve with --metrics-listen and --debug-listen:
+// /metrics moved to its own address, pprof served, `geckohost status`
+// reads the real pool, bench --metrics reads the server's histograms, and
+// the start log line names the version `geckohost version` prints.
+func TestServeOps(t *testing.T) {
+	ctx := serveTest(t)
+	addr, secret, _, logs := startServeWith(t, ctx, "ops", func(c *serveConfig) {
+		c.MetricsListen = "127.0.0.1:0"
+		c.DebugListen = "127.0.0.1:0"
+	})
+	defer http.DefaultClient.CloseIdleConnections()
+	urls := map[string]string{}
+	var serving struct{ Version, Commit string }
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Msg, URL, Version, Commit string }
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		switch rec.Msg {
+		case "serving metrics", "serving debug":
+			urls[rec.Msg] = rec.URL
+		case "geckohost serving":
+			serving.Version, serving.Commit = rec.Version, rec.Commit
+		}
+	}
+	b := buildInfo()
+	if serving.Version != b.Version || serving.Commit != b.Commit {
+		t.Errorf("start log names %+v, the binary is %+v", serving, b)
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	if code, _ := get("http://" + addr + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on --listen with --metrics-listen: %d", code)
+	}
+	if code, body := get(urls["serving metrics"]); code != http.StatusOK || !strings.Contains(body, "geckohost_worker_capacity 150") {
+		t.Errorf("--metrics-listen %s: %d\n%.300s", urls["serving metrics"], code, body)
+	}
+	if code, body := get(urls["serving debug"] + "goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("--debug-listen %s: %d %.200s", urls["serving debug"], code, body)
+	}
+
+	r := geckohost(t, "bench", "--url", "ws://"+addr+"/", "--token", secret, "-n", "2", "--messages", "1", "--loopback",
+		"--metrics", "--metrics-url", urls["serving metrics"], "--json")
+	wantOK(t, r)
+	rep := decodeBench(t, r)
+	if a, c := rep.Server["answer"], rep.Server["connected"]; a.Count != 2 || c.Count != 2 || a.P50 <= 0 || c.P50 < a.P50 || a.Mean <= 0 {
+		t.Errorf("server side %+v", rep.Server)
+	}
+	r = geckohost(t, "bench", "--url", "ws://"+addr+"/", "--token", secret, "-n", "1", "--messages", "1", "--loopback",
+		"--metrics", "--metrics-url", urls["serving metrics"])
+	wantOK(t, r)
+	if !strings.Contains(r.stdout, "server answer (hello → answer)") || !strings.Contains(r.stdout, "server queue wait") {
+		t.Errorf("bench --metrics table:\n%s", r.stdout)
+	}
+	// Without --metrics-url the metrics are not on --url's address.
+	r = geckohost(t, "bench", "--url", "ws://"+addr+"/", "--token", secret, "-n", "1", "--loopback", "--metrics")
+	wantFail(t, r, "404", "--metrics-url")
+
+	r = geckohost(t, "status", "--url", "http://"+addr+"/")
+	wantOK(t, r)
+	t.Logf("geckohost status:\n%s", r.stdout)
+	for _, w := range []string{"geckohost " + b.Version, "ready", "BROWSER", "running", "/150", " MiB", "queue: 0 waiting (at most 200"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("status lacks %q", w)
+		}
+	}
+	r = geckohost(t, "status", "--url", "ws://"+addr+"/", "--json")
+	wantOK(t, r)
+	var st host.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Browsers) != 1 || st.Browsers[0].PID == 0 ||
+		st.Browsers[0].PSSBytes == 0 || st.Version != b.Version {
+		t.Errorf("status --json: %v %+v", err, st)
+	}
 }

@@ -23,7 +23,42 @@ func sessionsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 		},
 		Action: sessionsList,
+		Subcommands: []*cli.Command{{
+			Name:      "prune",
+			Usage:     "delete the session records that ended (or, never ended, began) more than DURATION ago",
+			UsageText: "geckohost sessions prune --older-than DURATION",
+			Flags: []cli.Flag{
+				dbFlag(),
+				&cli.StringFlag{Name: "older-than", Usage: "delete records older than this `DURATION` (720h, 90m, 30d)"},
+			},
+			Action: sessionsPrune,
+		}},
 	}
+}
+
+func sessionsPrune(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	if !c.IsSet("older-than") {
+		return fmt.Errorf("sessions prune: --older-than DURATION is required (e.g. 720h or 30d)")
+	}
+	s := strings.TrimSpace(c.String("older-than"))
+	d, err := parseDurationOrDays(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("--older-than %q: want a positive duration such as 720h, 90m or 30d", s)
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	n, err := db.PruneSessions(c.Context, time.Now().Add(-d))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "geckohost: %d session records deleted\n", n)
+	return nil
 }
 
 type sessionJSON struct {
@@ -42,6 +77,9 @@ type sessionJSON struct {
 	Connected  *string `json:"connected"`
 	Ended      *string `json:"ended"`
 	EndReason  string  `json:"end_reason"`
+	// EgressRefused: the worker's network requests the egress policy
+	// refused (counted per token browser context; see the README).
+	EgressRefused int `json:"egress_refused"`
 	// Durations in milliseconds; null when the later event has not happened.
 	AnswerMS   *int64 `json:"answer_ms"`   // created → answered
 	ConnectMS  *int64 `json:"connect_ms"`  // answered → connected
@@ -93,7 +131,7 @@ func sessionsList(c *cli.Context) error {
 	if limit < 1 {
 		return fmt.Errorf("--limit %d: want 1 or more", limit)
 	}
-	db, err := openDB(c)
+	db, err := openExistingDB(c)
 	if err != nil {
 		return err
 	}
@@ -102,13 +140,18 @@ func sessionsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if name := c.String("token"); name != "" && len(ss) == 0 {
+		if err := tokenExists(c, db, name); err != nil {
+			return err
+		}
+	}
 	if c.Bool("json") {
 		out := make([]sessionJSON, 0, len(ss))
 		for _, s := range ss {
 			out = append(out, sessionJSON{WorkerID: s.WorkerID, TokenID: s.TokenID, TokenName: s.TokenName,
 				Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State,
 				Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
-				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason,
+				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason, EgressRefused: s.EgressRefused,
 				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)})
 		}
 		return writeJSON(c.App.Writer, out)
@@ -143,4 +186,18 @@ func sessionsList(c *cli.Context) error {
 		return fmt.Errorf("write session list: %w", err)
 	}
 	return nil
+}
+
+// tokenExists fails when the store has no token called name.
+func tokenExists(c *cli.Context, db *store.DB, name string) error {
+	toks, err := db.ListTokens(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("sessions --token %s: there is no token named %q (see geckohost token list)", name, name)
 }

@@ -18,6 +18,8 @@ func tokenCommand() *cli.Command {
 		Name:  "token",
 		Usage: "manage the bearer tokens clients authenticate with",
 		Flags: []cli.Flag{dbFlag()},
+		// A wrong subcommand names the closest one.
+		Action: commandsAction,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -28,7 +30,7 @@ func tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Usage: "unique token `NAME` (letters, digits, . _ - @; not only digits); required", EnvVars: []string{"GECKOHOST_TOKEN_NAME"}},
 					&cli.StringFlag{Name: "expires", Usage: "validity `DURATION` such as 720h, 90m or 30d; empty or 0: never expires", EnvVars: []string{"GECKOHOST_TOKEN_EXPIRES"}},
 					&cli.StringSliceFlag{Name: "source", Usage: "allow worker sources only from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com; none: only the server's --allow-source list applies", EnvVars: []string{"GECKOHOST_TOKEN_SOURCE"}},
-					&cli.IntFlag{Name: "max-workers", Usage: "most concurrent workers for this token; 0: unlimited", EnvVars: []string{"GECKOHOST_TOKEN_MAX_WORKERS"}},
+					&cli.IntFlag{Name: "max-workers", Usage: "at most `N` concurrent workers for this token; 0: unlimited", EnvVars: []string{"GECKOHOST_TOKEN_MAX_WORKERS"}},
 					&cli.StringFlag{Name: "rate", Usage: "rate limit `N/DURATION`: at most N workers started for this token in any DURATION (a Go duration or whole days), e.g. 60/1m, 10/1s or 1000/1d; N up to 1000000, DURATION 1s to 30d; empty: unlimited", EnvVars: []string{"GECKOHOST_TOKEN_RATE"}},
 				},
 				Action: tokenAdd,
@@ -190,7 +192,7 @@ func tokenList(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	db, err := openDB(c)
+	db, err := openExistingDB(c)
 	if err != nil {
 		return err
 	}
@@ -245,7 +247,7 @@ func tokenRevoke(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("token revoke: give exactly one ID or NAME (flags go before it; see --help)")
 	}
-	db, err := openDB(c)
+	db, err := openExistingDB(c)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Engine runs workers. gecko.Pool implements it; host drives it.
@@ -10,7 +11,8 @@ type Engine interface {
 	// StartWorker starts a worker for req and returns at once; the answer,
 	// candidates, connected and the end are reported on the Worker's Events.
 	// It fails with an error wrapping an *Error with errno 301
-	// (NoGeckoAvailable) when no browser can take the worker, and with one
+	// (NoGeckoAvailable) when no browser can take the worker (and, when
+	// that may pass by itself, ErrNoCapacity beside it), and with one
 	// wrapping ErrClosed once the engine is closing.
 	StartWorker(ctx context.Context, req WorkerRequest) (Worker, error)
 	// Ready returns nil once the engine can take a worker without waiting
@@ -20,6 +22,20 @@ type Engine interface {
 
 // ErrClosed is wrapped by StartWorker's error once the engine is closing.
 var ErrClosed = errors.New("engine closed")
+
+// ErrNoCapacity is wrapped by StartWorker's error, beside a 301 *Error,
+// when no browser can take a worker right now but one may soon: every
+// browser runs its maximum of workers, or none is up (starting or
+// restarting). The front may then queue the request and try again once a
+// worker has ended or a little later. Build such an error with
+// NoCapacity.
+var ErrNoCapacity = errors.New("no capacity")
+
+// NoCapacity returns an error wrapping both ErrNoCapacity and a 301
+// (NoGeckoAvailable) *Error with the formatted reason.
+func NoCapacity(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrNoCapacity, Errorf(NoGeckoAvailable, format, args...))
+}
 
 // WorkerRequest is what the front asks an engine for: one worker running
 // Source for a token, answering Offer.
@@ -31,7 +47,13 @@ type WorkerRequest struct {
 	TokenID   int64
 	TokenName string
 	// Source is the worker JavaScript URL (already checked by the front).
+	// The engine does not fetch it: Code is its text. Relative URLs in the
+	// worker (importScripts) resolve against it, and the engine's network
+	// policy treats its origin as the worker's own.
 	Source string
+	// Code is the worker's JavaScript, fetched by the front from Source
+	// (following its checked redirects). An empty Code is an empty script.
+	Code string
 	// Offer is the client's SDP offer.
 	Offer string
 }
@@ -91,6 +113,12 @@ type Event struct {
 	// when the front turns the end into an error (such as "while starting
 	// the worker").
 	Detail string
+	// EgressRefused (EventEnded) counts the network requests the engine's
+	// egress policy refused while the worker ran. An engine that cannot
+	// tell one worker's requests from another's (gecko: the workers of one
+	// token share a browser user context) counts those of every worker in
+	// the same context during this worker's life.
+	EgressRefused int
 }
 
 // EndReason says why a worker or a session ended. The values are recorded

@@ -17,6 +17,18 @@
 // them itself; a hello is one script.callFunction, gh.start(id, code, url,
 // offer), which returns the answer; the page's later events (candidates,
 // open, end) carry the worker id and reach Go as script.message events.
+//
+// The worker's code comes with its engine.WorkerRequest (the front fetched
+// it); the pool fetches nothing. Every network request of the browsers goes
+// through the pool's egress proxy (package gecko/egress, PoolOptions.Egress):
+// the default user context through Firefox's proxy prefs, each user context
+// the pool creates through a proxy listener of its own (BiDi
+// browser.createUserContext's proxy), so that refused requests are counted
+// per token context and reported in engine.Event.EgressRefused. The shell
+// page (shell.html with shell.js and bootstrap.js inlined; bootstrap Workers
+// start from a blob: URL) is loaded through the proxy too, by its navigation
+// alone: the shell server is unreachable from workers, as are the BiDi port
+// and the proxy itself.
 // Pool implements engine.Engine: it reports what happens to each worker as
 // engine events and leaves every decision about the client (errnos, 304,
 // records) to the front. gecko never imports host.
@@ -26,5 +38,5 @@
 // contexts), worker.go (one worker), firefox.go (one Firefox process),
 // launcher.go (launches and the template profile), profile.go (profile
 // directories), prefs.go (Firefox prefs), shellserver.go and shell/ (the
-// worker shell), source.go (fetching worker sources), stats.go (Browsers).
+// worker shell), egress.go (the egress proxy's wiring), stats.go (Browsers).
 package gecko

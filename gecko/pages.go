@@ -44,7 +44,13 @@ func (p *Pool) makePage(ctx context.Context, g *generation, uc string) (*page, e
 	p.mu.Lock()
 	g.pages[tab] = pg
 	p.mu.Unlock()
-	if err := conn.Navigate(ctx, tab, p.shell.URL()); err != nil {
+	loaded := func() {}
+	if id := g.identity(uc); id != nil {
+		loaded = id.ExpectShell() // the egress proxy lets this navigation through
+	}
+	err = conn.Navigate(ctx, tab, p.shell.URL())
+	loaded()
+	if err != nil {
 		p.dropPage(g, pg)
 		return nil, fmt.Errorf("load worker shell: %w", err)
 	}
@@ -92,8 +98,8 @@ type page struct {
 	tab     string // browsing context id
 	uc      string // user context id
 	tc      *tokenCtx
-	workers int                // places reserved (guarded by p.mu)
-	warm    int                // pre-spawned workers ready in the page
+	workers int // places reserved (guarded by p.mu)
+	warm    int // pre-spawned workers ready in the page
 	closing bool
 }
 
@@ -243,11 +249,9 @@ func (g *generation) makeGeneric() error {
 	p := g.b.p
 	ctx, cancel := context.WithTimeout(p.ctx, 2*callTimeout)
 	defer cancel()
-	uc, err := g.ff.Conn().CreateUserContext(ctx)
+	uc, err := g.createUserContext(ctx)
 	var pg *page
-	if err != nil {
-		err = fmt.Errorf("create user context: %w", err)
-	} else {
+	if err == nil {
 		pg, err = p.makePage(ctx, g, uc)
 	}
 	p.mu.Lock()
@@ -260,7 +264,7 @@ func (g *generation) makeGeneric() error {
 	p.mu.Unlock()
 	if !keep && uc != "" {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = g.ff.Conn().RemoveUserContext(rctx, uc)
+		_ = g.removeUserContext(rctx, uc)
 		cancel()
 		if pg != nil {
 			p.mu.Lock()
@@ -283,10 +287,8 @@ func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
 	created := ""
 	var err error
 	if uc == "" {
-		uc, err = g.ff.Conn().CreateUserContext(ctx)
-		if err != nil {
-			err = fmt.Errorf("create user context: %w", err)
-		} else {
+		uc, err = g.createUserContext(ctx)
+		if err == nil {
 			created = uc
 		}
 	}
@@ -316,7 +318,7 @@ func (g *generation) makeTokenPage(tc *tokenCtx, fut *pageFut) error {
 	}
 	if created != "" {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = g.ff.Conn().RemoveUserContext(rctx, created)
+		_ = g.removeUserContext(rctx, created)
 		cancel()
 	}
 	return err

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // PoolOptions configure a Pool. The zero value works: one browser found on
@@ -63,10 +63,12 @@ type PoolOptions struct {
 	// ICELoopback makes workers gather and accept loopback candidates only
 	// (tests, clients on the same machine).
 	ICELoopback bool
-	// FetchTimeout bounds fetching a worker source; 0 means 10 s.
-	FetchTimeout time.Duration
-	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
-	MaxSourceBytes int64
+	// Egress is where workers may connect (serve --worker-egress,
+	// --worker-allow); the zero value is egress.Public with nothing else
+	// allowed. Every request of a browser goes through the pool's egress
+	// proxy; each user context (each token's) has a listener of its own,
+	// so refusals are counted per context (engine.Event.EgressRefused).
+	Egress egress.Policy
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
@@ -93,10 +95,8 @@ const (
 // to 50 workers, with pre-spawned workers) and starts workers in them.
 // It satisfies engine.Engine.
 type Pool struct {
-	opts  PoolOptions
-	log   *slog.Logger
-	fetch SourceFetcher
-	tr    *http.Transport
+	opts PoolOptions
+	log  *slog.Logger
 
 	ctx    context.Context // pool lifetime, cancelled by Close
 	cancel context.CancelFunc
@@ -109,6 +109,8 @@ type Pool struct {
 	started  bool
 	closed   bool
 	shell    *shellServer
+	egress   *egress.Proxy
+	global   *egress.Identity // the default user context's (and Firefox's own) requests
 	launcher *Launcher
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm slot
@@ -161,14 +163,10 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.Firefox.Logger == nil {
 		opts.Firefox.Logger = log
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.IdleConnTimeout = 30 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{
 		opts:    opts,
 		log:     log,
-		fetch:   SourceFetcher{Client: &http.Client{Transport: tr}, Timeout: opts.FetchTimeout, MaxBytes: opts.MaxSourceBytes},
-		tr:      tr,
 		ctx:     ctx,
 		cancel:  cancel,
 		readyCh: make(chan struct{}),
@@ -197,10 +195,16 @@ func (p *Pool) Start(ctx context.Context) error {
 		return fmt.Errorf("start pool: %w", err)
 	}
 	p.shell = shell
+	if err := p.startEgress(); err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("start pool: %w", err)
+	}
 	// One launcher for every browser and restart: after the first launch
 	// it builds a template profile, so later launches start faster.
 	fopts := p.opts.Firefox
 	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	fopts.Prefs = maps.Clone(fopts.Prefs)
+	maps.Copy(fopts.Prefs, proxyPrefs(p.global.Addr()))
 	p.launcher = NewLauncher(fopts)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
@@ -299,9 +303,13 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.supWG.Wait()
 	<-waited
-	p.tr.CloseIdleConnections()
 	if p.launcher != nil {
 		if err := p.launcher.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.egress != nil {
+		if err := p.egress.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -324,9 +332,10 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // StartWorker reserves a place for req in a shell page of a browser and
-// returns at once; the worker then fetches its source, runs it and reports
-// on Events. It fails with engine.ErrClosed after Close and with a 301
-// (engine.NoGeckoAvailable) when no browser is up or every one is full.
+// returns at once; the worker then runs req.Code and reports on Events. It
+// fails with engine.ErrClosed after Close and with a 301
+// (engine.NoGeckoAvailable, with engine.ErrNoCapacity) when no browser is
+// up or every one is full.
 func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -334,16 +343,16 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 		return nil, fmt.Errorf("start worker: %w", engine.ErrClosed)
 	}
 	if !p.started {
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "the gecko pool is not started")
+		return nil, engine.NoCapacity("the gecko pool is not started")
 	}
 	b := p.pickBrowser(req.TokenID)
 	if b == nil {
 		for _, x := range p.browsers {
 			if x.gen != nil {
-				return nil, engine.Errorf(engine.NoGeckoAvailable, "every browser runs %d workers (--max-workers-per-browser)", p.opts.MaxWorkersPerBrowser)
+				return nil, engine.NoCapacity("every browser runs %s (--max-workers-per-browser)", plural(p.opts.MaxWorkersPerBrowser, "worker"))
 			}
 		}
-		return nil, engine.Errorf(engine.NoGeckoAvailable, "no browser is running (starting or restarting)")
+		return nil, engine.NoCapacity("no browser is running (starting or restarting)")
 	}
 	g := b.gen
 	tc := g.tokens[req.TokenID]

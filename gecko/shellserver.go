@@ -18,9 +18,47 @@ import (
 //go:embed shell/shell.html shell/shell.js shell/bootstrap.js
 var shellFiles embed.FS
 
-// shellServer serves the embedded worker shell to the browsers only: it
-// listens on loopback and serves the files under an unguessable prefix;
-// every other path is 404.
+// shellPage is the shell page as served: shell.html with shell.js and
+// bootstrap.js inlined, so that loading it takes one request.
+var shellPage, shellPageErr = buildShellPage()
+
+func buildShellPage() ([]byte, error) {
+	read := func(name string) (string, error) {
+		b, err := shellFiles.ReadFile("shell/" + name)
+		if err != nil {
+			return "", fmt.Errorf("build shell page: %w", err)
+		}
+		if name != "shell.html" && strings.Contains(strings.ToLower(string(b)), "</script") {
+			return "", fmt.Errorf("build shell page: %s contains </script", name)
+		}
+		return string(b), nil
+	}
+	html, err := read("shell.html")
+	if err != nil {
+		return nil, err
+	}
+	js, err := read("shell.js")
+	if err != nil {
+		return nil, err
+	}
+	boot, err := read("bootstrap.js")
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(html, "/*SHELL*/") || !strings.Contains(html, "/*BOOTSTRAP*/") {
+		return nil, errors.New("build shell page: shell.html lacks its placeholders")
+	}
+	html = strings.Replace(html, "/*SHELL*/", js, 1)
+	html = strings.Replace(html, "/*BOOTSTRAP*/", boot, 1)
+	return []byte(html), nil
+}
+
+// shellServer serves the embedded worker shell page to the browsers only:
+// it listens on loopback and serves the page under an unguessable prefix;
+// every other path is 404. The browsers reach it through the egress proxy,
+// which passes on page navigations only (a worker's requests never get
+// here), and each response closes its connection, so a connection carries
+// one request.
 type shellServer struct {
 	ln     net.Listener
 	srv    *http.Server
@@ -31,6 +69,9 @@ type shellServer struct {
 }
 
 func startShellServer(log *slog.Logger) (*shellServer, error) {
+	if shellPageErr != nil {
+		return nil, shellPageErr
+	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("make shell prefix: %w", err)
@@ -68,34 +109,16 @@ func (s *shellServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	var ctype string
-	switch name {
-	case "shell.html":
-		ctype = "text/html; charset=utf-8"
-	case "shell.js", "bootstrap.js":
-		ctype = "text/javascript; charset=utf-8"
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	s.log.Debug("shell file served", "name", name)
-	b, err := shellFiles.ReadFile("shell/" + name)
-	if err != nil {
+	w.Header().Set("Connection", "close")
+	if name != "shell.html" || shellPageErr != nil {
 		http.NotFound(w, r)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", ctype)
-	if name == "bootstrap.js" {
-		// Every worker loads it: from the browser's memory cache, not from
-		// here each time (one HTTP request less per session). The prefix
-		// is new in every process, so no browser keeps an old version.
-		h.Set("Cache-Control", "private, max-age=86400, immutable")
-	} else {
-		h.Set("Cache-Control", "no-store")
-	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(b)
+	_, _ = w.Write(shellPage)
 }
 
 func (s *shellServer) Close(ctx context.Context) error {

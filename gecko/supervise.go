@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // browser is one supervised Firefox slot of the pool; gen is the running
@@ -20,6 +22,7 @@ type browser struct {
 	old      []*generation // replaced, closed once their workers end (p.mu)
 	closeCtx context.Context
 	closeErr error
+	restarts int // times its browser died and was restarted (p.mu)
 }
 
 // generation is one launched Firefox with its pages and workers.
@@ -36,13 +39,15 @@ type generation struct {
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
 	recycleCh chan struct{}
-	served    int                // workers started
-	pages     map[string]*page   // by tab
-	byID      map[string]*worker // its workers by id, from StartWorker to their end
+	served    int                         // workers started
+	pages     map[string]*page            // by tab
+	idents    map[string]*egress.Identity // egress identities by user context
+	undoDeny  func()                      // lets the BiDi port be reached again once the browser is gone
+	byID      map[string]*worker          // its workers by id, from StartWorker to their end
 	// ready: its first page is loaded (or Warm is 0), so a new token's
 	// first worker need not wait for one.
 	ready bool
-	live      int
+	live  int
 	// negotiating counts workers between StartWorker and connected (or
 	// their end). While it is non-zero, page loads that are not urgent
 	// wait (up to refillHold): opening a tab keeps Firefox's parent
@@ -155,6 +160,8 @@ func (b *browser) supervise(failed chan<- error) {
 			tokens:    map[int64]*tokenCtx{},
 			pages:     map[string]*page{},
 			byID:      map[string]*worker{},
+			idents:    map[string]*egress.Identity{},
+			undoDeny:  p.denyBiDi(ff),
 		}
 		ff.Conn().OnEvent(g.onEvent)
 		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
@@ -207,6 +214,9 @@ func (b *browser) supervise(failed chan<- error) {
 			continue
 		}
 		b.stop(g)
+		p.mu.Lock()
+		b.restarts++
+		p.mu.Unlock()
 		if time.Since(t0) > backoffResetRun {
 			backoff = backoffMin
 		}
@@ -339,7 +349,7 @@ func (b *browser) dropIdleTokens(g *generation) {
 	p.mu.Unlock()
 	for _, uc := range drop {
 		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
-		if err := g.ff.Conn().RemoveUserContext(ctx, uc); err != nil {
+		if err := g.removeUserContext(ctx, uc); err != nil {
 			b.log.Debug("remove user context", "err", err)
 		}
 		cancel()
@@ -378,6 +388,8 @@ func (b *browser) stop(g *generation) {
 	if err := g.ff.Close(cctx); err != nil && g.ff.Err() == nil {
 		b.log.Debug("close firefox", "err", err)
 	}
+	g.closeIdentities()
+	g.undoDeny()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // pageMsg is one event from a worker's page.
@@ -60,10 +61,13 @@ type worker struct {
 	negotiated bool  // no longer counted in g.negotiating
 
 	// Owned by the run goroutine.
-	pageEnded bool // the page ended the worker itself
-	created   time.Time
-	startSent time.Time // when the start call was sent (debug timing)
-	wg        sync.WaitGroup
+	ident       *egress.Identity // its user context's egress identity, once it has a page
+	refusedBase int64            // ident.Refused() when the worker started
+	dropOrigin  func()           // ends the egress allowance of the worker's source origin
+	pageEnded   bool             // the page ended the worker itself
+	created     time.Time
+	startSent   time.Time // when the start call was sent (debug timing)
+	wg          sync.WaitGroup
 }
 
 func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req engine.WorkerRequest) *worker {
@@ -240,41 +244,24 @@ func (w *worker) closedEvent() engine.Event {
 	return ended(w.reason, "")
 }
 
-// negotiate gets a page and the source, starts the worker and relays the
-// page's events until the worker ends; it returns the EventEnded to send.
+// negotiate gets a page, starts the worker (its code came with the
+// request: the front fetched it) and relays the page's events until the
+// worker ends; it returns the EventEnded to send.
 func (w *worker) negotiate(ctx context.Context) engine.Event {
-	p := w.p
-	type fetched struct {
-		code string
-		err  error
-	}
-	srcCh := make(chan fetched, 1)
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		code, err := p.fetch.Fetch(ctx, w.req.Source)
-		srcCh <- fetched{code, err}
-	}()
-
 	pg, err := w.acquirePage(ctx)
 	if err != nil {
-		<-srcCh
 		return w.failure("opening a worker page", err)
 	}
-
-	var src fetched
-	select {
-	case src = <-srcCh:
-	case <-w.closeCh:
-		<-srcCh
-		return w.closedEvent()
+	// The worker may reach its own source origin (egress.Public), and its
+	// refused requests are those of its user context from now on.
+	if id := w.g.identity(pg.uc); id != nil {
+		w.ident, w.refusedBase = id, id.Refused()
+		w.dropOrigin = id.AllowOrigin(w.req.Source)
 	}
-	if src.err != nil {
-		var we *engine.Error
-		if errors.As(src.err, &we) && ctx.Err() == nil {
-			return failedWith(we)
-		}
-		return w.failure("fetching the worker source", src.err)
+	select {
+	case <-w.closeCh:
+		return w.closedEvent()
+	default:
 	}
 	// The call returns the answer (or the start's error); the host bounds
 	// the wait for it (302), startTimeout is only a backstop.
@@ -283,7 +270,7 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 	res, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
 		FunctionDeclaration: "(id, code, url, offer) => gh.start(id, code, url, offer)",
 		Context:             pg.tab,
-		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(src.code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
+		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(w.req.Code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
 		AwaitPromise:        true,
 	})
 	cancel()
@@ -421,6 +408,10 @@ func (w *worker) finish(end engine.Event) {
 		cancel()
 	}
 	w.doneNegotiating()
+	if w.ident != nil {
+		end.EgressRefused = int(w.ident.Refused() - w.refusedBase)
+		w.dropOrigin()
+	}
 	var drop *page
 	p.mu.Lock()
 	if g.byID[w.req.WorkerID] == w {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/coder/websocket"
 
@@ -66,23 +64,6 @@ func (h *hijackTracker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap returns the wrapped ResponseWriter (for http.ResponseController).
 func (h *hijackTracker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-// originAllowed reports whether a browser client's Origin may connect: the
-// server's own origin, or one matching an --allow-origin pattern.
-func (s *Server) originAllowed(r *http.Request, origin string) bool {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if strings.EqualFold(origin, scheme+"://"+r.Host) {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Path != "" && u.Path != "/" {
-		return false
-	}
-	return matchAny(s.allowOrigins, u)
-}
 
 // readLoop reads client frames and hands them to the session until the
 // connection fails or a frame is bad.

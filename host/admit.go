@@ -14,7 +14,9 @@ import (
 
 // Admission: what a hello must pass before the engine is asked for a
 // worker, in this order: the authorization (101) and the token (102), the
-// source (104), then the token's limits (105).
+// source URL (104), the offer (204, offer.go), the token's limits (105),
+// then the source is fetched (fetch.go: 104 for a refused redirect or
+// address, 201).
 
 // authenticate checks the authorization field: 101 when it is not
 // "Bearer <token>", 102 when the token is unknown, revoked or expired.
@@ -22,9 +24,11 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	scheme, secret, ok := strings.Cut(authorization, " ")
 	secret = strings.TrimSpace(secret)
 	if authorization == "" {
+		s.authFailed(authMalformed)
 		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "missing authorization; send \"Bearer <token>\"")
 	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || strings.ContainsAny(secret, " \t") {
+		s.authFailed(authMalformed)
 		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "authorization must be \"Bearer <token>\"")
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -34,51 +38,44 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	case err == nil:
 		return tok, nil
 	case errors.Is(err, store.ErrNotFound):
+		s.authFailed(authUnknown)
 		return store.Token{}, engine.Errorf(engine.InvalidToken, "unknown token")
 	case errors.Is(err, store.ErrRevoked):
+		s.authFailed(authRevoked)
 		return tok, engine.Errorf(engine.InvalidToken, "token revoked")
 	case errors.Is(err, store.ErrExpired):
+		s.authFailed(authExpired)
 		return tok, engine.Errorf(engine.InvalidToken, "token expired")
 	}
 	s.log.Error("look up token", "err", err)
+	s.authFailed(authError)
 	return store.Token{}, engine.Errorf(engine.InvalidToken, "the token could not be checked (internal error)")
 }
 
-// checkSource returns a 104 unless the source is an http(s) URL allowed by
-// the server (--allow-source or a bundled demo worker) and by the token.
-func (s *Server) checkSource(r *http.Request, tok store.Token, source string) *engine.Error {
-	shown := source
-	if len(shown) > 200 {
-		shown = shown[:200] + "..."
+// checkSource returns the parsed source, or a 104 unless it is an
+// http(s) URL of at most 2,048 bytes allowed by the server (--allow-source
+// or a bundled demo worker) and by the token. Its redirects are checked
+// the same way as they are followed (fetchSource).
+func (s *Server) checkSource(r *http.Request, tok store.Token, source string) (*url.URL, *engine.Error) {
+	if len(source) > maxSourceURL {
+		return nil, engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: longer than %d bytes", shorten(source), maxSourceURL)
 	}
 	u, err := url.Parse(source)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil ||
-		(!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) {
-		return engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: it must be an absolute http:// or https:// URL", shown)
+	if err != nil {
+		return nil, engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: it must be an absolute http:// or https:// URL", shorten(source))
 	}
-	serverOK := s.isDemoWorker(r, u) || matchAny(s.allowSources, u)
-	tokenOK := len(tok.Sources) == 0 || matchAny(tok.Sources, u)
-	origin := originOf(u)
-	switch {
-	case serverOK && tokenOK:
-		return nil
-	case !serverOK && len(tok.Sources) == 0:
-		return engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: start serve with --allow-source %s", shown, origin)
-	case !serverOK:
-		return engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: start serve with --allow-source %s (and the token's --source list must include it)", shown, origin)
-	default:
-		return engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed for token %q: its --source list does not include %s", shown, tok.Name, origin)
+	if _, werr := s.checkURL(r, tok, u, "source"); werr != nil {
+		return nil, werr
 	}
+	return u, nil
 }
 
-// isDemoWorker reports whether u is one of the bundled demo workers: on the
-// server's own origin, under /workers/.
+// isDemoWorker reports whether u is one of the bundled demo workers: on one
+// of the server's own origins (see ownOrigins; never the request's Host as
+// such), under /workers/.
 func (s *Server) isDemoWorker(r *http.Request, u *url.URL) bool {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if !strings.EqualFold(u.Scheme, scheme) || !strings.EqualFold(u.Host, r.Host) {
+	o, ok := urlOrigin(u)
+	if !ok || !s.isOwnOrigin(r, o) {
 		return false
 	}
 	p := u.EscapedPath()
@@ -93,7 +90,7 @@ func (s *Server) reserve(tok store.Token) *engine.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if tok.MaxWorkers > 0 && s.live[tok.ID] >= tok.MaxWorkers {
-		return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %d concurrent workers", tok.Name, tok.MaxWorkers)
+		return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %s", tok.Name, plural(tok.MaxWorkers, "concurrent worker"))
 	}
 	if ok, wait := s.rate.allow(tok.ID, tok.Rate, s.now()); !ok {
 		return rateLimitError(tok, wait)

@@ -13,15 +13,23 @@
 // hello carries it; errors before a hello (hello timeout, a bad first
 // frame, shutdown) carry "workerId": null. Then, in order: the authorization
 // must be "Bearer <token>" (101) and name a live token (102); the source must
-// be an absolute http(s) URL allowed by the server (--allow-source, or a
-// bundled demo worker on the server's own origin under /workers/) and, when
-// the token has a --source list, by that list too (104); the token must be
+// be an absolute http(s) URL of at most 2,048 bytes allowed by the server
+// (--allow-source, or a bundled demo worker on one of the server's own
+// origins under /workers/) and, when the token has a --source list, by that
+// list too (104); the offer's media sections must be 1 to 4 data channels
+// (204); the token must be
 // under its concurrent-worker limit (105, counting connected workers still
 // running) and under its rate limit (105: a token with store.Rate Count/Window
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
 // engine then does). The rate limiter is in memory only: it starts afresh
-// when the server is restarted. The engine then starts a worker; client candidates are queued
+// when the server is restarted. The server then fetches the source (see
+// Options.AllowSources: redirects checked hop by hop, addresses resolved
+// once and checked; 104 or 201), at most Options.MaxFetchesPerToken at a
+// time per token, before it asks the engine for a worker, so that a slow
+// source holds no browser slot; the bundled workers come from Options.Web
+// in process. The engine then starts a worker (see Queue); client candidates (at most
+// 1,000, else 103) are queued
 // until the worker's answer and then applied in order; worker candidates
 // are relayed as they come. A hello with no answer within
 // Options.AnswerTimeout, or an answer with no "connected" within
@@ -44,7 +52,9 @@
 //
 // Sessions are written to the Store from the hello on (a failure before a
 // hello, such as a hello timeout or a malformed first frame, leaves no row;
-// a 101/102 leaves one, naming the token when it is revoked or expired) at
+// a 101/102 leaves one, naming the token when it is revoked or expired,
+// except past 20 failures within 10 s from one remote address, which leave
+// no row and no log line, summed up in one warning a minute) at
 // each transition: negotiating, answered, connected, ended (EndReason "client-left",
 // "error", "shutdown", or the engine's reason such as "worker-closed" or
 // "idle"). A single goroutine writes them, so the relay never waits for
@@ -52,10 +62,33 @@
 // ends with one info log line (worker id, token name, errno, durations);
 // tokens, SDP and ICE candidates are logged at debug level at most.
 //
+// # Queue
+//
+// When the engine refuses a worker for want of capacity (an error wrapping
+// engine.ErrNoCapacity: every browser full, starting or restarting), the
+// hello waits in a queue, fair across tokens (round robin between tokens,
+// arrival order within one), for at most Options.QueueTimeout with at most
+// Options.QueueSize waiting; past either it is a 301 whose reason says
+// which. While a hello waits, other hellos queue behind it instead of
+// taking a freed place first; a waiting hello tries again when a session's
+// worker ends and every 100 ms. Its client candidates are kept, a client
+// that leaves is removed at once, and Shutdown ends the waits with 304.
+//
+// # Metrics and status
+//
+// GET /metrics serves a Prometheus registry of the Server's own (Go and
+// process collectors, sessions by state and result, hello → answer and
+// hello → connected histograms, the queue, auth failures, and, with
+// Options.Browsers, the engine's browsers); Options.HideMetrics moves it
+// off ServeHTTP to MetricsHandler. GET /status serves Status as JSON.
+// Labels never hold tokens, sources or addresses.
+//
 // # Origins
 //
-// A WebSocket request with an Origin header is accepted when the origin is
-// the server's own (http://<Host>) or matches an Options.AllowOrigins
-// pattern; else it is refused with 403. Requests without Origin (programs)
-// are accepted.
+// The server's own origins are the address each connection was accepted on
+// (and localhost for a loopback one) and Options.PublicURLs, never what the
+// request says: a request whose Host header is none of them gets 421. A
+// WebSocket request with an Origin header is accepted when the origin is one
+// of the server's own or matches an Options.AllowOrigins pattern; else it is
+// refused with 403. Requests without Origin (programs) are accepted.
 package host

@@ -11,7 +11,13 @@ var (
 	// ErrBadPattern is returned by New for an --allow-source or
 	// --allow-origin pattern that is not of the form scheme://host[:port|:*].
 	ErrBadPattern = errors.New("bad origin pattern")
+	// ErrBadPublicURL is returned by New for a public URL that is not an
+	// http(s) origin.
+	ErrBadPublicURL = errors.New("bad public URL")
 	// ErrServerClosed is returned by Serve when the Server was already shut
 	// down.
 	ErrServerClosed = errors.New("server closed")
 )
+
+// errShuttingDown is what /readyz says once Shutdown has begun.
+var errShuttingDown = errors.New("shutting down")

@@ -70,3 +70,25 @@ func ExampleNew() {
 	// StatusPolicyViolation
 	// <nil>
 }
+
+// ExampleServer_Status reads what GET /status serves, with the engine's
+// browsers reported through Options.Browsers.
+func ExampleServer_Status() {
+	srv, err := host.New(host.Options{
+		Store:  fakeStore{},
+		Engine: newFakeEngine(happyScript),
+		Build:  host.BuildInfo{Version: "v1.0.0"},
+		Browsers: func(memory bool) []host.BrowserStatus {
+			return []host.BrowserStatus{{PID: 4242, State: host.BrowserRunning, Workers: 3, Capacity: 150}}
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Shutdown(context.Background())
+	st := srv.Status()
+	fmt.Println(st.Version, st.Ready, st.Workers, st.Capacity, st.Queue.Size, st.Queue.Timeout)
+	// Output:
+	// v1.0.0 true 3 150 200 10
+}

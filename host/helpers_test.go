@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,12 +22,17 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 )
 
+// TestMain runs the tests in a private network namespace when it can (as
+// root): the source-fetch tests name addresses (private, link-local) that
+// geckohost must refuse before connecting, and none may leave the machine
+// if it did not.
 func TestMain(m *testing.M) {
 	snap := leaktest.Take()
-	os.Exit(snap.Code(m.Run()))
+	os.Exit(snap.Code(netns.Run(m)))
 }
 
 // testCtx is the test's bound.
@@ -101,6 +107,7 @@ func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harne
 	opts := host.Options{
 		Store:  db,
 		Engine: eng,
+		Web:    testWeb, // the bundled workers are fetched from it
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if tweak != nil {
@@ -190,8 +197,24 @@ func (c *tclient) send(v any) {
 	c.sendRaw(string(b))
 }
 
+// testWeb stands for the web package's handler: every path under
+// /workers/ is an echo worker (the fake engines tell tests apart by the
+// worker's name), the rest 404.
+var testWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/workers/") {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript")
+	_, _ = io.WriteString(w, "self.onmessage = (e) => self.postMessage(e.data);\n")
+})
+
+// testOffer is a minimal data-channel offer (the fake engine never parses
+// it; host checks its m-lines).
+const testOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+
 func hello(auth, source string) map[string]any {
-	m := map[string]any{"messageType": "hello", "action": "client-hello", "source": source, "webrtcOffer": "v=0 offer"}
+	m := map[string]any{"messageType": "hello", "action": "client-hello", "source": source, "webrtcOffer": testOffer}
 	if auth != "" {
 		m["authorization"] = auth
 	}

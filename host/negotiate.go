@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/wire"
+	"github.com/geckohost/geckohost/store"
 )
 
 // Close codes the host uses after a worker-error frame: 1008 (policy
@@ -35,8 +37,8 @@ const (
 	maxCandidates = 1000
 )
 
-// negotiate runs hello → admission → worker → relay, and returns once the
-// session is over (its worker gone, or it never had one).
+// negotiate runs hello → admission → source fetch → worker → relay, and
+// returns once the session is over (its worker gone, or it never had one).
 func (se *session) negotiate() {
 	s := se.s
 	hello, ok := se.waitHello()
@@ -46,16 +48,26 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
-	se.recorded = true
-	se.save()
+	se.setActive(stateNegotiating)
 
 	tok, werr := s.authenticate(se.ctx, hello.Authorization)
 	se.token = tok // a revoked or expired token is named in the record
 	if werr != nil {
+		// Past a burst of failures from one address, no record and no
+		// log line (hellofail.go).
+		se.quiet = s.hellos.failed(se.remote)
+		se.recorded = !se.quiet
 		se.fail(werr)
 		return
 	}
-	if werr := s.checkSource(se.r, tok, hello.Source); werr != nil {
+	se.recorded = true
+	se.save()
+	u, werr := s.checkSource(se.r, tok, hello.Source)
+	if werr != nil {
+		se.fail(werr)
+		return
+	}
+	if werr := checkOffer(hello.Offer); werr != nil {
 		se.fail(werr)
 		return
 	}
@@ -66,19 +78,69 @@ func (se *session) negotiate() {
 	se.counted = true
 
 	answerDeadline := se.helloAt.Add(s.opts.AnswerTimeout)
+	code, ok := se.fetchSource(tok, u, answerDeadline)
+	if !ok {
+		return
+	}
 	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
-	w, err := s.opts.Engine.StartWorker(sctx, engine.WorkerRequest{
-		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
+	w, ok := se.startWorker(sctx, engine.WorkerRequest{
+		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
 	})
 	stopWatch()
 	scancel()
-	if err != nil {
-		se.fail(s.engineError(err))
+	if !ok {
 		return
 	}
 	se.worker = w
 	se.relay(answerDeadline)
+}
+
+// fetchSource fetches the worker's code while it keeps reading the
+// client's frames (candidates are kept for the relay, the cap applies) and
+// watching for the client leaving, the answer deadline (302) and shutdown
+// (304). ok is false when the session is over.
+func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
+	s := se.s
+	fctx, cancel := context.WithDeadline(se.ctx, answerDeadline)
+	defer cancel()
+	type result struct {
+		code string
+		err  *engine.Error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := s.fetchSource(fctx, se.r, tok, u)
+		done <- result{code, err}
+	}()
+	for {
+		select {
+		case res := <-done:
+			if res.err != nil {
+				if fctx.Err() != nil && time.Now().After(answerDeadline) {
+					res.err = engine.Errorf(engine.GeckoTimeout, "no answer from the gecko within %s of the hello (fetching the source)", s.opts.AnswerTimeout)
+				}
+				se.fail(res.err)
+				return "", false
+			}
+			return res.code, true
+		case res := <-se.frames:
+			if !se.clientFrame(res, &se.early, &se.candidates) {
+				cancel()
+				<-done
+				return "", false
+			}
+		case <-s.stopCtx.Done():
+			cancel()
+			<-done
+			se.fail(shuttingDown())
+			return "", false
+		case <-se.ctx.Done():
+			<-done
+			se.hardStop()
+			return "", false
+		}
+	}
 }
 
 // waitHello waits for the client-hello. ok is false when the session is
@@ -139,8 +201,8 @@ func (se *session) relay(answerDeadline time.Time) {
 		<-done
 	}()
 
-	var pending []engine.Candidate
-	candidates := 0
+	pending, candidates := se.early, se.candidates // those sent while queued
+	se.early = nil
 	answered, connected, ended := false, false, false
 	stop := s.stopCtx.Done()
 	for {
@@ -157,17 +219,7 @@ func (se *session) relay(answerDeadline time.Time) {
 		case applyC <- pending:
 			pending = nil
 		case res := <-se.frames:
-			switch {
-			case res.err != nil:
-				se.readFailed(res.err)
-			case res.frame.Kind != wire.FrameCandidate:
-				se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
-			case candidates >= maxCandidates:
-				se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
-			default:
-				candidates++
-				pending = append(pending, res.frame.Candidate)
-			}
+			se.clientFrame(res, &pending, &candidates)
 		case ev, ok := <-events:
 			if !ok {
 				if !ended { // closed without EventEnded
@@ -183,6 +235,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				answered = true
 				answerT.Stop()
 				se.answerAt = time.Now()
+				se.countAnswer()
 				se.state = stateAnswered
 				se.save()
 				if !se.send(wire.NewWorkerHello(se.id, ev.Answer)) {
@@ -205,6 +258,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.connected()
 			case engine.EventEnded:
 				ended = true
+				se.egressRefused = ev.EgressRefused
 				se.workerEnded(ev, connected)
 			}
 		case <-answerT.C:
@@ -235,6 +289,25 @@ func (se *session) relay(answerDeadline time.Time) {
 	}
 }
 
+// clientFrame handles a client frame after the hello: a candidate joins
+// pending (counted in n), anything else ends the session. It returns false
+// when the session failed or the client left.
+func (se *session) clientFrame(res readResult, pending *[]engine.Candidate, n *int) bool {
+	switch {
+	case res.err != nil:
+		se.readFailed(res.err)
+	case res.frame.Kind != wire.FrameCandidate:
+		se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
+	case *n >= maxCandidates:
+		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
+	default:
+		*n++
+		*pending = append(*pending, res.frame.Candidate)
+		return true
+	}
+	return false
+}
+
 // connected records the connection, sends "connected" and closes the
 // WebSocket normally; the worker goes on peer to peer. When the server is
 // stopping, the worker is closed at once.
@@ -244,6 +317,7 @@ func (se *session) connected() {
 		se.answerAt = se.connectAt
 	}
 	se.state = stateConnected
+	se.countConnected()
 	se.save()
 	if !se.send(wire.NewConnected(se.id)) {
 		return

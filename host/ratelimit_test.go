@@ -110,8 +110,8 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 	c.expectError(engine.SourceNotAllowed, "not allowed")
 
 	w := h.connect(secret) // rate 1 of 2, concurrent 1 of 1
-	h.refused(secret, "maximum of 1 concurrent workers")
-	h.refused(secret, "maximum of 1 concurrent workers")
+	h.refused(secret, "maximum of 1 concurrent worker")
+	h.refused(secret, "maximum of 1 concurrent worker")
 	h.emit(w, engine.Event{Kind: engine.EventEnded, Reason: "worker-closed"})
 	h.session(w.req.WorkerID, ended)
 	var w2 *fakeWorker

@@ -42,13 +42,33 @@ type Options struct {
 	EngineName string
 	// AllowSources are the --allow-source origin patterns (scheme://host,
 	// scheme://host:port, scheme://host:*, scheme://*.domain, or "*") a
-	// worker source URL must match. Empty: only the bundled demo workers
-	// (http://<the request's Host>/workers/...) are allowed.
+	// worker source URL, and each of its redirects, must match. Empty: only
+	// the bundled demo workers (under /workers/ on one of the server's own
+	// origins) are allowed. A source host that resolves to a loopback,
+	// private, link-local, shared, multicast, unspecified or reserved
+	// address is refused unless a pattern (of these or of the token's
+	// --source list) names that host itself, not through "*" or
+	// "*.domain": http://127.0.0.1:* allows loopback sources on any port.
 	AllowSources []string
 	// AllowOrigins are the --allow-origin patterns (same syntax) for browser
-	// clients' Origin header. The server's own origin is always allowed, and
-	// so are clients that send no Origin. Empty: only the own origin.
+	// clients' Origin header. The server's own origins are always allowed,
+	// and so are clients that send no Origin. Empty: only the own origins.
 	AllowOrigins []string
+	// PublicURLs are more of the server's own origins (--public-url, such
+	// as https://geckohost.example.com behind a reverse proxy, or
+	// http://workstation.lan:8765), besides the address each connection was
+	// accepted on (and localhost for a loopback one). Requests whose Host
+	// is none of them get 421; the bundled workers and the Origin check
+	// use them too.
+	PublicURLs []string
+	// FetchTimeout bounds fetching a worker source, redirects included;
+	// 0 means 10 s.
+	FetchTimeout time.Duration
+	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
+	MaxSourceBytes int64
+	// MaxFetchesPerToken caps a token's concurrent source fetches (more
+	// wait for a free one); 0 means 8.
+	MaxFetchesPerToken int
 	// Web serves the plain GET requests other than /healthz and /readyz (the
 	// demo page and the bundled workers). nil: a placeholder page on "/" and
 	// 404 elsewhere.
@@ -63,6 +83,23 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// QueueSize is the most hellos that wait for a browser when the engine
+	// has no capacity (engine.ErrNoCapacity: every browser full, starting
+	// or restarting); one more is refused with 301 at once. 0 means 200,
+	// negative means no queue (301 at once).
+	QueueSize int
+	// QueueTimeout is the longest a hello waits in the queue before its
+	// 301; 0 means 10 s. The wait counts toward AnswerTimeout.
+	QueueTimeout time.Duration
+	// Browsers, when set, reports the engine's browsers for /status and
+	// /metrics (serve wires it to the gecko pool); memory asks for
+	// BrowserStatus.PSSBytes (reading /proc: for /status only).
+	Browsers func(memory bool) []BrowserStatus
+	// Build names the running binary in /status and /metrics.
+	Build BuildInfo
+	// HideMetrics: ServeHTTP does not serve /metrics (it is 404 there);
+	// mount MetricsHandler on another address instead.
+	HideMetrics bool
 }
 
 // Defaults of Options.
@@ -71,6 +108,8 @@ const (
 	DefaultAnswerTimeout  = 30 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultMaxFrame       = 64 << 10
+	DefaultQueueSize      = 200
+	DefaultQueueTimeout   = 10 * time.Second
 )
 
 // shutdownGrace bounds Serve's graceful shutdown.
@@ -85,7 +124,13 @@ type Server struct {
 	log          *slog.Logger
 	allowSources []string
 	allowOrigins []string
+	publicURLs   []origin
 	rec          *recorder
+	fetch        *fetcher
+	hellos       *helloFailures
+	queue        *queue
+	metrics      *metrics
+	started      time.Time
 
 	// stopCtx is cancelled when Shutdown starts: new WebSockets get 503,
 	// sessions still negotiating end with 304, connected workers are
@@ -127,6 +172,19 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new host server: allow-origin: %w", err)
 	}
+	pub, err := parsePublicURLs(opts.PublicURLs)
+	if err != nil {
+		return nil, fmt.Errorf("new host server: public-url: %w", err)
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	if opts.MaxSourceBytes <= 0 {
+		opts.MaxSourceBytes = DefaultMaxSourceBytes
+	}
+	if opts.MaxFetchesPerToken <= 0 {
+		opts.MaxFetchesPerToken = DefaultMaxFetchesPerToken
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -145,6 +203,15 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = DefaultMaxFrame
 	}
+	switch {
+	case opts.QueueSize == 0:
+		opts.QueueSize = DefaultQueueSize
+	case opts.QueueSize < 0:
+		opts.QueueSize = 0
+	}
+	if opts.QueueTimeout <= 0 {
+		opts.QueueTimeout = DefaultQueueTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stopCancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -152,6 +219,8 @@ func New(opts Options) (*Server, error) {
 		log:          opts.Logger,
 		allowSources: src,
 		allowOrigins: org,
+		publicURLs:   pub,
+		fetch:        newFetcher(opts, testResolver),
 		ctx:          ctx,
 		cancel:       cancel,
 		stopCtx:      stopCtx,
@@ -160,16 +229,31 @@ func New(opts Options) (*Server, error) {
 		rate:         newRateLimiter(time.Now()),
 		now:          time.Now,
 		shutdownDone: make(chan struct{}),
+		queue:        newQueue(opts.QueueSize),
+		started:      time.Now(),
 	}
+	s.metrics = newMetrics(s)
 	s.rec = newRecorder(opts.Store, opts.Logger)
+	s.hellos = newHelloFailures(s.log, func() time.Time {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.now()
+	})
 	return s, nil
 }
 
-// ServeHTTP serves a WebSocket upgrade on "/" as a signaling session,
+// ServeHTTP refuses (421) a request whose Host header is not one of the
+// server's own origins (see Options.PublicURLs); else it serves a
+// WebSocket upgrade on "/" as a signaling session,
 // /healthz (200 while the process serves), /readyz (200 once the engine can
-// take a worker, else 503 with the reason), and passes every other request
-// to Options.Web.
+// take a worker, else 503 with the reason), /status (JSON, see Status),
+// /metrics (Prometheus text format, unless Options.HideMetrics), and passes
+// every other request to Options.Web.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r) {
+		misdirected(w, r)
+		return
+	}
 	switch {
 	case r.URL.Path == "/" && isUpgrade(r):
 		s.serveWebSocket(w, r)
@@ -180,17 +264,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/readyz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if s.stopCtx.Err() != nil {
+		if err := s.ready(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "shutting down\n")
-			return
-		}
-		if err := s.opts.Engine.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			_, _ = io.WriteString(w, err.Error()+"\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
+	case r.URL.Path == "/status":
+		s.serveStatus(w, r)
+	case r.URL.Path == "/metrics" && !s.opts.HideMetrics:
+		s.metrics.handler().ServeHTTP(w, r)
 	case s.opts.Web != nil:
 		s.opts.Web.ServeHTTP(w, r)
 	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
@@ -199,6 +282,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// ready is nil when the server takes hellos and the engine can take a
+// worker, else the reason (what /readyz says).
+func (s *Server) ready() error {
+	if s.stopCtx.Err() != nil {
+		return errShuttingDown
+	}
+	if err := s.opts.Engine.Ready(); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	return nil
 }
 
 const placeholderPage = `<!doctype html>
@@ -296,6 +391,7 @@ func (s *Server) track() bool {
 // negotiating, its worker closed once connected), then flushes the records.
 func (s *Server) shutdown(ctx context.Context) error {
 	s.beginShutdown()
+	defer s.queue.close()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -310,6 +406,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	s.fetch.close()
+	s.hellos.close()
 	// The session records are flushed even past ctx's deadline (that
 	// bounds the sessions, not a few small writes), within a bound of
 	// their own in case the database is stuck.

@@ -29,7 +29,7 @@ func TestHappyPath(t *testing.T) {
 	c.send(cand("candidate:c1"))
 	c.send(cand("candidate:c2"))
 	w := h.nextWorker()
-	if w.req.TokenName != "alice" || w.req.Source != h.demo || w.req.Offer != "v=0 offer" || len(w.req.WorkerID) != 32 {
+	if w.req.TokenName != "alice" || w.req.Source != h.demo || w.req.Offer != testOffer || !strings.Contains(w.req.Code, "postMessage") || len(w.req.WorkerID) != 32 {
 		t.Fatalf("request %+v", w.req)
 	}
 	c.send(cand("candidate:c3"))
@@ -199,10 +199,10 @@ func TestErrors(t *testing.T) {
 		{name: "103 oversized frame", frames: func(h *harness, s string) []any {
 			return []any{`{"messageType":"hello","pad":"` + strings.Repeat("x", 70<<10) + `"}`}
 		}, errno: engine.InvalidMessage, reason: "larger than 65536"},
-		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 300 }, start: never,
+		{name: "103 oversized with small MaxFrame", tweak: func(o *host.Options) { o.MaxFrame = 600 }, start: never,
 			frames: func(h *harness, s string) []any {
-				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 400) + `"}}`}
-			}, errno: engine.InvalidMessage, reason: "larger than 300", hasID: true, endReason: "error"},
+				return []any{hello("Bearer "+s, h.demo), `{"messageType":"ice","action":"client-candidate","candidate":{"candidate":"` + strings.Repeat("y", 700) + `"}}`}
+			}, errno: engine.InvalidMessage, reason: "larger than 600", hasID: true, endReason: "error"},
 		{name: "103 hello timeout", tweak: func(o *host.Options) { o.HelloTimeout = 50 * time.Millisecond },
 			frames: func(h *harness, s string) []any { return nil }, errno: engine.InvalidMessage, reason: "no client-hello within"},
 		{name: "104 not http", frames: func(h *harness, s string) []any { return []any{hello("Bearer "+s, "file:///etc/passwd")} },
@@ -568,7 +568,7 @@ func TestHTTPEndpoints(t *testing.T) {
 func TestReadyzNotReady(t *testing.T) {
 	eng := newFakeEngine(happyScript)
 	eng.ReadyErr = fmt.Errorf("no browser up yet")
-	h := newHarness(t, eng, nil)
+	h := newHarness(t, eng, func(o *host.Options) { o.Web = nil })
 	resp, err := http.Get(h.hs.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -618,7 +618,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv, err := host.New(host.Options{Store: db, Engine: newFakeEngine(happyScript)})
+	srv, err := host.New(host.Options{Store: db, Engine: newFakeEngine(happyScript), Web: testWeb})
 	if err != nil {
 		t.Fatal(err)
 	}

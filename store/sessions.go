@@ -38,6 +38,10 @@ type Session struct {
 	// EndReason says why the session ended, e.g. "client-left",
 	// "worker-closed", "error", "shutdown", "idle".
 	EndReason string
+	// EgressRefused counts the network requests of the worker that the
+	// worker egress policy refused (for gecko: those of every worker of
+	// the token in the same browser context while this one ran).
+	EgressRefused int
 }
 
 // SaveSession inserts the session or, when one with the same WorkerID
@@ -52,16 +56,17 @@ func (db *DB) SaveSession(ctx context.Context, s Session) error {
 	tokenID := sql.NullInt64{Int64: s.TokenID, Valid: s.TokenID != 0}
 	_, err := db.sql.ExecContext(ctx, `
 INSERT INTO sessions (worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	errno, reason, created, answered, connected, ended, end_reason, egress_refused)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (worker_id) DO UPDATE SET
 	token_id = excluded.token_id, token_name = excluded.token_name, source = excluded.source,
 	remote_addr = excluded.remote_addr, origin = excluded.origin, engine = excluded.engine,
 	state = excluded.state, errno = excluded.errno, reason = excluded.reason,
 	created = excluded.created, answered = excluded.answered, connected = excluded.connected,
-	ended = excluded.ended, end_reason = excluded.end_reason`,
+	ended = excluded.ended, end_reason = excluded.end_reason, egress_refused = excluded.egress_refused`,
 		s.WorkerID, tokenID, s.TokenName, s.Source, s.RemoteAddr, s.Origin, s.Engine, s.State,
-		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason)
+		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason,
+		s.EgressRefused)
 	if err != nil {
 		return fmt.Errorf("save session %s: %w", s.WorkerID, err)
 	}
@@ -69,7 +74,7 @@ ON CONFLICT (worker_id) DO UPDATE SET
 }
 
 const sessionColumns = `worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason`
+	errno, reason, created, answered, connected, ended, end_reason, egress_refused`
 
 func scanSession(sc scanner) (Session, error) {
 	var (
@@ -79,7 +84,7 @@ func scanSession(sc scanner) (Session, error) {
 		answered, connected, ended sql.NullInt64
 	)
 	if err := sc.Scan(&s.WorkerID, &tokenID, &s.TokenName, &s.Source, &s.RemoteAddr, &s.Origin, &s.Engine,
-		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason); err != nil {
+		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason, &s.EgressRefused); err != nil {
 		return Session{}, err
 	}
 	s.TokenID = tokenID.Int64
@@ -130,4 +135,32 @@ func (db *DB) ListSessions(ctx context.Context, f SessionFilter) ([]Session, err
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	return out, nil
+}
+
+// pruneBatch is how many rows one PruneSessions statement deletes, so that
+// a large prune never holds the write lock for long.
+const pruneBatch = 5000
+
+// PruneSessions deletes the sessions that ended before cutoff, and those
+// that never ended (a geckohost that stopped uncleanly) created before it,
+// and returns how many it deleted. It deletes in batches, each its own
+// transaction.
+func (db *DB) PruneSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := db.sql.ExecContext(ctx, `
+DELETE FROM sessions WHERE rowid IN (
+	SELECT rowid FROM sessions WHERE COALESCE(ended, created) < ? LIMIT ?)`, cutoff.UnixMilli(), pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("prune sessions: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune sessions: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }

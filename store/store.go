@@ -41,7 +41,8 @@ func DefaultPath() (string, error) {
 }
 
 // Open opens the store at path, creating it (and its directory, mode 0700;
-// the file mode 0600) when missing, and brings its schema up to date. It
+// the file mode 0600) when missing, setting an existing file's mode to 0600
+// (or failing when it cannot), and brings its schema up to date. It
 // returns an error wrapping ErrSchemaTooNew when the file was written by a
 // newer geckohost, and a clear error when the file is not a SQLite database.
 func Open(ctx context.Context, path string) (*DB, error) {
@@ -64,6 +65,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("create store file: %w", err)
 	}
+	// A file that existed with a wider mode (0644 from a copy, an old
+	// umask) is made private too, with its -wal and -shm files: it holds
+	// the token hashes and every session's addresses.
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm"} {
+		if err := makePrivate(p); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", abs, err)
+		}
+	}
 
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
@@ -84,6 +93,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", abs, describe(err))
 	}
 	return db, nil
+}
+
+// makePrivate sets mode 0600 on the file at p unless it has it already or
+// does not exist.
+func makePrivate(p string) error {
+	fi, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the mode of %s: %w", p, err)
+	}
+	if fi.Mode().Perm() == 0o600 {
+		return nil
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		return fmt.Errorf("make %s private (mode %04o, want 0600; chmod 600 it or run as its owner): %w", p, fi.Mode().Perm(), err)
+	}
+	return nil
 }
 
 // migrateRetry runs migrate, again while SQLite reports the database busy
@@ -169,6 +197,10 @@ CREATE INDEX sessions_by_token ON sessions(token_name, created);
 	`
 ALTER TABLE tokens ADD COLUMN rate_count     INTEGER NOT NULL DEFAULT 0; -- most workers started per window
 ALTER TABLE tokens ADD COLUMN rate_window_ms INTEGER NOT NULL DEFAULT 0; -- the window, in ms
+`,
+	// 3: requests the worker egress policy refused, per session.
+	`
+ALTER TABLE sessions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0;
 `,
 }
 

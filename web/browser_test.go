@@ -210,6 +210,8 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	}
 	must(d.navigate(ctx, st.URL), "open the demo page")
 	must(waitFor(ctx, d, `return document.documentElement.dataset.ready === "1"`), "page ready")
+	// The status strip reads /status.
+	must(waitFor(ctx, d, `const s = document.getElementById("server-status"); return s.dataset.state === "ok" && /^geckohost .* · \d+\/\d+ workers · 0 queued/.test(s.textContent)`), "status strip")
 
 	// Type the token, pick echo, connect.
 	must(d.click(ctx, "#worker-echo"), "pick echo")

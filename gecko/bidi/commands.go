@@ -51,6 +51,24 @@ func (c *Conn) CreateUserContext(ctx context.Context) (string, error) {
 	return r.UserContext, nil
 }
 
+// CreateUserContextSOCKS creates a user context like CreateUserContext
+// whose requests all go through the SOCKS5 proxy at addr (host:port), with
+// names resolved by the proxy (browser.createUserContext's proxy
+// parameter, manual, socksVersion 5).
+func (c *Conn) CreateUserContextSOCKS(ctx context.Context, addr string) (string, error) {
+	params := map[string]any{"proxy": map[string]any{"proxyType": "manual", "socksProxy": addr, "socksVersion": 5}}
+	var r struct {
+		UserContext string `json:"userContext"`
+	}
+	if err := c.Call(ctx, "browser.createUserContext", params, &r); err != nil {
+		return "", err
+	}
+	if r.UserContext == "" {
+		return "", fmt.Errorf("create user context: %w: empty id", ErrBadMessage)
+	}
+	return r.UserContext, nil
+}
+
 // RemoveUserContext removes a user context and closes its tabs
 // (browser.removeUserContext).
 func (c *Conn) RemoveUserContext(ctx context.Context, id string) error {

@@ -37,6 +37,22 @@ var workerSources = map[string]string{
   ws.onopen = () => { self.postMessage("open"); ws.close(); };
   ws.onerror = () => self.postMessage("error");
 };`,
+	// probe.js fetches the URL it is sent ("shell" means the shell
+	// server's origin, read from its own location; "ws:..." opens a
+	// WebSocket) and answers "ok <status>" or "err <error>".
+	"/probe.js": `self.onmessage = (e) => {
+  let url = String(e.data);
+  if (url === "shell") url = new URL(self.location.href.replace(/^blob:/, "")).origin + "/";
+  if (url.startsWith("ws:")) {
+    const ws = new WebSocket(url);
+    ws.onopen = () => { self.postMessage("ok open"); ws.close(); };
+    ws.onerror = () => self.postMessage("err websocket");
+    return;
+  }
+  // no-cors: a response without CORS headers is an opaque success
+  // ("ok 0"), so an error is a network error, never a CORS refusal.
+  fetch(url, { mode: "no-cors" }).then((r) => self.postMessage("ok " + r.status), (err) => self.postMessage("err " + err));
+};`,
 	"/idb.js": `self.onmessage = (e) => {
   const [op, val] = String(e.data).split(":");
   const req = indexedDB.open("gh", 1);
@@ -54,13 +70,17 @@ var workerSources = map[string]string{
 
 // stack is one geckohost: a store, a pool, a host server and a source server.
 type stack struct {
-	pool   *gecko.Pool
-	db     *store.DB
-	src    *httptest.Server
-	wsURL  string
-	tokenA string
-	tokenB string
-	dir    string
+	pool *gecko.Pool
+	db   *store.DB
+	src  *httptest.Server
+	// open is a loopback server the workers may reach (--worker-allow).
+	open  *httptest.Server
+	wsURL string
+	// httpURL is the host's http:// base (for /status and /metrics).
+	httpURL string
+	tokenA  string
+	tokenB  string
+	dir     string
 
 	mu      sync.Mutex
 	fetched map[string]chan struct{} // path → closed on the next request
@@ -109,6 +129,11 @@ func testLogger() *slog.Logger {
 
 // newStack starts a complete geckohost on loopback.
 func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
+	return newStackWith(ctx, popts, nil)
+}
+
+// newStackWith is newStack with host options changed by hopts.
+func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host.Options)) (*stack, error) {
 	dir, err := os.MkdirTemp("", "geckohost-e2e-*")
 	if err != nil {
 		return nil, err
@@ -121,6 +146,10 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 			delete(s.fetched, r.URL.Path)
 		}
 		s.mu.Unlock()
+		if r.URL.Path == "/hang.js" { // a source that never answers
+			<-r.Context().Done()
+			return
+		}
 		body, ok := workerSources[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
@@ -129,6 +158,11 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 		w.Header().Set("Content-Type", "text/javascript")
 		_, _ = w.Write([]byte(body))
 	}))
+	s.open = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		_, _ = w.Write([]byte("open"))
+	}))
+	popts.Egress.Allow = append(popts.Egress.Allow, s.open.URL)
 	fail := func(err error) (*stack, error) {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -167,7 +201,11 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 	for leaktest.Running("gecko.(*Launcher).build") && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-	srv, err := host.New(host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}})
+	ho := host.Options{Store: s.db, Engine: s.pool, Logger: log, AllowSources: []string{s.src.URL}, Browsers: poolBrowsers(s.pool)}
+	if hopts != nil {
+		hopts(&ho)
+	}
+	srv, err := host.New(ho)
 	if err != nil {
 		return fail(err)
 	}
@@ -176,6 +214,7 @@ func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
 		return fail(err)
 	}
 	s.wsURL = "ws://" + ln.Addr().String() + "/"
+	s.httpURL = "http://" + ln.Addr().String() + "/"
 	sctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.serveDone = make(chan error, 1)
@@ -211,6 +250,7 @@ func (s *stack) close(ctx context.Context) error {
 		}
 	}
 	s.src.Close()
+	s.open.Close()
 	if err := os.RemoveAll(s.dir); err != nil {
 		errs = append(errs, err)
 	}

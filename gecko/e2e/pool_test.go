@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
@@ -19,8 +21,14 @@ import (
 // the close) when the test ends.
 func ownStack(t *testing.T, ctx context.Context, popts gecko.PoolOptions) *stack {
 	t.Helper()
+	return ownStackWith(t, ctx, popts, nil)
+}
+
+// ownStackWith is ownStack with host options changed by hopts.
+func ownStackWith(t *testing.T, ctx context.Context, popts gecko.PoolOptions, hopts func(*host.Options)) *stack {
+	t.Helper()
 	netns.Skip(t)
-	s, err := newStack(ctx, popts)
+	s, err := newStackWith(ctx, popts, hopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +60,12 @@ func waitBrowsers(ctx context.Context, t *testing.T, s *stack, what string, ok f
 
 // TestTwoBrowsers runs two Firefox processes of two workers each: a token
 // stays on its browser while it has room, spills to the other when it is
-// full, and a fifth worker gets 301.
+// full, and a fifth worker waits in the queue, then gets 301.
 func TestTwoBrowsers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Browsers: 2, MaxWorkersPerBrowser: 2, Warm: 1, RecycleAfter: -1})
+	s := ownStackWith(t, ctx, gecko.PoolOptions{Browsers: 2, MaxWorkersPerBrowser: 2, Warm: 1, RecycleAfter: -1},
+		func(o *host.Options) { o.QueueTimeout = 500 * time.Millisecond })
 	leaktest.Check(t, sessionLeaks...)
 	bs := waitBrowsers(ctx, t, s, "two browsers", func(bs []gecko.BrowserInfo) bool {
 		return len(bs) == 2 && bs[0].Warm >= 1 && bs[1].Warm >= 1
@@ -95,8 +104,8 @@ func TestTwoBrowsers(t *testing.T) {
 		t.Fatalf("workers per browser = %v, want 2 and 2", w)
 	}
 	_, err := dial(ctx, t, s, s.tokenB, "/echo.js")
-	if !isErrno(err, engine.NoGeckoAvailable) {
-		t.Fatalf("fifth worker: %v, want 301", err)
+	if !isErrno(err, engine.NoGeckoAvailable) || !strings.Contains(err.Error(), "--queue-timeout") {
+		t.Fatalf("fifth worker: %v, want 301 after the queue timeout", err)
 	}
 }
 

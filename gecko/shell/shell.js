@@ -22,6 +22,17 @@
   let negotiating = 0;
   let filling = false;
   let lastWarm = -1;
+  // The bootstrap's code is inlined in the page (a text/plain script) and
+  // each Worker starts from a blob: URL of it: the page loads nothing but
+  // itself, so the shell server answers its navigation and nothing else.
+  let bootstrapURL = null;
+  function bootstrap() {
+    if (!bootstrapURL) {
+      const code = document.getElementById("gh-bootstrap").textContent;
+      bootstrapURL = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+    }
+    return bootstrapURL;
+  }
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -45,7 +56,7 @@
     const pcConfig = { certificates: [cert], bundlePolicy: "max-bundle" };
     if (cfg.iceServers && cfg.iceServers.length) pcConfig.iceServers = [{ urls: cfg.iceServers }];
     s.pc = new RTCPeerConnection(pcConfig);
-    s.worker = new Worker("bootstrap.js");
+    s.worker = new Worker(bootstrap());
     const mc = new MessageChannel();
     s.port = mc.port1;
     s.ready = new Promise((resolve) => {

@@ -440,6 +440,41 @@ async function sendPings() {
   logLine("sys", "Sent 20 pings.");
 }
 
+// --- server status strip (GET /status) ---
+const STATUS_EVERY_MS = 5000;
+
+function fmtUptime(s) {
+  if (s < 60) return Math.floor(s) + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m";
+  if (s < 86400) return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
+}
+
+function plural(n, noun) { return n + " " + noun + (n === 1 ? "" : "s"); }
+
+async function refreshStatus() {
+  const el = $("server-status");
+  try {
+    const res = await fetch("/status", { cache: "no-store" });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const st = await res.json();
+    const running = (st.browsers || []).filter((b) => b.state === "running").length;
+    const parts = [
+      "geckohost " + st.version,
+      "up " + fmtUptime(st.uptime_s),
+      st.ready ? plural(running, "browser") : "not ready: " + (st.not_ready || "starting"),
+      st.workers + "/" + st.capacity + " workers",
+      st.queue.depth + " queued",
+      st.sessions.connected + " connected",
+    ];
+    el.textContent = parts.join(" · ");
+    el.dataset.state = !st.ready ? "down" : st.queue.depth > 0 ? "busy" : "ok";
+  } catch (e) {
+    el.textContent = "Server status unavailable (" + e.message + ")";
+    el.dataset.state = "down";
+  }
+}
+
 // --- wiring ---
 function init() {
   const token = $("token");
@@ -474,6 +509,8 @@ function init() {
   $("ping").addEventListener("click", sendPings);
   drawChart();
   setConnectedUI(false);
+  refreshStatus();
+  setInterval(refreshStatus, STATUS_EVERY_MS);
   document.documentElement.dataset.ready = "1";
 }
 
