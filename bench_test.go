@@ -45,7 +45,7 @@ func TestBenchAgainstServe(t *testing.T) {
 			count int
 		}{"answer": {rep.Answer, 5}, "connected": {rep.Connected, 5}, "open": {rep.Open, 5}, "echo_rtt": {rep.EchoRTT, 15}} {
 			s := want.s
-			if s.Count != want.count || s.P50 <= 0 || s.P90 < s.P50 || s.P99 < s.P90 || s.Max < s.P99 {
+			if s.Count != want.count || s.P50 <= 0 || s.P90 < s.P50 || s.P95 < s.P90 || s.P99 < s.P95 || s.Max < s.P99 {
 				t.Errorf("%s: %+v, want %d values, 0 < p50 ≤ p90 ≤ p99 ≤ max", name, s, want.count)
 			}
 		}
@@ -188,10 +188,10 @@ func TestBenchStats(t *testing.T) {
 		want benchStats
 	}{
 		{nil, benchStats{}},
-		{ms(7), benchStats{1, 7, 7, 7, 7}},
-		{ms(4, 1, 3, 2), benchStats{4, 2, 4, 4, 4}},
-		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), benchStats{10, 5, 9, 10, 10}},
-		{[]time.Duration{1500 * time.Microsecond, 250 * time.Microsecond}, benchStats{2, 0.25, 1.5, 1.5, 1.5}},
+		{ms(7), benchStats{1, 7, 7, 7, 7, 7}},
+		{ms(4, 1, 3, 2), benchStats{4, 2, 4, 4, 4, 4}},
+		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), benchStats{10, 5, 9, 10, 10, 10}},
+		{[]time.Duration{1500 * time.Microsecond, 250 * time.Microsecond}, benchStats{2, 0.25, 1.5, 1.5, 1.5, 1.5}},
 	} {
 		if got := stats(c.in); got != c.want {
 			t.Errorf("stats(%v) = %+v, want %+v", c.in, got, c.want)
@@ -201,7 +201,7 @@ func TestBenchStats(t *testing.T) {
 	for i := 100; i >= 1; i-- {
 		hundred = append(hundred, time.Duration(i)*time.Millisecond)
 	}
-	if got := stats(hundred); got != (benchStats{100, 50, 90, 99, 100}) {
+	if got := stats(hundred); got != (benchStats{100, 50, 90, 95, 99, 100}) {
 		t.Errorf("stats(1..100 ms) = %+v", got)
 	}
 }
