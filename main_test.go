@@ -22,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild()) // a process a network test started in its namespace
+	}
 	if !netns.Inside() && os.Geteuid() == 0 {
 		// Re-run inside a private network namespace with only lo, so the
 		// end-to-end serve test's WebRTC packets cannot leave the machine.
@@ -409,6 +412,7 @@ func TestHelpAndVersion(t *testing.T) {
 	r := geckohost(t, "serve", "--help")
 	for _, f := range []string{"--db", "--listen", "--allow-source", "--allow-origin", "--firefox", "--browsers",
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
+		"--turn-listen", "--turn-public-ip", "GECKOHOST_TURN_LISTEN", "GECKOHOST_TURN_PUBLIC_IP",
 		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
 		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
@@ -440,6 +444,12 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--ice-server", "http://x"}, [2]string{}, "--ice-server"},
 		{[]string{"--allow-source", "ftp://x"}, [2]string{}, "--allow-source"},
 		{[]string{"--allow-origin", "*.x"}, [2]string{}, "--allow-origin"},
+		{[]string{"--turn-listen", "nowhere"}, [2]string{}, "--turn-listen"},
+		{[]string{"--turn-listen", "example.com:3478"}, [2]string{}, "--turn-listen"},
+		{[]string{"--turn-listen", ":3478", "--ice-loopback"}, [2]string{}, "exclude each other"},
+		{[]string{"--turn-public-ip", "198.51.100.1"}, [2]string{}, "needs --turn-listen"},
+		{[]string{"--turn-listen", ":3478", "--turn-public-ip", "not-an-ip"}, [2]string{}, "--turn-public-ip"},
+		{nil, [2]string{"GECKOHOST_TURN_LISTEN", "nowhere"}, "--turn-listen"},
 		{nil, [2]string{"GECKOHOST_LOG_LEVEL", "loud"}, "--log-level"},
 		{nil, [2]string{"GECKOHOST_WARM", "-3"}, "--warm"},
 		{nil, [2]string{"GECKOHOST_LISTEN", "nowhere"}, "--listen"},
@@ -597,5 +607,33 @@ func TestParseRate(t *testing.T) {
 		if r, err := parseRate(in); err == nil {
 			t.Errorf("parseRate(%q) = %+v, want an error", in, r)
 		}
+	}
+}
+
+// TestNetworkWarnings: serve says at start which clients --ice-loopback
+// cannot serve.
+func TestNetworkWarnings(t *testing.T) {
+	if w := (serveConfig{Listen: "127.0.0.1:8765"}).networkWarnings(); len(w) != 0 {
+		t.Errorf("default: %q", w)
+	}
+	w := (serveConfig{Listen: "127.0.0.1:8765", ICELoopback: true}).networkWarnings()
+	if len(w) != 1 || !strings.Contains(w[0], "stock Firefox") || !strings.Contains(w[0], "305") {
+		t.Errorf("--ice-loopback: %q", w)
+	}
+	w = (serveConfig{Listen: "0.0.0.0:8765", ICELoopback: true}).networkWarnings()
+	if len(w) != 2 || !strings.Contains(w[1], "other machines") {
+		t.Errorf("--ice-loopback on 0.0.0.0: %q", w)
+	}
+}
+
+// TestICEServersWiring: /ice-servers and the workers get the --ice-server
+// URLs and the relay with the token's credentials.
+func TestICEServersWiring(t *testing.T) {
+	if iceServers(nil, nil) != nil {
+		t.Fatal("no servers: want nil")
+	}
+	got := iceServers([]string{"stun:stun.example.com"}, nil)(store.Token{ID: 3}, false)
+	if len(got) != 1 || got[0].URLs[0] != "stun:stun.example.com" || got[0].Username != "" {
+		t.Fatalf("static: %+v", got)
 	}
 }

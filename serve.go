@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,11 @@ type serveConfig struct {
 	// candidates only.
 	ICEServers  []string
 	ICELoopback bool
+	// TURNListen, when set, runs the embedded TURN relay on this host:port
+	// (UDP and TCP); TURNPublicIP is its relayed address (nil: see
+	// turn.Options.RelayIP).
+	TURNListen   string
+	TURNPublicIP net.IP
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
 	// QueueSize (≥ 0; 0: no queue) hellos wait at most QueueTimeout (0:
@@ -95,6 +101,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
+			turnListenFlag(), turnPublicIPFlag(),
 			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
 			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
 			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
@@ -144,6 +151,9 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 	}
 	if cfg.QueueTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
+	}
+	if err := cfg.turnFrom(c); err != nil {
+		return serveConfig{}, err
 	}
 	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
 		return serveConfig{}, err
@@ -215,6 +225,9 @@ func (cfg serveConfig) validate() error {
 		if !ok || rest == "" || (scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns") {
 			return fmt.Errorf("--ice-server %q: want a stun:, stuns:, turn: or turns: URL", u)
 		}
+	}
+	if err := cfg.validateTURN(); err != nil {
+		return err
 	}
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
@@ -354,6 +367,13 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 
+	relay, err := startRelay(cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer closeRelay(relay, log)
+
 	warm := cfg.Warm
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
@@ -367,7 +387,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
-		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(cfg.ICEServers)...)},
+		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(append(slices.Clone(cfg.ICEServers), relayURLs(relay)...))...)},
 		Logger:               log.With("component", "gecko"),
 	})
 	queueSize := cfg.QueueSize
@@ -384,6 +404,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		AllowOrigins: cfg.AllowOrigins,
 		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
+		ICEServers:   iceServers(cfg.ICEServers, relay),
 		QueueSize:    queueSize,
 		QueueTimeout: cfg.QueueTimeout,
 		Browsers:     poolBrowsers(pool),
@@ -469,39 +490,6 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	}
 	log.Info("geckohost stopped")
 	return nil
-}
-
-// iceOrigins returns the --ice-server hosts and ports as origin patterns,
-// so that the egress policy never stands between Firefox and a STUN/TURN
-// server the operator named, should a TURN connection over TCP go through
-// the proxy.
-func iceOrigins(urls []string) []string {
-	var out []string
-	for _, u := range urls {
-		scheme, rest, ok := strings.Cut(u, ":")
-		if !ok {
-			continue
-		}
-		rest, _, _ = strings.Cut(rest, "?")
-		rest = strings.TrimPrefix(rest, "//")
-		port := "3478"
-		if scheme == "stuns" || scheme == "turns" {
-			port = "5349"
-		}
-		host := rest
-		if h, p, err := net.SplitHostPort(rest); err == nil {
-			host, port = h, p
-		}
-		host = strings.Trim(host, "[]")
-		if host == "" {
-			continue
-		}
-		o := "http://" + net.JoinHostPort(host, port)
-		if _, err := store.ValidateSourcePattern(o); err == nil {
-			out = append(out, o)
-		}
-	}
-	return out
 }
 
 // pruneEvery is how often serve prunes the session records.

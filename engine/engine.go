@@ -56,6 +56,20 @@ type WorkerRequest struct {
 	Code string
 	// Offer is the client's SDP offer.
 	Offer string
+	// ICEServers are the STUN/TURN servers for the worker's peer
+	// connection (the same the client gets from GET /ice-servers, with
+	// short-lived TURN credentials). Empty: the engine's own configuration.
+	ICEServers []ICEServer
+}
+
+// ICEServer is one STUN or TURN server entry, as in the WebRTC
+// RTCIceServer dictionary (and in the JSON of GET /ice-servers).
+type ICEServer struct {
+	// URLs are stun:, stuns:, turn: or turns: URLs.
+	URLs []string `json:"urls"`
+	// Username and Credential authenticate with a TURN server.
+	Username   string `json:"username,omitempty"`
+	Credential string `json:"credential,omitempty"`
 }
 
 // Worker is one running worker, as an engine hands it to the front.
@@ -144,6 +158,10 @@ const (
 	EndTabClosed EndReason = "tab-closed"
 	// EndError: the worker failed; Event.Err says how.
 	EndError EndReason = "error"
+	// EndICEFailed: the worker's peer connection failed (ICE found no
+	// working candidate pair, or DTLS failed on the one it found) before
+	// the data channel opened. Event.Detail says which ("ICE" or "DTLS").
+	EndICEFailed EndReason = "ice-failed"
 )
 
 // End reasons only the front records.

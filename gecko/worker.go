@@ -30,6 +30,7 @@ type shellEvent struct {
 	SDP    string             `json:"sdp"`
 	Errno  int                `json:"errno"`
 	Reason string             `json:"reason"`
+	Detail string             `json:"detail"`
 	C      *engine.Candidate  `json:"c"`
 	Msg    string             `json:"msg"`
 	TM     map[string]float64 `json:"tm"`
@@ -268,10 +269,11 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 	cctx, cancel := context.WithTimeout(ctx, startTimeout)
 	w.startSent = time.Now()
 	res, err := w.g.ff.Conn().CallFunction(cctx, bidi.CallFunctionParams{
-		FunctionDeclaration: "(id, code, url, offer) => gh.start(id, code, url, offer)",
+		FunctionDeclaration: "(id, code, url, offer, ice) => gh.start(id, code, url, offer, ice)",
 		Context:             pg.tab,
-		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(w.req.Code), bidi.StringArg(w.req.Source), bidi.StringArg(w.req.Offer)},
-		AwaitPromise:        true,
+		Args: []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(w.req.Code), bidi.StringArg(w.req.Source),
+			bidi.StringArg(w.req.Offer), bidi.StringArg(w.iceServersJSON())},
+		AwaitPromise: true,
 	})
 	cancel()
 	if err != nil {
@@ -368,12 +370,26 @@ func (w *worker) relay() engine.Event {
 				return failedWith(&engine.Error{Errno: engine.Errno(e.Errno), Reason: e.Reason})
 			case "end":
 				w.pageEnded = true
-				return ended(engine.EndReason(e.Reason), "")
+				return ended(engine.EndReason(e.Reason), e.Detail)
 			case "log":
 				w.log.Debug("shell", "msg", e.Msg)
 			}
 		}
 	}
+}
+
+// iceServersJSON is the request's ICE servers for gh.start: "" (the page's
+// own configuration) when there are none or the engine gathers loopback
+// candidates only.
+func (w *worker) iceServersJSON() string {
+	if len(w.req.ICEServers) == 0 || w.p.opts.ICELoopback {
+		return ""
+	}
+	b, err := json.Marshal(w.req.ICEServers)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // answered sends the worker's answer.

@@ -37,7 +37,20 @@
 // worker-error and closes the WebSocket, and closes the worker.
 //
 // A hello timeout is a 103 (INVALID_MESSAGE). A worker that ends before it
-// is connected without an error of its own is a 303.
+// is connected without an error of its own is a 303; one whose peer
+// connection failed (engine.EndICEFailed) a 305 at once, its reason naming
+// the candidate types and addresses each side offered in the signaling and
+// what to do.
+//
+// # ICE
+//
+// A client that is not on loopback (by its TCP peer address) is sent none
+// of the worker's loopback candidates (in the answer or trickled), and the
+// worker none of its: neither could reach the other's loopback, and a
+// browser tries the higher-priority loopback pairs first. GET /ice-servers
+// answers the token's Options.ICEServers to a bearer of a valid token
+// ({"iceServers":[...]}, 401 with the errno otherwise, CORS for allowed
+// origins); each worker gets the same list in its WorkerRequest.
 //
 // Close codes: 1000 after "connected"; after a worker-error, 1008 (policy
 // violation) for the client's errors (1xx), 1001 (going away) for 304, and

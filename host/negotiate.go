@@ -48,6 +48,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.setActive(stateNegotiating)
 
 	tok, werr := s.authenticate(se.ctx, hello.Authorization)
@@ -89,6 +90,7 @@ func (se *session) negotiate() {
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
+		ICEServers: s.iceServers(tok, true),
 	})
 	stopWatch()
 	scancel()
@@ -241,13 +243,21 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.countAnswer()
 				se.state = stateAnswered
 				se.save()
-				if !se.send(wire.NewWorkerHello(se.id, ev.Answer)) {
+				se.workerICE.addSDP(ev.Answer, !se.localClient)
+				answer := ev.Answer
+				if !se.localClient {
+					answer = dropLoopbackCandidates(answer)
+				}
+				if !se.send(wire.NewWorkerHello(se.id, answer)) {
 					continue
 				}
 				t := time.NewTimer(s.opts.ConnectTimeout)
 				defer t.Stop()
 				connectT = t.C
 			case engine.EventCandidate:
+				if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
+					continue
+				}
 				if !se.closing && !connected {
 					se.send(wire.NewWorkerCandidate(se.id, ev.Candidate))
 				}
@@ -305,7 +315,13 @@ func (se *session) clientFrame(res readResult, pending *[]engine.Candidate, n *i
 		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
 	default:
 		*n++
-		*pending = append(*pending, res.frame.Candidate)
+		c := res.frame.Candidate
+		// A client on another machine has no use for our loopback, nor the
+		// worker for its: not passed on.
+		if se.clientICE.add(c.Candidate, !se.localClient) && !se.localClient {
+			return true
+		}
+		*pending = append(*pending, c)
 		return true
 	}
 	return false
@@ -348,7 +364,7 @@ func (se *session) workerEnded(ev engine.Event, connected bool) {
 		}
 		return
 	}
-	e := endedError(ev)
+	e := endedError(ev, &se.workerICE, &se.clientICE)
 	reason := ev.Reason
 	switch {
 	case ev.Err != nil || reason == "":
@@ -490,8 +506,9 @@ func (s *Server) engineError(err error) *engine.Error {
 }
 
 // endedError is what the client is told when its worker ended before it was
-// connected.
-func endedError(ev engine.Event) *engine.Error {
+// connected; worker and client are the candidates each side offered (for
+// a 305).
+func endedError(ev engine.Event, worker, client *offered) *engine.Error {
 	if ev.Err != nil {
 		return ev.Err
 	}
@@ -508,6 +525,8 @@ func endedError(ev engine.Event) *engine.Error {
 		return engine.Errorf(engine.GeckoCrashed, "the worker's page was closed%s (%s)", detail, ev.Reason)
 	case engine.EndWorkerClosed:
 		return engine.Errorf(engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened")
+	case engine.EndICEFailed:
+		return engine.Errorf(engine.PeerConnectionFailed, "%s", peerFailed(ev.Detail, worker, client))
 	case engine.EndPeerClosed:
 		return engine.Errorf(engine.GeckoTimeout, "the worker's peer connection ended before the data channel opened (%s)", ev.Reason)
 	}

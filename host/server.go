@@ -83,6 +83,12 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// ICEServers returns the STUN/TURN servers for a token's sessions
+	// (such as the embedded TURN relay's short-lived credentials): GET
+	// /ice-servers answers them to a client with the token (worker false),
+	// and each of the token's workers gets them in its WorkerRequest
+	// (worker true). nil: none (GET /ice-servers answers an empty list).
+	ICEServers func(tok store.Token, worker bool) []engine.ICEServer
 	// QueueSize is the most hellos that wait for a browser when the engine
 	// has no capacity (engine.ErrNoCapacity: every browser full, starting
 	// or restarting); one more is refused with 301 at once. 0 means 200,
@@ -247,8 +253,9 @@ func New(opts Options) (*Server, error) {
 // WebSocket upgrade on "/" as a signaling session,
 // /healthz (200 while the process serves), /readyz (200 once the engine can
 // take a worker, else 503 with the reason), /status (JSON, see Status),
-// /metrics (Prometheus text format, unless Options.HideMetrics), and passes
-// every other request to Options.Web.
+// /metrics (Prometheus text format, unless Options.HideMetrics),
+// /ice-servers (the token's ICE servers, see Options.ICEServers), and
+// passes every other request to Options.Web.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(r) {
 		misdirected(w, r)
@@ -261,6 +268,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(w, "ok\n")
+	case r.URL.Path == iceServersPath:
+		s.serveICEServers(w, r)
 	case r.URL.Path == "/readyz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -42,6 +42,12 @@ type session struct {
 	closing bool           // the worker was asked to close
 	closers sync.WaitGroup // the goroutine running worker.Close
 
+	// ICE as seen in the signaling (for a 305's reason), and whether the
+	// client is on this machine (else loopback candidates are withheld
+	// both ways).
+	clientICE, workerICE offered
+	localClient          bool
+
 	// Client candidates read before the worker existed (while the source
 	// was fetched or the hello queued), for the relay.
 	early      []engine.Candidate
@@ -70,7 +76,7 @@ type session struct {
 func newSession(s *Server, r *http.Request, conn *websocket.Conn, netConn net.Conn) *session {
 	ctx, cancel := context.WithCancel(s.ctx)
 	return &session{
-		s: s, r: r, remote: r.RemoteAddr, origin: r.Header.Get("Origin"),
+		s: s, r: r, remote: r.RemoteAddr, origin: r.Header.Get("Origin"), localClient: isLoopbackAddr(r.RemoteAddr),
 		ctx: ctx, cancel: cancel, conn: conn, netConn: netConn,
 		frames: make(chan readResult), state: stateNegotiating,
 	}

@@ -110,13 +110,14 @@ func startStack(t testing.TB, ctx context.Context) *stack {
 // from the host at hostURL, connects to the echo worker with the token in
 // the URL fragment, and publishes the outcome as window.result.
 func thirdPartyPage(hostURL string) http.Handler {
-	wsURL := "ws" + strings.TrimPrefix(hostURL, "http")
 	page := `<!doctype html><meta charset="utf-8"><title>third party</title>
 <script type="module">
 import { connect, GeckohostError } from ` + jsString(hostURL+"geckohost.js") + `;
 window.result = (async () => {
   try {
-    const s = await connect({ url: ` + jsString(wsURL) + `, token: location.hash.slice(1), source: ` + jsString(hostURL+"workers/echo.js") + ` });
+    // No url: geckohost.js connects to the host it was imported from (not
+    // this page's), and fetches /ice-servers from it across origins.
+    const s = await connect({ token: location.hash.slice(1), source: ` + jsString(hostURL+"workers/echo.js") + ` });
     const echoed = await new Promise((resolve) => { s.channel.onmessage = (e) => resolve(e.data); s.channel.send("across origins"); });
     s.close();
     return "echo: " + echoed;
@@ -219,6 +220,14 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	must(d.click(ctx, "#connect"), "click connect")
 	must(waitFor(ctx, d, `return !!document.querySelector('#timeline [data-step="connected"]') && document.getElementById("status").dataset.state === "ok"`), "connected")
 
+	// The page shows the path the connection took.
+	must(waitFor(ctx, d, `return !!document.getElementById("summary").dataset.path`), "path shown")
+	path, err := d.eval(ctx, `return document.getElementById("summary").dataset.path + "|" + document.getElementById("summary").textContent`)
+	must(err, "read the path")
+	if !strings.Contains(path, " · via ") || strings.HasPrefix(path, "relay") {
+		t.Errorf("%s: path %q, want a direct pair shown as ' · via ...'", d.name(), path)
+	}
+	t.Logf("%s path: %s", d.name(), path)
 	steps, err := d.eval(ctx, `return [...document.querySelectorAll("#timeline li")].map(li => li.dataset.step + " " + li.querySelector(".ms").textContent).join("\n")`)
 	must(err, "read the timeline")
 	t.Logf("%s timeline:\n%s", d.name(), steps)

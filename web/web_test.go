@@ -1,13 +1,17 @@
 package web_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/web"
 )
@@ -193,4 +197,24 @@ func get(t *testing.T, h http.Handler, path string) string {
 		t.Fatalf("GET %s: status %d", path, rec.Code)
 	}
 	return rec.Body.String()
+}
+
+// TestClientKnowsEveryErrno: geckohost.js names every public errno and has
+// advice for it.
+func TestClientKnowsEveryErrno(t *testing.T) {
+	js, err := os.ReadFile(filepath.Join("static", "geckohost.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(js)
+	names := src[strings.Index(src, "ERRNO_NAMES"):strings.Index(src, "const ADVICE")]
+	advice := src[strings.Index(src, "const ADVICE"):strings.Index(src, "export function errnoName")]
+	for _, e := range engine.Errnos() {
+		if !strings.Contains(names, fmt.Sprintf("%d: %q", int(e), e.String())) {
+			t.Errorf("geckohost.js ERRNO_NAMES lacks %d: %q", int(e), e.String())
+		}
+		if !strings.Contains(advice, fmt.Sprintf("  %d: ", int(e))) {
+			t.Errorf("geckohost.js ADVICE lacks %d", int(e))
+		}
+	}
 }

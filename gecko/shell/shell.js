@@ -2,7 +2,9 @@
 // window.gh (script.callFunction) and it reports to Go through the channel
 // given to gh.init (script.message events), one JSON string per event; the
 // events of a worker carry its id:
-//   {id,t:"cand",c} {id,t:"open"} {id,t:"end",reason} {id,t:"log",msg}
+//   {id,t:"cand",c} {id,t:"open"} {id,t:"end",reason,detail} {id,t:"log",msg}
+// (reason "ice-failed" with detail "ICE" or "DTLS": the peer connection
+// failed before the data channel opened)
 // gh.start itself returns {t:"answer",sdp} or {t:"error",errno,reason}: a
 // command's result reaches Go sooner than an event (measured: an event
 // sent right after a session opened took about 40 ms).
@@ -138,7 +140,7 @@
 
   // Session: one worker of the page.
   function session(id, s) {
-    const w = { id, s, dc: null, ended: false, negotiating: true, lastActivity: 0, idleTimer: null, outbox: [], runResolve: null };
+    const w = { id, s, dc: null, ended: false, opened: false, negotiating: true, lastActivity: 0, idleTimer: null, outbox: [], runResolve: null };
     const tell = (o) => { o.id = id; send(o); };
     w.tell = tell;
     const touch = () => { w.lastActivity = performance.now(); };
@@ -148,14 +150,14 @@
       negotiating--;
       scheduleFill();
     };
-    w.end = (reason, quiet) => {
+    w.end = (reason, quiet, detail) => {
       if (w.ended) return;
       w.ended = true;
       live.delete(id);
       w.doneNegotiating();
       scheduleFill(); // a full page has room again
       if (w.idleTimer) clearInterval(w.idleTimer);
-      if (!quiet) tell({ t: "end", reason });
+      if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
       try { if (w.dc) w.dc.close(); } catch (_) {}
       try { s.pc.close(); } catch (_) {}
       try { s.worker.terminate(); } catch (_) {}
@@ -180,6 +182,7 @@
       dc.onmessage = (e) => { touch(); s.worker.postMessage(e.data); };
       dc.onclose = () => w.end("peer-closed");
       const opened = () => {
+        w.opened = true;
         while (w.outbox.length) dc.send(w.outbox.shift());
         touch();
         if (cfg.idleMs > 0) {
@@ -202,9 +205,20 @@
       tell({ t: "cand", c });
     };
     pc.ondatachannel = (e) => { if (!w.dc && !w.ended) bridge(e.channel); };
+    // A peer connection that fails before the data channel opened is
+    // reported at once as "ice-failed" (the host's 305): ICE found no
+    // working pair, or DTLS failed on the pair ICE found.
+    let iceUp = false;
+    const failed = () => w.end("ice-failed", false, iceUp ? "DTLS" : "ICE");
+    pc.oniceconnectionstatechange = () => {
+      const st = pc.iceConnectionState;
+      if (st === "connected" || st === "completed") iceUp = true;
+      if (st === "failed" && !w.opened) failed();
+    };
     pc.onconnectionstatechange = () => {
       const st = pc.connectionState;
-      if (st === "failed" || st === "closed") w.end("peer-closed");
+      if (st === "failed" && !w.opened) failed();
+      else if (st === "failed" || st === "closed") w.end("peer-closed");
     };
     s.worker.onmessage = (e) => { touch(); forward(e.data); };
     s.worker.onerror = (e) => {
@@ -221,11 +235,23 @@
 
   // start runs a worker and returns (as a JSON string) its answer or its
   // error; candidates and later events go through the channel.
-  async function start(id, code, url, offer) {
-    return JSON.stringify(await start1(id, code, url, offer) || { t: "none" });
+  // ice, when not "", is the JSON list of RTCIceServer entries for this
+  // worker (short-lived TURN credentials): it replaces the page's own list
+  // before the peer connection gathers (setLocalDescription).
+  async function start(id, code, url, offer, ice) {
+    return JSON.stringify(await start1(id, code, url, offer, ice) || { t: "none" });
   }
 
-  async function start1(id, code, url, offer) {
+  function setIceServers(w, pc, ice) {
+    if (!ice) return;
+    try {
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers: JSON.parse(ice) });
+    } catch (e) {
+      w.tell({ t: "log", msg: "setConfiguration: " + e });
+    }
+  }
+
+  async function start1(id, code, url, offer, ice) {
     if (live.has(id)) return null;
     negotiating++;
     let s = slots.shift();
@@ -239,6 +265,7 @@
     try {
       await s.ready;
       if (w.ended) return null;
+      setIceServers(w, s.pc, ice);
       const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
       s.port.postMessage({ t: "run", code, url });
       const applied = s.pc.setRemoteDescription({ type: "offer", sdp: offer }).then(

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,17 +22,67 @@ import (
 // ErrProtocol reports a frame from the server that breaks the protocol.
 var ErrProtocol = errors.New("protocol error")
 
-// Options configure Dial. The zero value works for a server on the default
-// network (no ICE servers, all interfaces).
+// errPeerFailed stops the negotiation once the peer connection failed.
+var errPeerFailed = errors.New("peer connection failed")
+
+// iceFailedTimeout, when set (by tests), replaces pion's ICE failed
+// timeout (25 s).
+var iceFailedTimeout time.Duration
+
+// peerFailGrace is how long Dial waits for the server's 305 once its own
+// peer connection failed.
+const peerFailGrace = 3 * time.Second
+
+// summarize names the candidate types and addresses in candidate lines:
+// "host 192.0.2.1, mDNS .local name", or "no candidates".
+func summarize(lines []string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(strings.TrimPrefix(l, "a="))
+		if len(f) < 8 {
+			continue
+		}
+		k := f[7] + " " + f[4]
+		if strings.HasSuffix(f[4], ".local") {
+			k = "mDNS .local name"
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return "no candidates"
+	}
+	return strings.Join(out, ", ")
+}
+
+// Options configure Dial. The zero value works against `geckohost serve`
+// with its defaults, on the same machine (over loopback, or over a LAN
+// address) as on another one: the client gathers on every interface,
+// loopback included, and uses the ICE servers the server offers on GET
+// /ice-servers (its TURN relay, with short-lived credentials), if any.
 type Options struct {
 	// Token is the bearer token sent in the hello.
 	Token string
 	// Source is the worker JavaScript URL.
 	Source string
-	// ICEServers are stun:/turn: URLs for the client's peer connection.
+	// ICEServers are stun:/turn: URLs (without credentials) for the
+	// client's peer connection.
 	ICEServers []string
-	// Loopback restricts the client to loopback UDP4 candidates (no mDNS),
-	// for a server started with --ice-loopback on the same machine.
+	// ICEServerEntries are ICE servers with credentials (such as the
+	// entries of GET /ice-servers), used with ICEServers.
+	ICEServerEntries []webrtc.ICEServer
+	// NoFetchICEServers keeps Dial from asking the server's GET
+	// /ice-servers, which it does (within 3 s; going on without when the
+	// server has none or does not answer) when ICEServers and
+	// ICEServerEntries are empty and Loopback is off.
+	NoFetchICEServers bool
+	// Loopback restricts the client to loopback UDP4 candidates (no mDNS,
+	// no ICE servers), for a server on the same machine (such as one
+	// started with --ice-loopback). Without it the client gathers on every
+	// interface, loopback included.
 	Loopback bool
 	// Header is sent with the WebSocket handshake (e.g. Origin).
 	Header http.Header
@@ -106,6 +157,17 @@ func NewAPI(opts Options) *webrtc.API { return newAPI(opts, nil) }
 func newAPI(opts Options, onNudge func()) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetPrflxAcceptanceMinWait(0)
+	// pion waits 2 s before it settles for a relayed pair (for a better
+	// one to succeed meanwhile); a LAN's host pair succeeds within
+	// milliseconds, and where only the relay works 2 s is a long wait.
+	se.SetRelayAcceptanceMinWait(250 * time.Millisecond)
+	// Loopback candidates too: a worker on this machine is reachable on
+	// 127.0.0.1 even when it has no other address in common with us
+	// (geckohost withholds them from clients on other machines).
+	se.SetIncludeLoopbackCandidate(true)
+	if iceFailedTimeout > 0 {
+		se.SetICETimeouts(iceFailedTimeout/2, iceFailedTimeout, time.Second)
+	}
 	if opts.Loopback {
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
@@ -125,8 +187,10 @@ func newAPI(opts Options, onNudge func()) *webrtc.API {
 // Dial connects to the geckohost signaling endpoint at url (ws:// or
 // wss://), asks for a worker running opts.Source and returns once the
 // server said "connected" and the data channel is open. A worker-error
-// frame is returned as a *engine.Error. ctx bounds the whole negotiation; on
-// failure everything Dial made is closed.
+// frame is returned as a *engine.Error; so is a peer connection that
+// failed before the server said why (errno 305, PEER_CONNECTION_FAILED).
+// ctx bounds the whole negotiation; on failure everything Dial made is
+// closed.
 func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	log := opts.Logger
 	if log == nil {
@@ -139,6 +203,14 @@ func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	cfg := webrtc.Configuration{}
 	if len(opts.ICEServers) > 0 {
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: opts.ICEServers}}
+	}
+	cfg.ICEServers = append(cfg.ICEServers, opts.ICEServerEntries...)
+	if len(cfg.ICEServers) == 0 && !opts.Loopback && !opts.NoFetchICEServers {
+		servers, err := FetchICEServers(ctx, url, opts.Token, opts.Header)
+		if err != nil {
+			log.Debug("client: no ICE servers from the server", "err", err)
+		}
+		cfg.ICEServers = servers
 	}
 	tr := newTracer(opts.Trace)
 	var onNudge func()
@@ -218,6 +290,8 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		cmu         sync.Mutex
 		helloSent   bool
 		pendingCand []engine.Candidate
+		localLines  []string // offered, for a 305 of our own
+		remoteLines []string
 	)
 	sendCand := func(c engine.Candidate) {
 		err := write(map[string]any{"messageType": "ice", "action": "client-candidate", "candidate": c})
@@ -235,6 +309,9 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		}
 		cmu.Lock()
 		defer cmu.Unlock()
+		if wc.Candidate != "" {
+			localLines = append(localLines, wc.Candidate)
+		}
 		if opts.GatherFirst {
 			return // the offer carries them
 		}
@@ -295,6 +372,38 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		return nil, err
 	}
 
+	// Our peer connection failing: the server's 305 (naming both sides'
+	// candidates) is usually on its way; wait for it a little, then stop
+	// reading and say what we know.
+	rctx, stopRead := context.WithCancelCause(ctx)
+	defer stopRead(nil)
+	var (
+		fmu      sync.Mutex
+		finished bool
+		failT    *time.Timer
+	)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		fmu.Lock()
+		defer fmu.Unlock()
+		if st == webrtc.PeerConnectionStateFailed && !finished && failT == nil {
+			failT = time.AfterFunc(peerFailGrace, func() { stopRead(errPeerFailed) })
+		}
+	})
+	defer func() {
+		fmu.Lock()
+		finished = true
+		if failT != nil {
+			failT.Stop()
+		}
+		fmu.Unlock()
+	}()
+	peerFailed := func() error {
+		cmu.Lock()
+		defer cmu.Unlock()
+		return engine.Errorf(engine.PeerConnectionFailed, "the peer connection to the worker failed: the client offered %s, the worker offered %s",
+			summarize(localLines), summarize(remoteLines))
+	}
+
 	s := &Session{Channel: dc, PC: pc}
 	var (
 		answered  bool
@@ -305,6 +414,9 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		if c.Candidate == "" {
 			return nil // end of candidates: pion needs nothing
 		}
+		cmu.Lock()
+		remoteLines = append(remoteLines, c.Candidate)
+		cmu.Unlock()
 		err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
 		if err != nil {
 			return fmt.Errorf("add worker candidate: %w", err)
@@ -312,8 +424,11 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		return nil
 	}
 	for !connected {
-		typ, b, err := ws.Read(ctx)
+		typ, b, err := ws.Read(rctx)
 		if err != nil {
+			if errors.Is(context.Cause(rctx), errPeerFailed) {
+				return nil, peerFailed()
+			}
 			if websocket.CloseStatus(err) != -1 {
 				return nil, fmt.Errorf("read signaling: server closed before connected: %w", err)
 			}
@@ -336,6 +451,13 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		case f.MessageType == "hello" && f.Action == "worker-hello":
 			s.Timings.Answer = time.Since(start)
 			tr.step("worker-hello", "")
+			cmu.Lock()
+			for line := range strings.Lines(f.WebRTCAnswer) {
+				if strings.HasPrefix(line, "a=candidate:") {
+					remoteLines = append(remoteLines, strings.TrimSpace(line))
+				}
+			}
+			cmu.Unlock()
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.WebRTCAnswer}); err != nil {
 				return nil, fmt.Errorf("set answer: %w", err)
 			}
@@ -378,7 +500,10 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 	}
 	select {
 	case <-opened:
-	case <-ctx.Done():
+	case <-rctx.Done():
+		if errors.Is(context.Cause(rctx), errPeerFailed) {
+			return nil, peerFailed()
+		}
 		return nil, fmt.Errorf("wait for data channel open: %w", ctx.Err())
 	}
 	s.Timings.Open = openAt.Sub(start)

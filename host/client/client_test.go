@@ -23,10 +23,13 @@ import (
 type fakeHost struct {
 	t       *testing.T
 	failErr *engine.Error // answer with this worker-error instead
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	pcs     []*webrtc.PeerConnection
-	hello   map[string]any
+	// dropWorker closes the worker's peer connection right after its
+	// answer (the client's ICE then fails) and sends nothing more.
+	dropWorker bool
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	pcs        []*webrtc.PeerConnection
+	hello      map[string]any
 }
 
 func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +88,14 @@ func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = pc.SetLocalDescription(ans)
 	<-gathered
 	send(map[string]any{"messageType": "hello", "action": "worker-hello", "workerId": "w1", "webrtcAnswer": pc.LocalDescription().SDP})
+	if h.dropWorker {
+		_ = pc.Close()
+		for { // until the client gives up
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}
 	go func() {
 		for {
 			_, b, err := c.Read(ctx)

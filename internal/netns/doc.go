@@ -15,4 +15,10 @@
 // When the process is not root, or unshare or ip is missing, it prints why on
 // stderr and runs the tests in place; tests that need the namespace call
 // [Skip] (or check [Inside]) and are skipped with that reason.
+//
+// For tests of real networks, [NewTopology] builds named namespaces
+// joined by veth pairs, with addresses, routes, forwarding and nftables
+// rules, runs processes inside them ([Namespace.Command], and
+// [Namespace.Reexec] for the test binary itself), and removes it all at
+// cleanup.
 package netns

@@ -1,6 +1,6 @@
 // The geckohost demo page. It uses the same client module any web app can
 // import: /geckohost.js.
-import { connect, GeckohostError, errnoName, adviceFor } from "/geckohost.js";
+import { connect, GeckohostError, errnoName, adviceFor, describePath } from "/geckohost.js";
 
 const WORKERS = [
   { id: "echo", name: "Echo", path: "/workers/echo.js", about: "Sends every message straight back.",
@@ -21,6 +21,7 @@ const TILES = {
 };
 
 const STEP_LABELS = {
+  "ice-servers": "ICE servers",
   "websocket-open": "WebSocket open",
   "hello-sent": "Hello sent",
   "local-candidate": "ICE candidate →",
@@ -143,6 +144,8 @@ function addStep(step, detail, ms) {
     d.textContent = detail.workerId ? "worker " + detail.workerId.slice(0, 8) : "";
   } else if (step === "websocket-open") {
     d.textContent = detail.url;
+  } else if (step === "ice-servers") {
+    d.textContent = detail.count ? detail.urls.join(" ") : "none offered by the host";
   } else if (step === "error") {
     d.textContent = detail.errno ? `${detail.errno} ${detail.name}` : detail.message;
   }
@@ -155,6 +158,7 @@ function addStep(step, detail, ms) {
 function clearTimeline() {
   $("timeline").textContent = "";
   $("summary").textContent = "";
+  delete $("summary").dataset.path;
 }
 
 // --- status and errors ---
@@ -241,6 +245,12 @@ async function onConnect(ev) {
     state.connecting = false;
     const t = session.timings;
     $("summary").textContent = `open in ${fmtMs(t.channelOpen ?? 0)} ms`;
+    // Which path the connection took: host, srflx, prflx or relay.
+    session.path().then((p) => {
+      if (!p || state.session !== session) return;
+      $("summary").textContent = `open in ${fmtMs(t.channelOpen ?? 0)} ms · via ${describePath(p)}`;
+      $("summary").dataset.path = p.local + " " + p.remote + (p.relayProtocol ? " " + p.relayProtocol : "");
+    }).catch(() => {});
     $("worker-id").textContent = session.workerId ? "worker " + session.workerId.slice(0, 8) : "";
     $("worker-id").title = session.workerId || "";
     setStatus("ok", "Connected · peer to peer");

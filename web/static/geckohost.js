@@ -29,6 +29,7 @@ export const ERRNO_NAMES = Object.freeze({
   302: "GECKO_TIMEOUT",
   303: "GECKO_CRASHED",
   304: "SHUTTING_DOWN",
+  305: "PEER_CONNECTION_FAILED",
 });
 
 const ADVICE = Object.freeze({
@@ -42,9 +43,10 @@ const ADVICE = Object.freeze({
   203: "The worker code threw while it first ran: fix the exception named in the reason.",
   204: "The gecko rejected the SDP offer: make sure the offer has a data channel (this client always adds one).",
   301: "No Firefox could take the worker right now: check that Firefox is installed and see serve's log, or raise --browsers / --max-workers-per-browser.",
-  302: "The gecko did not answer or connect in time: the host may be overloaded, or ICE could not find a path; check --ice-server and try again.",
+  302: "The gecko did not answer or connect in time: the host may be overloaded; try again, and see serve's log.",
   303: "The Firefox running the worker crashed: just connect again (a new one is started); if it keeps happening, see serve's log.",
   304: "The host is shutting down: wait for it to come back and connect again.",
+  305: "No network path between this browser and the worker (the reason says what each side offered): across networks or where UDP is blocked, start serve with --turn-listen; a client on another machine needs serve without --ice-loopback. See the README's Networks section.",
 });
 
 /** Returns the public name of an errno, e.g. 102 → "INVALID_TOKEN". */
@@ -76,11 +78,105 @@ export class GeckohostError extends Error {
   }
 }
 
-/** The signaling URL of the page's own host: ws(s)://host/. */
+/**
+ * The signaling URL of the host this module was loaded from: ws(s)://host/
+ * for http(s)://host/geckohost.js (whatever page imported it).
+ */
 export function defaultURL() {
-  const loc = globalThis.location;
-  if (!loc) throw new GeckohostError(0, "no url given and no page location to default to");
-  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/`;
+  const u = new URL(".", import.meta.url);
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new GeckohostError(0, `no url given, and this module was not loaded over http(s) (${u.protocol})`);
+  }
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.href;
+}
+
+/** The http(s) URL of a geckohost path next to the signaling URL wsURL. */
+function hostURL(wsURL, path) {
+  const u = new URL(path, wsURL);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  return u.href;
+}
+
+/**
+ * Fetches the ICE servers the host offers this token (GET /ice-servers:
+ * its STUN/TURN servers, with short-lived TURN credentials). Returns []
+ * when the host has none, does not know the path (an older geckohost), or
+ * does not answer within timeoutMs.
+ */
+export async function fetchIceServers({ url, token, timeoutMs = 3000, signal } = {}) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  const onAbort = () => ac.abort();
+  if (signal) signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const resp = await fetch(hostURL(url || defaultURL(), "ice-servers"), {
+      headers: { Authorization: "Bearer " + token },
+      signal: ac.signal,
+      cache: "no-store",
+      credentials: "omit",
+    });
+    if (!resp.ok) return [];
+    const body = await resp.json();
+    return Array.isArray(body && body.iceServers) ? body.iceServers : [];
+  } catch {
+    return [];
+  } finally {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Returns the candidate pair a peer connection uses, from its stats:
+ * { local, remote, protocol, relayProtocol, localAddress, remoteAddress }
+ * where local and remote are candidate types ("host", "srflx", "prflx",
+ * "relay"), protocol the transport to the peer ("udp"/"tcp") and
+ * relayProtocol, for a local relay candidate, how this browser reaches
+ * the TURN server ("udp", "tcp", "tls"). null when there is none yet.
+ */
+export async function selectedPath(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((r) => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    stats.forEach((r) => {
+      if (r.type === "candidate-pair" && (r.selected || (r.nominated && r.state === "succeeded")) && !pair) pair = r;
+    });
+  }
+  if (!pair) return null;
+  const l = stats.get(pair.localCandidateId) || {};
+  const r = stats.get(pair.remoteCandidateId) || {};
+  return {
+    local: l.candidateType || "",
+    remote: r.candidateType || "",
+    protocol: (l.protocol || "").toLowerCase(),
+    relayProtocol: (l.relayProtocol || "").toLowerCase(),
+    localAddress: l.address || l.ip || "",
+    remoteAddress: r.address || r.ip || "",
+  };
+}
+
+/** One line for a path from selectedPath: "relay (TURN over tcp) → host". */
+export function describePath(p) {
+  if (!p) return "unknown";
+  const local = p.local === "relay" && p.relayProtocol ? `relay (TURN over ${p.relayProtocol})` : p.local;
+  return `${local} → ${p.remote}${p.protocol && p.protocol !== "udp" ? " (" + p.protocol + ")" : ""}`;
+}
+
+// summarize names the candidate types a list of candidate lines offers.
+function summarize(lines) {
+  const seen = new Map();
+  for (const c of lines) {
+    const f = String(c).replace(/^a=/, "").split(/\s+/);
+    if (f.length < 8) continue;
+    const k = f[4].endsWith(".local") ? "mDNS .local name" : `${f[7]} ${f[4]}`;
+    seen.set(k, (seen.get(k) || 0) + 1);
+  }
+  if (!seen.size) return "no candidates";
+  return [...seen.keys()].join(", ");
 }
 
 function toWireCandidate(c) {
@@ -95,25 +191,31 @@ function toWireCandidate(c) {
  * Starts a worker and connects to it.
  *
  * options:
- *   url         signaling WebSocket URL; default: the page's own host (ws://host/)
+ *   url         signaling WebSocket URL; default: the host this module was
+ *               loaded from (ws://host/ for http://host/geckohost.js)
  *   token       the bearer token (without "Bearer ")
  *   source      the worker's JavaScript URL (absolute, or relative to the page)
- *   iceServers  RTCIceServer list for the RTCPeerConnection; default []
+ *   iceServers  RTCIceServer list for the RTCPeerConnection; default: what
+ *               the host offers on GET /ice-servers (its TURN relay, with
+ *               short-lived credentials), or [] when it offers none
  *   onEvent     optional callback (step, detail, ms) for each negotiation step,
  *               ms since connect() was called. Steps: "websocket-open",
- *               "hello-sent", "local-candidate", "answer", "remote-candidate",
- *               "connected", "channel-open", "error".
+ *               "ice-servers", "hello-sent", "local-candidate", "answer",
+ *               "remote-candidate", "connected", "channel-open", "error".
  *   timeout     ms to wait for the whole negotiation; default 70000 (the host
  *               itself gives up with errno 302 after 30 s without an answer
  *               or 30 s from the answer without a connection)
  *   label       the data channel's label; default "geckohost"
  *   signal      optional AbortSignal: aborting it gives up the negotiation
  *
- * Resolves to { channel, workerId, timings, pc, close() }: channel is the open
- * RTCDataChannel (binaryType "arraybuffer"), timings the ms of each step
- * ({ websocketOpen, helloSent, answer, connected, channelOpen }).
+ * Resolves to { channel, workerId, timings, pc, iceServers, path(), close() }:
+ * channel is the open RTCDataChannel (binaryType "arraybuffer"), timings the
+ * ms of each step ({ websocketOpen, helloSent, answer, connected,
+ * channelOpen }), path() resolves to the candidate pair in use (see
+ * selectedPath). A peer connection that fails rejects with errno 305
+ * (PEER_CONNECTION_FAILED), the host's reason when it sends one.
  */
-export async function connect({ url, token, source, iceServers = [], onEvent, timeout = 70000, label = "geckohost", signal } = {}) {
+export async function connect({ url, token, source, iceServers, onEvent, timeout = 70000, label = "geckohost", signal } = {}) {
   const t0 = performance.now();
   const timings = {};
   const ms = () => Math.round((performance.now() - t0) * 10) / 10;
@@ -129,6 +231,10 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
   if (!source) throw new GeckohostError(0, "no worker source given");
   const sourceURL = new URL(source, globalThis.location ? globalThis.location.href : undefined).href;
   const wsURL = url || defaultURL();
+  if (iceServers === undefined) {
+    iceServers = await fetchIceServers({ url: wsURL, token, signal });
+    emit("ice-servers", { count: iceServers.length, urls: iceServers.flatMap((s) => [].concat(s.urls || [])) });
+  }
 
   const pc = new RTCPeerConnection({ iceServers });
   const channel = pc.createDataChannel(label);
@@ -153,6 +259,9 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
     // answer is applied: each waits for the one before it.
     let answerApplied;
     let remoteChain = new Promise((resolve) => { answerApplied = resolve; });
+    const localLines = []; // candidates each side offered, for a 305 of our own
+    const remoteLines = [];
+    let failTimer = null;
 
     const timer = setTimeout(() => fail(new GeckohostError(0, `not connected after ${timeout} ms`, workerId)), timeout);
     if (signal) {
@@ -165,6 +274,7 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(failTimer);
       emit("error", err);
       close();
       reject(err);
@@ -174,7 +284,7 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
       settled = true;
       clearTimeout(timer);
       if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
-      resolve({ channel, workerId, timings, pc, close });
+      resolve({ channel, workerId, timings, pc, iceServers, path: () => selectedPath(pc), close });
     }
     function send(obj) {
       if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
@@ -206,12 +316,16 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
     pc.onicecandidate = (e) => {
       const c = e.candidate ? toWireCandidate(e.candidate) : { candidate: "", sdpMid: "0", sdpMLineIndex: 0 };
       if (!c.candidate && e.candidate) return; // a per-m-line end marker; the null event follows
+      if (c.candidate) localLines.push(c.candidate);
       if (helloSent) sendCandidate(c); else localQueue.push(c);
     };
+    // Our own end failing: the host's 305 (with both sides' candidates)
+    // is usually on its way; wait for it a little, else say what we know.
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "failed") {
-        fail(new GeckohostError(0, "ICE failed: no network path to the worker (check --ice-server on the host and iceServers here)", workerId));
-      }
+      if (pc.connectionState !== "failed" || settled || failTimer) return;
+      failTimer = setTimeout(() => {
+        fail(new GeckohostError(305, `the peer connection to the worker failed: this browser offered ${summarize(localLines)}, the worker offered ${summarize(remoteLines)}`, workerId));
+      }, 3000);
     };
 
     try {
@@ -253,6 +367,7 @@ export async function connect({ url, token, source, iceServers = [], onEvent, ti
         case "ice": {
           if (m.action !== "worker-candidate" || !m.candidate) return;
           const c = m.candidate;
+          if (c.candidate) remoteLines.push(c.candidate);
           emit("remote-candidate", c);
           remoteChain = remoteChain.then(() => addRemote(c));
           return;
