@@ -58,6 +58,9 @@ func (se *session) negotiate() {
 		// log line (hellofail.go).
 		se.quiet = s.hellos.failed(se.remote)
 		se.recorded = !se.quiet
+		if se.quiet {
+			se.tarpit()
+		}
 		se.fail(werr)
 		return
 	}
