@@ -75,7 +75,7 @@ func (se *session) negotiate() {
 		se.fail(werr)
 		return
 	}
-	if werr := s.reserve(tok); werr != nil {
+	if werr := s.reserve(se.ctx, tok, se.id); werr != nil {
 		se.fail(werr)
 		return
 	}

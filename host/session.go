@@ -60,7 +60,7 @@ type session struct {
 	token     store.Token
 	recorded  bool // the session has a record (from the hello on, unless quiet)
 	quiet     bool // a failed hello past the burst (hellofail.go): no record, no info line
-	counted   bool // counted by Server.reserve
+	counted   bool // counted by the Limiter
 	source    string
 	helloAt   time.Time
 	answerAt  time.Time
@@ -164,7 +164,7 @@ func (se *session) finish() {
 		s.rec.save(rec)
 	}
 	if se.counted {
-		s.release(rec.TokenID)
+		s.limiter.Release(se.token, se.id)
 	}
 	if se.id == "" || se.quiet {
 		return // no hello (or one of a flood of failures): nothing worth a line
