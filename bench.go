@@ -55,18 +55,21 @@ type benchConfig struct {
 	// histograms are read before and after the run and reported beside
 	// the client's figures.
 	MetricsURL string
+	// Trace prints the steps of every session's negotiation.
+	Trace bool
 }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
-			"closes them and prints count, p50, p90, p99 and max of: hello → worker-hello (answer),\n" +
+			"closes them and prints count, p50, p90, p95, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
-			"failures by errno; with --metrics, the server's own histograms (GET /metrics before and after)\n" +
-			"beside them. The exit status is 1 when any session failed.",
+			"failures by errno and the CPU time bench itself used; with --metrics, the server's own\n" +
+			"histograms (GET /metrics before and after) beside them; with --trace, each session's steps.\n" +
+			"The exit status is 1 when any session failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "ws://127.0.0.1:8765/", Usage: "signaling WebSocket `URL` of the server (ws://, wss://; http:// and https:// are read as ws:// and wss://)", EnvVars: []string{"GECKOHOST_URL"}},
 			&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` (from geckohost token add); required", EnvVars: []string{"GECKOHOST_TOKEN"}},
@@ -76,6 +79,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "messages", Value: 10, Usage: "`M` echo round trips (text) per session; 0: none", EnvVars: []string{"GECKOHOST_BENCH_MESSAGES"}},
 			&cli.BoolFlag{Name: "loopback", Usage: "gather loopback (127.0.0.1) ICE candidates only: for a server started with --ice-loopback", EnvVars: []string{"GECKOHOST_BENCH_LOOPBACK"}},
 			&cli.BoolFlag{Name: "hold", Usage: "keep every session open until all have run (measures many live workers; the server must allow N at once)", EnvVars: []string{"GECKOHOST_BENCH_HOLD"}},
+			&cli.BoolFlag{Name: "trace", Usage: "also print each session's negotiation steps (client side: answer, candidates, ICE, DTLS, data channel), in ms since its hello", EnvVars: []string{"GECKOHOST_BENCH_TRACE"}},
 			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
@@ -105,6 +109,7 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 		Loopback:    c.Bool("loopback"),
 		Hold:        c.Bool("hold"),
 		JSON:        c.Bool("json"),
+		Trace:       c.Bool("trace"),
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {
@@ -170,6 +175,7 @@ func (cfg benchConfig) validate() error {
 type benchSession struct {
 	started bool
 	timings client.Timings
+	steps   []client.Step
 	rtts    []time.Duration
 	err     error
 	// held is the open session kept for --hold.
@@ -181,6 +187,7 @@ type benchStats struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50_ms"`
 	P90   float64 `json:"p90_ms"`
+	P95   float64 `json:"p95_ms"`
 	P99   float64 `json:"p99_ms"`
 	Max   float64 `json:"max_ms"`
 }
@@ -217,6 +224,27 @@ type benchReport struct {
 	// Server is the server's histograms over the run (--metrics): keys
 	// "answer", "connected", "queue_wait".
 	Server map[string]serverStats `json:"server,omitempty"`
+
+	// ClientCPUMS is the CPU time bench itself used (its WebRTC, TLS and
+	// JSON work shares the machine with the server's when both run on
+	// it); -1 where it cannot be read.
+	ClientCPUMS float64 `json:"client_cpu_ms"`
+	// Traces are the sessions' steps (--trace).
+	Traces []benchTrace `json:"traces,omitempty"`
+}
+
+// benchTrace is one session's negotiation steps.
+type benchTrace struct {
+	Session int         `json:"session"`
+	OpenMS  float64     `json:"open_ms"`
+	Steps   []benchStep `json:"steps"`
+}
+
+// benchStep is one step, in ms since the session's hello.
+type benchStep struct {
+	Name   string  `json:"name"`
+	AtMS   float64 `json:"at_ms"`
+	Detail string  `json:"detail,omitempty"`
 }
 
 // runBench runs the sessions, writes the report to stdout and returns an
@@ -233,6 +261,7 @@ func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
 		}
 	}
 	results := make([]benchSession, cfg.Sessions)
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 
 	jobs := make(chan int)
@@ -263,8 +292,13 @@ feed:
 		}
 	}
 	wall := time.Since(start)
+	cpu1, _ := processCPU()
 
 	rep := benchSummary(cfg, results, wall)
+	rep.ClientCPUMS = -1
+	if cpuOK {
+		rep.ClientCPUMS = msf(cpu1 - cpu0)
+	}
 	rep.Interrupted = ctx.Err() != nil
 	if cfg.MetricsURL != "" {
 		// The last sessions' records are written as they end; the
@@ -302,13 +336,14 @@ feed:
 func benchOne(ctx context.Context, cfg benchConfig, i int) benchSession {
 	r := benchSession{started: true}
 	dctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback})
+	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace})
 	cancel()
 	if err != nil {
 		r.err = err
 		return r
 	}
 	r.timings = s.Timings
+	r.steps = s.Steps
 	r.rtts, r.err = benchEcho(ctx, s, i, cfg.Messages)
 	if cfg.Hold && r.err == nil {
 		r.held = s
@@ -376,11 +411,18 @@ func benchSummary(cfg benchConfig, results []benchSession, wall time.Duration) b
 		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []benchErrors{}}
 	var answer, connected, open, rtts []time.Duration
 	byErrno := map[int]int{} // errno → index in rep.Errors
-	for _, r := range results {
+	for i, r := range results {
 		if !r.started {
 			continue
 		}
 		rep.Started++
+		if cfg.Trace && r.timings.Open > 0 {
+			t := benchTrace{Session: i, OpenMS: msf(r.timings.Open), Steps: make([]benchStep, 0, len(r.steps))}
+			for _, st := range r.steps {
+				t.Steps = append(t.Steps, benchStep{Name: st.Name, AtMS: msf(st.At), Detail: st.Detail})
+			}
+			rep.Traces = append(rep.Traces, t)
+		}
 		// Timings of sessions that negotiated count even when an echo failed.
 		if r.timings.Open > 0 {
 			answer = append(answer, r.timings.Answer)
@@ -421,7 +463,7 @@ func stats(ds []time.Duration) benchStats {
 		rank := int(math.Ceil(p / 100 * float64(len(s))))
 		return msf(s[min(max(rank, 1), len(s))-1])
 	}
-	return benchStats{Count: len(s), P50: pct(50), P90: pct(90), P99: pct(99), Max: msf(s[len(s)-1])}
+	return benchStats{Count: len(s), P50: pct(50), P90: pct(90), P95: pct(95), P99: pct(99), Max: msf(s[len(s)-1])}
 }
 
 // msf is d in milliseconds, to the microsecond.
@@ -470,10 +512,19 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 	if rep.Interrupted {
 		fmt.Fprintf(&b, ", interrupted after %d", rep.Started)
 	}
-	fmt.Fprintf(&b, "; wall %s (%.1f sessions/s)\n\n", fmtDur(time.Duration(rep.WallMS*float64(time.Millisecond))), rate)
+	fmt.Fprintf(&b, "; wall %s (%.1f sessions/s)\n", fmtDur(time.Duration(rep.WallMS*float64(time.Millisecond))), rate)
+	if rep.ClientCPUMS >= 0 && rep.WallMS > 0 {
+		perSession := ""
+		if rep.Started > 0 {
+			perSession = fmt.Sprintf(", %.1fms per session", rep.ClientCPUMS/float64(rep.Started))
+		}
+		fmt.Fprintf(&b, "bench's own CPU: %s (%.0f%% of one core over the wall time%s)\n",
+			fmtDur(time.Duration(rep.ClientCPUMS*float64(time.Millisecond))), 100*rep.ClientCPUMS/rep.WallMS, perSession)
+	}
+	b.WriteString("\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tCOUNT\tP50\tP90\tP99\tMAX\tTARGET")
+	fmt.Fprintln(tw, "\tCOUNT\tP50\tP90\tP95\tP99\tMAX\tTARGET")
 	for _, row := range []struct {
 		name, target string
 		s            benchStats
@@ -483,8 +534,8 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 		{"open (hello → data channel open)", "p50 ≤ 50ms", rep.Open},
 		{"echo round trip", "", rep.EchoRTT},
 	} {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", row.name, row.s.Count, fmtMS(row.s.P50, row.s.Count),
-			fmtMS(row.s.P90, row.s.Count), fmtMS(row.s.P99, row.s.Count), fmtMS(row.s.Max, row.s.Count), row.target)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", row.name, row.s.Count, fmtMS(row.s.P50, row.s.Count),
+			fmtMS(row.s.P90, row.s.Count), fmtMS(row.s.P95, row.s.Count), fmtMS(row.s.P99, row.s.Count), fmtMS(row.s.Max, row.s.Count), row.target)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write bench report: %w", err)
@@ -509,6 +560,19 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write bench report: %w", err)
+		}
+	}
+	if len(rep.Traces) > 0 {
+		b.WriteString("\nsteps (ms since the hello):\n")
+		for _, t := range rep.Traces {
+			fmt.Fprintf(&b, "session %d, open %s:", t.Session, fmtMS(t.OpenMS, 1))
+			for _, st := range t.Steps {
+				fmt.Fprintf(&b, " %s %.1f", st.Name, st.AtMS)
+				if st.Detail != "" {
+					fmt.Fprintf(&b, " (%s)", st.Detail)
+				}
+			}
+			b.WriteString("\n")
 		}
 	}
 	// Cells padded by tabwriter leave trailing blanks on rows without a target.

@@ -28,7 +28,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	url := "ws://" + addr + "/"
 
 	t.Run("json", func(t *testing.T) {
-		r := geckohost(t, "bench", "--url", url, "--token", secret, "-n", "5", "-c", "2", "--messages", "3", "--loopback", "--json")
+		r := geckohost(t, "bench", "--url", url, "--token", secret, "-n", "5", "-c", "2", "--messages", "3", "--loopback", "--trace", "--json")
 		wantOK(t, r)
 		if r.stderr != "" {
 			t.Errorf("stderr %q", r.stderr)
@@ -45,12 +45,29 @@ func TestBenchAgainstServe(t *testing.T) {
 			count int
 		}{"answer": {rep.Answer, 5}, "connected": {rep.Connected, 5}, "open": {rep.Open, 5}, "echo_rtt": {rep.EchoRTT, 15}} {
 			s := want.s
-			if s.Count != want.count || s.P50 <= 0 || s.P90 < s.P50 || s.P99 < s.P90 || s.Max < s.P99 {
+			if s.Count != want.count || s.P50 <= 0 || s.P90 < s.P50 || s.P95 < s.P90 || s.P99 < s.P95 || s.Max < s.P99 {
 				t.Errorf("%s: %+v, want %d values, 0 < p50 ≤ p90 ≤ p99 ≤ max", name, s, want.count)
 			}
 		}
 		if rep.Answer.P50 > rep.Open.P50 || rep.WallMS <= 0 {
 			t.Errorf("answer p50 %v > open p50 %v, or wall %v", rep.Answer.P50, rep.Open.P50, rep.WallMS)
+		}
+		if rep.ClientCPUMS <= 0 {
+			t.Errorf("client_cpu_ms %v, want > 0", rep.ClientCPUMS)
+		}
+		if len(rep.Traces) != 5 {
+			t.Fatalf("%d traces, want 5", len(rep.Traces))
+		}
+		for _, tr := range rep.Traces {
+			seen := map[string]bool{}
+			for _, st := range tr.Steps {
+				seen[st.Name] = true
+			}
+			for _, name := range []string{"offer", "worker-hello", "answer applied", "worker candidate", "ice connected", "dtls connected", "connected", "open"} {
+				if !seen[name] {
+					t.Errorf("session %d: no %q step in %+v", tr.Session, name, tr.Steps)
+				}
+			}
 		}
 	})
 
@@ -58,9 +75,9 @@ func TestBenchAgainstServe(t *testing.T) {
 		t.Setenv("GECKOHOST_URL", url)
 		t.Setenv("GECKOHOST_TOKEN", secret)
 		t.Setenv("GECKOHOST_BENCH_LOOPBACK", "true")
-		r := geckohost(t, "bench", "-n", "3", "-c", "3", "--messages", "2", "--hold")
+		r := geckohost(t, "bench", "-n", "3", "-c", "3", "--messages", "2", "--hold", "--trace")
 		wantOK(t, r)
-		for _, w := range []string{"3 ok, 0 failed", "held open", "answer (hello → worker-hello)", "open (hello → data channel open)",
+		for _, w := range []string{"3 ok, 0 failed", "held open", "bench's own CPU: ", "steps (ms since the hello):", "session 2, open ", "answer (hello → worker-hello)", "open (hello → data channel open)",
 			"echo round trip", "p50 ≤ 15ms", "errors: none", "ws://" + addr + "/"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("table lacks %q:\n%s", w, r.stdout)
@@ -171,10 +188,10 @@ func TestBenchStats(t *testing.T) {
 		want benchStats
 	}{
 		{nil, benchStats{}},
-		{ms(7), benchStats{1, 7, 7, 7, 7}},
-		{ms(4, 1, 3, 2), benchStats{4, 2, 4, 4, 4}},
-		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), benchStats{10, 5, 9, 10, 10}},
-		{[]time.Duration{1500 * time.Microsecond, 250 * time.Microsecond}, benchStats{2, 0.25, 1.5, 1.5, 1.5}},
+		{ms(7), benchStats{1, 7, 7, 7, 7, 7}},
+		{ms(4, 1, 3, 2), benchStats{4, 2, 4, 4, 4, 4}},
+		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), benchStats{10, 5, 9, 10, 10, 10}},
+		{[]time.Duration{1500 * time.Microsecond, 250 * time.Microsecond}, benchStats{2, 0.25, 1.5, 1.5, 1.5, 1.5}},
 	} {
 		if got := stats(c.in); got != c.want {
 			t.Errorf("stats(%v) = %+v, want %+v", c.in, got, c.want)
@@ -184,7 +201,7 @@ func TestBenchStats(t *testing.T) {
 	for i := 100; i >= 1; i-- {
 		hundred = append(hundred, time.Duration(i)*time.Millisecond)
 	}
-	if got := stats(hundred); got != (benchStats{100, 50, 90, 99, 100}) {
+	if got := stats(hundred); got != (benchStats{100, 50, 90, 95, 99, 100}) {
 		t.Errorf("stats(1..100 ms) = %+v", got)
 	}
 }

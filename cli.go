@@ -193,6 +193,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			tokenCommand(),
 			sessionsCommand(),
+			nodesCommand(),
 			benchCommand(),
 			statusCommand(),
 			versionCommand(),

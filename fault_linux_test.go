@@ -39,8 +39,8 @@ import (
 // a serve are found by it, whatever became of their parents.
 const markEnv = "GECKOHOST_TEST_MARK"
 
-// serveProc is a `geckohost serve` child process.
-type serveProc struct {
+// faultProc is a `geckohost serve` child process.
+type faultProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	pid  int // the serve process
@@ -75,7 +75,7 @@ type procOpts struct {
 
 // startServeProc starts serve (loopback ICE, JSON logs) and waits until it
 // is ready. At the end of the test it is killed if still running.
-func startServeProc(t *testing.T, ctx context.Context, o procOpts) *serveProc {
+func startServeProc(t *testing.T, ctx context.Context, o procOpts) *faultProc {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -83,7 +83,7 @@ func startServeProc(t *testing.T, ctx context.Context, o procOpts) *serveProc {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	sp := &serveProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncBuffer{}, exited: make(chan struct{})}
+	sp := &faultProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncBuffer{}, exited: make(chan struct{})}
 	args, _ := json.Marshal(append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
 		"--log-format", "json"}, o.args...))
 	dir := filepath.Dir(o.db)
@@ -162,7 +162,7 @@ func exitStatus(err error) int {
 }
 
 // cleanup kills what is left of the serve and its holder.
-func (sp *serveProc) cleanup() {
+func (sp *faultProc) cleanup() {
 	select {
 	case <-sp.exited:
 	default:
@@ -177,7 +177,7 @@ func (sp *serveProc) cleanup() {
 
 // release lets the tmpfs holder exit (its mount goes); serve must have
 // exited.
-func (sp *serveProc) release() {
+func (sp *faultProc) release() {
 	if sp.holder != nil {
 		_ = sp.holder.Close()
 		if err := sp.cmd.Wait(); err != nil {
@@ -189,7 +189,7 @@ func (sp *serveProc) release() {
 
 // signal sends sig to serve and waits for it to exit (cleanly, unless sig
 // is SIGKILL).
-func (sp *serveProc) signal(ctx context.Context, sig syscall.Signal) {
+func (sp *faultProc) signal(ctx context.Context, sig syscall.Signal) {
 	sp.t.Helper()
 	if err := syscall.Kill(sp.pid, sig); err != nil {
 		sp.t.Fatal(err)
@@ -205,7 +205,7 @@ func (sp *serveProc) signal(ctx context.Context, sig syscall.Signal) {
 }
 
 // lines returns the log lines with this msg.
-func (sp *serveProc) lines(msg string) []map[string]any {
+func (sp *faultProc) lines(msg string) []map[string]any {
 	var out []map[string]any
 	for _, l := range logLines(sp.logs.String()) {
 		if l["msg"] == msg {
@@ -216,7 +216,7 @@ func (sp *serveProc) lines(msg string) []map[string]any {
 }
 
 // firefoxPID returns the pid of the Firefox started last.
-func (sp *serveProc) firefoxPID() int {
+func (sp *faultProc) firefoxPID() int {
 	sp.t.Helper()
 	ls := sp.lines("firefox started")
 	if len(ls) == 0 {
@@ -227,7 +227,7 @@ func (sp *serveProc) firefoxPID() int {
 }
 
 // waitLog waits until n lines with msg were logged.
-func (sp *serveProc) waitLog(ctx context.Context, msg string, n int) {
+func (sp *faultProc) waitLog(ctx context.Context, msg string, n int) {
 	sp.t.Helper()
 	poll(sp.t, ctx, "log "+msg, func() error {
 		if got := len(sp.lines(msg)); got < n {
@@ -238,7 +238,7 @@ func (sp *serveProc) waitLog(ctx context.Context, msg string, n int) {
 }
 
 // waitReadyz waits until /readyz answers 200 (a browser is up).
-func (sp *serveProc) waitReadyz(ctx context.Context) {
+func (sp *faultProc) waitReadyz(ctx context.Context) {
 	sp.t.Helper()
 	poll(sp.t, ctx, "readyz", func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sp.addr+"/readyz", nil)
@@ -314,7 +314,7 @@ func profiles(dir string) []string {
 // mode they are read inside serve's mount namespace with `geckohost
 // sessions --json`, which also ends the sessions of dead runs: no record
 // may then say host-restart (no serve of this test died).
-func (sp *serveProc) records(ctx context.Context) []store.Session {
+func (sp *faultProc) records(ctx context.Context) []store.Session {
 	sp.t.Helper()
 	if sp.ns == 0 {
 		return readSessions(sp.t, ctx, sp.db)
@@ -349,7 +349,7 @@ func (sp *serveProc) records(ctx context.Context) []store.Session {
 }
 
 // hostPath returns where the test reaches path of serve's mount namespace.
-func (sp *serveProc) hostPath(path string) string {
+func (sp *faultProc) hostPath(path string) string {
 	if sp.ns == 0 {
 		return path
 	}
@@ -387,7 +387,7 @@ func readRun(t *testing.T, ctx context.Context, path, id string) store.Run {
 }
 
 // runID returns serve's run id (from its "geckohost serving" line).
-func (sp *serveProc) runID() string {
+func (sp *faultProc) runID() string {
 	sp.t.Helper()
 	ls := sp.lines("geckohost serving")
 	if len(ls) != 1 {
@@ -400,7 +400,7 @@ func (sp *serveProc) runID() string {
 // assertClean checks what a stopped serve leaves: no process, no profile in
 // its TMPDIR, no session record running. Call it as soon as serve exited:
 // serve returns only once its browsers are gone.
-func (sp *serveProc) assertClean(ctx context.Context) {
+func (sp *faultProc) assertClean(ctx context.Context) {
 	sp.t.Helper()
 	var left []string
 	for _, p := range markedProcs(sp.mark) {
@@ -504,7 +504,7 @@ func faultServe(t *testing.T) (db, secret, tmp string) {
 	if err := os.Mkdir(filepath.Dir(db), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	secret = addToken(t, db, "faults")
+	secret = addDBToken(t, db, "faults")
 	tmp = filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -26,13 +25,13 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/browsers"
 )
 
 const (
-	childEnv   = "GECKOHOST_TEST_CHILD" // "cli" or "client"
-	childArgs  = "GECKOHOST_TEST_ARGS"  // cli: the JSON list of arguments
-	childJobs  = "GECKOHOST_TEST_JOBS"  // client: the JSON list of jobs
-	chromiumAt = "/usr/lib/chromium/chromium"
+	childEnv  = "GECKOHOST_TEST_CHILD" // "cli" or "client"
+	childArgs = "GECKOHOST_TEST_ARGS"  // cli: the JSON list of arguments
+	childJobs = "GECKOHOST_TEST_JOBS"  // client: the JSON list of jobs
 )
 
 // clientJob is one client connecting Runs times, one after the other, to
@@ -213,19 +212,10 @@ type stockChromium struct {
 }
 
 func startStockChromium(ctx context.Context) (*stockChromium, error) {
-	if _, err := os.Stat(chromiumAt); err != nil {
+	if _, err := os.Stat(browsers.ChromiumPath); err != nil {
 		return nil, fmt.Errorf("chromium: %w", err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumAt),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		}),
-	}
+	opts := browsers.ChromiumOptions()
 	c := &stockChromium{}
 	var actx context.Context
 	actx, c.cancelEA = chromedp.NewExecAllocator(context.Background(), opts...)
@@ -273,17 +263,9 @@ type stockFirefox struct {
 	tab string
 }
 
-// firefoxWebRTCDefaults undo the WebRTC prefs geckohost sets for its
-// workers (the values are Firefox ESR's defaults).
-var firefoxWebRTCDefaults = map[string]any{
-	"media.peerconnection.ice.loopback":                 false,
-	"media.peerconnection.ice.obfuscate_host_addresses": true,
-	"media.peerconnection.ice.tcp":                      true,
-}
-
 func startStockFirefox(ctx context.Context) (*stockFirefox, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ff, err := gecko.LaunchFirefox(ctx, gecko.FirefoxOptions{Prefs: firefoxWebRTCDefaults, Logger: log})
+	ff, err := gecko.LaunchFirefox(ctx, gecko.FirefoxOptions{Prefs: browsers.FirefoxWebRTCDefaults(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("launch firefox: %w", err)
 	}

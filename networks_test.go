@@ -15,6 +15,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 )
@@ -34,8 +35,8 @@ func netTest(t *testing.T, nft bool) (context.Context, *netns.Topology) {
 	if _, err := gecko.FindFirefox(""); err != nil {
 		t.Skip(err)
 	}
-	if _, err := os.Stat(chromiumAt); err != nil {
-		t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", chromiumAt)
+	if _, err := os.Stat(browsers.ChromiumPath); err != nil {
+		t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", browsers.ChromiumPath)
 	}
 	tp := netns.NewTopology(t, nft)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

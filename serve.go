@@ -76,6 +76,9 @@ type serveConfig struct {
 	// KeepSessions prunes session records older than this, at start and
 	// every hour; 0 keeps them all.
 	KeepSessions time.Duration
+	// Redis is the cluster's Redis URL ("": no cluster); NodeID this
+	// node's id ("": hostname:port).
+	Redis, NodeID string
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
@@ -109,6 +112,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "keep-sessions", Value: "720h", Usage: "prune session records older than this `DURATION` (720h, 30d), at start and every hour; 0 keeps them all", EnvVars: []string{"GECKOHOST_KEEP_SESSIONS"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"GECKOHOST_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
+			redisFlag(),
+			&cli.StringFlag{Name: "node-id", Usage: "cluster mode: this node's `ID`, unique among the nodes (default: hostname:port)", EnvVars: []string{"GECKOHOST_NODE_ID"}},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -148,6 +153,8 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		PublicURLs:           c.StringSlice("public-url"),
 		WorkerEgress:         c.String("worker-egress"),
 		MaxFetchesPerToken:   c.Int("max-fetches-per-token"),
+		Redis:                c.String("redis"),
+		NodeID:               c.String("node-id"),
 	}
 	if cfg.QueueTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
@@ -246,7 +253,7 @@ func (cfg serveConfig) validate() error {
 			return err
 		}
 	}
-	return nil
+	return cfg.validateCluster()
 }
 
 // parseKeep parses --keep-sessions: a Go duration or whole days; "0" keeps
@@ -418,7 +425,12 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue
 	}
 	build := buildInfo()
-	srv, err := host.New(host.Options{
+	cm, err := startCluster(ctx, cfg, log, db, pool, ln.Addr())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	hopts := host.Options{
 		Store:        db,
 		Engine:       pool,
 		Logger:       log.With("component", "host"),
@@ -436,16 +448,18 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		RunID:        run.id,
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
-	})
+	}
+	cm.apply(&hopts)
+	srv, err := host.New(hopts)
 	if err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("set up server: %w", err)
+		return errors.Join(fmt.Errorf("set up server: %w", err), cm.close(ctx))
 	}
 	sides, err := startSides(ctx, cfg, srv, log)
 	if err != nil {
 		_ = ln.Close()
 		_ = srv.Shutdown(ctx)
-		return err
+		return errors.Join(err, cm.close(ctx))
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
@@ -468,7 +482,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		<-pruned // before the store closes
 	}()
 
-	serveCtx, stopServe := context.WithCancel(ctx)
+	serveCtx, stopServe := cm.serveContext(ctx)
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
@@ -478,13 +492,14 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		cfg.onListen(ln.Addr())
 	}
 
-	closePool := func() error {
+	closePool := func() error { // the cluster node first: it closes the workers it runs for other nodes
+		cerr := cm.close(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		defer cancel()
 		if err := pool.Close(cctx); err != nil {
-			return fmt.Errorf("close firefox pool: %w", err)
+			return errors.Join(cerr, fmt.Errorf("close firefox pool: %w", err))
 		}
-		return nil
+		return cerr
 	}
 	start := time.Now()
 	if err := pool.Start(ctx); err != nil {

@@ -104,7 +104,7 @@ func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, 
 func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(*serveConfig)) (addr, secret, db string, logs *syncBuffer) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "geckohost.db")
-	secret = addToken(t, db, token)
+	secret = addDBToken(t, db, token)
 
 	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
 		Warm: 2, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
@@ -131,9 +131,9 @@ func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(
 	return addr, secret, db, logs
 }
 
-// addToken adds a token named name to the database at db (creating it)
+// addDBToken adds a token named name to the database at db (creating it)
 // with `geckohost token add` and returns its secret.
-func addToken(t *testing.T, db, name string, flags ...string) string {
+func addDBToken(t *testing.T, db, name string, flags ...string) string {
 	t.Helper()
 	r := geckohost(t, append([]string{"token", "add", "--db", db, "--name", name}, flags...)...)
 	wantOK(t, r)

@@ -19,6 +19,7 @@ func sessionsCommand() *cli.Command {
 		Usage: "list worker sessions, newest first, with their durations",
 		Flags: []cli.Flag{
 			dbFlag(),
+			redisFlag(),
 			&cli.StringFlag{Name: "token", Usage: "only sessions of the token `NAME`", EnvVars: []string{"GECKOHOST_SESSIONS_TOKEN"}},
 			&cli.IntFlag{Name: "limit", Value: 50, Usage: "show at most `N` sessions", EnvVars: []string{"GECKOHOST_SESSIONS_LIMIT"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
@@ -81,6 +82,8 @@ type sessionJSON struct {
 	// EgressRefused: the worker's network requests the egress policy
 	// refused (counted per token browser context; see the README).
 	EgressRefused int `json:"egress_refused"`
+	// NodeID: cluster mode, the node that ran the worker.
+	NodeID string `json:"node_id"`
 	// RunID: the serve run that hosted the session.
 	RunID string `json:"run_id"`
 	// Durations in milliseconds; null when the later event has not happened.
@@ -134,6 +137,9 @@ func sessionsList(c *cli.Context) error {
 	if limit < 1 {
 		return fmt.Errorf("--limit %d: want 1 or more", limit)
 	}
+	if redisURL(c) != "" {
+		return sessionsListRedis(c, limit)
+	}
 	db, err := openExistingDB(c)
 	if err != nil {
 		return err
@@ -161,7 +167,7 @@ func sessionsList(c *cli.Context) error {
 				Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State,
 				Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
 				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason, EgressRefused: s.EgressRefused,
-				RunID:    s.RunID,
+				NodeID: s.NodeID, RunID: s.RunID,
 				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)})
 		}
 		return writeJSON(c.App.Writer, out)

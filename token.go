@@ -17,7 +17,7 @@ func tokenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "token",
 		Usage: "manage the bearer tokens clients authenticate with",
-		Flags: []cli.Flag{dbFlag()},
+		Flags: []cli.Flag{dbFlag(), redisFlag()},
 		// A wrong subcommand names the closest one.
 		Action: commandsAction,
 		Subcommands: []*cli.Command{
@@ -27,6 +27,7 @@ func tokenCommand() *cli.Command {
 				UsageText: "geckohost token add --name NAME [--expires 720h] [--source PATTERN]... [--max-workers N] [--rate N/DURATION]",
 				Flags: []cli.Flag{
 					dbFlag(),
+					redisFlag(),
 					&cli.StringFlag{Name: "name", Usage: "unique token `NAME` (letters, digits, . _ - @; not only digits); required", EnvVars: []string{"GECKOHOST_TOKEN_NAME"}},
 					&cli.StringFlag{Name: "expires", Usage: "validity `DURATION` such as 720h, 90m or 30d; empty or 0: never expires", EnvVars: []string{"GECKOHOST_TOKEN_EXPIRES"}},
 					&cli.StringSliceFlag{Name: "source", Usage: "allow worker sources only from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com; none: only the server's --allow-source list applies", EnvVars: []string{"GECKOHOST_TOKEN_SOURCE"}},
@@ -40,6 +41,7 @@ func tokenCommand() *cli.Command {
 				Usage: "list tokens (never the secrets; a short prefix is shown)",
 				Flags: []cli.Flag{
 					dbFlag(),
+					redisFlag(),
 					&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 				},
 				Action: tokenList,
@@ -47,9 +49,9 @@ func tokenCommand() *cli.Command {
 			{
 				Name:      "revoke",
 				Usage:     "revoke a token by id or name",
-				UsageText: "geckohost token revoke [--db PATH] ID|NAME",
+				UsageText: "geckohost token revoke [--db PATH | --redis URL] ID|NAME",
 				ArgsUsage: "ID|NAME",
-				Flags:     []cli.Flag{dbFlag()},
+				Flags:     []cli.Flag{dbFlag(), redisFlag()},
 				Action:    tokenRevoke,
 			},
 		},
@@ -129,7 +131,7 @@ func tokenAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDB(c)
+	db, err := openTokenStore(c, openDB)
 	if err != nil {
 		return err
 	}
@@ -192,7 +194,7 @@ func tokenList(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	db, err := openExistingDB(c)
+	db, err := openTokenStore(c, openExistingDB)
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,7 @@ func tokenRevoke(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("token revoke: give exactly one ID or NAME (flags go before it; see --help)")
 	}
-	db, err := openExistingDB(c)
+	db, err := openTokenStore(c, openExistingDB)
 	if err != nil {
 		return err
 	}

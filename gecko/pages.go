@@ -17,10 +17,13 @@ type shellConfig struct {
 	Loopback   bool     `json:"loopback"`
 	IdleMs     int64    `json:"idleMs"`
 	Warm       int      `json:"warm"`
+	// Capacity is how many workers the page hosts at most: a page keeps
+	// fewer warm slots as it fills up, none when full.
+	Capacity int `json:"capacity"`
 }
 
 func (p *Pool) shellConfigJSON() string {
-	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm}
+	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
 	if p.opts.WorkerIdle > 0 {
 		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
 	}
@@ -214,20 +217,24 @@ func (g *generation) refill() {
 }
 
 // nextJob picks the next page to load: the generic page while there is
-// none, then the next page of tokens running out of places (not while
+// none, then the next page of tokens running out of places (neither while
 // workers negotiate, up to refillHold). Caller holds p.mu.
 func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
 	p := g.b.p
 	if p.ctx.Err() != nil || (g.b.gen != g && g.b.next != g) || p.opts.Warm == 0 {
 		return false, nil, nil
 	}
+	// A negotiation in flight holds every page load back, up to refillHold
+	// since the last load began or the generic page was taken: loading one
+	// (a new user context: a content process to start) slowed the first
+	// session of the token that took the generic page by 100-400 ms.
+	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
+		return false, nil, nil
+	}
 	if len(g.generic)+g.pending == 0 {
 		g.pending++
 		g.lastJob = time.Now()
 		return true, nil, nil
-	}
-	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
-		return false, nil, nil
 	}
 	for _, tc := range g.tokens {
 		if tc.uc != "" && tc.making == nil && tc.workers > 0 && tc.free() < pageSpare &&

@@ -366,6 +366,7 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 			// The generic page's fresh user context becomes the token's.
 			pg := g.generic[0]
 			g.generic = g.generic[1:]
+			g.lastJob = time.Now() // its refill waits for this negotiation (nextJob)
 			pg.tc = tc
 			tc.uc = pg.uc
 			tc.pages = append(tc.pages, pg)

@@ -51,6 +51,12 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 		s.authFailed(authExpired)
 		return tok, engine.Errorf(engine.InvalidToken, "token expired")
 	}
+	var we *engine.Error
+	if errors.As(err, &we) { // the store chose the client's error (cluster: 301 when unreachable)
+		s.log.Warn("look up token", "err", err)
+		s.authFailed(authError)
+		return store.Token{}, we
+	}
 	s.log.Error("look up token", "err", err)
 	s.authFailed(authError)
 	return store.Token{}, engine.Errorf(engine.InvalidToken, "the token could not be checked (internal error)")
@@ -87,27 +93,19 @@ func (s *Server) isDemoWorker(r *http.Request, u *url.URL) bool {
 		!strings.Contains(strings.ToLower(p), "%2f") && !strings.Contains(strings.ToLower(p), "%2e")
 }
 
-// reserve counts a live worker for tok and records its start for the
-// token's rate limit, unless the token is at its MaxWorkers or its Rate
-// (then it returns the 105, and counts nothing). release undoes the count.
-func (s *Server) reserve(tok store.Token) *engine.Error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if tok.MaxWorkers > 0 && s.live[tok.ID] >= tok.MaxWorkers {
-		return engine.Errorf(engine.LimitReached, "token %q already has its maximum of %s", tok.Name, plural(tok.MaxWorkers, "concurrent worker"))
+// reserve counts a live worker for the session's token with the Limiter
+// (see Limiter.Reserve): nil, the 105, or the error its failure is sent as.
+func (s *Server) reserve(ctx context.Context, tok store.Token, workerID string) *engine.Error {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	err := s.limiter.Reserve(ctx, tok, workerID)
+	if err == nil {
+		return nil
 	}
-	if ok, wait := s.rate.allow(tok.ID, tok.Rate, s.now()); !ok {
-		return rateLimitError(tok, wait)
+	var we *engine.Error
+	if errors.As(err, &we) {
+		return we
 	}
-	s.live[tok.ID]++
-	return nil
-}
-
-// release ends the count reserve made for token id.
-func (s *Server) release(id int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.live[id]--; s.live[id] <= 0 {
-		delete(s.live, id)
-	}
+	s.log.Error("reserve a worker", "token", tok.Name, "err", err)
+	return engine.Errorf(engine.NoGeckoAvailable, "the token's limits could not be checked (internal error)")
 }

@@ -22,8 +22,9 @@
 // running) and under its rate limit (105: a token with store.Rate Count/Window
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
-// engine then does). The rate limiter is in memory only: it starts afresh
-// when the server is restarted. The server then fetches the source (see
+// engine then does). By default the limits are kept in memory (they start
+// afresh when the server is restarted); Options.Limiter replaces them
+// (cluster mode shares them between nodes through Redis). The server then fetches the source (see
 // Options.AllowSources: redirects checked hop by hop, addresses resolved
 // once and checked; 104 or 201), at most Options.MaxFetchesPerToken at a
 // time per token, before it asks the engine for a worker, so that a slow

@@ -2,7 +2,8 @@ package host
 
 import "time"
 
-// SetClock replaces the clock of s's rate limiter (tests only).
+// SetClock replaces the clock of s's rate limiter and of its hello failure
+// counts (tests only).
 func SetClock(s *Server, now func() time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -10,11 +11,12 @@ func SetClock(s *Server, now func() time.Time) {
 }
 
 // RateEntries returns how many tokens s's rate limiter keeps starts for
-// (tests only).
+// (tests only; s has the in-memory Limiter).
 func RateEntries(s *Server) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rate.size()
+	l := s.limiter.(*memLimiter)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate.size()
 }
 
 // SetRecordIntervals shortens how often s logs failed record writes and

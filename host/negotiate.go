@@ -58,6 +58,9 @@ func (se *session) negotiate() {
 		// log line (hellofail.go).
 		se.quiet = s.hellos.failed(se.remote)
 		se.recorded = !se.quiet
+		if se.quiet {
+			se.tarpit()
+		}
 		se.fail(werr)
 		return
 	}
@@ -72,7 +75,7 @@ func (se *session) negotiate() {
 		se.fail(werr)
 		return
 	}
-	if werr := s.reserve(tok); werr != nil {
+	if werr := s.reserve(se.ctx, tok, se.id); werr != nil {
 		se.fail(werr)
 		return
 	}

@@ -144,10 +144,9 @@ func (c *tclient) connected() {
 }
 
 // TestQueueWaitsForCapacity: capacity 2, two held sessions; a third hello
-// waits (its candidates kept) and connects when one of them ends; a
-// fourth times out with 301 after QueueTimeout.
+// waits (its candidates kept) and connects when one of them ends.
 func TestQueueWaitsForCapacity(t *testing.T) {
-	h, _ := queueHarness(t, 2, func(o *host.Options) { o.QueueTimeout = 500 * time.Millisecond })
+	h, _ := queueHarness(t, 2, func(o *host.Options) { o.QueueTimeout = time.Minute })
 	secret := h.token(store.NewToken{})
 	var held []*fakeWorker
 	for range 2 {
@@ -170,10 +169,19 @@ func TestQueueWaitsForCapacity(t *testing.T) {
 		}
 		return nil
 	})
+	h.waitDepth(0)
+}
 
-	fourth := h.hello(secret)
+// TestQueueTimeout: with every place held, a hello times out with 301
+// after QueueTimeout, and its record says so.
+func TestQueueTimeout(t *testing.T) {
+	h, _ := queueHarness(t, 1, func(o *host.Options) { o.QueueTimeout = 500 * time.Millisecond })
+	secret := h.token(store.NewToken{})
+	h.hello(secret).connected()
+	_ = h.nextWorker()
+	late := h.hello(secret)
 	t0 := time.Now()
-	id := fourth.expectError(engine.NoGeckoAvailable, "waited 500ms in the queue (--queue-timeout)")
+	id := late.expectError(engine.NoGeckoAvailable, "waited 500ms in the queue (--queue-timeout)")
 	if d := time.Since(t0); d < 400*time.Millisecond {
 		t.Errorf("301 after %v, before the queue timeout", d)
 	}

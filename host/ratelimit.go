@@ -18,7 +18,7 @@ const rateSweepEvery = time.Minute
 // every token afresh) and keeps, per token that started a worker within its
 // window, the times of those starts (at most Count of them). Entries of
 // tokens idle for longer than their window are dropped. It is not
-// synchronized: Server.mu guards it.
+// synchronized: memLimiter.mu guards it.
 type rateLimiter struct {
 	// base is the origin of the recorded offsets (keeps time.Now's
 	// monotonic reading, 8 bytes a start).
@@ -94,8 +94,9 @@ func (l *rateLimiter) sweep(at time.Duration) {
 // size returns how many tokens the limiter keeps starts for.
 func (l *rateLimiter) size() int { return len(l.tokens) }
 
-// rateLimitError is the 105 for a token at its rate limit.
-func rateLimitError(tok store.Token, wait time.Duration) *engine.Error {
+// RateLimitError is the 105 for a token at its rate limit; wait is how
+// long until its next start is allowed.
+func RateLimitError(tok store.Token, wait time.Duration) *engine.Error {
 	workers := "workers"
 	if tok.Rate.Count == 1 {
 		workers = "worker"

@@ -109,6 +109,9 @@ type Options struct {
 	// HideMetrics: ServeHTTP does not serve /metrics (it is 404 there);
 	// mount MetricsHandler on another address instead.
 	HideMetrics bool
+	// Limiter enforces the tokens' worker and rate limits; nil means an
+	// in-memory one (this server's workers only).
+	Limiter Limiter
 }
 
 // Defaults of Options.
@@ -151,10 +154,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	live map[int64]int    // live workers per token id
-	rate *rateLimiter     // recent worker starts per token id
-	now  func() time.Time // the rate limiter's clock: time.Now (tests replace it)
+	limiter Limiter
+	mu      sync.Mutex
+	now     func() time.Time // the clock of the in-memory limits and of hellos' failures: time.Now (tests replace it)
 	// wg counts the sessions; mu orders its Add (see track) before
 	// Shutdown's Wait.
 	wg sync.WaitGroup
@@ -234,12 +236,18 @@ func New(opts Options) (*Server, error) {
 		cancel:       cancel,
 		stopCtx:      stopCtx,
 		stopCancel:   stopCancel,
-		live:         make(map[int64]int),
-		rate:         newRateLimiter(time.Now()),
+		limiter:      opts.Limiter,
 		now:          time.Now,
 		shutdownDone: make(chan struct{}),
 		queue:        newQueue(opts.QueueSize),
 		started:      time.Now(),
+	}
+	if s.limiter == nil {
+		s.limiter = newMemLimiter(func() time.Time {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.now()
+		})
 	}
 	s.metrics = newMetrics(s)
 	s.rec = newRecorder(opts.Store, opts.Logger)

@@ -60,7 +60,7 @@ type session struct {
 	token     store.Token
 	recorded  bool // the session has a record (from the hello on, unless quiet)
 	quiet     bool // a failed hello past the burst (hellofail.go): no record, no info line
-	counted   bool // counted by Server.reserve
+	counted   bool // counted by the Limiter
 	source    string
 	helloAt   time.Time
 	answerAt  time.Time
@@ -165,14 +165,21 @@ func (se *session) finish() {
 		s.rec.save(rec)
 	}
 	if se.counted {
-		s.release(rec.TokenID)
+		s.limiter.Release(se.token, se.id)
 	}
 	if se.id == "" || se.quiet {
 		return // no hello (or one of a flood of failures): nothing worth a line
 	}
 	attrs := []any{"worker", se.id, "token", rec.TokenName, "errno", rec.Errno, "end", rec.EndReason}
 	if rec.Errno != 0 {
-		attrs = append(attrs, "reason", rec.Reason)
+		reason := rec.Reason
+		if engine.Errno(rec.Errno) == engine.PeerConnectionFailed {
+			// A 305's reason names the candidates' addresses: those stay at
+			// debug level.
+			s.log.Debug("peer connection failed", "worker", se.id, "reason", rec.Reason)
+			reason = "ICE or DTLS failed (the candidates each side offered are logged at debug level)"
+		}
+		attrs = append(attrs, "reason", reason)
 	}
 	if !rec.Answered.IsZero() {
 		attrs = append(attrs, "hello_to_answer", rec.Answered.Sub(rec.Created))

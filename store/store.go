@@ -202,7 +202,12 @@ ALTER TABLE tokens ADD COLUMN rate_window_ms INTEGER NOT NULL DEFAULT 0; -- the 
 	`
 ALTER TABLE sessions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0;
 `,
-	// 4: serve runs (their process and heartbeat) and each session's run.
+	// 4: cluster mode: the node that ran the session's worker ('' outside
+	// cluster mode).
+	`
+ALTER TABLE sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+`,
+	// 5: serve runs (their process and heartbeat) and each session's run.
 	`
 CREATE TABLE runs (
 	id         TEXT    PRIMARY KEY,

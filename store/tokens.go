@@ -154,26 +154,11 @@ func hashSecret(secret string) []byte {
 // secret is not stored and cannot be recovered: show it once. Errors wrap
 // ErrNameTaken when the name is in use and ErrInvalid for bad input.
 func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) {
-	if err := ValidateTokenName(nt.Name); err != nil {
+	nt, err := nt.Check()
+	if err != nil {
 		return Token{}, "", fmt.Errorf("add token: %w", err)
 	}
-	if nt.TTL < 0 {
-		return Token{}, "", fmt.Errorf("add token: negative TTL %v: %w", nt.TTL, ErrInvalid)
-	}
-	if nt.MaxWorkers < 0 {
-		return Token{}, "", fmt.Errorf("add token: negative worker limit %d: %w", nt.MaxWorkers, ErrInvalid)
-	}
-	if err := nt.Rate.Validate(); err != nil {
-		return Token{}, "", fmt.Errorf("add token: %w", err)
-	}
-	sources := make([]string, 0, len(nt.Sources))
-	for _, p := range nt.Sources {
-		norm, err := ValidateSourcePattern(p)
-		if err != nil {
-			return Token{}, "", fmt.Errorf("add token: %w", err)
-		}
-		sources = append(sources, norm)
-	}
+	sources := nt.Sources
 	srcJSON, err := json.Marshal(sources)
 	if err != nil {
 		return Token{}, "", fmt.Errorf("add token: encode sources: %w", err)
@@ -302,11 +287,8 @@ func (db *DB) LookupToken(ctx context.Context, secret string) (Token, error) {
 		return Token{}, fmt.Errorf("look up token: %w", err)
 	}
 	now := db.now()
-	if !t.Revoked.IsZero() {
-		return t, fmt.Errorf("look up token %q: %w", t.Name, ErrRevoked)
-	}
-	if !t.Expires.IsZero() && !now.Before(t.Expires) {
-		return t, fmt.Errorf("look up token %q: %w", t.Name, ErrExpired)
+	if err := t.Status(now); err != nil {
+		return t, err
 	}
 	t.LastUsed = time.UnixMilli(now.UnixMilli()).UTC()
 	if _, err := db.sql.ExecContext(ctx, `UPDATE tokens SET last_used = ? WHERE id = ?`, t.LastUsed.UnixMilli(), t.ID); err != nil {

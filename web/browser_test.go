@@ -25,17 +25,19 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
 
-const chromiumPath = "/usr/lib/chromium/chromium"
-
 var updateDocs = flag.Bool("update-docs", false, "write the desktop screenshot of the connected demo page (Chromium, Mandelbrot worker) to ../docs/screenshot.png")
 
-func TestMain(m *testing.M) { os.Exit(netns.Run(m)) }
+// TestMain runs the tests in a private network namespace with an uplink (a
+// default route, as a workstation has), where stock browsers gather their
+// candidates.
+func TestMain(m *testing.M) { os.Exit(netns.RunWithUplink(m)) }
 
 // stack is a running geckohost: a real store, a real gecko.Pool (Firefox,
 // loopback ICE) and a real host.Server serving web.Handler() on 127.0.0.1.
@@ -63,7 +65,7 @@ func startStack(t testing.TB, ctx context.Context) *stack {
 		t.Fatalf("add token: %v", err)
 	}
 
-	pool := gecko.NewPool(gecko.PoolOptions{ICELoopback: true, Warm: 2, Logger: logger.With("component", "gecko")})
+	pool := gecko.NewPool(gecko.PoolOptions{Warm: 2, Logger: logger.With("component", "gecko")})
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -160,8 +162,8 @@ func TestDemoPage(t *testing.T) {
 	}
 
 	t.Run("chromium", func(t *testing.T) {
-		if _, err := os.Stat(chromiumPath); err != nil {
-			t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", chromiumPath)
+		if _, err := os.Stat(browsers.ChromiumPath); err != nil {
+			t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", browsers.ChromiumPath)
 		}
 		d := newChromium(t, ctx)
 		runScenario(t, ctx, d, st, shots)
@@ -420,25 +422,8 @@ func newChromium(t testing.TB, ctx context.Context) *chromium {
 		mu      sync.Mutex
 		dataDir string
 	)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns,Translate"),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		// Without a media permission Chromium signals no host candidates
-		// and the worker learns it peer-reflexive (which works, but slower
-		// and less like a real user's browser); with it, Chromium signals
-		// its 127.0.0.1 candidate.
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
+	// Stock Chromium (see internal/browsers), at desktop size.
+	opts := browsers.ChromiumOptions(
 		chromedp.WindowSize(1280, 800),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			// chromedp makes and removes a temp --user-data-dir; note it to
@@ -452,7 +437,7 @@ func newChromium(t testing.TB, ctx context.Context) *chromium {
 			}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		}),
-	}
+	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(func() {
@@ -549,8 +534,8 @@ type firefoxClient struct {
 func newFirefoxClient(t *testing.T, ctx context.Context, st *stack) *firefoxClient {
 	t.Helper()
 	ff, err := gecko.LaunchFirefox(ctx, gecko.FirefoxOptions{
-		Logger:        st.logger.With("component", "client-firefox"),
-		CameraOrigins: []string{st.Origin}, // lets the page gather loopback ICE candidates
+		Logger: st.logger.With("component", "client-firefox"),
+		Prefs:  browsers.FirefoxWebRTCDefaults(), // a client Firefox as users have it
 	})
 	if err != nil {
 		t.Fatalf("launch firefox: %v", err)
@@ -720,8 +705,8 @@ var _ io.Writer = (*testWriter)(nil)
 // echo round trip.
 func BenchmarkPageConnect(b *testing.B) {
 	netns.Skip(b)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		b.Skipf("chromium not installed at %s", chromiumPath)
+	if _, err := os.Stat(browsers.ChromiumPath); err != nil {
+		b.Skipf("chromium not installed at %s", browsers.ChromiumPath)
 	}
 	if _, err := gecko.FindFirefox(""); err != nil {
 		b.Skipf("no Firefox for the workers: %v", err)

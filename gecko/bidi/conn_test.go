@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -317,6 +318,7 @@ func BenchmarkCallFunction(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.CloseContext(context.WithoutCancel(ctx), id)
+	cpu := firefoxCPU()
 	for b.Loop() {
 		if _, err := c.CallFunction(ctx, bidi.CallFunctionParams{
 			FunctionDeclaration: "(s) => s.length", Context: id, Args: []any{bidi.StringArg("x")},
@@ -324,6 +326,7 @@ func BenchmarkCallFunction(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportFirefoxCPU(b, cpu)
 }
 
 // BenchmarkCall measures a command answered by Firefox's parent process
@@ -336,9 +339,83 @@ func BenchmarkCall(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	cpu := firefoxCPU()
 	for b.Loop() {
 		if err := shared.conn.Call(ctx, "browser.getUserContexts", nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportFirefoxCPU(b, cpu)
+}
+
+// BenchmarkChannelMessage measures one script.message event (a 300-byte
+// string sent on a channel by a loaded page), Firefox's CPU per event
+// included: what the worker shell pays per event it reports.
+func BenchmarkChannelMessage(b *testing.B) {
+	shared.once.Do(startShared)
+	if shared.err != nil {
+		b.Fatalf("start shared firefox: %v", shared.err)
+	}
+	c := shared.conn
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	id, err := c.CreateTab(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseContext(context.WithoutCancel(ctx), id)
+	got := make(chan struct{}, 1024)
+	c.OnEvent(func(e bidi.Event) {
+		if e.Method == "script.message" {
+			got <- struct{}{}
+		}
+	})
+	defer c.OnEvent(nil)
+	if err := c.Subscribe(ctx, []string{"script.message"}, []string{id}); err != nil {
+		b.Fatal(err)
+	}
+	cpu := firefoxCPU()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; {
+		n := min(b.N-sent, 512)
+		if _, err := c.CallFunction(ctx, bidi.CallFunctionParams{
+			FunctionDeclaration: "(send, n) => { const s = 'x'.repeat(300); for (let i = 0; i < n; i++) send(s); }",
+			Context:             id,
+			Args:                []any{bidi.ChannelArg("bench"), map[string]any{"type": "number", "value": n}},
+		}); err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			select {
+			case <-got:
+			case <-ctx.Done():
+				b.Fatal(ctx.Err())
+			}
+		}
+		sent += n
+	}
+	b.StopTimer()
+	reportFirefoxCPU(b, cpu)
+}
+
+// firefoxCPU is the CPU time each process of the shared Firefox has used.
+func firefoxCPU() map[int]time.Duration {
+	m := map[int]time.Duration{}
+	for _, pid := range proc.GroupMembers(shared.cmd.Process.Pid) {
+		m[pid] = proc.CPU(pid)
+	}
+	return m
+}
+
+// reportFirefoxCPU reports the shared Firefox's CPU time per op since
+// firefoxCPU returned since (ff-cpu-µs/op: the browser's processes that ran
+// throughout; /proc counts in 10 ms ticks, so run enough ops).
+func reportFirefoxCPU(b *testing.B, since map[int]time.Duration) {
+	var d time.Duration
+	for pid, t := range firefoxCPU() {
+		if t0, ok := since[pid]; ok {
+			d += t - t0
+		}
+	}
+	b.ReportMetric(float64(d.Microseconds())/float64(b.N), "ff-cpu-µs/op")
 }

@@ -160,7 +160,8 @@ func BenchmarkWarmStart(b *testing.B) {
 
 // BenchmarkMemory100Workers opens 100 live echo workers and reports the
 // PSS of the whole Firefox process tree (PSS-MiB: in the last round,
-// max-PSS-MiB: the most of any round), then closes them; each of the b.N
+// max-PSS-MiB: the most of any round; USS-MiB: the tree's private memory,
+// which other Firefoxes on the machine do not lower), then closes them; each of the b.N
 // rounds does it again in the same browser, so -benchtime 30x shows what
 // worker churn does. It runs only when -bench names it. E2E_PSS_DETAIL=1
 // prints each process's PSS; E2E_MEMDUMP=1 has Firefox write its
@@ -171,7 +172,47 @@ func BenchmarkMemory100Workers(b *testing.B) {
 	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
 		b.Skip("run with -bench Memory100Workers")
 	}
-	s := defaultStack(b)
+	memoryRounds(b, defaultStack(b), 100)
+}
+
+// BenchmarkMemory250Workers2Browsers is BenchmarkMemory100Workers with 250
+// live workers spread over two browsers (their trees summed). It runs only
+// when -bench names it.
+func BenchmarkMemory250Workers2Browsers(b *testing.B) {
+	if f := flag.Lookup("test.bench"); f == nil || !strings.Contains(f.Value.String(), "Memory") {
+		b.Skip("run with -bench Memory250Workers2Browsers")
+	}
+	netns.Skip(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{Browsers: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.close(cctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	// Both browsers up (each with its generic page) before the first hello.
+	for {
+		bs := s.pool.Browsers()
+		if len(bs) == 2 && bs[0].Warm > 0 && bs[1].Warm > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("browsers not ready: %+v", bs)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	memoryRounds(b, s, 250)
+}
+
+// memoryRounds runs the memory benchmarks' b.N rounds of n live workers on s.
+func memoryRounds(b *testing.B, s *stack, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var maxPSS float64
@@ -181,7 +222,7 @@ func BenchmarkMemory100Workers(b *testing.B) {
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		var firstErr error
-		for range 100 {
+		for range n {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
@@ -204,14 +245,16 @@ func BenchmarkMemory100Workers(b *testing.B) {
 			b.Fatal(firstErr)
 		}
 		time.Sleep(2 * time.Second) // settle before sampling memory (measurement, not synchronisation)
-		var pss float64
+		var pss, uss float64
 		for _, br := range s.pool.Browsers() {
 			pss += groupPSS(br.PID)
+			uss += groupUSS(br.PID)
 		}
 		maxPSS = max(maxPSS, pss)
 		b.ReportMetric(pss/1024, "PSS-MiB")
+		b.ReportMetric(uss/1024, "USS-MiB")
 		b.ReportMetric(maxPSS/1024, "max-PSS-MiB")
-		b.Logf("round %d: %.0f MiB PSS", round, pss/1024)
+		b.Logf("round %d: %.0f MiB PSS, %.0f MiB USS", round, pss/1024, uss/1024)
 		if os.Getenv("E2E_MEMDUMP") != "" && (round == 0 || round == b.N-1) {
 			memoryReport(ctx, b, s)
 		}
@@ -250,8 +293,21 @@ func memoryReport(ctx context.Context, b *testing.B, s *stack) {
 	}
 }
 
-// groupPSS sums Pss (KiB) over the processes of a process group.
-func groupPSS(pgid int) float64 {
+// groupPSS sums Pss (KiB) over the processes of a process group. PSS
+// charges a page shared by several processes to each a share: the other
+// Firefoxes running on the machine (other tests, other users) lower it.
+// groupUSS is the part that does not depend on them.
+func groupPSS(pgid int) float64 { return groupMem(pgid, "Pss") }
+
+// groupUSS sums the private pages (KiB: Private_Clean + Private_Dirty) of
+// the processes of a process group: memory that only they use.
+func groupUSS(pgid int) float64 {
+	return groupMem(pgid, "Private_Clean") + groupMem(pgid, "Private_Dirty")
+}
+
+// groupMem sums one smaps_rollup field (KiB) over the processes of a
+// process group; E2E_PSS_DETAIL=1 prints each process's value.
+func groupMem(pgid int, field string) float64 {
 	var total float64
 	for _, pid := range proc.GroupMembers(pgid) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
@@ -260,27 +316,35 @@ func groupPSS(pgid int) float64 {
 		}
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
+			name, val, ok := strings.Cut(sc.Text(), ":")
+			if !ok || name != field {
+				continue
+			}
 			var kb float64
-			if _, err := fmt.Sscanf(sc.Text(), "Pss: %f kB", &kb); err == nil {
+			if _, err := fmt.Sscanf(strings.TrimSpace(val), "%f kB", &kb); err == nil {
 				total += kb
 				if os.Getenv("E2E_PSS_DETAIL") != "" {
-					cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-					args := strings.Split(string(cmd), "\x00")
-					kind := ""
-					for i, a := range args {
-						if a == "-isForBrowser" || strings.HasPrefix(a, "webIsolated") || strings.HasPrefix(a, "web") {
-							kind += a + " "
-						}
-						if i > 0 && len(args[i-1]) > 0 && args[i-1] == "-appDir" {
-							continue
-						}
-					}
-					fmt.Fprintf(os.Stderr, "pss %d: %.0f MiB %s %s\n", pid, kb/1024, args[len(args)-2], kind)
+					fmt.Fprintf(os.Stderr, "%s %d: %.0f MiB %s\n", field, pid, kb/1024, processKind(pid))
 				}
-				break
 			}
+			break
 		}
 		f.Close()
 	}
 	return total
+}
+
+// processKind names a Firefox process from its command line: "parent", or
+// the kind of child ("tab", "socket", "rdd", "utility", "forkserver").
+func processKind(pid int) string {
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	// Firefox rewrites its children's argv in place, NULs as blanks.
+	args := strings.Fields(strings.ReplaceAll(string(cmd), "\x00", " "))
+	if !slices.Contains(args, "-contentproc") {
+		if len(args) > 0 && strings.Contains(args[0], "forkserver") {
+			return "forkserver"
+		}
+		return "parent"
+	}
+	return args[len(args)-1]
 }

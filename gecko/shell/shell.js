@@ -100,11 +100,28 @@
     return s;
   }
 
+  // wanted is how many slots the page keeps: cfg.warm, fewer once the page
+  // nears cfg.capacity workers (a full page gets no more starts).
+  function wanted() {
+    if (!(cfg.capacity > 0)) return cfg.warm;
+    return Math.max(0, Math.min(cfg.warm, cfg.capacity - live.size));
+  }
+
+  // trim drops the slots a nearly full page no longer needs.
+  function trim() {
+    while (slots.length > wanted()) {
+      const s = slots.pop();
+      try { s.pc.close(); } catch (_) {}
+      try { s.worker.terminate(); } catch (_) {}
+      try { s.port.close(); } catch (_) {}
+    }
+  }
+
   async function fill() {
     if (filling) return;
     filling = true;
     try {
-      while (slots.length < cfg.warm && negotiating === 0) {
+      while (slots.length < wanted() && negotiating === 0) {
         const s = makeSlot();
         slots.push(s);
         await s.ready;
@@ -116,7 +133,7 @@
   }
 
   function scheduleFill() {
-    if (negotiating === 0 && slots.length < cfg.warm) setTimeout(fill, 0);
+    if (negotiating === 0 && slots.length < wanted()) setTimeout(fill, 0);
   }
 
   // warmUp runs one offer/answer between two throw-away peer connections, so
@@ -175,6 +192,7 @@
       w.ended = true;
       live.delete(id);
       w.doneNegotiating();
+      scheduleFill(); // a full page has room again
       if (w.idleTimer) clearInterval(w.idleTimer);
       if (w.stopTimer) clearTimeout(w.stopTimer);
       if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
@@ -308,9 +326,10 @@
     negotiating++;
     let s = slots.shift();
     if (!s) s = makeSlot();
-    reportWarm();
     const w = session(id, s);
     live.set(id, w);
+    trim();
+    reportWarm();
     const t0 = performance.now();
     const tm = { entry: Date.now() };
     try {

@@ -47,7 +47,23 @@ func Skip(t testing.TB) {
 // Run is for TestMain. Outside the namespace it re-executes the test binary
 // inside a new one (see the package doc) and returns its exit code; inside
 // it, or when that is not possible, it returns m.Run().
-func Run(m *testing.M) int {
+func Run(m *testing.M) int { return run(m, loUp) }
+
+// RunWithUplink is Run for a namespace that, besides lo, has an uplink as
+// a workstation has: uplink0 with 192.0.2.2/24 and the default route
+// through it (uplink0 is one end of a veth pair whose other end, uplink1,
+// stays in the namespace with no address: nothing answers there, and no
+// packet leaves). Browsers with stock settings gather candidates only
+// when there is a default route.
+func RunWithUplink(m *testing.M) int { return run(m, loUp+" && "+uplink) }
+
+// The namespace's set-up commands.
+const (
+	loUp   = "ip link set lo up"
+	uplink = "ip link add uplink0 type veth peer name uplink1 && ip addr add 192.0.2.2/24 dev uplink0 && ip link set uplink1 up && ip link set uplink0 up && ip route add default via 192.0.2.1 dev uplink0"
+)
+
+func run(m *testing.M, setup string) int {
 	if Inside() {
 		return m.Run()
 	}
@@ -58,7 +74,7 @@ func Run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "netns: %s; tests that need a private network namespace are skipped\n", reason)
 		return m.Run()
 	}
-	code, err := reexec()
+	code, err := reexec(setup)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "netns: %v\n", err)
 		return 2
@@ -79,12 +95,12 @@ func cannot() string {
 	return ""
 }
 
-func reexec() (int, error) {
+func reexec(setup string) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("find test binary: %w", err)
 	}
-	args := append([]string{"--net", "--", "sh", "-c", `ip link set lo up && exec "$@"`, "sh", self}, os.Args[1:]...)
+	args := append([]string{"--net", "--", "sh", "-c", setup + ` && exec "$@"`, "sh", self}, os.Args[1:]...)
 	cmd := exec.Command("unshare", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), EnvVar+"=1")

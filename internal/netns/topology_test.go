@@ -53,8 +53,13 @@ func TestTopology(t *testing.T) {
 		if err := sleeper.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if len(h.Pids()) != 1 {
-			t.Errorf("pids in host: %v", h.Pids())
+		// "ip netns exec" joins the namespace after it started: wait for it.
+		for len(h.Pids()) != 1 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("pids in host: %v, want the sleeper alone", h.Pids())
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		cancel()
 		_ = sleeper.Wait()

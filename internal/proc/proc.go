@@ -1,6 +1,7 @@
 // Package proc reads what geckohost needs to know about processes from
-// Linux's /proc: the members of a process group, and whether a process is
-// alive. Elsewhere it reports nothing (no members, alive unknown: true).
+// Linux's /proc: the members of a process group, whether a process is
+// alive, and the CPU time it used. Elsewhere it reports nothing (no
+// members, alive unknown: true, no CPU time).
 //
 // It also identifies processes across time (ID): a pid together with the
 // process's start time, the boot and the PID namespace it was seen in,
@@ -16,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // stat returns the fields of /proc/pid/stat after the command name (state
@@ -71,4 +73,25 @@ func Alive(pid int) bool {
 	}
 	f := stat(strconv.Itoa(pid))
 	return len(f) == 0 || !dead(f[0])
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/pid/stat's CPU times
+// (100 on every architecture Go supports).
+const clockTicks = 100
+
+// CPU returns the CPU time (user + system) process pid has used so far,
+// from /proc (0 when it cannot be read).
+func CPU(pid int) time.Duration {
+	f := stat(strconv.Itoa(pid))
+	// state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+	// cmajflt utime stime: utime and stime are fields 11 and 12 here.
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+s) * time.Second / clockTicks
 }

@@ -46,3 +46,18 @@ func ExampleGroupMembers() {
 	members := GroupMembers(syscall.Getpgrp())
 	_ = slices.Contains(members, os.Getpid())
 }
+
+func TestCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// Spin until the kernel accounts this process at least one tick.
+	for deadline := time.Now().Add(10 * time.Second); CPU(os.Getpid()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("CPU of this process stayed 0 for 10 s of spinning")
+		}
+	}
+	if CPU(-1) != 0 {
+		t.Error("CPU(-1) != 0")
+	}
+}

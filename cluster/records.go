@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geckohost/geckohost/store"
+)
+
+// DefaultStreamMax is about how many ended sessions the cluster's stream
+// keeps (older ones are trimmed; each node's SQLite keeps its own).
+const DefaultStreamMax = 100_000
+
+// maxQueuedRecords bounds the records waiting for Redis (during an outage);
+// past it the oldest are dropped from the stream (not from SQLite).
+const maxQueuedRecords = 10_000
+
+// SessionRecord is an ended session as the cluster's stream keeps it.
+type SessionRecord struct {
+	store.Session
+	// Front is the node that held the client's WebSocket; Session.NodeID
+	// the node that ran the worker.
+	Front string
+}
+
+// recordJSON is a SessionRecord in the stream.
+type recordJSON struct {
+	WorkerID   string `json:"worker_id"`
+	TokenID    int64  `json:"token_id"`
+	TokenName  string `json:"token_name"`
+	Source     string `json:"source"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+	Origin     string `json:"origin,omitempty"`
+	Engine     string `json:"engine,omitempty"`
+	State      string `json:"state"`
+	Errno      int    `json:"errno,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	Created    int64  `json:"created,omitempty"`
+	Answered   int64  `json:"answered,omitempty"`
+	Connected  int64  `json:"connected,omitempty"`
+	Ended      int64  `json:"ended,omitempty"`
+	EndReason  string `json:"end_reason,omitempty"`
+	Node       string `json:"node"`
+	Front      string `json:"front"`
+}
+
+func encodeRecord(r SessionRecord) ([]byte, error) {
+	s := r.Session
+	return json.Marshal(recordJSON{WorkerID: s.WorkerID, TokenID: s.TokenID, TokenName: s.TokenName, Source: s.Source,
+		RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State, Errno: s.Errno, Reason: s.Reason,
+		Created: msOrZero(s.Created), Answered: msOrZero(s.Answered), Connected: msOrZero(s.Connected), Ended: msOrZero(s.Ended),
+		EndReason: s.EndReason, Node: s.NodeID, Front: r.Front})
+}
+
+func msTime(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func decodeRecord(b []byte) (SessionRecord, error) {
+	var j recordJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return SessionRecord{}, err
+	}
+	return SessionRecord{Front: j.Front, Session: store.Session{WorkerID: j.WorkerID, TokenID: j.TokenID, TokenName: j.TokenName,
+		Source: j.Source, RemoteAddr: j.RemoteAddr, Origin: j.Origin, Engine: j.Engine, State: j.State, Errno: j.Errno,
+		Reason: j.Reason, Created: msTime(j.Created), Answered: msTime(j.Answered), Connected: msTime(j.Connected),
+		Ended: msTime(j.Ended), EndReason: j.EndReason, NodeID: j.Node}}, nil
+}
+
+// SaveSession implements host.Store: the record names the node that ran
+// the worker (Session.NodeID) and goes to the node's SQLite (Options.
+// Records; without the token id, which is the cluster's, not that file's);
+// an ended session is also appended to the cluster's stream.
+func (n *Node) SaveSession(ctx context.Context, s store.Session) error {
+	n.mu.Lock()
+	node := n.placed[s.WorkerID]
+	if s.State == store.StateEnded {
+		delete(n.placed, s.WorkerID)
+	}
+	n.mu.Unlock()
+	if node == "" {
+		node = n.opts.ID
+	}
+	s.NodeID = node
+	if s.State == store.StateEnded {
+		n.records.put(SessionRecord{Session: s, Front: n.opts.ID})
+	}
+	if n.opts.Records == nil {
+		return nil
+	}
+	s.TokenID = 0 // the tokens table of this node's SQLite does not have it
+	return n.opts.Records.SaveSession(ctx, s)
+}
+
+// streamLoop appends the ended sessions to the stream.
+func (n *Node) streamLoop() {
+	defer n.wg.Done()
+	var queue []SessionRecord
+	t := time.NewTicker(n.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.records.signal():
+		case <-t.C:
+		}
+		queue = append(queue, n.records.take()...)
+		if len(queue) > maxQueuedRecords {
+			n.log.Warn("session records dropped from the cluster stream", "node", n.opts.ID, "count", len(queue)-maxQueuedRecords)
+			queue = queue[len(queue)-maxQueuedRecords:]
+		}
+		if len(queue) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+		err := n.appendRecords(ctx, queue)
+		cancel()
+		if err == nil {
+			queue = nil
+		}
+	}
+}
+
+// flushRecords appends what is queued (at Close).
+func (n *Node) flushRecords(ctx context.Context) {
+	if q := n.records.take(); len(q) > 0 {
+		if err := n.appendRecords(ctx, q); err != nil {
+			n.log.Warn("session records not appended to the cluster stream", "node", n.opts.ID, "count", len(q), "err", err)
+		}
+	}
+}
+
+func (n *Node) appendRecords(ctx context.Context, recs []SessionRecord) error {
+	pipe := n.c.rdb.Pipeline()
+	for _, r := range recs {
+		b, err := encodeRecord(r)
+		if err != nil {
+			continue
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keySessions, MaxLen: n.opts.StreamMax, Approx: true, Values: []any{"r", b}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unreachable("append session records", err)
+	}
+	return nil
+}
+
+// Sessions returns the cluster's ended sessions matching f, newest first
+// (by Created; a session recorded twice, once by its client's node and
+// once by a worker's node that outlived it, is shown once, the later
+// record).
+func (c *Client) Sessions(ctx context.Context, f store.SessionFilter) ([]SessionRecord, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, store.ErrInvalid)
+	}
+	if f.Limit == 0 {
+		f.Limit = 50
+	}
+	seen := map[string]bool{}
+	var out []SessionRecord
+	end := "+"
+	for len(out) < f.Limit {
+		batch, err := c.rdb.XRevRangeN(ctx, keySessions, end, "-", 500).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", unreachable("read the stream", err))
+		}
+		for _, m := range batch {
+			end = "(" + m.ID
+			raw, _ := m.Values["r"].(string)
+			r, err := decodeRecord([]byte(raw))
+			if err != nil || seen[r.WorkerID] {
+				continue
+			}
+			seen[r.WorkerID] = true
+			if f.TokenName != "" && r.TokenName != f.TokenName {
+				continue
+			}
+			out = append(out, r)
+			if len(out) == f.Limit {
+				break
+			}
+		}
+		if len(batch) < 500 {
+			break
+		}
+	}
+	slices.SortStableFunc(out, func(a, b SessionRecord) int {
+		at, bt := a.Created, b.Created
+		if at.IsZero() {
+			at = a.Ended
+		}
+		if bt.IsZero() {
+			bt = b.Ended
+		}
+		return bt.Compare(at)
+	})
+	return out, nil
+}
