@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/proc"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -324,7 +326,20 @@ func TestSessionsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := time.Now().Add(-time.Hour).UTC()
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	// w-live's serve run is this process (alive); w-dead's is a process
+	// that is gone: sessions ends it (host-restart, at its last heartbeat).
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadProc := proc.Self()
+	deadProc.PID = gone.Process.Pid
+	for _, r := range []store.Run{{ID: "live-run", Process: proc.Self()}, {ID: "dead-run", Process: deadProc, Heartbeat: base.Add(3 * time.Minute)}} {
+		if err := st.StartRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, s := range []store.Session{
 		{WorkerID: "w-old", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:1/w.js", State: store.StateEnded,
 			Created: base, Answered: base.Add(12 * time.Millisecond), Connected: base.Add(46 * time.Millisecond),
@@ -333,7 +348,9 @@ func TestSessionsCommand(t *testing.T) {
 			Ended: base.Add(time.Minute), EndReason: "error"},
 		{WorkerID: "w-live", TokenID: tok.ID, TokenName: "alice", State: store.StateConnected,
 			Created: base.Add(2 * time.Minute), Answered: base.Add(2*time.Minute + 40*time.Millisecond),
-			Connected: base.Add(2*time.Minute + 80*time.Millisecond)},
+			Connected: base.Add(2*time.Minute + 80*time.Millisecond), RunID: "live-run"},
+		{WorkerID: "w-dead", TokenName: "bob", State: store.StateConnected, RunID: "dead-run",
+			Created: base.Add(150 * time.Second), Connected: base.Add(151 * time.Second)},
 	} {
 		if err := st.SaveSession(ctx, s); err != nil {
 			t.Fatalf("session %d: %v", i, err)
@@ -343,9 +360,16 @@ func TestSessionsCommand(t *testing.T) {
 	r := geckohost(t, "sessions", "--db", db)
 	wantOK(t, r)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[1], "w-live") || !strings.Contains(lines[2], "w-fail") || !strings.Contains(lines[3], "w-old") {
+	if len(lines) != 5 || !strings.Contains(lines[1], "w-dead") || !strings.Contains(lines[2], "w-live") || !strings.Contains(lines[3], "w-fail") || !strings.Contains(lines[4], "w-old") {
 		t.Fatalf("not newest first:\n%s", r.stdout)
 	}
+	if !strings.Contains(lines[1], " ended ") || !strings.Contains(lines[1], "host-restart") || !strings.Contains(lines[1], " 30s ") {
+		t.Errorf("the dead run's session is not ended at its last heartbeat: %q", lines[1])
+	}
+	if rec, err := st.GetSession(ctx, "w-dead"); err != nil || rec.EndReason != "host-restart" || !rec.Ended.Equal(base.Add(3*time.Minute)) {
+		t.Errorf("w-dead's record %+v, %v", rec, err)
+	}
+	lines = lines[1:]
 	for _, w := range []string{"12ms", "34ms", "1m30s", "worker-closed"} {
 		if !strings.Contains(lines[3], w) {
 			t.Errorf("row %q lacks %q", lines[3], w)
@@ -361,7 +385,8 @@ func TestSessionsCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil {
 		t.Fatal(err)
 	}
-	if len(ss) != 1 || ss[0].WorkerID != "w-live" || ss[0].AnswerMS == nil || *ss[0].AnswerMS != 40 || ss[0].DurationMS != nil {
+	if len(ss) != 1 || ss[0].WorkerID != "w-live" || ss[0].AnswerMS == nil || *ss[0].AnswerMS != 40 || ss[0].DurationMS != nil ||
+		ss[0].State != "connected" || ss[0].RunID != "live-run" {
 		t.Errorf("json %+v", ss)
 	}
 	r = geckohost(t, "sessions", "--db", db, "--token", "alice", "--json")
@@ -383,7 +408,7 @@ func TestSessionsCommand(t *testing.T) {
 	}
 
 	// Pruning: w-old ended 58m ago, w-fail 59m ago, w-live never ended
-	// (created 58m ago).
+	// (created 58m ago), w-dead ended (host-restart) 57m ago.
 	wantFail(t, geckohost(t, "sessions", "prune", "--db", db, "--older-than", "soon"), "--older-than")
 	wantFail(t, geckohost(t, "sessions", "prune", "--db", db), "older-than")
 	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "1d")
@@ -393,7 +418,7 @@ func TestSessionsCommand(t *testing.T) {
 	}
 	r = geckohost(t, "sessions", "prune", "--db", db, "--older-than", "30m")
 	wantOK(t, r)
-	if !strings.Contains(r.stderr, "3 session records deleted") {
+	if !strings.Contains(r.stderr, "4 session records deleted") {
 		t.Errorf("prune 30m: %+v", r)
 	}
 }

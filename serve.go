@@ -344,9 +344,11 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // runServe runs the server until ctx is done, then shuts it down gracefully
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
-// stop. Order: store, listener (so /healthz answers at once), the Firefox
-// pool (serve is ready when its first browser and warm slots are), then the
-// signaling server; shutdown runs the other way round.
+// stop. Order: store, listener, this run's record (ending the sessions of
+// dead runs) and the removal of stale profiles, serving (so /healthz
+// answers at once), the Firefox pool (serve is ready when its first
+// browser and warm slots are), then the signaling server; shutdown runs
+// the other way round.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -372,6 +374,27 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	// This run's record; the sessions of runs that died are ended before
+	// any hello is served (nothing is accepted on ln before Serve).
+	run, err := startRun(ctx, db, log.With("component", "run"), heartbeatEvery)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer func() {
+		if err := run.close(ctx); err != nil {
+			log.Error("end serve run", "err", err)
+		}
+	}()
+	// Profiles of browsers whose geckohost was killed (kill -9 leaves no
+	// chance to clean up).
+	removed, err := gecko.RemoveStaleProfiles()
+	for _, dir := range removed {
+		log.Info("removed a stale firefox profile", "dir", dir)
+	}
+	if err != nil {
+		log.Warn("remove stale firefox profiles", "err", err)
 	}
 
 	relay, err := startRelay(cfg, log)
@@ -422,6 +445,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		Browsers:     poolBrowsers(pool),
 		Build:        build,
 		HideMetrics:  cfg.MetricsListen != "",
+		RunID:        run.id,
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
 	}
@@ -462,7 +486,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(),
+	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "run", run.id,
 		"version", build.Version, "commit", build.Commit, "built", build.Date)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())

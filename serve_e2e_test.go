@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -78,14 +78,17 @@ func TestServeEndToEnd(t *testing.T) {
 // path; it is stopped, and checked to stop cleanly, when the test ends.
 // serveTest skips t where a real serve cannot run (not root, no Firefox),
 // checks it for leaked goroutines and returns its 90 s context.
-func serveTest(t *testing.T) context.Context {
+func serveTest(t *testing.T) context.Context { return serveTestFor(t, 90*time.Second) }
+
+// serveTestFor is serveTest with a context of d.
+func serveTestFor(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	netns.Skip(t)
 	if _, err := gecko.FindFirefox(""); err != nil {
 		t.Skip(err)
 	}
 	leaktest.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -101,45 +104,82 @@ func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, 
 func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(*serveConfig)) (addr, secret, db string, logs *syncBuffer) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "geckohost.db")
-	r := geckohost(t, "token", "add", "--db", db, "--name", token)
-	wantOK(t, r)
-	secret = strings.TrimSpace(r.stdout)
+	secret = addDBToken(t, db, token)
 
-	addrc := make(chan net.Addr, 1)
 	cfg := serveConfig{DBPath: db, Listen: "127.0.0.1:0", Browsers: 1, MaxWorkersPerBrowser: 150,
 		Warm: 2, WorkerIdle: time.Minute, ICELoopback: true, LogFormat: "json", LogLevel: "info",
-		QueueSize: 200, onListen: func(a net.Addr) { addrc <- a }}
+		QueueSize: 200}
 	if tweak != nil {
 		tweak(&cfg)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	logs = &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() { errc <- runServe(runCtx, cfg, logs) }()
+	var serveErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveErr = runServe(runCtx, cfg, logs)
+	}()
 	t.Cleanup(func() {
 		stop()
-		if err := <-errc; err != nil {
-			t.Errorf("serve: %v\n%s", err, logs.String())
+		<-done
+		if serveErr != nil {
+			t.Errorf("serve: %v\n%s", serveErr, logs.String())
 		}
 	})
-	select {
-	case a := <-addrc:
-		addr = a.String()
-	case err := <-errc:
-		errc <- err
-		t.Fatalf("serve: %v", err)
-	}
-	for !strings.Contains(logs.String(), `"msg":"geckohost ready"`) {
+	addr = waitReady(t, ctx, logs, done, func() string { return fmt.Sprint(serveErr) })
+	return addr, secret, db, logs
+}
+
+// addDBToken adds a token named name to the database at db (creating it)
+// with `geckohost token add` and returns its secret.
+func addDBToken(t *testing.T, db, name string, flags ...string) string {
+	t.Helper()
+	r := geckohost(t, append([]string{"token", "add", "--db", db, "--name", name}, flags...)...)
+	wantOK(t, r)
+	return strings.TrimSpace(r.stdout)
+}
+
+// waitReady waits until a serve's JSON logs say "geckohost ready" and
+// returns the address of its "geckohost serving" line. It fails t when the
+// serve stops first (done closed; why says why) or ctx ends.
+func waitReady(t *testing.T, ctx context.Context, logs *syncBuffer, done <-chan struct{}, why func() string) string {
+	t.Helper()
+	for {
+		var addr string
+		ready := false
+		for _, l := range logLines(logs.String()) {
+			switch l["msg"] {
+			case "geckohost serving":
+				u, _ := l["url"].(string)
+				addr = strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/")
+			case "geckohost ready":
+				ready = true
+			}
+		}
+		if ready && addr != "" {
+			return addr
+		}
 		select {
-		case err := <-errc:
-			errc <- err
-			t.Fatalf("serve stopped before ready: %v\n%s", err, logs.String())
+		case <-done:
+			t.Fatalf("serve stopped before ready: %s\n%s", why(), logs.String())
 		case <-ctx.Done():
 			t.Fatalf("serve not ready: %s", logs.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return addr, secret, db, logs
+}
+
+// logLines parses JSON log lines (others are skipped).
+func logLines(s string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(s, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // TestServeOps runs a real serve with --metrics-listen and --debug-listen:

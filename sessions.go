@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -83,6 +84,8 @@ type sessionJSON struct {
 	EgressRefused int `json:"egress_refused"`
 	// NodeID: cluster mode, the node that ran the worker.
 	NodeID string `json:"node_id"`
+	// RunID: the serve run that hosted the session.
+	RunID string `json:"run_id"`
 	// Durations in milliseconds; null when the later event has not happened.
 	AnswerMS   *int64 `json:"answer_ms"`   // created → answered
 	ConnectMS  *int64 `json:"connect_ms"`  // answered → connected
@@ -142,9 +145,15 @@ func sessionsList(c *cli.Context) error {
 		return err
 	}
 	defer func() { _ = db.Close() }()
+	// A session of a serve run that died is not running: end it in the
+	// records (host-restart), or, when they take no writes, in the list.
+	_, reapErr := endDeadRuns(c.Context, db, "")
 	ss, err := db.ListSessions(c.Context, store.SessionFilter{TokenName: c.String("token"), Limit: limit})
 	if err != nil {
 		return err
+	}
+	if reapErr != nil {
+		ss = endDeadInList(c, db, ss)
 	}
 	if name := c.String("token"); name != "" && len(ss) == 0 {
 		if err := tokenExists(c, db, name); err != nil {
@@ -158,7 +167,7 @@ func sessionsList(c *cli.Context) error {
 				Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State,
 				Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
 				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason, EgressRefused: s.EgressRefused,
-				NodeID:   s.NodeID,
+				NodeID: s.NodeID, RunID: s.RunID,
 				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)})
 		}
 		return writeJSON(c.App.Writer, out)
@@ -193,6 +202,42 @@ func sessionsList(c *cli.Context) error {
 		return fmt.Errorf("write session list: %w", err)
 	}
 	return nil
+}
+
+// endDeadInList shows as ended (host-restart, at the run's last heartbeat or
+// end) the sessions of ss whose serve run is gone, as EndDeadRuns would
+// record them; for a database that takes no writes.
+func endDeadInList(c *cli.Context, db *store.DB, ss []store.Session) []store.Session {
+	open, err := db.OpenRuns(c.Context)
+	if err != nil {
+		return ss
+	}
+	byID := map[string]store.Run{}
+	for _, r := range open {
+		byID[r.ID] = r
+	}
+	now := time.Now()
+	for i, s := range ss {
+		if !s.Ended.IsZero() {
+			continue
+		}
+		at := s.Created
+		if r, ok := byID[s.RunID]; ok {
+			if !runDead(r, now) {
+				continue
+			}
+			at = r.Heartbeat
+		} else if r, err := db.GetRun(c.Context, s.RunID); err == nil {
+			at = r.Ended
+		}
+		for _, t := range []time.Time{s.Created, s.Answered, s.Connected} {
+			if t.After(at) {
+				at = t
+			}
+		}
+		ss[i].State, ss[i].EndReason, ss[i].Ended = store.StateEnded, string(engine.EndHostRestart), at
+	}
+	return ss
 }
 
 // tokenExists fails when the store has no token called name.

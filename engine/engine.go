@@ -168,4 +168,9 @@ const (
 const (
 	// EndClientLeft: the client closed its WebSocket while negotiating.
 	EndClientLeft EndReason = "client-left"
+	// EndHostRestart: the serve process hosting the session died (killed,
+	// crashed, the machine lost power) without recording the session's
+	// end; a later serve (or "geckohost sessions") recorded it, at the dead
+	// process's last heartbeat.
+	EndHostRestart EndReason = "host-restart"
 )

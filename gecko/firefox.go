@@ -155,6 +155,11 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 		if err != nil {
 			return nil, fmt.Errorf("create firefox profile: %w", err)
 		}
+		// So that a later geckohost removes it if this one is killed.
+		if err := writeOwner(profile); err != nil {
+			_ = os.RemoveAll(profile)
+			return nil, fmt.Errorf("create firefox profile: %w", err)
+		}
 	}
 	removeProfile := func() {
 		if !keep {
@@ -311,10 +316,19 @@ func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
 	defer close(f.exited)
 	err := f.cmd.Wait()
 	// Content processes may outlive the parent (a kill -9 of the parent
-	// leaves them): kill the whole group, and wait (bounded) until it is
-	// gone, so that none still writes to the profile removed below.
-	_ = killGroup(f.cmd.Process.Pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(groupExitTimeout); groupAlive(f.cmd.Process.Pid) && time.Now().Before(deadline); {
+	// leaves them): kill the whole group and the helpers outside it, and
+	// wait (bounded) until all are gone, so that none still writes to the
+	// profile removed below and Close returns with nothing left running.
+	pid := f.cmd.Process.Pid
+	_ = killGroup(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(groupExitTimeout); time.Now().Before(deadline); {
+		hs := helpers(pid)
+		for _, h := range hs {
+			_ = syscall.Kill(h, syscall.SIGKILL)
+		}
+		if len(hs) == 0 && !groupAlive(pid) {
+			break
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	f.stop()

@@ -22,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // Fake browser: the test binary re-executed with fakeEnv set plays a
@@ -148,6 +149,9 @@ func assertGone(t *testing.T, f *Firefox) {
 	t.Helper()
 	if m := groupMembers(f.PID()); len(m) > 0 {
 		t.Errorf("processes of group %d left: %v", f.PID(), m)
+	}
+	if h := helpers(f.PID()); len(h) > 0 {
+		t.Errorf("helper processes of firefox %d left: %v", f.PID(), h)
 	}
 	if _, err := os.Stat(f.Profile()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("profile %s left: %v", f.Profile(), err)
@@ -375,22 +379,76 @@ func TestParentDeath(t *testing.T) {
 	}
 }
 
-func TestStaleTemplate(t *testing.T) {
+// TestStaleProfiles: RemoveStaleProfiles removes the directories whose
+// owner process is gone (also when its pid now names another process) and
+// keeps those of live processes, of processes it cannot check (another PID
+// namespace) and those being made; directories of older versions are
+// judged by their pid or their age.
+func TestStaleProfiles(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	mine := filepath.Join(tmp, "geckohost-template-mine")
-	dead := filepath.Join(tmp, "geckohost-template-dead")
-	young := filepath.Join(tmp, "geckohost-profile-young")
-	for _, d := range []string{mine, dead, young} {
-		if err := os.Mkdir(d, 0o700); err != nil {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	me := proc.Self()
+	dead, reused, elsewhere := me, me, me
+	dead.PID = gone.Process.Pid
+	reused.Start++
+	elsewhere.NS = "pid:[1]"
+	dirs := map[string]struct {
+		owner  string // geckohost-owner content; "" none
+		legacy string // the old template owner file (a pid)
+		old    bool
+		remove bool
+	}{
+		"geckohost-profile-mine":       {owner: me.String(), old: true},
+		"geckohost-template-mine":      {owner: me.String()},
+		"geckohost-profile-dead":       {owner: dead.String(), remove: true},
+		"geckohost-template-dead":      {owner: dead.String(), remove: true},
+		"geckohost-profile-reused":     {owner: reused.String(), remove: true},
+		"geckohost-profile-elsewhere":  {owner: elsewhere.String(), old: true},
+		"geckohost-profile-young":      {},
+		"geckohost-profile-abandoned":  {old: true, remove: true},
+		"geckohost-template-oldlive":   {legacy: strconv.Itoa(os.Getpid())},
+		"geckohost-template-olddead":   {legacy: "999999999", remove: true},
+		"geckohost-something-mine-not": {old: true},
+	}
+	for name, d := range dirs {
+		dir := filepath.Join(tmp, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		if d.owner != "" {
+			if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(d.owner), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.legacy != "" {
+			if err := os.WriteFile(filepath.Join(dir, legacyOwnerFile), []byte(d.legacy), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.old {
+			then := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(dir, then, then); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	_ = os.WriteFile(filepath.Join(mine, templateOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600)
-	_ = os.WriteFile(filepath.Join(dead, templateOwnerFile), []byte("999999999"), 0o600)
 	removed, err := RemoveStaleProfiles()
-	if err != nil || len(removed) != 1 || removed[0] != dead {
-		t.Fatalf("RemoveStaleProfiles = %v, %v; want only %s", removed, err, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range dirs {
+		dir := filepath.Join(tmp, name)
+		_, err := os.Stat(dir)
+		if got := errors.Is(err, os.ErrNotExist); got != d.remove {
+			t.Errorf("%s: removed %v, want %v", name, got, d.remove)
+		}
+		if slices.Contains(removed, dir) != d.remove {
+			t.Errorf("%s: reported removed %v, want %v", name, !d.remove, d.remove)
+		}
 	}
 }
 
@@ -458,6 +516,10 @@ func TestFirefox(t *testing.T) {
 		f := launch(t)
 		if !alive(f.PID()) || len(groupMembers(f.PID())) < 2 {
 			t.Fatalf("firefox group %d: members %v", f.PID(), groupMembers(f.PID()))
+		}
+		t.Logf("firefox %d: group %v, helpers outside it %v", f.PID(), groupMembers(f.PID()), helpers(f.PID()))
+		if b, err := os.ReadFile(filepath.Join(f.Profile(), ownerFile)); err != nil || !strings.Contains(string(b), proc.Self().String()) {
+			t.Errorf("profile owner %q, %v", b, err)
 		}
 		perms, err := os.ReadFile(filepath.Join(f.Profile(), permissionsFile))
 		if err != nil || string(perms) != "origin\tcamera\t1\thttp://127.0.0.1:1234\n" {

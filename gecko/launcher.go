@@ -1,13 +1,13 @@
 package gecko
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -130,14 +130,18 @@ func (l *Launcher) buildTemplate() (tmpl, root string, err error) {
 	}
 	// The owner file lets RemoveStaleProfiles tell a template whose
 	// geckohost died from one in use.
-	if err := os.WriteFile(filepath.Join(root, templateOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+	if err := writeOwner(root); err != nil {
 		return "", root, fmt.Errorf("write template owner: %w", err)
 	}
 	tmpl = filepath.Join(root, "profile")
 	if err := os.Mkdir(tmpl, 0o700); err != nil {
 		return "", root, fmt.Errorf("create template profile: %w", err)
 	}
-	f, err := launch(l.ctx, l.opts, launchConfig{profile: tmpl, nice: true})
+	// At the lowest CPU priority a start takes long on a busy machine, and
+	// no one waits for it: allow it three times the usual start timeout.
+	opts := l.opts
+	opts.StartTimeout = 3 * cmp.Or(opts.StartTimeout, defaultStartTimeout)
+	f, err := launch(l.ctx, opts, launchConfig{profile: tmpl, nice: true})
 	if err != nil {
 		return "", root, fmt.Errorf("start template firefox: %w", err)
 	}
@@ -191,5 +195,5 @@ var skipInTemplate = map[string]bool{
 	"lock": true, ".parentlock": true, "parent.lock": true,
 	"minidumps": true, "crashes": true, "sessionstore-backups": true,
 	"sessionstore.jsonlz4": true, "sessionCheckpoints.json": true,
-	"user.js": true, permissionsFile: true,
+	"user.js": true, permissionsFile: true, ownerFile: true,
 }

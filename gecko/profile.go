@@ -93,11 +93,15 @@ func cleanProfile(dir string) {
 
 // RemoveStaleProfiles removes, from os.TempDir(), the profiles and template
 // profiles left by geckohost processes that were killed (SIGKILL leaves no
-// chance to clean up; Pdeathsig takes their browsers down): a profile whose
-// Firefox lock names a process that no longer exists, a template whose
-// owner process no longer exists, and either without a lock or owner after
-// ten minutes. Call it when a server starts. It returns the directories it
-// removed.
+// chance to clean up; Pdeathsig takes their browsers down). Every such
+// directory names the geckohost process that made it (its pid and start
+// time, see internal/proc) in a geckohost-owner file; a directory is removed
+// only when that process is gone from this machine, so the directories of
+// a live geckohost (another serve, a test) are never touched, even once
+// its pid is reused. Directories of older geckohost versions (no owner
+// file) are judged by the pid in Firefox's lock or the template's owner
+// file, and, without either, by an age of ten minutes. Call it when a
+// server starts. It returns the directories it removed.
 func RemoveStaleProfiles() ([]string, error) {
 	var removed []string
 	var errs []error
@@ -120,15 +124,30 @@ func RemoveStaleProfiles() ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
+// writeOwner records in dir that this process made it (RemoveStaleProfiles).
+func writeOwner(dir string) error {
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(proc.Self().String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record profile owner: %w", err)
+	}
+	return nil
+}
+
 // stale reports whether dir is a profile or template nobody uses.
 func stale(dir string) bool {
 	fi, err := os.Lstat(dir)
 	if err != nil || !fi.IsDir() {
 		return false
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, ownerFile)); err == nil {
+		if id, err := proc.Parse(string(b)); err == nil {
+			return proc.Check(id) == proc.Gone
+		}
+	}
+	// Written by an older geckohost, or being made (the owner file comes
+	// right after the directory).
 	old := time.Since(fi.ModTime()) > staleAge
 	if strings.HasPrefix(filepath.Base(dir), "geckohost-template-") {
-		b, err := os.ReadFile(filepath.Join(dir, templateOwnerFile))
+		b, err := os.ReadFile(filepath.Join(dir, legacyOwnerFile))
 		if err != nil {
 			return old
 		}
@@ -148,9 +167,15 @@ func stale(dir string) bool {
 	return !proc.Alive(pid)
 }
 
-// templateOwnerFile, in a template directory, holds the owning process's PID.
-const templateOwnerFile = "owner"
+const (
+	// ownerFile, in a profile or template directory, holds the identity
+	// of the geckohost process that made it (proc.ID's String form).
+	ownerFile = "geckohost-owner"
+	// legacyOwnerFile, in a template directory of an older geckohost,
+	// holds its owner's pid.
+	legacyOwnerFile = "owner"
+)
 
-// staleAge is how old a profile without a lock (or a template without an
-// owner) must be before RemoveStaleProfiles takes it for abandoned.
+// staleAge is how old a directory without an owner (nor a lock) must be
+// before RemoveStaleProfiles takes it for abandoned.
 const staleAge = 10 * time.Minute

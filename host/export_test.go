@@ -18,3 +18,11 @@ func RateEntries(s *Server) int {
 	defer l.mu.Unlock()
 	return l.rate.size()
 }
+
+// SetRecordIntervals shortens how often s logs failed record writes and
+// retries them (tests only; call before the first session).
+func SetRecordIntervals(s *Server, logEvery, retryEvery time.Duration) {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	s.rec.logEvery, s.rec.retryEvery = logEvery, retryEvery
+}

@@ -114,6 +114,7 @@ func newMetrics(s *Server) *metrics {
 			ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit},
 		}, func() float64 { return 1 }),
 	)
+	m.reg.MustRegister(recordCollector{s: s})
 	if s.opts.Browsers != nil {
 		m.reg.MustRegister(&browserCollector{browsers: s.opts.Browsers})
 	}

@@ -83,6 +83,9 @@ type Options struct {
 	// MaxFrame is the largest client frame accepted, in bytes; a bigger one
 	// fails the session with 103. 0 means 64 KiB.
 	MaxFrame int64
+	// RunID names the serve run (store.Run) in every session record; ""
+	// records none.
+	RunID string
 	// ICEServers returns the STUN/TURN servers for a token's sessions
 	// (such as the embedded TURN relay's short-lived credentials): GET
 	// /ice-servers answers them to a client with the token (worker false),

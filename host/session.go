@@ -135,6 +135,7 @@ func (se *session) record() store.Session {
 		Connected:  se.connectAt,
 		// EgressRefused: see engine.Event.EgressRefused.
 		EgressRefused: se.egressRefused,
+		RunID:         se.s.opts.RunID,
 	}
 }
 

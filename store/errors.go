@@ -18,4 +18,8 @@ var (
 	// negative TTL or limit, empty worker id, ...). The wrapping error says
 	// what and why.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrUseNotRecorded: LookupToken found a valid token (and returns it)
+	// but could not record its use (the disk is full, the database is
+	// read-only): the token may be used all the same.
+	ErrUseNotRecorded = errors.New("token use not recorded")
 )

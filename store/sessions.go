@@ -36,7 +36,7 @@ type Session struct {
 	// Answered, Connected and Ended are zero until they happen.
 	Created, Answered, Connected, Ended time.Time
 	// EndReason says why the session ended, e.g. "client-left",
-	// "worker-closed", "error", "shutdown", "idle".
+	// "worker-closed", "error", "shutdown", "idle", "host-restart".
 	EndReason string
 	// EgressRefused counts the network requests of the worker that the
 	// worker egress policy refused (for gecko: those of every worker of
@@ -45,6 +45,9 @@ type Session struct {
 	// NodeID is, in cluster mode, the node that ran the worker (or, when
 	// it never had one, the node that took the hello); "" otherwise.
 	NodeID string
+	// RunID is the serve run that hosts the session (see StartRun); ""
+	// for sessions recorded before runs were.
+	RunID string
 }
 
 // SaveSession inserts the session or, when one with the same WorkerID
@@ -59,18 +62,18 @@ func (db *DB) SaveSession(ctx context.Context, s Session) error {
 	tokenID := sql.NullInt64{Int64: s.TokenID, Valid: s.TokenID != 0}
 	_, err := db.sql.ExecContext(ctx, `
 INSERT INTO sessions (worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason, egress_refused, node_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	errno, reason, created, answered, connected, ended, end_reason, egress_refused, node_id, run_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (worker_id) DO UPDATE SET
 	token_id = excluded.token_id, token_name = excluded.token_name, source = excluded.source,
 	remote_addr = excluded.remote_addr, origin = excluded.origin, engine = excluded.engine,
 	state = excluded.state, errno = excluded.errno, reason = excluded.reason,
 	created = excluded.created, answered = excluded.answered, connected = excluded.connected,
 	ended = excluded.ended, end_reason = excluded.end_reason, egress_refused = excluded.egress_refused,
-	node_id = excluded.node_id`,
+	node_id = excluded.node_id, run_id = excluded.run_id`,
 		s.WorkerID, tokenID, s.TokenName, s.Source, s.RemoteAddr, s.Origin, s.Engine, s.State,
 		s.Errno, s.Reason, s.Created.UnixMilli(), millis(s.Answered), millis(s.Connected), millis(s.Ended), s.EndReason,
-		s.EgressRefused, s.NodeID)
+		s.EgressRefused, s.NodeID, s.RunID)
 	if err != nil {
 		return fmt.Errorf("save session %s: %w", s.WorkerID, err)
 	}
@@ -78,7 +81,7 @@ ON CONFLICT (worker_id) DO UPDATE SET
 }
 
 const sessionColumns = `worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
-	errno, reason, created, answered, connected, ended, end_reason, egress_refused, node_id`
+	errno, reason, created, answered, connected, ended, end_reason, egress_refused, node_id, run_id`
 
 func scanSession(sc scanner) (Session, error) {
 	var (
@@ -88,7 +91,8 @@ func scanSession(sc scanner) (Session, error) {
 		answered, connected, ended sql.NullInt64
 	)
 	if err := sc.Scan(&s.WorkerID, &tokenID, &s.TokenName, &s.Source, &s.RemoteAddr, &s.Origin, &s.Engine,
-		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason, &s.EgressRefused, &s.NodeID); err != nil {
+		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason, &s.EgressRefused, &s.NodeID,
+		&s.RunID); err != nil {
 		return Session{}, err
 	}
 	s.TokenID = tokenID.Int64

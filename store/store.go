@@ -207,6 +207,23 @@ ALTER TABLE sessions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0;
 	`
 ALTER TABLE sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
 `,
+	// 5: serve runs (their process and heartbeat) and each session's run.
+	`
+CREATE TABLE runs (
+	id         TEXT    PRIMARY KEY,
+	pid        INTEGER NOT NULL,
+	proc_start INTEGER NOT NULL DEFAULT 0,  -- process start, clock ticks since boot (0: unknown)
+	boot_id    TEXT    NOT NULL DEFAULT '', -- kernel boot id of the machine
+	pid_ns     TEXT    NOT NULL DEFAULT '', -- PID namespace
+	hostname   TEXT    NOT NULL DEFAULT '',
+	started    INTEGER NOT NULL,            -- unix ms UTC
+	heartbeat  INTEGER NOT NULL,            -- last sign of life, unix ms UTC
+	ended      INTEGER,                     -- NULL: running (or dead and not noticed yet)
+	stop       TEXT    NOT NULL DEFAULT ''  -- '', 'stopped' (clean) or 'died'
+);
+ALTER TABLE sessions ADD COLUMN run_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_unended ON sessions(run_id) WHERE ended IS NULL;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -590,7 +590,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	old := openTest(t, path)
 	// Rebuild the file as version 1 left it.
-	if _, err := old.sql.ExecContext(ctx, `DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 0`); err != nil {
+	if _, err := old.sql.ExecContext(ctx, `DROP TABLE IF EXISTS runs; DROP TABLE sessions; DROP TABLE tokens; PRAGMA user_version = 0`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := old.sql.ExecContext(ctx, migrations[0]+`; PRAGMA user_version = 1`); err != nil {

@@ -272,7 +272,9 @@ func (db *DB) RevokeToken(ctx context.Context, idOrName string) (Token, error) {
 // LookupToken finds the token whose secret this is, comparing SHA-256 hashes
 // in constant time. It fails with an error wrapping ErrNotFound, ErrRevoked or
 // ErrExpired (the latter two also return the token, so callers can log its
-// name). On success it records the use in LastUsed.
+// name). On success it records the use in LastUsed; when that write fails
+// (disk full, read-only database) it returns the token with an error
+// wrapping ErrUseNotRecorded, and the caller may go on with it.
 func (db *DB) LookupToken(ctx context.Context, secret string) (Token, error) {
 	want := hashSecret(secret)
 	var got []byte
@@ -290,7 +292,7 @@ func (db *DB) LookupToken(ctx context.Context, secret string) (Token, error) {
 	}
 	t.LastUsed = time.UnixMilli(now.UnixMilli()).UTC()
 	if _, err := db.sql.ExecContext(ctx, `UPDATE tokens SET last_used = ? WHERE id = ?`, t.LastUsed.UnixMilli(), t.ID); err != nil {
-		return Token{}, fmt.Errorf("look up token %q: record use: %w", t.Name, err)
+		return t, fmt.Errorf("look up token %q: record use: %w: %w", t.Name, ErrUseNotRecorded, err)
 	}
 	return t, nil
 }

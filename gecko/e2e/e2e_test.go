@@ -440,6 +440,18 @@ func TestWorkerIdle(t *testing.T) {
 		t.Fatal("idle worker not ended")
 	}
 	waitSession(ctx, t, s, sess.WorkerID, "idle")
+
+	// A worker busy past its idle time posts as it ends: the page asks it
+	// to close (idle) and delivers what it posted before closing.
+	busy, err := dial(ctx, t, s, s.tokenA, "/burst.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, busy)
+	if err := checkBurst(burst(ctx, t, busy, "1600")); err != nil {
+		t.Errorf("messages posted right before the idle end: %v", err)
+	}
+	waitSession(ctx, t, s, busy.WorkerID, "idle")
 }
 
 // TestWorkerCannotReachHost: a worker's WebSocket to geckohost's own

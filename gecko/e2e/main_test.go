@@ -28,6 +28,19 @@ var workerSources = map[string]string{
 	"/syntax.js": "self.onmessage = (e) => {;\n",
 	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
 	"/close.js":  "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
+	// burst.js, on a message "N", keeps busy for N ms, then posts 50
+	// strings, a 60 KB ArrayBuffer and "last"; with N = 0 it then calls
+	// self.close().
+	"/burst.js": `self.onmessage = (e) => {
+  const busy = Number(e.data) || 0;
+  const t0 = Date.now(); while (Date.now() - t0 < busy) {}
+  for (let i = 0; i < 50; i++) self.postMessage("m" + i);
+  const b = new Uint8Array(60000);
+  for (let i = 0; i < b.length; i++) b[i] = i % 251;
+  self.postMessage(b.buffer);
+  self.postMessage("last");
+  if (busy === 0) self.close();
+};`,
 	// slow.js tells the source server it runs (importScripts of
 	// started.js), then keeps its first run busy for 4 s.
 	"/slow.js":    "importScripts('started.js');\nconst t0 = Date.now(); while (Date.now() - t0 < 4000) {}\nself.onmessage = (e) => self.postMessage(e.data);",

@@ -3,8 +3,10 @@
 "use strict";
 (() => {
   let port = null;
+  let closeKey = null; // names the close marker; from the page
   let started = false;
   const realClose = self.close.bind(self);
+  const realPost = self.postMessage.bind(self);
   const realImport = self.importScripts.bind(self);
   const markName = "__gh_" + Math.random().toString(36).slice(2) + Date.now().toString(36);
 
@@ -17,14 +19,23 @@
     try { return "uncaught " + String(e); } catch (_) { return "uncaught exception"; }
   }
 
+  // closeNow ends the worker. The close marker travels on the same channel
+  // as the worker's messages (after all of them), so that the page sends
+  // everything the worker posted before it closes the data channel.
+  let closed = false;
+  function closeNow() {
+    if (!closed) {
+      closed = true;
+      try { realPost({ [closeKey]: true }); } catch (_) {}
+    }
+    realClose();
+  }
+
   function run(code, url) {
     self.importScripts = function (...urls) {
       return realImport(...urls.map((u) => new URL(String(u), url).href));
     };
-    self.close = function () {
-      try { port.postMessage({ t: "closed" }); } catch (_) {}
-      realClose();
-    };
+    self.close = function () { closeNow(); };
     Object.defineProperty(self, markName, {
       configurable: true,
       value: () => { started = true; },
@@ -43,10 +54,13 @@
   self.onmessage = (e) => {
     self.onmessage = null;
     port = e.data.port;
+    closeKey = e.data.closeKey;
     port.onmessage = (m) => {
       const d = m.data;
       if (d.t === "run") {
         port.postMessage(run(d.code, d.url));
+      } else if (d.t === "close") {
+        closeNow(); // the page ends the worker (idle): after what it posted
       }
     };
     port.postMessage({ ready: true });

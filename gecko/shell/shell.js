@@ -36,7 +36,34 @@
     return bootstrapURL;
   }
 
+  // Bounds of a worker's orderly end (self.close(), idle): the wait for the
+  // data channel's buffer to drain, for its closing handshake, and for a
+  // worker asked to close (idle) to do so.
+  const DRAIN_MS = 10000;
+  const CLOSE_MS = 3000;
+  const STOP_MS = 2000;
+
   function send(o) { emit(JSON.stringify(o)); }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // drainAndClose closes dc once everything sent on it has left: when its
+  // buffer is empty, then close() (SCTP resets the stream only after the
+  // peer received all the data sent before), and waits for the close.
+  async function drainAndClose(dc) {
+    const t0 = performance.now();
+    while (dc.readyState === "open" && dc.bufferedAmount > 0 && performance.now() - t0 < DRAIN_MS) await sleep(5);
+    if (dc.readyState === "closed") return;
+    const closed = new Promise((resolve) => dc.addEventListener("close", resolve, { once: true }));
+    try { dc.close(); } catch (_) { return; }
+    await Promise.race([closed, sleep(CLOSE_MS)]);
+  }
+
+  function randomKey() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return "__gh_close_" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
 
   function isLoopback(cand) {
     // candidate:foundation component transport priority address port typ ...
@@ -54,7 +81,9 @@
 
   // makeSlot spawns a bootstrap Worker and creates a peer connection.
   function makeSlot() {
-    const s = { ok: false, worker: null, port: null, pc: null, onPort: null };
+    // closeKey names the worker's close marker (see bootstrap.js): a
+    // worker's own messages cannot be taken for it.
+    const s = { ok: false, worker: null, port: null, pc: null, onPort: null, closeKey: randomKey() };
     const pcConfig = { certificates: [cert], bundlePolicy: "max-bundle" };
     if (cfg.iceServers && cfg.iceServers.length) pcConfig.iceServers = [{ urls: cfg.iceServers }];
     s.pc = new RTCPeerConnection(pcConfig);
@@ -66,7 +95,7 @@
         if (m.data && m.data.ready) { s.ok = true; resolve(); return; }
         if (s.onPort) s.onPort(m.data);
       };
-      s.worker.postMessage({ port: mc.port2 }, [mc.port2]);
+      s.worker.postMessage({ port: mc.port2, closeKey: s.closeKey }, [mc.port2]);
     });
     return s;
   }
@@ -140,7 +169,14 @@
 
   // Session: one worker of the page.
   function session(id, s) {
-    const w = { id, s, dc: null, ended: false, opened: false, negotiating: true, lastActivity: 0, idleTimer: null, outbox: [], runResolve: null };
+    const w = {
+      id, s, dc: null, ended: false, negotiating: true, lastActivity: 0, idleTimer: null, outbox: [], runResolve: null,
+      opened: false, // the data channel opened
+      stopping: "", // the page asked the worker to close (its end reason)
+      finishing: "", // the orderly end runs (its end reason)
+      closeOnOpen: "", // the worker closed before the channel opened, with messages to deliver
+      stopTimer: null,
+    };
     const tell = (o) => { o.id = id; send(o); };
     w.tell = tell;
     const touch = () => { w.lastActivity = performance.now(); };
@@ -152,16 +188,42 @@
     };
     w.end = (reason, quiet, detail) => {
       if (w.ended) return;
+      if (w.finishing && reason === "peer-closed") reason = w.finishing;
       w.ended = true;
       live.delete(id);
       w.doneNegotiating();
       scheduleFill(); // a full page has room again
       if (w.idleTimer) clearInterval(w.idleTimer);
+      if (w.stopTimer) clearTimeout(w.stopTimer);
       if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
       try { if (w.dc) w.dc.close(); } catch (_) {}
       try { s.pc.close(); } catch (_) {}
       try { s.worker.terminate(); } catch (_) {}
       try { s.port.close(); } catch (_) {}
+    };
+    // finish ends the worker once everything it posted has reached the
+    // client (it called self.close(), or was asked to close): the data
+    // channel drains and closes, then the worker and the peer connection
+    // go. A worker that closes before the channel opened ends at once,
+    // unless it has messages waiting for the channel.
+    w.finish = (reason) => {
+      if (w.ended || w.finishing) return;
+      if (!w.opened) {
+        if (w.outbox.length === 0) w.end(reason); else w.closeOnOpen = reason;
+        return;
+      }
+      w.finishing = reason;
+      if (w.idleTimer) { clearInterval(w.idleTimer); w.idleTimer = null; }
+      if (w.stopTimer) { clearTimeout(w.stopTimer); w.stopTimer = null; }
+      drainAndClose(w.dc).then(() => w.end(reason));
+    };
+    // stop asks the worker to close (idle): its close marker follows what
+    // it posted before; a worker too busy to answer is ended after STOP_MS.
+    w.stop = (reason) => {
+      if (w.ended || w.finishing || w.stopping) return;
+      w.stopping = reason;
+      try { s.port.postMessage({ t: "close" }); } catch (_) {}
+      w.stopTimer = setTimeout(() => w.finish(reason), STOP_MS);
     };
     w.fail = (errno, reason) => {
       if (w.ended) return null;
@@ -180,18 +242,19 @@
       w.dc = dc;
       dc.binaryType = "arraybuffer";
       dc.onmessage = (e) => { touch(); s.worker.postMessage(e.data); };
-      dc.onclose = () => w.end("peer-closed");
+      dc.onclose = () => { if (!w.finishing) w.end("peer-closed"); };
       const opened = () => {
         w.opened = true;
         while (w.outbox.length) dc.send(w.outbox.shift());
         touch();
         if (cfg.idleMs > 0) {
           w.idleTimer = setInterval(() => {
-            if (performance.now() - w.lastActivity >= cfg.idleMs) w.end("idle");
+            if (performance.now() - w.lastActivity >= cfg.idleMs) w.stop("idle");
           }, Math.max(50, Math.min(cfg.idleMs / 4, 30000)));
         }
         w.doneNegotiating();
         tell({ t: "open" });
+        if (w.closeOnOpen) w.finish(w.closeOnOpen);
       };
       if (dc.readyState === "open") opened(); else dc.onopen = opened;
     };
@@ -220,14 +283,21 @@
       if (st === "failed" && !w.opened) failed();
       else if (st === "failed" || st === "closed") w.end("peer-closed");
     };
-    s.worker.onmessage = (e) => { touch(); forward(e.data); };
+    s.worker.onmessage = (e) => {
+      const d = e.data;
+      if (d !== null && typeof d === "object" && d[s.closeKey] === true) {
+        w.finish(w.stopping || "worker-closed");
+        return;
+      }
+      touch();
+      forward(d);
+    };
     s.worker.onerror = (e) => {
       // Errors after the first run: log them; the first run reports its own.
       tell({ t: "log", msg: "worker error: " + (e.message || "") + " line " + (e.lineno || 0) });
       e.preventDefault();
     };
     s.onPort = (d) => {
-      if (d.t === "closed") { w.end("worker-closed"); return; }
       if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r(d); }
     };
     return w;

@@ -2,6 +2,13 @@
 // Linux's /proc: the members of a process group, whether a process is
 // alive, and the CPU time it used. Elsewhere it reports nothing (no
 // members, alive unknown: true, no CPU time).
+//
+// It also identifies processes across time (ID): a pid together with the
+// process's start time, the boot and the PID namespace it was seen in,
+// since a pid alone is reused. geckohost records the identity of each
+// serve run in the database (to tell whether the sessions of an earlier run
+// can still be live) and the owner of each Firefox profile directory it
+// makes (to remove those of processes killed without a chance to clean up).
 package proc
 
 import (

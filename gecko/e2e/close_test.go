@@ -1,0 +1,95 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/leaktest"
+)
+
+// burst sends msg to the burst.js worker and returns every message that
+// came back before the data channel closed.
+func burst(ctx context.Context, t *testing.T, sess *client.Session, msg string) []webrtc.DataChannelMessage {
+	t.Helper()
+	// pion calls OnMessage and then OnClose from the channel's read loop,
+	// in order: once closed is closed, got holds everything.
+	got := make(chan webrtc.DataChannelMessage, 100)
+	closed := make(chan struct{})
+	sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) {
+		select {
+		case got <- m:
+		default:
+		}
+	})
+	sess.Channel.OnClose(func() { close(closed) })
+	if err := sess.Channel.SendText(msg); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatalf("data channel not closed (%d messages so far)", len(got))
+	}
+	close(got)
+	var out []webrtc.DataChannelMessage
+	for m := range got {
+		out = append(out, m)
+	}
+	return out
+}
+
+// checkBurst checks burst.js's messages: m0..m49, the 60 KB buffer, "last".
+func checkBurst(got []webrtc.DataChannelMessage) error {
+	if len(got) != 52 {
+		return fmt.Errorf("got %d messages, want 52", len(got))
+	}
+	for i := range 50 {
+		if m := got[i]; !m.IsString || string(m.Data) != fmt.Sprint("m", i) {
+			return fmt.Errorf("message %d = %.20q (string %v), want m%d", i, m.Data, m.IsString, i)
+		}
+	}
+	b := got[50]
+	if b.IsString || len(b.Data) != 60000 {
+		return fmt.Errorf("message 50: %d bytes (string %v), want the 60000-byte buffer", len(b.Data), b.IsString)
+	}
+	for i, x := range b.Data {
+		if x != byte(i%251) {
+			return fmt.Errorf("buffer byte %d = %d, want %d", i, x, i%251)
+		}
+	}
+	if m := got[51]; !m.IsString || string(m.Data) != "last" {
+		return fmt.Errorf("message 51 = %.20q, want last", m.Data)
+	}
+	return nil
+}
+
+// TestSelfCloseDeliversEverything: a worker that posts 50 strings, a 60 KB
+// ArrayBuffer and "last", then calls self.close(): the client gets all of
+// them, in order, before the data channel closes, in 20 runs of 20.
+func TestSelfCloseDeliversEverything(t *testing.T) {
+	s := setup(t)
+	leaktest.Check(t, sessionLeaks...)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const runs = 20
+	failed := 0
+	for i := range runs {
+		sess, err := dial(ctx, t, s, s.tokenA, "/burst.js")
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		got := burst(ctx, t, sess, "0")
+		closeSession(t, sess)
+		if err := checkBurst(got); err != nil {
+			failed++
+			t.Errorf("run %d: %v", i, err)
+		}
+		waitSession(ctx, t, s, sess.WorkerID, "worker-closed")
+	}
+	t.Logf("%d runs of %d received everything", runs-failed, runs)
+}
