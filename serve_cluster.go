@@ -12,7 +12,6 @@ import (
 
 	"github.com/geckohost/geckohost/cluster"
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -91,17 +90,6 @@ func startCluster(ctx context.Context, cfg serveConfig, log *slog.Logger, db *st
 	}
 	log.Info("cluster mode", "node", id, "redis", c.String())
 	return &clusterMode{c: c, node: node, log: log}, nil
-}
-
-// apply makes the node the server's token store, limiter and engine (the
-// records still go to the node's SQLite, through the node).
-func (cm *clusterMode) apply(o *host.Options) {
-	if cm == nil {
-		return
-	}
-	o.Store = cm.node
-	o.Limiter = cm.node
-	o.Engine = cm.node.Engine()
 }
 
 // serveContext is the context the server runs with: ctx, except in cluster

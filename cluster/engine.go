@@ -154,7 +154,10 @@ func (n *Node) route(tokenNodes map[string]int) []string {
 		return compareLoad(a, b)
 	})
 	for _, c := range aff {
-		if c.workers > 0 && c.info.room() {
+		// The registry's load figures may be a heartbeat old: the token's
+		// node is asked even when they say it is full (it refuses with a
+		// capacity 301 if it is, and the next node is asked).
+		if c.workers > 0 && c.info.State == StateReady {
 			add(c.id)
 		}
 	}
