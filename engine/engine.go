@@ -83,8 +83,12 @@ type Worker interface {
 	// has them.
 	AddCandidates(ctx context.Context, cs []Candidate) error
 	// Close ends the worker (its peer connection and page) and waits until it
-	// is gone; Events then delivers EventEnded and closes. Safe to call more
-	// than once and after the worker ended by itself.
+	// is gone; Events then delivers EventEnded and closes. A connected worker
+	// ends in order, as one that calls self.close() does: once its data
+	// channel has been quiet for a moment (an engine bounds that wait to a
+	// few seconds), so that a message in flight either way is answered and
+	// delivered before the channel closes. Safe to call more than once and
+	// after the worker ended by itself.
 	Close(ctx context.Context) error
 }
 

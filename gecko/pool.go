@@ -258,7 +258,8 @@ func (p *Pool) Ready() error {
 	return err
 }
 
-// Close ends every worker, then every browser and the shell server, and
+// Close ends every worker (a connected one in order, as engine.Worker.Close
+// does), then every browser and the shell server, and
 // waits for all of them (bounded by ctx; past it, browsers are killed).
 func (p *Pool) Close(ctx context.Context) error {
 	p.closeMu.Lock()

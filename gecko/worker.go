@@ -334,11 +334,27 @@ func (w *worker) acquirePage(ctx context.Context) (*page, error) {
 }
 
 // relay turns the page's events into engine events until the worker ends.
+// A close requested once the data channel is open ends the worker in
+// order (see quiesce), within orderlyCloseTimeout.
 func (w *worker) relay() engine.Event {
+	closeCh := w.closeCh
+	var orderly <-chan time.Time
+	opened := false
 	for {
 		select {
 		case <-w.inSig:
-		case <-w.closeCh:
+		case <-closeCh:
+			closeCh = nil
+			if !opened || !w.quiesce() {
+				return w.closedEvent()
+			}
+			t := time.NewTimer(orderlyCloseTimeout)
+			defer t.Stop()
+			orderly = t.C
+		case <-orderly:
+			w.log.Debug("worker did not end in order in time: closed")
+			return w.closedEvent()
+		case <-w.p.abandon:
 			return w.closedEvent()
 		case <-w.g.dead:
 			return ended(engine.EndBrowserDied, "")
@@ -363,6 +379,7 @@ func (w *worker) relay() engine.Event {
 					w.emit(engine.Event{Kind: engine.EventCandidate, Candidate: *e.C})
 				}
 			case "open":
+				opened = true
 				w.doneNegotiating()
 				w.emit(engine.Event{Kind: engine.EventConnected})
 			case "error":
@@ -376,6 +393,42 @@ func (w *worker) relay() engine.Event {
 			}
 		}
 	}
+}
+
+// orderlyCloseTimeout bounds a connected worker's orderly end (the
+// page's quiet wait, the worker's close and the channel's drain); past it
+// the worker is closed at once.
+const orderlyCloseTimeout = 7 * time.Second
+
+// quiesce asks the page to end the connected worker in order: once its
+// data channel has been quiet for 500 ms (at most 3 s), the worker is
+// asked to close as an idle one is, so that what either side sent before
+// is answered and delivered before the channel closes. The page then sends
+// the worker's "end" with the requested reason. It reports whether the
+// page took the request.
+func (w *worker) quiesce() bool {
+	w.p.mu.Lock()
+	pg := w.pg
+	w.p.mu.Unlock()
+	w.mu.Lock()
+	reason := w.reason
+	w.mu.Unlock()
+	if pg == nil || w.dead() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	res, err := w.g.ff.Conn().CallFunction(ctx, bidi.CallFunctionParams{
+		FunctionDeclaration: "(id, reason) => gh.quiesce(id, reason)",
+		Context:             pg.tab,
+		Args:                []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(string(reason))},
+	})
+	if err != nil {
+		w.log.Debug("end the worker in order", "err", err)
+		return false
+	}
+	ok, err := bidi.BoolValue(res)
+	return err == nil && ok
 }
 
 // iceServersJSON is the request's ICE servers for gh.start: "" (the page's

@@ -8,8 +8,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 )
 
 // burst sends msg to the burst.js worker and returns every message that
@@ -92,4 +94,66 @@ func TestSelfCloseDeliversEverything(t *testing.T) {
 		waitSession(ctx, t, s, sess.WorkerID, "worker-closed")
 	}
 	t.Logf("%d runs of %d received everything", runs-failed, runs)
+}
+
+// TestShutdownEndsInOrder: the host stops while a connected worker has a
+// reply on its way (it answers 200 ms after the message). The worker ends
+// in order: the reply reaches the client before the data channel closes,
+// and the session is recorded as ended by the shutdown.
+func TestShutdownEndsInOrder(t *testing.T) {
+	netns.Skip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{Warm: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	sess, err := dial(ctx, t, s, s.tokenA, "/lateecho.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	got := make(chan string, 1)
+	closed := make(chan struct{})
+	sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) {
+		select {
+		case got <- string(m.Data):
+		default:
+		}
+	})
+	sess.Channel.OnClose(func() { close(closed) })
+	if err := sess.Channel.SendText("in flight"); err != nil {
+		t.Fatal(err)
+	}
+	// The host's Serve returns once its sessions are ended and recorded.
+	s.cancel()
+	s.cancel = nil
+	if err := <-s.serveDone; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("data channel not closed by the shutdown")
+	}
+	select {
+	case m := <-got:
+		if m != "in flight" {
+			t.Errorf("reply %q", m)
+		}
+	default:
+		t.Error("the reply in flight was lost: the channel closed first")
+	}
+	rec, err := s.db.GetSession(ctx, sess.WorkerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != "ended" || rec.EndReason != "shutdown" {
+		t.Errorf("record %+v, want ended by the shutdown", rec)
+	}
 }

@@ -28,6 +28,8 @@ var workerSources = map[string]string{
 	"/syntax.js": "self.onmessage = (e) => {;\n",
 	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
 	"/close.js":  "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
+	// lateecho.js answers each message 200 ms after it came.
+	"/lateecho.js": "self.onmessage = (e) => setTimeout(() => self.postMessage(e.data), 200);",
 	// burst.js, on a message "N", keeps busy for N ms, then posts 50
 	// strings, a 60 KB ArrayBuffer and "last"; with N = 0 it then calls
 	// self.close().

@@ -42,6 +42,11 @@
   const DRAIN_MS = 10000;
   const CLOSE_MS = 3000;
   const STOP_MS = 2000;
+  // An orderly end asked by the host (quiesce) waits for the data channel
+  // to be quiet this long, at most QUIESCE_MS, before the worker is asked
+  // to close: a message in flight either way is answered and delivered.
+  const QUIET_MS = 500;
+  const QUIESCE_MS = 3000;
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -176,6 +181,7 @@
       finishing: "", // the orderly end runs (its end reason)
       closeOnOpen: "", // the worker closed before the channel opened, with messages to deliver
       stopTimer: null,
+      quiescing: false, // the host asked for an orderly end (quiesce)
     };
     const tell = (o) => { o.id = id; send(o); };
     w.tell = tell;
@@ -224,6 +230,23 @@
       w.stopping = reason;
       try { s.port.postMessage({ t: "close" }); } catch (_) {}
       w.stopTimer = setTimeout(() => w.finish(reason), STOP_MS);
+    };
+    // quiesce ends the worker in order for the host (it stops): once the
+    // channel has been quiet for QUIET_MS (at most QUIESCE_MS), as stop.
+    // A worker whose channel is not open ends at once. Its "end" follows.
+    w.quiesce = (reason) => {
+      if (w.ended || w.finishing || w.stopping || w.quiescing) return;
+      if (!w.opened) { w.end(reason); return; }
+      w.quiescing = true;
+      const t0 = performance.now();
+      const tick = () => {
+        if (w.ended || w.finishing || w.stopping) return;
+        const now = performance.now();
+        const quiet = now - w.lastActivity;
+        if (quiet >= QUIET_MS || now - t0 >= QUIESCE_MS) { w.stop(reason); return; }
+        setTimeout(tick, Math.min(QUIET_MS - quiet, QUIESCE_MS - (now - t0)) + 1);
+      };
+      tick();
     };
     w.fail = (errno, reason) => {
       if (w.ended) return null;
@@ -387,9 +410,18 @@
     if (w) w.end("closed", true);
   }
 
+  // quiesce ends a worker in order (see w.quiesce); false when it is not
+  // live (its "end" was sent already).
+  function quiesce(id, reason) {
+    const w = live.get(id);
+    if (!w || w.ended) return false;
+    w.quiesce(reason);
+    return true;
+  }
+
   function stats() { return JSON.stringify({ warm: lastWarm, live: live.size, slots: slots.length }); }
 
   Object.defineProperty(window, "gh", {
-    value: Object.freeze({ init, start, addCandidates, close, stats }),
+    value: Object.freeze({ init, start, addCandidates, close, quiesce, stats }),
   });
 })();
