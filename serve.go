@@ -300,7 +300,13 @@ func startSides(ctx context.Context, cfg serveConfig, srv *host.Server, log *slo
 		if sd.addr == "" {
 			continue
 		}
-		ss, err := startSide(ctx, sd.name, sd.addr, sd.h(), log)
+		// A side server answers to its IP addresses, localhost and the
+		// --public-url hosts only (DNS rebinding).
+		h, err := host.SideHostCheck(sd.h(), cfg.PublicURLs)
+		var ss *sideServer
+		if err == nil {
+			ss, err = startSide(ctx, sd.name, sd.addr, h, log)
+		}
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 			for _, o := range sides {

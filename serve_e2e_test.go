@@ -211,11 +211,14 @@ func TestServeOps(t *testing.T) {
 	if serving.Version != b.Version || serving.Commit != b.Commit {
 		t.Errorf("start log names %+v, the binary is %+v", serving, b)
 	}
-	get := func(url string) (int, string) {
+	getAs := func(hostHeader, url string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if hostHeader != "" {
+			req.Host = hostHeader
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -225,6 +228,7 @@ func TestServeOps(t *testing.T) {
 		body, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(body)
 	}
+	get := func(url string) (int, string) { t.Helper(); return getAs("", url) }
 	if code, _ := get("http://" + addr + "/metrics"); code != http.StatusNotFound {
 		t.Errorf("/metrics on --listen with --metrics-listen: %d", code)
 	}
@@ -233,6 +237,12 @@ func TestServeOps(t *testing.T) {
 	}
 	if code, body := get(urls["serving debug"] + "goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
 		t.Errorf("--debug-listen %s: %d %.200s", urls["serving debug"], code, body)
+	}
+	// A DNS-rebinding page's name is refused by the side servers too.
+	for _, u := range []string{urls["serving metrics"], urls["serving debug"]} {
+		if code, body := getAs("rebind.example:80", u); code != http.StatusMisdirectedRequest {
+			t.Errorf("%s as Host rebind.example: %d %.200s", u, code, body)
+		}
 	}
 
 	r := geckohost(t, "bench", "--url", "ws://"+addr+"/", "--token", secret, "-n", "2", "--messages", "1", "--loopback",

@@ -220,3 +220,30 @@ func misdirected(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusMisdirectedRequest)
 	fmt.Fprintf(w, "geckohost: Host %q is not one of this server's addresses; a name other than its --listen address needs serve --public-url\n", shorten(r.Host))
 }
+
+// SideHostCheck guards one of serve's side listeners (metrics, pprof)
+// against DNS rebinding: h serves a request only when its Host header is an
+// IP address, localhost, or the host of one of publicURLs (any port); any
+// other name gets 421 Misdirected Request, since a rebinding page always
+// sends a name of its own. A bad public URL is an ErrBadPublicURL.
+func SideHostCheck(h http.Handler, publicURLs []string) (http.Handler, error) {
+	pub, err := parsePublicURLs(publicURLs)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{"localhost": true}
+	for _, o := range pub {
+		names[o.host] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, ok := parseHostHeader(r.Host)
+		if _, err := netip.ParseAddr(host); ok && (err == nil || names[host]) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprintf(w, "geckohost: Host %q is not an address of this server; a name other than localhost needs serve --public-url\n", shorten(r.Host))
+	}), nil
+}

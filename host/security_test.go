@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -439,3 +440,36 @@ func TestBadHelloFlood(t *testing.T) {
 }
 
 var _ = time.Second
+
+// TestSideHostCheck: the side listeners answer to IP addresses, localhost
+// and the --public-url hosts, never to another name (DNS rebinding).
+func TestSideHostCheck(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	h, err := host.SideHostCheck(ok, []string{"http://node1.lan:8765"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for hv, want := range map[string]int{
+		"127.0.0.1:9100":     200,
+		"[::1]:9100":         200,
+		"198.51.100.7:9100":  200,
+		"localhost:9100":     200,
+		"LOCALHOST":          200,
+		"node1.lan:9100":     200,
+		"evil.example:9100":  http.StatusMisdirectedRequest,
+		"127.0.0.1.nip.test": http.StatusMisdirectedRequest,
+		"":                   http.StatusMisdirectedRequest,
+		"[::1":               http.StatusMisdirectedRequest,
+	} {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.Host = hv
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d, want %d", hv, rec.Code, want)
+		}
+	}
+	if _, err := host.SideHostCheck(ok, []string{"ftp://x"}); !errors.Is(err, host.ErrBadPublicURL) {
+		t.Errorf("bad public URL: %v", err)
+	}
+}
