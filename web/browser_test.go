@@ -90,6 +90,14 @@ func startStack(t testing.TB, ctx context.Context) *stack {
 		Web:          web.Handler(),
 		AllowOrigins: []string{third.URL},
 		Logger:       logger.With("component", "host"),
+		// The status strip's browser and worker counts.
+		Browsers: func(bool) []host.BrowserStatus {
+			var out []host.BrowserStatus
+			for _, b := range pool.Slots() {
+				out = append(out, host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity})
+			}
+			return out
+		},
 	})
 	if err != nil {
 		ln.Close()

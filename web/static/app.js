@@ -254,6 +254,7 @@ async function onConnect(ev) {
     $("worker-id").textContent = session.workerId ? "worker " + session.workerId.slice(0, 8) : "";
     $("worker-id").title = session.workerId || "";
     setStatus("ok", "Connected · peer to peer");
+    refreshStatus(); // the strip counts this session now
     renderPresets(w);
     setConnectedUI(true);
     $("message").focus();
@@ -286,6 +287,7 @@ function endSession(why) {
   state.pending = [];
   setConnectedUI(false);
   setStatus("idle", why || "Disconnected");
+  refreshStatus();
   logLine("sys", why || "Disconnected.");
   $("worker-id").textContent = "";
 }
