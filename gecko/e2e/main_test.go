@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,13 +196,17 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 		return fail(err)
 	}
 	log := testLogger()
-	// E2E_PREFS=name=true,name=false adds Firefox prefs (for exploring).
+	// E2E_PREFS=name=true,name=false,name=64 adds Firefox prefs (for exploring).
 	for _, kv := range strings.Split(os.Getenv("E2E_PREFS"), ",") {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			if popts.Firefox.Prefs == nil {
 				popts.Firefox.Prefs = map[string]any{}
 			}
-			popts.Firefox.Prefs[k] = v == "true"
+			if n, err := strconv.Atoi(v); err == nil {
+				popts.Firefox.Prefs[k] = n
+			} else {
+				popts.Firefox.Prefs[k] = v == "true"
+			}
 		}
 	}
 	popts.ICELoopback = true
