@@ -25,6 +25,7 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/redistest"
+	"github.com/geckohost/geckohost/store"
 )
 
 // mainArgsEnv makes the test binary run geckohost with these arguments
@@ -61,6 +62,26 @@ type serveProc struct {
 
 var servingRE = regexp.MustCompile(`"msg":"geckohost serving","url":"http://([^/"]+)/"`)
 
+// placedRecord reads worker id's record in the SQLite file db once it
+// names the worker's node: from its answered state on (the hello's first
+// row names the node that took it). The records are written
+// asynchronously, so a client can have the answer first.
+func placedRecord(t *testing.T, ctx context.Context, db, id string) (store.Session, error) {
+	t.Helper()
+	st := openStore(t, db)
+	for {
+		rec, err := st.GetSession(ctx, id)
+		if err == nil && !rec.Answered.IsZero() {
+			return rec, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rec, fmt.Errorf("record of %s not answered: %w (last: %v)", id, ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // startNode runs serve as node id with --redis url.
 func startNode(t *testing.T, ctx context.Context, id, url string, extra ...string) *serveProc {
 	t.Helper()
@@ -71,7 +92,7 @@ func startNode(t *testing.T, ctx context.Context, id, url string, extra ...strin
 	}
 	args := append([]string{"serve", "--db", p.db, "--listen", "127.0.0.1:0", "--redis", url, "--node-id", id,
 		"--browsers", "1", "--max-workers-per-browser", "2", "--warm", "1", "--ice-loopback",
-		"--allow-source", "http://127.0.0.1:*", "--log-format", "json"}, extra...)
+		"--allow-source", "http://127.0.0.1:*", "--log-format", "json", "--log-level", "debug"}, extra...)
 	b, _ := json.Marshal(args)
 	self, err := os.Executable()
 	if err != nil {
@@ -324,7 +345,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	aff := addToken(t, url, "aff")
 	s1 := mustDial(t, ctx, a, aff)
 	s2 := mustDial(t, ctx, c, aff)
-	rec, err := openStore(t, c.db).GetSession(ctx, s2.WorkerID)
+	rec, err := placedRecord(t, ctx, c.db, s2.WorkerID)
 	if err != nil || rec.NodeID != "a" {
 		t.Errorf("second worker of the token ran on %q (%v), want a (beside the first)", rec.NodeID, err)
 	}
@@ -362,7 +383,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	hold := mustDial(t, ctx, b, kb) // the token's node is now b
 	defer func() { _ = hold.Close() }()
 	neg := helloAnswered(t, ctx, a, kb)
-	rec, err = openStore(t, a.db).GetSession(ctx, neg.id)
+	rec, err = placedRecord(t, ctx, a.db, neg.id)
 	if err != nil || rec.NodeID != "b" {
 		t.Fatalf("negotiating worker on %q (%v), want b (the token's node)", rec.NodeID, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
-	"github.com/geckohost/geckohost/internal/netns"
 )
 
 // burst sends msg to the burst.js worker and returns every message that
@@ -101,18 +100,9 @@ func TestSelfCloseDeliversEverything(t *testing.T) {
 // in order: the reply reaches the client before the data channel closes,
 // and the session is recorded as ended by the shutdown.
 func TestShutdownEndsInOrder(t *testing.T) {
-	netns.Skip(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s, err := newStack(ctx, gecko.PoolOptions{Warm: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1})
 	sess, err := dial(ctx, t, s, s.tokenA, "/lateecho.js")
 	if err != nil {
 		t.Fatal(err)

@@ -401,18 +401,9 @@ func isErrno(err error, n engine.Errno) bool {
 // TestWorkerIdle uses a stack of its own with a 1 s WorkerIdle: a worker
 // whose channel carries no message is ended ("idle"); messages keep it.
 func TestWorkerIdle(t *testing.T) {
-	netns.Skip(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := newStack(ctx, gecko.PoolOptions{Warm: 1, WorkerIdle: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerIdle: time.Second})
 	sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
 	if err != nil {
 		t.Fatal(err)
