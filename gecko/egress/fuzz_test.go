@@ -48,3 +48,25 @@ func FuzzOriginKey(f *testing.F) {
 		}
 	})
 }
+
+// TestDomainAddressLiterals: an address given as a domain name is read as
+// that address in its canonical form; one with a zone is refused.
+func TestDomainAddressLiterals(t *testing.T) {
+	for name, want := range map[string]string{
+		"::000":            "::",
+		"::ffff:127.0.0.1": "127.0.0.1",
+		"0:0:0:0:0:0:0:1":  "::1",
+		"127.0.0.1":        "127.0.0.1",
+		"example.com":      "example.com",
+		"fe80::1%lo":       "",
+	} {
+		b := append([]byte{5, 1, 0, 3, byte(len(name))}, name...)
+		req, err := readRequest(bufio.NewReader(bytes.NewReader(append(b, 0, 80))))
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("%q: read as %q, want an error", name, req.host)
+		case want != "" && (err != nil || req.host != want):
+			t.Errorf("%q: %q, %v; want %q", name, req.host, err, want)
+		}
+	}
+}

@@ -113,6 +113,16 @@ func readRequest(r *bufio.Reader) (request, error) {
 			}
 		}
 		req.host = string(b)
+		// A name that is an address literal is that address, in its
+		// canonical form ("::000" is "::", "::ffff:127.0.0.1" is
+		// "127.0.0.1"), so the policy sees one spelling of it; a zone
+		// names an interface, which no worker may choose.
+		if a, err := netip.ParseAddr(req.host); err == nil {
+			if a.Zone() != "" {
+				return request{}, fmt.Errorf("%w: address %q with a zone", errSocks, req.host)
+			}
+			req.host = a.Unmap().String()
+		}
 	default:
 		return request{}, fmt.Errorf("%w: address type %d", errSocks, h[3])
 	}
