@@ -299,7 +299,13 @@ func resolveLocation(base *url.URL, loc string) (*url.URL, error) {
 	}
 	next := base.ResolveReference(ref)
 	next.Fragment, next.RawFragment = "", ""
-	return next, nil
+	// What is checked and fetched is the URL as written out: one that
+	// does not parse back (such as "//::", a host of colons) is refused.
+	again, err := url.Parse(next.String())
+	if err != nil {
+		return nil, fmt.Errorf("a bad Location: %w", err)
+	}
+	return again, nil
 }
 
 // fetchBundled serves a bundled demo worker from Options.Web, in process:
