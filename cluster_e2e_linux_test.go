@@ -25,6 +25,7 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/redistest"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -55,7 +56,7 @@ type serveProc struct {
 	tmp  string // its TMPDIR: its Firefox profiles
 	addr string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	done chan struct{}
 	err  error // cmd.Wait's, once done
 }
@@ -86,7 +87,7 @@ func placedRecord(t *testing.T, ctx context.Context, db, id string) (store.Sessi
 func startNode(t *testing.T, ctx context.Context, id, url string, extra ...string) *serveProc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &serveProc{id: id, db: filepath.Join(dir, id+".db"), tmp: filepath.Join(dir, "tmp"), logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &serveProc{id: id, db: filepath.Join(dir, id+".db"), tmp: filepath.Join(dir, "tmp"), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	if err := os.Mkdir(p.tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}

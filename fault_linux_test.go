@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -53,7 +54,7 @@ type faultProc struct {
 	// of the test's namespace, so records are read inside the namespace.
 	ns   int
 	mark string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	// holder: in tmpfs mode, cmd is a shell holding the mount namespace;
 	// closing its stdin lets it exit once serve has.
 	holder   io.WriteCloser
@@ -83,7 +84,7 @@ func startServeProc(t *testing.T, ctx context.Context, o procOpts) *faultProc {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	sp := &faultProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncBuffer{}, exited: make(chan struct{})}
+	sp := &faultProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	args, _ := json.Marshal(append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
 		"--log-format", "json"}, o.args...))
 	dir := filepath.Dir(o.db)

@@ -13,13 +13,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/internal/proc"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -34,24 +34,6 @@ func TestMain(m *testing.M) {
 	}
 	snap := leaktest.Take()
 	os.Exit(snap.Code(m.Run()))
-}
-
-// syncBuffer is a bytes.Buffer safe for a concurrent writer and reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type result struct {
@@ -512,7 +494,7 @@ func TestServeHealthz(t *testing.T) {
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	db := filepath.Join(t.TempDir(), "db")
 	go func() {
@@ -575,7 +557,7 @@ func TestRunServeDirect(t *testing.T) {
 		Warm: 4, WorkerIdle: time.Minute, LogFormat: "text", LogLevel: "debug", onListen: func(a net.Addr) { addrc <- a }}
 	runCtx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	go func() { errc <- runServe(runCtx, cfg, &logs) }()
 	var addr net.Addr
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -49,7 +50,7 @@ type netServe struct {
 	page  string // http://listen/
 	db    string
 	token string
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	// exited gets the process's end (put back by whoever reads it early).
 	exited chan error
 }
@@ -63,7 +64,7 @@ func startNetServe(t *testing.T, ns *netns.Namespace, listen string, flags ...st
 	db := filepath.Join(t.TempDir(), "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "net")
 	wantOK(t, r)
-	s := &netServe{page: "http://" + listen + "/", db: db, token: strings.TrimSpace(r.stdout), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	s := &netServe{page: "http://" + listen + "/", db: db, token: strings.TrimSpace(r.stdout), logs: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	args, _ := json.Marshal(append([]string{"serve", "--db", db, "--listen", listen, "--warm", "2",
 		"--log-format", "json", "--log-level", "info"}, flags...))
 	sctx, stop := context.WithCancel(context.Background())

@@ -18,6 +18,7 @@ import (
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 )
 
 // TestServeEndToEnd runs the real `serve` wiring (store, Firefox pool, host,
@@ -101,7 +102,7 @@ func startServe(t *testing.T, ctx context.Context, token string) (addr, secret, 
 
 // startServeWith is startServe with the configuration changed by tweak; it
 // also returns serve's (JSON) logs.
-func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(*serveConfig)) (addr, secret, db string, logs *syncBuffer) {
+func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(*serveConfig)) (addr, secret, db string, logs *syncbuf.Buffer) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "geckohost.db")
 	secret = addDBToken(t, db, token)
@@ -113,7 +114,7 @@ func startServeWith(t *testing.T, ctx context.Context, token string, tweak func(
 		tweak(&cfg)
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	var serveErr error
 	done := make(chan struct{})
 	go func() {
@@ -143,7 +144,7 @@ func addDBToken(t *testing.T, db, name string, flags ...string) string {
 // waitReady waits until a serve's JSON logs say "geckohost ready" and
 // returns the address of its "geckohost serving" line. It fails t when the
 // serve stops first (done closed; why says why) or ctx ends.
-func waitReady(t *testing.T, ctx context.Context, logs *syncBuffer, done <-chan struct{}, why func() string) string {
+func waitReady(t *testing.T, ctx context.Context, logs *syncbuf.Buffer, done <-chan struct{}, why func() string) string {
 	t.Helper()
 	for {
 		var addr string

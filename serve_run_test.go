@@ -10,6 +10,7 @@ import (
 
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/proc"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -69,7 +70,7 @@ func TestStartRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	run, err := startRun(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)), 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -41,7 +42,7 @@ type fixture struct {
 	ctx   context.Context
 	redis *redistest.Server
 	c     *cluster.Client // for the test's own commands
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	f := &fixture{t: t, ctx: ctx, redis: rs, c: c, logs: &syncBuffer{}}
+	f := &fixture{t: t, ctx: ctx, redis: rs, c: c, logs: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CLUSTER_TEST_LOGS") != "" {
 			t.Logf("logs:\n%s", f.logs.String())
@@ -301,23 +302,6 @@ func (f *fixture) seen(n int) {
 	t := time.NewTimer(2 * testHeartbeat)
 	defer t.Stop()
 	<-t.C
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // settled waits until the registry shows these live workers per node, and

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -67,28 +67,10 @@ type harness struct {
 	hs   *httptest.Server
 	url  string // ws://127.0.0.1:PORT/
 	demo string // a bundled demo worker source URL
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	// shutdownFailOK: the test shut the server down with too short a
 	// deadline on purpose.
 	shutdownFailOK bool
-}
-
-// syncBuffer collects logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harness {
@@ -103,7 +85,7 @@ func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harne
 	if eng == nil {
 		eng = newFakeEngine(happyScript)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	opts := host.Options{
 		Store:  db,
 		Engine: eng,

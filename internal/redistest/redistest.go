@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geckohost/geckohost/internal/syncbuf"
 )
 
 // startTimeout bounds how long Start and Restart wait for the server to
@@ -35,7 +36,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
 	done   chan struct{} // closed when cmd has been waited for
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 }
 
 // Binary returns the redis-server to run: /usr/bin/redis-server, else the
@@ -133,7 +134,7 @@ func (s *Server) start() error {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopTimeout
 	setPdeathsig(cmd)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -214,22 +215,4 @@ func freePort() (int, error) {
 	}
 	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and Output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
