@@ -234,19 +234,28 @@ func (n *Node) Drain(ctx context.Context) error {
 		n.log.Info("cluster node draining", "node", n.opts.ID)
 	}
 	n.heartbeatNow()
-	t := time.NewTicker(20 * time.Millisecond)
+	if neg, err := n.waitZero(ctx, 20*time.Millisecond, func() int { return n.negotiating }); err != nil {
+		return fmt.Errorf("drain node %s: %d sessions still negotiating: %w", n.opts.ID, neg, err)
+	}
+	return nil
+}
+
+// waitZero polls count (called with n.mu held) every interval until it is
+// 0; when ctx ends first it returns the last count and ctx's error.
+func (n *Node) waitZero(ctx context.Context, every time.Duration, count func() int) (int, error) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		n.mu.Lock()
-		neg := n.negotiating
+		left := count()
 		n.mu.Unlock()
-		if neg == 0 {
-			return nil
+		if left == 0 {
+			return 0, nil
 		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("drain node %s: %d sessions still negotiating: %w", n.opts.ID, neg, ctx.Err())
+			return left, ctx.Err()
 		}
 	}
 }
@@ -306,21 +315,10 @@ func (n *Node) Close(ctx context.Context) error {
 
 // waitSessions waits until no served or remote session is left.
 func (n *Node) waitSessions(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		n.mu.Lock()
-		left := len(n.served) + len(n.remotes)
-		n.mu.Unlock()
-		if left == 0 {
-			return nil
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return fmt.Errorf("close node %s: %d relayed sessions left: %w", n.opts.ID, left, ctx.Err())
-		}
+	if left, err := n.waitZero(ctx, 10*time.Millisecond, func() int { return len(n.served) + len(n.remotes) }); err != nil {
+		return fmt.Errorf("close node %s: %d relayed sessions left: %w", n.opts.ID, left, err)
 	}
+	return nil
 }
 
 // load returns the local engine's load.
