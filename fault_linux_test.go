@@ -26,6 +26,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/syncbuf"
+	"github.com/geckohost/geckohost/internal/testenv"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -934,7 +935,7 @@ func TestFaultDiskFull(t *testing.T) {
 	ctx := faultTest(t)
 	db, secret, tmp := faultServe(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "nsenter", "apt-get install util-linux")
 	}
 	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, tmpfs: "4m"})
 	demo := "http://" + sp.addr + "/workers/echo.js"

@@ -18,6 +18,7 @@ import (
 	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/internal/syncbuf"
+	"github.com/geckohost/geckohost/internal/testenv"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -34,10 +35,10 @@ import (
 func netTest(t *testing.T, nft bool) (context.Context, *netns.Topology) {
 	t.Helper()
 	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	if _, err := os.Stat(browsers.ChromiumPath); err != nil {
-		t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", browsers.ChromiumPath)
+		testenv.Skip(t, "chromium", "apt-get install chromium")
 	}
 	tp := netns.NewTopology(t, nft)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

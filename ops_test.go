@@ -14,6 +14,7 @@ import (
 
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // TestUserMistakes: what a new user trips over is one clear line.
@@ -170,7 +171,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not installed")
+		testenv.Skip(t, "systemd-analyze", "apt-get install systemd")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "geckohost")

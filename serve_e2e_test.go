@@ -19,6 +19,7 @@ import (
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/internal/syncbuf"
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // TestServeEndToEnd runs the real `serve` wiring (store, Firefox pool, host,
@@ -86,7 +87,7 @@ func serveTestFor(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	netns.Skip(t)
 	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), d)

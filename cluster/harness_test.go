@@ -21,6 +21,7 @@ import (
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
 	"github.com/geckohost/geckohost/internal/syncbuf"
+	"github.com/geckohost/geckohost/internal/testenv"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -48,7 +49,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	if _, err := redistest.Binary(); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "redis-server", "apt-get install redis-server")
 	}
 	leaktest.Check(t) // first: its check runs after Redis is stopped
 	rs := redistest.Start(t)

@@ -23,6 +23,7 @@ import (
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/proc"
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // Fake browser: the test binary re-executed with fakeEnv set plays a
@@ -320,7 +321,7 @@ func benchLaunch(b *testing.B, launch func(context.Context) (*Firefox, error)) {
 // cannot be removed by it; the test removes it).
 func TestParentDeath(t *testing.T) {
 	if _, err := FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	ctx := testContext(t, 90*time.Second)
 	t.Setenv("TMPDIR", t.TempDir()) // the parent's profile goes here
@@ -488,7 +489,7 @@ func ExampleLaunchFirefox() {
 // TMPDIR.
 func TestFirefox(t *testing.T) {
 	if _, err := FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // profiles and the template go here
@@ -691,7 +692,7 @@ func TestFirefox(t *testing.T) {
 // Firefox starts: nothing is left.
 func TestLauncherCloseDuringBuild(t *testing.T) {
 	if _, err := FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)

@@ -28,6 +28,7 @@ import (
 	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/testenv"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -152,7 +153,7 @@ window.result = (async () => {
 func TestDemoPage(t *testing.T) {
 	netns.Skip(t)
 	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skipf("no Firefox for the workers: %v", err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	leaktest.Check(t, leakOpts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
@@ -171,7 +172,7 @@ func TestDemoPage(t *testing.T) {
 
 	t.Run("chromium", func(t *testing.T) {
 		if _, err := os.Stat(browsers.ChromiumPath); err != nil {
-			t.Skipf("chromium not installed at %s (Debian: apt-get install chromium)", browsers.ChromiumPath)
+			testenv.Skip(t, "chromium", "apt-get install chromium")
 		}
 		d := newChromium(t, ctx)
 		runScenario(t, ctx, d, st, shots)

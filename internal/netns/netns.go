@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // EnvVar is set to "1" in the environment of a test binary re-executed in
@@ -30,17 +32,22 @@ func Reason() string {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if skipReason == "" {
-		return "not running inside a private network namespace (use netns.Run in TestMain)"
+	if skipReason != "" {
+		return skipReason
 	}
-	return skipReason
+	if r := cannot(); r != "" {
+		return r
+	}
+	return "not running inside a private network namespace (use netns.Run in TestMain)"
 }
 
 // Skip skips t unless the test runs inside the private network namespace.
+// When root, unshare or ip is missing, it is a missing-component skip
+// (see internal/testenv), listed by make test and failing CI.
 func Skip(t testing.TB) {
 	t.Helper()
 	if !Inside() {
-		t.Skip(Reason())
+		t.Skip(testenv.Prefix + Reason())
 	}
 }
 
@@ -84,13 +91,13 @@ func run(m *testing.M, setup string) int {
 
 func cannot() string {
 	if os.Geteuid() != 0 {
-		return "not running as root (unshare --net needs root)"
+		return testenv.Reason("root", "run the tests as root: sudo make test", "unshare --net needs root")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
-		return "unshare not found on PATH (Debian: apt-get install util-linux)"
+		return testenv.Reason("unshare", "apt-get install util-linux")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return "ip not found on PATH (Debian: apt-get install iproute2)"
+		return testenv.Reason("ip", "apt-get install iproute2")
 	}
 	return ""
 }

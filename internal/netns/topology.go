@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // Topology is a network a test builds for itself out of named network
@@ -53,14 +55,14 @@ var nsName = regexp.MustCompile(`^gh-([0-9]+)-[0-9]+-`)
 // can): it needs root, ip (iproute2) and, with nft, nftables.
 func CanBuild(nft bool) string {
 	if os.Geteuid() != 0 {
-		return "not running as root (named network namespaces need root)"
+		return testenv.Reason("root", "run the tests as root: sudo make test", "named network namespaces need root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return "ip not found on PATH (Debian: apt-get install iproute2)"
+		return testenv.Reason("ip", "apt-get install iproute2")
 	}
 	if nft {
 		if _, err := exec.LookPath("nft"); err != nil {
-			return "nft not found on PATH (Debian: apt-get install nftables)"
+			return testenv.Reason("nft", "apt-get install nftables")
 		}
 	}
 	return ""
@@ -73,7 +75,7 @@ func CanBuild(nft bool) string {
 func NewTopology(t testing.TB, nft bool) *Topology {
 	t.Helper()
 	if reason := CanBuild(nft); reason != "" {
-		t.Skip(reason)
+		t.Skip(testenv.Prefix + reason)
 	}
 	removeStale()
 	tp := &Topology{t: t, prefix: fmt.Sprintf("gh-%d-%d-", os.Getpid(), seq.Add(1))}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/internal/syncbuf"
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // startTimeout bounds how long Start and Restart wait for the server to
@@ -58,7 +59,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "redis-server", "apt-get install redis-server")
 	}
 	s := &Server{bin: bin, dir: t.TempDir()}
 	t.Cleanup(func() {
