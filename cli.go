@@ -21,7 +21,12 @@ import (
 // with the given output streams and returns the process exit status. Every
 // error is one line on stderr: "geckohost: <error>".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if err := newApp(stdout, stderr).RunContext(ctx, args); err != nil {
+	app := newApp(stdout, stderr)
+	args, err := flagsFirst(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "geckohost: %s\n", oneLine(err.Error()))
 		return 1
 	}
@@ -200,6 +205,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	setUsageError(app.Commands)
+	addExamples(app)
 	return app
 }
 
@@ -272,11 +278,10 @@ func openExistingDB(c *cli.Context) (*store.DB, error) {
 	return store.Open(c.Context, p)
 }
 
-// noArgs fails when a command that takes no arguments got some (often a
-// flag placed after an argument).
+// noArgs fails when a command that takes no arguments got some.
 func noArgs(c *cli.Context) error {
 	if c.Args().Present() {
-		return fmt.Errorf("%s: unexpected argument %q (flags go before arguments; see --help)", c.Command.FullName(), c.Args().First())
+		return fmt.Errorf("%s: unexpected argument %q (it takes none; see --help)", c.Command.FullName(), c.Args().First())
 	}
 	return nil
 }

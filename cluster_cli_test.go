@@ -36,7 +36,7 @@ func TestTokenCommandsRedis(t *testing.T) {
 	if len(toks) != 2 || toks[0]["name"] != "alice" || toks[0]["max_workers"] != 2.0 || toks[1]["name"] != "bob" || toks[0]["status"] != "active" {
 		t.Errorf("list %v", toks)
 	}
-	r = geckohost(t, "token", "revoke", "alice")
+	r = geckohost(t, "token", "revoke", "alice", "--redis", rs.URL()) // the flag after the argument, as people type it
 	wantOK(t, r)
 	if !strings.Contains(r.stderr, `token "alice" (id 1) revoked`) {
 		t.Errorf("revoke: %+v", r)

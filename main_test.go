@@ -235,7 +235,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{"unknown revoke name", []string{"token", "revoke", "--db", db, "nobody"}, []string{"nobody", "not found"}},
 		{"unknown revoke id", []string{"token", "revoke", "--db", db, "77"}, []string{"77", "not found"}},
 		{"revoke without arg", []string{"token", "revoke", "--db", db}, []string{"ID or NAME"}},
-		{"flag after arg", []string{"token", "revoke", "taken", "--db", db}, []string{"flags go before"}},
+		{"flag without value", []string{"token", "revoke", "taken", "--db"}, []string{"--db needs a value"}},
 		{"corrupt db", []string{"token", "list", "--db", corrupt}, []string{"corrupt.db", "not a valid geckohost database"}},
 		{"corrupt db sessions", []string{"sessions", "--db", corrupt}, []string{"not a valid geckohost database"}},
 		{"unwritable path", []string{"token", "add", "--db", filepath.Join(file, "db"), "--name", "x"}, []string{"not a directory"}},

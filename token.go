@@ -49,7 +49,7 @@ func tokenCommand() *cli.Command {
 			{
 				Name:      "revoke",
 				Usage:     "revoke a token by id or name",
-				UsageText: "geckohost token revoke [--db PATH | --redis URL] ID|NAME",
+				UsageText: "geckohost token revoke ID|NAME [--db PATH | --redis URL]",
 				ArgsUsage: "ID|NAME",
 				Flags:     []cli.Flag{dbFlag(), redisFlag()},
 				Action:    tokenRevoke,
@@ -247,7 +247,7 @@ func tokenList(c *cli.Context) error {
 
 func tokenRevoke(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return errors.New("token revoke: give exactly one ID or NAME (flags go before it; see --help)")
+		return errors.New("token revoke: give exactly one ID or NAME (see --help)")
 	}
 	db, err := openTokenStore(c, openExistingDB)
 	if err != nil {
