@@ -78,7 +78,7 @@ func run(m *testing.M, setup string) int {
 		mu.Lock()
 		skipReason = reason
 		mu.Unlock()
-		fmt.Fprintf(os.Stderr, "netns: %s; tests that need a private network namespace are skipped\n", reason)
+		fmt.Fprintf(os.Stderr, "netns: missing %s; tests that need a private network namespace are skipped\n", reason)
 		return m.Run()
 	}
 	code, err := reexec(setup)

@@ -37,9 +37,12 @@ type skip struct {
 // reporter turns go test -json events into go test's usual output, and
 // counts.
 type reporter struct {
-	w          io.Writer
-	out        map[key][]string // output of each test (and package) so far
-	running    map[key]bool     // tests that started and did not end
+	w       io.Writer
+	out     map[key][]string // output of each test (and package) so far
+	running map[key]bool     // tests that started and did not end
+	// failOut is the output of each package's failed tests, printed with
+	// the package's FAIL line.
+	failOut    map[string][]string
 	skips      []skip
 	failedPkgs []string
 
@@ -47,7 +50,7 @@ type reporter struct {
 }
 
 func newReporter(w io.Writer) *reporter {
-	return &reporter{w: w, out: map[key][]string{}, running: map[key]bool{}}
+	return &reporter{w: w, out: map[key][]string{}, running: map[key]bool{}, failOut: map[string][]string{}}
 }
 
 // read handles every line of r: JSON events, and anything else (a line
@@ -99,7 +102,7 @@ func (r *reporter) endTest(k key, action string) {
 		r.passed++
 	case "fail":
 		r.failed++
-		r.print(lines)
+		r.failOut[k.pkg] = append(r.failOut[k.pkg], lines...)
 	case "skip":
 		r.skipped++
 		reason := skipReason(lines)
@@ -127,6 +130,8 @@ func (r *reporter) endPackage(ev event) {
 			delete(r.out, k) // a parent's lines after its subtests' ends
 		}
 	}
+	r.print(r.failOut[ev.Package])
+	delete(r.failOut, ev.Package)
 	if ev.Action != "fail" {
 		r.print(summaryLines(lines))
 		return
@@ -206,6 +211,9 @@ func skipReason(lines []string) string {
 // the events call for: 1 when a test or package failed, or when ci and a
 // test skipped for a missing component.
 func (r *reporter) finish(ci bool) int {
+	for _, lines := range r.failOut { // packages that never ended
+		r.print(lines)
+	}
 	for k := range r.running { // the stream ended in the middle of a test
 		r.failed++
 		fmt.Fprintf(r.w, "--- FAIL: %s in %s (did not finish)\n", k.test, k.pkg)
