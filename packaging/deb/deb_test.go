@@ -72,8 +72,8 @@ func TestDebVersion(t *testing.T) {
 // throwaway root (dpkg --root with --force-script-chrootless: the
 // maintainer scripts run with $DPKG_ROOT), and checks the files, the
 // geckohost system user and group and its 0700 state directory in that
-// root's /etc/passwd, /etc/group and /var/lib, and that the installed
-// binary runs "version". A reinstall adds no second user; a purge removes
+// root's /etc/passwd, /etc/group and /var/lib, the installed unit
+// (systemd-analyze verify), and that the installed binary runs "version". A reinstall adds no second user; a purge removes
 // the files and the state directory and keeps the user.
 func TestDebPackage(t *testing.T) {
 	testenv.NeedCommand(t, "dpkg-deb", "apt-get install dpkg")
@@ -188,9 +188,33 @@ func checkInstalled(t *testing.T, ctx context.Context, root string) {
 	if strings.Contains(string(unit), "/usr/local/bin") {
 		t.Errorf("installed unit names /usr/local/bin:\n%s", unit)
 	}
+	verifyUnit(t, ctx, root, string(unit))
 	out := command(t, ctx, nil, filepath.Join(root, "usr/bin/geckohost"), "version")
 	if !strings.HasPrefix(out, "geckohost v1.2.3-4-gabcdef0 ") {
 		t.Errorf("geckohost version: %q", out)
+	}
+}
+
+// verifyUnit runs systemd-analyze verify on the installed unit, its
+// binary path pointed into root; only complaints about the unit count
+// (without a running systemd, verify may complain about its environment).
+func verifyUnit(t *testing.T, ctx context.Context, root, unit string) {
+	t.Helper()
+	analyze := testenv.NeedCommand(t, "systemd-analyze", "apt-get install systemd")
+	path := filepath.Join(t.TempDir(), "geckohost.service")
+	unit = strings.ReplaceAll(unit, "/usr/bin/geckohost", filepath.Join(root, "usr/bin/geckohost"))
+	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, analyze, "verify", path).CombinedOutput()
+	var relevant []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(l, "geckohost.service") {
+			relevant = append(relevant, l)
+		}
+	}
+	if len(relevant) > 0 {
+		t.Errorf("systemd-analyze verify (%v) complains about the installed unit:\n%s", err, strings.Join(relevant, "\n"))
 	}
 }
 
