@@ -9,6 +9,9 @@ GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN      ?= bin/geckohost
 ARGS     ?=
 FUZZTIME ?= 10s
+# make test's extra go test flags and packages: make test TESTFLAGS="-run TestX" PKGS=./host
+TESTFLAGS ?=
+PKGS     ?= ./...
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The version stamped into the binary: `geckohost version`, --version, /status
 # and the start log line show it.
@@ -68,9 +71,9 @@ test-deps:
 # the skipped tests with their reasons and "N passed, N failed, N skipped".
 # With CI=true a test skipped for a missing component fails the run.
 test: test-deps
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
 	$(GO) build -o bin/testreport ./internal/cmd/testreport
-	./bin/testreport -go $(GO) -race -timeout 20m ./...
+	./bin/testreport -go $(GO) -race -timeout 20m $(TESTFLAGS) $(PKGS)
 
 # Runs every fuzz target (func FuzzXxx in a *_test.go file) for FUZZTIME each.
 fuzz:
@@ -94,4 +97,4 @@ deb:
 	echo "built $$deb"
 
 clean:
-	rm -rf bin
+	rm -rf bin geckohost_*.deb
