@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := exec.CommandContext(ctx, o.goCmd, append([]string{"test", "-json"}, o.args...)...)
 	cmd.Stderr = stderr
+	// SIGINT, not SIGTERM: go test passes an interrupt on to the test
+	// binaries it runs, which then end their tests and clean up.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 30 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
