@@ -165,6 +165,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
+		RelayPeers:   relayPeers(relay),
 		QueueSize:    queueSize,
 		QueueTimeout: cfg.QueueTimeout,
 		Browsers:     poolBrowsers(pool),

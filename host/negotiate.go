@@ -183,6 +183,7 @@ func (se *session) waitHello() (wire.ClientHello, bool) {
 func (se *session) relay(answerDeadline time.Time) {
 	s := se.s
 	events := se.worker.Events()
+	defer se.dropRelayPeers() // the worker ended (turnperm.go)
 	answerT := time.NewTimer(time.Until(answerDeadline))
 	defer answerT.Stop()
 	var connectT, closeT <-chan time.Time
@@ -244,6 +245,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.state = stateAnswered
 				se.save()
 				se.workerICE.addSDP(ev.Answer, !se.localClient)
+				se.addRelayPeers(ev.Answer)
 				answer := ev.Answer
 				if !se.localClient {
 					answer = dropLoopbackCandidates(answer)
@@ -255,6 +257,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				defer t.Stop()
 				connectT = t.C
 			case engine.EventCandidate:
+				se.addRelayPeer(ev.Candidate.Candidate)
 				if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
 					continue
 				}
