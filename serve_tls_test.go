@@ -356,3 +356,19 @@ func echoer(t *testing.T, ctx context.Context, sess *client.Session) func(string
 		}
 	}
 }
+
+// TestServerOriginsTLS: with --tls-cert the listener's own origins (for
+// the workers' egress and host's --listen names) are https.
+func TestServerOriginsTLS(t *testing.T) {
+	a, _ := net.ResolveTCPAddr("tcp", "192.0.2.7:8443")
+	cfg := serveConfig{Listen: "workstation.lan:8443", TLSCert: "c.pem", TLSKey: "k.pem", PublicURLs: []string{"http://gh.example.com"}}
+	eg, hp := serverOrigins(cfg, a)
+	wantEg := []string{"http://gh.example.com", "https://workstation.lan:8443", "https://192.0.2.7:8443"}
+	wantHp := []string{"http://gh.example.com", "https://workstation.lan:8443"}
+	if strings.Join(eg, " ") != strings.Join(wantEg, " ") || strings.Join(hp, " ") != strings.Join(wantHp, " ") {
+		t.Fatalf("serverOrigins = %v, %v; want %v, %v", eg, hp, wantEg, wantHp)
+	}
+	if got := cfg.schemeURL("http://127.0.0.1:8443/"); got != "https://127.0.0.1:8443/" {
+		t.Fatalf("schemeURL = %q", got)
+	}
+}
