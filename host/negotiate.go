@@ -99,6 +99,7 @@ func (se *session) negotiate() {
 	}
 	se.worker = w
 	se.relay(answerDeadline)
+	se.dropRelayPeers() // the worker ended (turnperm.go)
 }
 
 // fetchSource fetches the worker's code while it keeps reading the
@@ -183,7 +184,6 @@ func (se *session) waitHello() (wire.ClientHello, bool) {
 func (se *session) relay(answerDeadline time.Time) {
 	s := se.s
 	events := se.worker.Events()
-	defer se.dropRelayPeers() // the worker ended (turnperm.go)
 	answerT := time.NewTimer(time.Until(answerDeadline))
 	defer answerT.Stop()
 	var connectT, closeT <-chan time.Time
