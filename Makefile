@@ -27,7 +27,7 @@ TEST_NEEDS := firefox-esr,firefox=firefox-esr /usr/lib/chromium/chromium=chromiu
 	ip=iproute2 nft=nftables gcc=gcc redis-server=redis-server \
 	unshare=util-linux nsenter=util-linux systemd-analyze=systemd \
 	dpkg-deb=dpkg lintian=lintian /etc/ssl/certs/ca-certificates.crt=ca-certificates \
-	/usr/lib/python3/dist-packages/aiortc=python3-aiortc
+	certutil=libnss3-tools /usr/lib/python3/dist-packages/aiortc=python3-aiortc
 
 .PHONY: build serve deps test-deps test fuzz deb clean
 
