@@ -16,11 +16,17 @@ import (
 // name is looked up among the command's flags, --help included). Nothing
 // after "--" moves: "token revoke -- -odd" revokes "-odd". A word that
 // names a subcommand is one only before any argument of its command, as
-// before. A last flag that needs a value and has none is an error (else
+// before. "help COMMAND..." is "COMMAND... --help". A last flag that needs a value and has none is an error (else
 // the argument before it would be read as its value).
 func flagsFirst(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
 		return args, nil
+	}
+	if (args[1] == "help" || args[1] == "h") && len(args) > 2 && findCommand(app.Commands, args[2]) != nil {
+		// "geckohost help token revoke" is "geckohost token revoke --help"
+		// (urfave/cli's help of a command with subcommands, shown from the
+		// app, stops after USAGE).
+		args = append(append([]string{args[0]}, args[2:]...), "--help")
 	}
 	out := []string{args[0]}
 	flags, cmds := append([]cli.Flag{cli.HelpFlag, cli.VersionFlag}, app.Flags...), app.Commands

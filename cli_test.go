@@ -27,7 +27,9 @@ func TestFlagsFirst(t *testing.T) {
 		{"token revoke alpha -- --db", "token revoke alpha -- --db"},
 		{"sessions extra --limit 5", "sessions --limit 5 extra"},
 		{"sessions --limit 5 prune --older-than 30d", "sessions --limit 5 prune --older-than 30d"},
-		{"help serve", "help serve"},
+		{"help serve", "serve --help"},
+		{"help token revoke", "token revoke --help"},
+		{"help nosuch", "help nosuch"},
 		{"token revoke alpha --help", "token revoke --help alpha"},
 		{"bench -n 3 --loopback x -c 2", "bench -n 3 --loopback -c 2 x"},
 		{"--db /x.db token add --name a", "--db /x.db token add --name a"},
@@ -89,9 +91,11 @@ func TestHelpExamples(t *testing.T) {
 		if !strings.HasPrefix(ex, "geckohost "+name) {
 			t.Errorf("example of %q does not run it: %q", name, ex)
 		}
-		r := geckohost(t, append(strings.Fields(name), "--help")...)
-		if r.code != 0 || !strings.HasSuffix(r.stdout, "\nEXAMPLE:\n   "+ex+"\n") {
-			t.Errorf("%s --help: exit %d, does not end with the example %q:\n%s", name, r.code, ex, r.stdout)
+		for _, args := range [][]string{append(strings.Fields(name), "--help"), append([]string{"help"}, strings.Fields(name)...)} {
+			r := geckohost(t, args...)
+			if r.code != 0 || !strings.HasSuffix(r.stdout, "\nEXAMPLE:\n   "+ex+"\n") {
+				t.Errorf("%s: exit %d, does not end with the example %q:\n%s", strings.Join(args, " "), r.code, ex, r.stdout)
+			}
 		}
 	}
 	for name := range examples {
