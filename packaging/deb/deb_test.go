@@ -46,8 +46,10 @@ func TestDebVersion(t *testing.T) {
 		"1.2.0":                   "1.2.0-1",
 		"v1.2.0-3-gabc1234":       "1.2.0+3.gabc1234-1",
 		"v1.2.0-3-gabc1234-dirty": "1.2.0+3.gabc1234.dirty-1",
-		"c0930a1-dirty":           `^0~(git[0-9]{8}\.)?c0930a1\.dirty-1$`, // the commit date where git is
+		"c0930a1-dirty":           `^0~(git[0-9]{8}\.)?gc0930a1\.dirty-1$`, // the commit date where git is
 		"dev":                     `^0~(git[0-9]{8}\.)?dev-1$`,
+		"96ccfe0":                 `^0~(git[0-9]{8}\.)?g96ccfe0-1$`, // a hash, not a version 96
+		"96ccfe0-dirty":           `^0~(git[0-9]{8}\.)?g96ccfe0\.dirty-1$`,
 	}
 	for in, want := range cases {
 		got := strings.TrimSpace(command(t, ctx, nil, "./build", "--debversion", in))
