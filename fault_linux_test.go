@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/store"
@@ -315,7 +316,7 @@ func profiles(dir string) []string {
 // mode they are read inside serve's mount namespace with `geckohost
 // sessions --json`, which also ends the sessions of dead runs: no record
 // may then say host-restart (no serve of this test died).
-func (sp *faultProc) records(ctx context.Context) []store.Session {
+func (sp *faultProc) records(ctx context.Context) []domain.Session {
 	sp.t.Helper()
 	if sp.ns == 0 {
 		return readSessions(sp.t, ctx, sp.db)
@@ -331,13 +332,13 @@ func (sp *faultProc) records(ctx context.Context) []store.Session {
 	if err != nil {
 		sp.t.Fatalf("read records in serve's namespace: %v", err)
 	}
-	var rows []sessionJSON
+	var rows []domain.SessionJSON
 	if err := json.Unmarshal(out, &rows); err != nil {
 		sp.t.Fatalf("records: %v: %s", err, out)
 	}
-	var ss []store.Session
+	var ss []domain.Session
 	for _, r := range rows {
-		s := store.Session{WorkerID: r.WorkerID, State: r.State, EndReason: r.EndReason, RunID: r.RunID}
+		s := domain.Session{WorkerID: r.WorkerID, State: r.State, EndReason: r.EndReason, RunID: r.RunID}
 		if r.Ended != nil {
 			s.Ended, _ = time.Parse(time.RFC3339Nano, *r.Ended)
 		}
@@ -358,14 +359,14 @@ func (sp *faultProc) hostPath(path string) string {
 }
 
 // readSessions returns every session record of the database at path.
-func readSessions(t *testing.T, ctx context.Context, path string) []store.Session {
+func readSessions(t *testing.T, ctx context.Context, path string) []domain.Session {
 	t.Helper()
 	db, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	defer func() { _ = db.Close() }()
-	ss, err := db.ListSessions(ctx, store.SessionFilter{Limit: 100000})
+	ss, err := db.ListSessions(ctx, domain.SessionFilter{Limit: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func (sp *faultProc) assertClean(ctx context.Context) {
 		sp.t.Errorf("profiles left: %v", left)
 	}
 	for _, s := range sp.records(ctx) {
-		if s.State != store.StateEnded || s.Ended.IsZero() {
+		if s.State != domain.StateEnded || s.Ended.IsZero() {
 			sp.t.Errorf("session left running: %+v", s)
 		}
 	}
@@ -566,8 +567,8 @@ func groupLeft(pgid int) []int {
 }
 
 // sessionByID indexes records by worker id.
-func sessionByID(ss []store.Session) map[string]store.Session {
-	m := map[string]store.Session{}
+func sessionByID(ss []domain.Session) map[string]domain.Session {
+	m := map[string]domain.Session{}
 	for _, s := range ss {
 		m[s.WorkerID] = s
 	}
@@ -631,7 +632,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	poll(t, ctx, "records of the connected sessions", func() error {
 		recs := sessionByID(sp.records(ctx))
 		for _, r := range live {
-			if s := recs[r.held.WorkerID]; s.State != store.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
+			if s := recs[r.held.WorkerID]; s.State != domain.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
 				return fmt.Errorf("record %+v", s)
 			}
 		}
@@ -658,7 +659,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 		})
 	}
 	poll(t, ctx, "last session ended", func() error {
-		if s := sessionByID(sp.records(ctx))[r.held.WorkerID]; s.State != store.StateEnded {
+		if s := sessionByID(sp.records(ctx))[r.held.WorkerID]; s.State != domain.StateEnded {
 			return fmt.Errorf("record %+v", s)
 		}
 		return nil
@@ -700,7 +701,7 @@ func TestFaultServeKilled(t *testing.T) {
 	poll(t, ctx, "records of the live sessions", func() error {
 		n := 0
 		for _, s := range readSessions(t, ctx, db) {
-			if s.State == store.StateConnected || (s.State == store.StateNegotiating && src.holding() == 1) {
+			if s.State == domain.StateConnected || (s.State == domain.StateNegotiating && src.holding() == 1) {
 				n++
 			}
 		}
@@ -757,7 +758,7 @@ func TestFaultServeKilled(t *testing.T) {
 				want = e
 			}
 		}
-		if s.State != store.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
+		if s.State != domain.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
 			t.Errorf("record of the killed run: %+v, want ended host-restart at %v", s, want)
 		}
 	}
@@ -965,7 +966,7 @@ func TestFaultDiskFull(t *testing.T) {
 	poll(t, ctx, "the records", func() error {
 		recs := sp.records(ctx)
 		for _, s := range recs {
-			if s.State != store.StateEnded {
+			if s.State != domain.StateEnded {
 				return fmt.Errorf("record %+v", s)
 			}
 		}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/egress"
-	"github.com/geckohost/geckohost/store"
 )
 
 // serveConfig is everything `geckohost serve` runs with, built from its
@@ -126,7 +126,7 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 }
 
 // patterns validates and normalizes server origin patterns: those of
-// store.ValidateSourcePattern, or "*" for every http(s) origin.
+// domain.ValidateSourcePattern, or "*" for every http(s) origin.
 func patterns(ps []string) ([]string, error) {
 	var out []string
 	for _, p := range ps {
@@ -135,7 +135,7 @@ func patterns(ps []string) ([]string, error) {
 			out = append(out, p)
 			continue
 		}
-		n, err := store.ValidateSourcePattern(p)
+		n, err := domain.ValidateSourcePattern(p)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/proc"
 	"github.com/geckohost/geckohost/internal/syncbuf"
@@ -62,9 +63,9 @@ func TestStartRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range []store.Session{
-		{WorkerID: "live", RunID: "other-live", State: store.StateConnected},
-		{WorkerID: "lost", RunID: "killed", State: store.StateAnswered},
+	for _, s := range []domain.Session{
+		{WorkerID: "live", RunID: "other-live", State: domain.StateConnected},
+		{WorkerID: "lost", RunID: "killed", State: domain.StateAnswered},
 	} {
 		if err := db.SaveSession(ctx, s); err != nil {
 			t.Fatal(err)
@@ -75,10 +76,10 @@ func TestStartRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := db.GetSession(ctx, "lost"); err != nil || s.State != store.StateEnded || s.EndReason != "host-restart" {
+	if s, err := db.GetSession(ctx, "lost"); err != nil || s.State != domain.StateEnded || s.EndReason != "host-restart" {
 		t.Errorf("session of the killed run: %+v, %v", s, err)
 	}
-	if s, err := db.GetSession(ctx, "live"); err != nil || s.State != store.StateConnected || !s.Ended.IsZero() {
+	if s, err := db.GetSession(ctx, "live"); err != nil || s.State != domain.StateConnected || !s.Ended.IsZero() {
 		t.Errorf("session of the live run: %+v, %v", s, err)
 	}
 	first, err := db.GetRun(ctx, run.id)

@@ -19,7 +19,7 @@
 // list too (104); the offer's media sections must be 1 to 4 data channels
 // (204); the token must be
 // under its concurrent-worker limit (105, counting connected workers still
-// running) and under its rate limit (105: a token with store.Rate Count/Window
+// running) and under its rate limit (105: a token with domain.Rate Count/Window
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
 // engine then does). By default the limits are kept in memory (they start

@@ -9,9 +9,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/wire"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Close codes the host uses after a worker-error frame: 1008 (policy
@@ -105,7 +105,7 @@ func (se *session) negotiate() {
 // client's frames (candidates are kept for the relay, the cap applies) and
 // watching for the client leaving, the answer deadline (302) and shutdown
 // (304). ok is false when the session is over.
-func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
+func (se *session) fetchSource(tok domain.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
 	s := se.s
 	fctx, cancel := context.WithDeadline(se.ctx, answerDeadline)
 	defer cancel()

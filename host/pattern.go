@@ -5,12 +5,12 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // Origin patterns (--allow-source, --allow-origin, a token's --source list)
-// use the store's syntax and matching (store.ValidateSourcePattern,
-// store.MatchSource): scheme://host[:port|:*], host possibly "*.domain".
+// use domain's syntax and matching (domain.ValidateSourcePattern,
+// domain.MatchSource): scheme://host[:port|:*], host possibly "*.domain".
 // The server flags also accept "*", which matches every http(s) URL.
 
 // anyOrigin is the pattern that matches every http(s) origin.
@@ -25,7 +25,7 @@ func parsePatterns(ps []string) ([]string, error) {
 			out = append(out, p)
 			continue
 		}
-		n, err := store.ValidateSourcePattern(p)
+		n, err := domain.ValidateSourcePattern(p)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadPattern, err)
 		}
@@ -43,7 +43,7 @@ func matchAny(patterns []string, u *url.URL) bool {
 	}
 	raw := u.String()
 	for _, p := range patterns {
-		if p == anyOrigin || store.MatchSource(p, raw) {
+		if p == anyOrigin || domain.MatchSource(p, raw) {
 			return true
 		}
 	}

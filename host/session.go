@@ -9,16 +9,16 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Session states, as recorded.
 const (
-	stateNegotiating = store.StateNegotiating
-	stateAnswered    = store.StateAnswered
-	stateConnected   = store.StateConnected
-	stateEnded       = store.StateEnded
+	stateNegotiating = domain.StateNegotiating
+	stateAnswered    = domain.StateAnswered
+	stateConnected   = domain.StateConnected
+	stateEnded       = domain.StateEnded
 )
 
 // session is one signaling WebSocket and, once it has one, its worker. One
@@ -57,7 +57,7 @@ type session struct {
 
 	// The record.
 	id        string
-	token     store.Token
+	token     domain.Token
 	recorded  bool // the session has a record (from the hello on, unless quiet)
 	quiet     bool // a failed hello past the burst (hellofail.go): no record, no info line
 	counted   bool // counted by the Limiter
@@ -118,8 +118,8 @@ func (se *session) setEnd(reason engine.EndReason, errno engine.Errno, why strin
 }
 
 // record returns the session's record.
-func (se *session) record() store.Session {
-	return store.Session{
+func (se *session) record() domain.Session {
+	return domain.Session{
 		WorkerID:   se.id,
 		TokenID:    se.token.ID,
 		TokenName:  se.token.Name,
