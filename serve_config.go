@@ -18,6 +18,7 @@ import (
 	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/egress"
+	"github.com/geckohost/geckohost/host"
 )
 
 // serveConfig is everything `geckohost serve` runs with, built from its
@@ -32,9 +33,8 @@ type serveConfig struct {
 	Firefox string
 	// Browsers (≥ 1) and MaxWorkersPerBrowser (≥ 1) size the pool.
 	Browsers, MaxWorkersPerBrowser int
-	// Warm is the number of pre-spawned workers each worker page keeps
-	// ready (see gecko.PoolOptions.Warm); 0 means none (note:
-	// gecko.PoolOptions.Warm reads 0 as its default, so pass -1 for none).
+	// Warm is --warm: the number of pre-spawned workers each worker page
+	// keeps ready; 0 means none (poolWarm gives it to gecko).
 	Warm int
 	// WorkerIdle ends a worker after this long without data-channel traffic.
 	WorkerIdle time.Duration
@@ -49,8 +49,9 @@ type serveConfig struct {
 	TURNPublicIP net.IP
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
-	// QueueSize (≥ 0; 0: no queue) hellos wait at most QueueTimeout (0:
-	// host's default) for a browser when every one is full or restarting.
+	// QueueSize (≥ 0; 0: no queue, see hostQueueSize) hellos wait at most
+	// QueueTimeout (0: host's default) for a browser when every one is full
+	// or restarting.
 	QueueSize    int
 	QueueTimeout time.Duration
 	// MetricsListen, when set, serves /metrics there instead of on Listen;
@@ -74,6 +75,24 @@ type serveConfig struct {
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
+}
+
+// poolWarm is --warm as gecko.PoolOptions.Warm: the flag's 0 is none
+// (gecko.NoWarm), where gecko's zero is its default.
+func (cfg serveConfig) poolWarm() int {
+	if cfg.Warm == 0 {
+		return gecko.NoWarm
+	}
+	return cfg.Warm
+}
+
+// hostQueueSize is --queue-size as host.Options.QueueSize: the flag's 0 is no
+// queue (host.NoQueue), where host's zero is its default.
+func (cfg serveConfig) hostQueueSize() int {
+	if cfg.QueueSize == 0 {
+		return host.NoQueue
+	}
+	return cfg.QueueSize
 }
 
 // serveConfigFrom builds and validates the serve configuration from flags.

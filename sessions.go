@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/domain"
-	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/internal/serverun"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -110,13 +110,13 @@ func sessionsList(c *cli.Context) error {
 	defer func() { _ = db.Close() }()
 	// A session of a serve run that died is not running: end it in the
 	// records (host-restart), or, when they take no writes, in the list.
-	_, reapErr := endDeadRuns(c.Context, db, "")
+	_, reapErr := serverun.EndDead(c.Context, db, "")
 	ss, err := db.ListSessions(c.Context, domain.SessionFilter{TokenName: c.String("token"), Limit: limit})
 	if err != nil {
 		return err
 	}
 	if reapErr != nil {
-		ss = endDeadInList(c, db, ss)
+		ss = serverun.ShowEnded(c.Context, db, ss)
 	}
 	if name := c.String("token"); name != "" && len(ss) == 0 {
 		if err := tokenExists(c, db, name); err != nil {
@@ -160,42 +160,6 @@ func sessionsList(c *cli.Context) error {
 		return fmt.Errorf("write session list: %w", err)
 	}
 	return nil
-}
-
-// endDeadInList shows as ended (host-restart, at the run's last heartbeat or
-// end) the sessions of ss whose serve run is gone, as EndDeadRuns would
-// record them; for a database that takes no writes.
-func endDeadInList(c *cli.Context, db *store.DB, ss []domain.Session) []domain.Session {
-	open, err := db.OpenRuns(c.Context)
-	if err != nil {
-		return ss
-	}
-	byID := map[string]store.Run{}
-	for _, r := range open {
-		byID[r.ID] = r
-	}
-	now := time.Now()
-	for i, s := range ss {
-		if !s.Ended.IsZero() {
-			continue
-		}
-		at := s.Created
-		if r, ok := byID[s.RunID]; ok {
-			if !runDead(r, now) {
-				continue
-			}
-			at = r.Heartbeat
-		} else if r, err := db.GetRun(c.Context, s.RunID); err == nil {
-			at = r.Ended
-		}
-		for _, t := range []time.Time{s.Created, s.Answered, s.Connected} {
-			if t.After(at) {
-				at = t
-			}
-		}
-		ss[i].State, ss[i].EndReason, ss[i].Ended = domain.StateEnded, string(engine.EndHostRestart), at
-	}
-	return ss
 }
 
 // tokenExists fails when the store has no token called name.

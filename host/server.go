@@ -84,7 +84,7 @@ type Options struct {
 	// QueueSize is the most hellos that wait for a browser when the engine
 	// has no capacity (engine.ErrNoCapacity: every browser full, starting
 	// or restarting); one more is refused with 301 at once. 0 means 200,
-	// negative means no queue (301 at once).
+	// NoQueue (or any negative) means no queue (301 at once).
 	QueueSize int
 	// QueueTimeout is the longest a hello waits in the queue before its
 	// 301; 0 means 10 s. The wait counts toward AnswerTimeout.
@@ -102,6 +102,10 @@ type Options struct {
 	// in-memory one (this server's workers only).
 	Limiter domain.Limiter
 }
+
+// NoQueue is Options.QueueSize for no queue: a hello that no browser can take
+// is a 301 at once (the zero QueueSize is DefaultQueueSize).
+const NoQueue = -1
 
 // Defaults of Options.
 const (
