@@ -132,35 +132,16 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
 		return serveConfig{}, err
 	}
-	if cfg.WorkerAllow, err = patterns(c.StringSlice("worker-allow")); err != nil {
+	if cfg.WorkerAllow, err = domain.ParsePatterns(c.StringSlice("worker-allow")); err != nil {
 		return serveConfig{}, fmt.Errorf("--worker-allow: %w", err)
 	}
-	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
+	if cfg.AllowSources, err = domain.ParsePatterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
 	}
-	if cfg.AllowOrigins, err = patterns(c.StringSlice("allow-origin")); err != nil {
+	if cfg.AllowOrigins, err = domain.ParsePatterns(c.StringSlice("allow-origin")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-origin: %w", err)
 	}
 	return cfg, cfg.validate()
-}
-
-// patterns validates and normalizes server origin patterns: those of
-// domain.ValidateSourcePattern, or "*" for every http(s) origin.
-func patterns(ps []string) ([]string, error) {
-	var out []string
-	for _, p := range ps {
-		p = strings.TrimSpace(p)
-		if p == "*" {
-			out = append(out, p)
-			continue
-		}
-		n, err := domain.ValidateSourcePattern(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 // validate checks the values flags cannot check by type.
