@@ -107,9 +107,9 @@ type Stats struct {
 	Max   float64 `json:"max_ms"`
 }
 
-// Errors counts the failed sessions of one errno (0: not a worker-error
+// ErrorCount counts the failed sessions of one errno (0: not a worker-error
 // from the server, such as a refused connection or an echo timeout).
-type Errors struct {
+type ErrorCount struct {
 	Errno int    `json:"errno"`
 	Name  string `json:"name"`
 	Count int    `json:"count"`
@@ -119,23 +119,23 @@ type Errors struct {
 
 // Report is what bench prints (--json prints it as is).
 type Report struct {
-	URL         string   `json:"url"`
-	Source      string   `json:"source"`
-	Sessions    int      `json:"sessions"`
-	Concurrency int      `json:"concurrency"`
-	Messages    int      `json:"messages"`
-	Loopback    bool     `json:"loopback"`
-	Hold        bool     `json:"hold"`
-	Started     int      `json:"started"`
-	OK          int      `json:"ok"`
-	Failed      int      `json:"failed"`
-	Interrupted bool     `json:"interrupted"`
-	WallMS      float64  `json:"wall_ms"`
-	Answer      Stats    `json:"answer"`    // hello → worker-hello
-	Connected   Stats    `json:"connected"` // hello → connected
-	Open        Stats    `json:"open"`      // hello → data channel open
-	EchoRTT     Stats    `json:"echo_rtt"`  // one text round trip
-	Errors      []Errors `json:"errors"`
+	URL         string       `json:"url"`
+	Source      string       `json:"source"`
+	Sessions    int          `json:"sessions"`
+	Concurrency int          `json:"concurrency"`
+	Messages    int          `json:"messages"`
+	Loopback    bool         `json:"loopback"`
+	Hold        bool         `json:"hold"`
+	Started     int          `json:"started"`
+	OK          int          `json:"ok"`
+	Failed      int          `json:"failed"`
+	Interrupted bool         `json:"interrupted"`
+	WallMS      float64      `json:"wall_ms"`
+	Answer      Stats        `json:"answer"`    // hello → worker-hello
+	Connected   Stats        `json:"connected"` // hello → connected
+	Open        Stats        `json:"open"`      // hello → data channel open
+	EchoRTT     Stats        `json:"echo_rtt"`  // one text round trip
+	Errors      []ErrorCount `json:"errors"`
 	// Server is the server's histograms over the run (--metrics): keys
 	// "answer", "connected", "queue_wait".
 	Server map[string]ServerStats `json:"server,omitempty"`
@@ -323,7 +323,7 @@ func Echo(ctx context.Context, s *client.Session, session, n int) ([]time.Durati
 // summary computes the report from the sessions' outcomes.
 func summary(cfg Config, results []Session, wall time.Duration) Report {
 	rep := Report{URL: cfg.URL, Source: cfg.Source, Sessions: cfg.Sessions, Concurrency: cfg.Concurrency,
-		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []Errors{}}
+		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []ErrorCount{}}
 	var answer, connected, open, rtts []time.Duration
 	byErrno := map[int]int{} // errno → index in rep.Errors
 	for i, r := range results {
@@ -360,9 +360,9 @@ func summary(cfg Config, results []Session, wall time.Duration) Report {
 			continue
 		}
 		byErrno[errno] = len(rep.Errors)
-		rep.Errors = append(rep.Errors, Errors{Errno: errno, Name: name, Count: 1, Reason: clip(strings.Join(strings.Fields(reason), " "), reasonMax)})
+		rep.Errors = append(rep.Errors, ErrorCount{Errno: errno, Name: name, Count: 1, Reason: clip(strings.Join(strings.Fields(reason), " "), reasonMax)})
 	}
-	slices.SortStableFunc(rep.Errors, func(a, b Errors) int { return b.Count - a.Count })
+	slices.SortStableFunc(rep.Errors, func(a, b ErrorCount) int { return b.Count - a.Count })
 	rep.Answer, rep.Connected, rep.Open, rep.EchoRTT = stats(answer), stats(connected), stats(open), stats(rtts)
 	return rep
 }
