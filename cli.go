@@ -302,11 +302,3 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	return nil
 }
-
-// plural is n and the noun, with an "s" unless n is 1: "1 session", "2 sessions".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
