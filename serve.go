@@ -46,7 +46,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
-			turnListenFlag(), turnPublicIPFlag(),
+			turnListenFlag(), turnPublicIPFlag(), tlsCertFlag(), tlsKeyFlag(),
 			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
 			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
 			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
@@ -160,9 +160,8 @@ func setUpServe(ctx context.Context, cfg serveConfig, log *slog.Logger, cs *clos
 		return nil, err
 	}
 	cs.logged("close store", sv.db.Close)
-	var lc net.ListenConfig
-	if sv.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	if sv.ln, err = cfg.listen(ctx, log); err != nil { // with TLS for --tls-cert (serve_tls.go)
+		return nil, err
 	}
 	cs.returned(func() error {
 		if !sv.serving.Load() {
@@ -224,7 +223,7 @@ func removeStaleProfiles(log *slog.Logger) {
 
 // newPool builds the Firefox pool (not started) serve configures.
 func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Server) *gecko.Pool {
-	egressOrigins, _ := ownOrigins(cfg.Listen, addr, cfg.PublicURLs)
+	egressOrigins, _ := serverOrigins(cfg, addr)
 	iceURLs := append(slices.Clone(cfg.ICEServers), relayURLs(relay)...)
 	return gecko.NewPool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
@@ -245,7 +244,7 @@ func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Serve
 // still go to this node's SQLite, through it).
 func (sv *served) hostOptions(relay *turn.Server) host.Options {
 	cfg := sv.cfg
-	_, hostURLs := ownOrigins(cfg.Listen, sv.ln.Addr(), cfg.PublicURLs)
+	_, hostURLs := serverOrigins(cfg, sv.ln.Addr())
 	hopts := host.Options{
 		Store:        sv.db,
 		Engine:       sv.pool,
@@ -256,6 +255,7 @@ func (sv *served) hostOptions(relay *turn.Server) host.Options {
 		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
+		RelayPeers:   relayPeers(relay),
 		QueueSize:    cfg.hostQueueSize(),
 		QueueTimeout: cfg.QueueTimeout,
 		Browsers:     poolBrowsers(sv.pool),
@@ -291,7 +291,7 @@ func (sv *served) serve(ctx context.Context) error {
 	done := make(chan error, 1)
 	sv.serving.Store(true)
 	go func() { done <- sv.srv.Serve(serveCtx, sv.ln) }()
-	log.Info("geckohost serving", "url", "http://"+addr.String()+"/", "db", sv.db.Path(), "run", sv.run.ID(),
+	log.Info("geckohost serving", "url", sv.cfg.scheme()+"://"+addr.String()+"/", "db", sv.db.Path(), "run", sv.run.ID(),
 		"version", sv.build.Version, "commit", sv.build.Commit, "built", sv.build.Date)
 	if sv.cfg.onListen != nil {
 		sv.cfg.onListen(addr)
@@ -306,7 +306,7 @@ func (sv *served) serve(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr)
 	}
 	if ctx.Err() == nil {
-		log.Info("geckohost ready", "demo", web.DemoURL(addr.String()), "startup", time.Since(start).Round(time.Millisecond))
+		log.Info("geckohost ready", "demo", sv.cfg.schemeURL(web.DemoURL(addr.String())), "startup", time.Since(start).Round(time.Millisecond))
 	}
 	err := <-done // returns once ctx is done and the server has shut down
 	log.Info("geckohost stopping")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/turn"
 )
 
@@ -115,6 +116,15 @@ func iceServers(urls []string, relay *turn.Server) func(domain.Token, bool) []en
 		}
 		return out
 	}
+}
+
+// relayPeers is what host tells of the live workers' candidates: the
+// relay, whose clients may reach those only (nil without a relay).
+func relayPeers(relay *turn.Server) host.RelayPeers {
+	if relay == nil {
+		return nil
+	}
+	return relay
 }
 
 // relayURLs are the embedded relay's TURN URLs (none without one).

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,8 @@ type Config struct {
 	MetricsURL string
 	// Trace prints the steps of every session's negotiation.
 	Trace bool
+	// HTTPClient, when set (--ca), makes every request to the server.
+	HTTPClient *http.Client
 }
 
 // Validate checks the values flags cannot check by type.
@@ -171,7 +174,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	var before map[string]histogram
 	if cfg.MetricsURL != "" {
 		var err error
-		if before, err = scrapeHistograms(ctx, cfg.MetricsURL); err != nil {
+		if before, err = scrapeHistograms(ctx, cfg.HTTPClient, cfg.MetricsURL); err != nil {
 			return err
 		}
 	}
@@ -218,7 +221,7 @@ feed:
 	if cfg.MetricsURL != "" {
 		// The last sessions' records are written as they end; the
 		// histograms are observed before that, at answer and connected.
-		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.MetricsURL)
+		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.HTTPClient, cfg.MetricsURL)
 		if err != nil {
 			return err
 		}
@@ -251,7 +254,7 @@ feed:
 func One(ctx context.Context, cfg Config, i int) Session {
 	r := Session{Started: true}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace})
+	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace, HTTPClient: cfg.HTTPClient})
 	cancel()
 	if err != nil {
 		r.Err = err
