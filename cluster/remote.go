@@ -224,7 +224,8 @@ func (rw *remoteWorker) handle(m message) bool {
 			}
 		}
 	case msgGone:
-		rw.deliver(rw.endEvent(engine.EndBrowserDied, fmt.Sprintf("node %s does not know the worker (restarted?)", rw.node)))
+		rw.deliver(engine.Event{Kind: engine.EventEnded, Reason: engine.EndBrowserDied,
+			Detail: fmt.Sprintf("with the node running it: node %s does not know the worker (restarted?)", rw.node)})
 		return true
 	case msgDetached:
 		rw.deliver(engine.Event{Kind: engine.EventEnded, Reason: engine.EndClosed, Detail: "detached from node " + rw.node})
@@ -236,25 +237,14 @@ func (rw *remoteWorker) handle(m message) bool {
 	return false
 }
 
-// endEvent is the end of a worker lost with its node: a 303 before
-// connected.
-func (rw *remoteWorker) endEvent(reason engine.EndReason, why string) engine.Event {
-	rw.mu.Lock()
-	connected := rw.connected
-	rw.mu.Unlock()
-	ev := engine.Event{Kind: engine.EventEnded, Reason: reason, Detail: why}
-	if !connected {
-		ev.Err = engine.Errorf(engine.GeckoCrashed, "the node running the worker is gone: %s", why)
-	}
-	return ev
-}
-
+// lostEvent is the end of a worker lost with its node: a fact (the
+// browser died, with its node); host decides what the client is told.
 func (rw *remoteWorker) lostEvent() engine.Event {
 	why := "node " + rw.node + " is gone"
 	if rw.lostWhy != nil {
 		why = rw.lostWhy.Error()
 	}
-	return rw.endEvent(engine.EndBrowserDied, why)
+	return engine.Event{Kind: engine.EventEnded, Reason: engine.EndBrowserDied, Detail: "with the node running it: " + why}
 }
 
 // deliver hands ev to the host; false when the worker was abandoned.
