@@ -351,7 +351,7 @@ func (se *session) onEvent(ev engine.Event, ok bool) {
 	if !ok {
 		ls.events = nil
 		if !ls.ended { // closed without EventEnded
-			se.end(ending{kind: endWorker, ev: engine.Event{Kind: engine.EventEnded, Reason: "worker-gone"}})
+			se.end(ending{kind: endWorker, ev: engine.Event{Kind: engine.EventEnded, Reason: engine.EndWorkerGone}})
 		}
 		return
 	}
