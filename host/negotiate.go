@@ -118,9 +118,9 @@ func (se *session) loop() {
 		case <-ls.queueT.C:
 			se.end(failure(se.queueTimedOut()))
 		case <-ls.answerT.C:
-			se.end(failure(s.noAnswer("")))
+			se.end(ending{kind: endNoAnswer})
 		case <-ls.connectT.C:
-			se.end(failure(engine.Errorf(engine.GeckoTimeout, "not connected within %s of the answer", s.opts.ConnectTimeout)))
+			se.end(ending{kind: endNotConnected})
 		case <-ls.closeT.C:
 			s.log.Warn("worker did not end after close", "worker", se.id)
 			return
@@ -260,7 +260,7 @@ func (se *session) onFetched(res fetchResult) {
 	case se.endReason != "":
 		return
 	case res.err != nil && res.late && !time.Now().Before(ls.answerDeadline):
-		se.end(failure(se.s.noAnswer("fetching the source")))
+		se.end(ending{kind: endNoAnswer, while: "fetching the source"})
 		return
 	case res.err != nil:
 		se.end(failure(res.err))

@@ -30,12 +30,14 @@ const (
 type endingKind int
 
 const (
-	endFailed      endingKind = iota + 1 // ending.err: a failure already named (admission, fetch, a bad frame, a timeout, the queue)
-	endStartFailed                       // ending.startErr: Engine.StartWorker failed
-	endWorker                            // ending.ev: the worker's EventEnded
-	endClientLeft                        // the client closed its WebSocket (or a write to it failed)
-	endStop                              // Shutdown began
-	endHardStop                          // Shutdown ran out of time
+	endFailed       endingKind = iota + 1 // ending.err: a failure already named (admission, fetch, a bad frame, a timeout, the queue)
+	endStartFailed                        // ending.startErr: Engine.StartWorker failed
+	endWorker                             // ending.ev: the worker's EventEnded
+	endClientLeft                         // the client closed its WebSocket (or a write to it failed)
+	endNoAnswer                           // no answer within Options.AnswerTimeout (ending.while: what the session was doing)
+	endNotConnected                       // no "connected" within Options.ConnectTimeout of the answer
+	endStop                               // Shutdown began
+	endHardStop                           // Shutdown ran out of time
 )
 
 // ending is what happened that ends a session.
@@ -44,6 +46,7 @@ type ending struct {
 	err      *engine.Error
 	startErr error
 	ev       engine.Event
+	while    string
 }
 
 // failure is the ending of a failure host (or the engine, for a frame or a
@@ -100,6 +103,10 @@ func (se *session) outcome(what ending) outcome {
 		return failedOutcome(shuttingDown())
 	case endStartFailed:
 		return failedOutcome(se.s.startError(what.startErr))
+	case endNoAnswer:
+		return failedOutcome(se.s.noAnswer(what.while))
+	case endNotConnected:
+		return failedOutcome(engine.Errorf(engine.GeckoTimeout, "not connected within %s of the answer", se.s.opts.ConnectTimeout))
 	case endWorker:
 		return se.workerOutcome(what.ev, connected)
 	}
