@@ -164,6 +164,9 @@ func (se *session) stopLoop() {
 		ls.stopApply()
 		<-ls.applied
 	}
+	if se.worker != nil {
+		se.dropRelayPeers() // the worker ended (turnperm.go)
+	}
 }
 
 // stopWork cancels the fetch or StartWorker in flight and leaves the queue.
@@ -359,6 +362,7 @@ func (se *session) onEvent(ev engine.Event, ok bool) {
 	case engine.EventAnswer:
 		se.onAnswer(ev.Answer)
 	case engine.EventCandidate:
+		se.addRelayPeer(ev.Candidate.Candidate)
 		if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
 			return
 		}
@@ -393,6 +397,7 @@ func (se *session) onAnswer(answer string) {
 	se.state = stateAnswered
 	se.save()
 	se.workerICE.addSDP(answer, !se.localClient)
+	se.addRelayPeers(answer)
 	if !se.localClient {
 		answer = dropLoopbackCandidates(answer)
 	}
