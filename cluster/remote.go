@@ -67,8 +67,8 @@ func (rw *remoteWorker) markLost(why error) {
 
 // startRemote asks node to run req and returns the worker once it exists.
 // Errors that let another node be tried: errNotListening, a refusal with
-// 301 or 304. A node that leaves the registry after it got the request is
-// a 303.
+// 301 or 304. A node that leaves the registry after it got the request
+// lost the worker (engine.ErrWorkerLost).
 func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRequest) (engine.Worker, error) {
 	rw := n.newRemote(node, req.WorkerID)
 	n.mu.Lock()
@@ -111,7 +111,7 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 	case <-rw.lost:
 		// The node took the request and died: the worker died with it.
 		forget()
-		return nil, engine.Errorf(engine.GeckoCrashed, "the node running the worker is gone: %v", rw.lostWhy)
+		return nil, fmt.Errorf("start worker on node %s: %w: the node running it is gone: %v", node, engine.ErrWorkerLost, rw.lostWhy)
 	case <-ctx.Done():
 		forget()
 		n.closeRemote(node, req.WorkerID)

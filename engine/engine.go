@@ -12,7 +12,8 @@ type Engine interface {
 	// candidates, connected and the end are reported on the Worker's Events.
 	// It fails with an error wrapping an *Error with errno 301
 	// (NoGeckoAvailable) when no browser can take the worker (and, when
-	// that may pass by itself, ErrNoCapacity beside it), and with one
+	// that may pass by itself, ErrNoCapacity beside it), with one
+	// wrapping ErrWorkerLost when what took the request died, and with one
 	// wrapping ErrClosed once the engine is closing.
 	StartWorker(ctx context.Context, req WorkerRequest) (Worker, error)
 	// Ready returns nil once the engine can take a worker without waiting
@@ -22,6 +23,11 @@ type Engine interface {
 
 // ErrClosed is wrapped by StartWorker's error once the engine is closing.
 var ErrClosed = errors.New("engine closed")
+
+// ErrWorkerLost is wrapped by StartWorker's error when whatever took the
+// request (a browser, a cluster node) died before the worker was handed
+// over: a fact the front turns into its errno (303).
+var ErrWorkerLost = errors.New("worker lost")
 
 // ErrNoCapacity is wrapped by StartWorker's error, beside a 301 *Error,
 // when no browser can take a worker right now but one may soon: every

@@ -188,13 +188,16 @@ func (s *Server) noAnswer(while string) *engine.Error {
 }
 
 // startError maps a StartWorker error to the client's error: 304 while
-// the host stops (or the engine closed), a *engine.Error in the chain as
-// is, a deadline as 302, else 301.
+// the host stops (or the engine closed), 303 when what took the request
+// died (engine.ErrWorkerLost), a *engine.Error in the chain as is, a
+// deadline as 302, else 301.
 func (s *Server) startError(err error) *engine.Error {
 	var we *engine.Error
 	switch {
 	case errors.Is(err, engine.ErrClosed), s.stopCtx.Err() != nil && !errors.As(err, &we):
 		return shuttingDown()
+	case errors.Is(err, engine.ErrWorkerLost):
+		return engine.Errorf(engine.GeckoCrashed, "the browser running the worker died before it started (%v)", err)
 	case errors.As(err, &we):
 		return we
 	case errors.Is(err, context.DeadlineExceeded):

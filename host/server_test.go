@@ -228,6 +228,8 @@ func TestErrors(t *testing.T) {
 			errno: engine.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
 		{name: "301 plain error", start: startErr(errPlain), frames: good,
 			errno: engine.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
+		{name: "303 lost while starting", start: startErr(fmt.Errorf("start worker on node b: %w: gone", engine.ErrWorkerLost)), frames: good,
+			errno: engine.GeckoCrashed, reason: "died before it started", hasID: true, endReason: "error"},
 		{name: "303 crash", start: endWith(engine.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
 		{name: "303 ended without error", start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 			return []step{{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "a"}}, {Ev: engine.Event{Kind: engine.EventEnded, Reason: "browser-died"}}}, nil
