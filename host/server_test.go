@@ -229,6 +229,8 @@ func TestErrors(t *testing.T) {
 			errno: engine.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
 		{name: "301 plain error", start: startErr(errPlain), frames: good,
 			errno: engine.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
+		{name: "303 lost while starting", start: startErr(fmt.Errorf("start worker on node b: %w: gone", engine.ErrWorkerLost)), frames: good,
+			errno: engine.GeckoCrashed, reason: "died before it started", hasID: true, endReason: "error"},
 		{name: "303 crash", start: endWith(engine.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
 		{name: "303 ended without error", start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 			return []step{{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "a"}}, {Ev: engine.Event{Kind: engine.EventEnded, Reason: "browser-died"}}}, nil
@@ -243,8 +245,8 @@ func TestErrors(t *testing.T) {
 			errno: engine.GeckoCrashed, reason: "tab-closed", hasID: true, endReason: "tab-closed"},
 		{name: "203 worker closed itself early", start: endsWith(engine.EndWorkerClosed), frames: good,
 			errno: engine.UncaughtExceptionInWorkerCode, reason: "closed itself", hasID: true, endReason: "worker-closed"},
-		{name: "302 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
-			errno: engine.GeckoTimeout, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
+		{name: "305 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
+			errno: engine.PeerConnectionFailed, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
 			errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },

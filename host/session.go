@@ -23,8 +23,8 @@ const (
 
 // session is one signaling WebSocket and, once it has one, its worker. One
 // goroutine (the WebSocket's handler) drives it from the accept to the
-// worker's end: the negotiation, the relay, and the record. Its fields are
-// that goroutine's alone.
+// worker's end, in one loop (session.loop): the negotiation, the relay,
+// and the record. Its fields are that goroutine's alone.
 type session struct {
 	s      *Server
 	r      *http.Request
@@ -48,10 +48,8 @@ type session struct {
 	clientICE, workerICE offered
 	localClient          bool
 
-	// Client candidates read before the worker existed (while the source
-	// was fetched or the hello queued), for the relay.
-	early      []engine.Candidate
-	candidates int
+	// ls is the state of the session's loop (negotiate.go).
+	ls loopState
 	// active is the session's state in geckohost_sessions_active.
 	active string
 
@@ -103,18 +101,8 @@ func (se *session) run() {
 		se.readers.Wait()
 		se.closers.Wait()
 	}()
-	se.negotiate()
+	se.loop()
 	se.finish()
-}
-
-// setEnd records why the session ends; the first call wins.
-func (se *session) setEnd(reason engine.EndReason, errno engine.Errno, why string) {
-	if se.endReason != "" {
-		return
-	}
-	se.endReason = reason
-	se.errno = errno
-	se.reason = why
 }
 
 // record returns the session's record.
