@@ -5,15 +5,15 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/geckohost/geckohost/internal/bench"
 	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // decodeBench parses bench --json output.
-func decodeBench(t *testing.T, r result) benchReport {
+func decodeBench(t *testing.T, r result) bench.Report {
 	t.Helper()
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("bench --json output: %v\n%s\nstderr: %s", err, r.stdout, r.stderr)
 	}
@@ -41,7 +41,7 @@ func TestBenchAgainstServe(t *testing.T) {
 			t.Errorf("settings %+v", rep)
 		}
 		for name, want := range map[string]struct {
-			s     benchStats
+			s     bench.Stats
 			count int
 		}{"answer": {rep.Answer, 5}, "connected": {rep.Connected, 5}, "open": {rep.Open, 5}, "echo_rtt": {rep.EchoRTT, 15}} {
 			s := want.s
@@ -172,36 +172,5 @@ func TestBenchFlagErrors(t *testing.T) {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("bench --help lacks %s", f)
 		}
-	}
-}
-
-func TestBenchStats(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		var d []time.Duration
-		for _, x := range v {
-			d = append(d, time.Duration(x)*time.Millisecond)
-		}
-		return d
-	}
-	for _, c := range []struct {
-		in   []time.Duration
-		want benchStats
-	}{
-		{nil, benchStats{}},
-		{ms(7), benchStats{1, 7, 7, 7, 7, 7}},
-		{ms(4, 1, 3, 2), benchStats{4, 2, 4, 4, 4, 4}},
-		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), benchStats{10, 5, 9, 10, 10, 10}},
-		{[]time.Duration{1500 * time.Microsecond, 250 * time.Microsecond}, benchStats{2, 0.25, 1.5, 1.5, 1.5, 1.5}},
-	} {
-		if got := stats(c.in); got != c.want {
-			t.Errorf("stats(%v) = %+v, want %+v", c.in, got, c.want)
-		}
-	}
-	var hundred []time.Duration
-	for i := 100; i >= 1; i-- {
-		hundred = append(hundred, time.Duration(i)*time.Millisecond)
-	}
-	if got := stats(hundred); got != (benchStats{100, 50, 90, 95, 99, 100}) {
-		t.Errorf("stats(1..100 ms) = %+v", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -294,14 +295,9 @@ func fmtTime(t time.Time, none string) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-// jsonTime is a timestamp in JSON: RFC 3339 UTC, or null when zero.
-func jsonTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339Nano)
-	return &s
-}
+// jsonTime is a timestamp in JSON, as in the session records
+// (domain.JSONTime): RFC 3339 UTC, or null when zero.
+func jsonTime(t time.Time) *string { return domain.JSONTime(t) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -310,12 +306,4 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return nil
-}
-
-// plural is n and the noun, with an "s" unless n is 1: "1 session", "2 sessions".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
+	"github.com/geckohost/geckohost/store"
 )
 
 // TestTokenCommandsRedis: token add, list and revoke with --redis (or
@@ -88,4 +95,80 @@ func TestClusterFlagErrors(t *testing.T) {
 	wantFail(t, geckohost(t, "serve", "--db", db, "--node-id", "a"), "--node-id", "only with --redis")
 	wantFail(t, geckohost(t, "serve", "--db", db, "--redis", closed, "--node-id", "a b"), "--node-id")
 	wantFail(t, geckohost(t, "serve", "--db", db, "--listen", "127.0.0.1:0", "--redis", closed), "cluster store unreachable")
+}
+
+// nopEngine is an engine that takes no worker: a cluster node needs one.
+type nopEngine struct{}
+
+func (nopEngine) StartWorker(context.Context, engine.WorkerRequest) (engine.Worker, error) {
+	return nil, engine.Errorf(engine.NoGeckoAvailable, "no worker here")
+}
+func (nopEngine) Ready() error { return nil }
+
+// TestSessionsRedisJSONEveryField: a session record a node saves reaches
+// `sessions --redis --json` (through the cluster's stream) with every field
+// as recorded, egress_refused and run_id included, and `sessions --json` of
+// the node's SQLite file shows the same record in the same form.
+func TestSessionsRedisJSONEveryField(t *testing.T) {
+	leaktest.Check(t)
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dbPath := filepath.Join(t.TempDir(), "node.db")
+	db, err := store.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	cl, err := cluster.Open(ctx, rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cl.Close() }()
+	node, err := cluster.New(cluster.Options{Client: cl, ID: "node-a", Local: nopEngine{}, Records: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 123e6, time.UTC)
+	rec := domain.Session{WorkerID: "w-1", TokenID: 7, TokenName: "alice", Source: "https://example.com/w.js",
+		RemoteAddr: "192.0.2.1:5000", Origin: "https://example.com", Engine: "firefox", State: domain.StateEnded,
+		Errno: 305, Reason: "no pair", Created: t0, Answered: t0.Add(15 * time.Millisecond),
+		Connected: t0.Add(40 * time.Millisecond), Ended: t0.Add(2 * time.Second), EndReason: "ice-failed",
+		EgressRefused: 3, RunID: "run-42"}
+	if err := node.SaveSession(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Close(ctx); err != nil { // flushes the stream
+		t.Fatal(err)
+	}
+	want := rec
+	want.NodeID = "node-a"
+	wantJSON := want.JSON()
+
+	r := geckohost(t, "sessions", "--redis", rs.URL(), "--json")
+	wantOK(t, r)
+	var got []cluster.RecordJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if len(got) != 1 || !reflect.DeepEqual(got[0].SessionJSON, wantJSON) || got[0].Front != "node-a" {
+		t.Fatalf("sessions --redis --json:\n%s\nwant %+v", r.stdout, wantJSON)
+	}
+	for _, field := range []string{`"egress_refused": 3`, `"run_id": "run-42"`, `"node_id": "node-a"`, `"front": "node-a"`} {
+		if !strings.Contains(r.stdout, field) {
+			t.Errorf("sessions --redis --json lacks %s:\n%s", field, r.stdout)
+		}
+	}
+
+	// The node's own file: the same record, without the cluster's token id.
+	r = geckohost(t, "sessions", "--db", dbPath, "--json")
+	wantOK(t, r)
+	var local []domain.SessionJSON
+	if err := json.Unmarshal([]byte(r.stdout), &local); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	want.TokenID = 0
+	if len(local) != 1 || !reflect.DeepEqual(local[0], want.JSON()) {
+		t.Errorf("sessions --json:\n%s\nwant %+v", r.stdout, want.JSON())
+	}
 }

@@ -22,11 +22,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/redistest"
 	"github.com/geckohost/geckohost/internal/syncbuf"
-	"github.com/geckohost/geckohost/store"
 )
 
 // mainArgsEnv makes the test binary run geckohost with these arguments
@@ -67,7 +67,7 @@ var servingRE = regexp.MustCompile(`"msg":"geckohost serving","url":"http://([^/
 // names the worker's node: from its answered state on (the hello's first
 // row names the node that took it). The records are written
 // asynchronously, so a client can have the answer first.
-func placedRecord(t *testing.T, ctx context.Context, db, id string) (store.Session, error) {
+func placedRecord(t *testing.T, ctx context.Context, db, id string) (domain.Session, error) {
 	t.Helper()
 	st := openStore(t, db)
 	for {

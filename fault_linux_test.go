@@ -24,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/internal/bench"
 	"github.com/geckohost/geckohost/internal/syncbuf"
 	"github.com/geckohost/geckohost/internal/testenv"
 	"github.com/geckohost/geckohost/store"
@@ -316,7 +318,7 @@ func profiles(dir string) []string {
 // mode they are read inside serve's mount namespace with `geckohost
 // sessions --json`, which also ends the sessions of dead runs: no record
 // may then say host-restart (no serve of this test died).
-func (sp *faultProc) records(ctx context.Context) []store.Session {
+func (sp *faultProc) records(ctx context.Context) []domain.Session {
 	sp.t.Helper()
 	if sp.ns == 0 {
 		return readSessions(sp.t, ctx, sp.db)
@@ -332,13 +334,13 @@ func (sp *faultProc) records(ctx context.Context) []store.Session {
 	if err != nil {
 		sp.t.Fatalf("read records in serve's namespace: %v", err)
 	}
-	var rows []sessionJSON
+	var rows []domain.SessionJSON
 	if err := json.Unmarshal(out, &rows); err != nil {
 		sp.t.Fatalf("records: %v: %s", err, out)
 	}
-	var ss []store.Session
+	var ss []domain.Session
 	for _, r := range rows {
-		s := store.Session{WorkerID: r.WorkerID, State: r.State, EndReason: r.EndReason, RunID: r.RunID}
+		s := domain.Session{WorkerID: r.WorkerID, State: r.State, EndReason: r.EndReason, RunID: r.RunID}
 		if r.Ended != nil {
 			s.Ended, _ = time.Parse(time.RFC3339Nano, *r.Ended)
 		}
@@ -359,14 +361,14 @@ func (sp *faultProc) hostPath(path string) string {
 }
 
 // readSessions returns every session record of the database at path.
-func readSessions(t *testing.T, ctx context.Context, path string) []store.Session {
+func readSessions(t *testing.T, ctx context.Context, path string) []domain.Session {
 	t.Helper()
 	db, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	defer func() { _ = db.Close() }()
-	ss, err := db.ListSessions(ctx, store.SessionFilter{Limit: 100000})
+	ss, err := db.ListSessions(ctx, domain.SessionFilter{Limit: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +419,7 @@ func (sp *faultProc) assertClean(ctx context.Context) {
 		sp.t.Errorf("profiles left: %v", left)
 	}
 	for _, s := range sp.records(ctx) {
-		if s.State != store.StateEnded || s.Ended.IsZero() {
+		if s.State != domain.StateEnded || s.Ended.IsZero() {
 			sp.t.Errorf("session left running: %+v", s)
 		}
 	}
@@ -517,8 +519,8 @@ func faultServe(t *testing.T) (db, secret, tmp string) {
 // echoSession opens a session to source and runs one echo round trip on
 // it (as bench does); the session is left open in the result's held on
 // success.
-func echoSession(ctx context.Context, addr, secret, source string) benchSession {
-	return benchOne(ctx, benchConfig{URL: "ws://" + addr + "/", Token: secret, Source: source, Messages: 1, Loopback: true, Hold: true}, 0)
+func echoSession(ctx context.Context, addr, secret, source string) bench.Session {
+	return bench.One(ctx, bench.Config{URL: "ws://" + addr + "/", Token: secret, Source: source, Messages: 1, Loopback: true, Hold: true}, 0)
 }
 
 // errnoOf returns the errno of the worker-error in err's chain, or 0.
@@ -567,8 +569,8 @@ func groupLeft(pgid int) []int {
 }
 
 // sessionByID indexes records by worker id.
-func sessionByID(ss []store.Session) map[string]store.Session {
-	m := map[string]store.Session{}
+func sessionByID(ss []domain.Session) map[string]domain.Session {
+	m := map[string]domain.Session{}
 	for _, s := range ss {
 		m[s.WorkerID] = s
 	}
@@ -576,10 +578,10 @@ func sessionByID(ss []store.Session) map[string]store.Session {
 }
 
 // closeHeld closes the session a successful echoSession left open.
-func closeHeld(t *testing.T, r benchSession) {
+func closeHeld(t *testing.T, r bench.Session) {
 	t.Helper()
-	if r.held != nil {
-		if err := r.held.Close(); err != nil {
+	if r.Held != nil {
+		if err := r.Held.Close(); err != nil {
 			t.Errorf("close session: %v", err)
 		}
 	}
@@ -597,7 +599,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	first := sp.firefoxPID()
 
 	// Mid-negotiation: both workers run their first (long) run.
-	res := make(chan benchSession, 2)
+	res := make(chan bench.Session, 2)
 	for range 2 {
 		go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/slow.js") }()
 	}
@@ -611,8 +613,8 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	for range 2 {
 		r := <-res
 		closeHeld(t, r)
-		if errnoOf(r.err) != engine.GeckoCrashed {
-			t.Errorf("negotiating client got %v, want 303", r.err)
+		if errnoOf(r.Err) != engine.GeckoCrashed {
+			t.Errorf("negotiating client got %v, want 303", r.Err)
 		}
 	}
 
@@ -620,11 +622,11 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	sp.waitLog(ctx, "firefox started", 2)
 	sp.waitReadyz(ctx)
 	second := sp.firefoxPID()
-	var live []benchSession
+	var live []bench.Session
 	for range 3 {
 		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-		if r.err != nil {
-			t.Fatalf("session before the second kill: %v", r.err)
+		if r.Err != nil {
+			t.Fatalf("session before the second kill: %v", r.Err)
 		}
 		live = append(live, r)
 	}
@@ -632,7 +634,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	poll(t, ctx, "records of the connected sessions", func() error {
 		recs := sessionByID(sp.records(ctx))
 		for _, r := range live {
-			if s := recs[r.held.WorkerID]; s.State != store.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
+			if s := recs[r.Held.WorkerID]; s.State != domain.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
 				return fmt.Errorf("record %+v", s)
 			}
 		}
@@ -646,8 +648,8 @@ func TestFaultFirefoxKilled(t *testing.T) {
 	sp.waitLog(ctx, "firefox started", 3)
 	sp.waitReadyz(ctx)
 	r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-	if r.err != nil {
-		t.Fatalf("session after the restart: %v", r.err)
+	if r.Err != nil {
+		t.Fatalf("session after the restart: %v", r.Err)
 	}
 	closeHeld(t, r)
 	for _, pid := range []int{first, second} {
@@ -659,7 +661,7 @@ func TestFaultFirefoxKilled(t *testing.T) {
 		})
 	}
 	poll(t, ctx, "last session ended", func() error {
-		if s := sessionByID(sp.records(ctx))[r.held.WorkerID]; s.State != store.StateEnded {
+		if s := sessionByID(sp.records(ctx))[r.Held.WorkerID]; s.State != domain.StateEnded {
 			return fmt.Errorf("record %+v", s)
 		}
 		return nil
@@ -688,20 +690,20 @@ func TestFaultServeKilled(t *testing.T) {
 	args := []string{"--allow-source", src.URL}
 	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: args})
 	run1 := sp.runID()
-	var live []benchSession
+	var live []bench.Session
 	for range 3 {
 		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-		if r.err != nil {
-			t.Fatalf("session: %v", r.err)
+		if r.Err != nil {
+			t.Fatalf("session: %v", r.Err)
 		}
 		live = append(live, r)
 	}
-	negotiating := make(chan benchSession, 1)
+	negotiating := make(chan bench.Session, 1)
 	go func() { negotiating <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
 	poll(t, ctx, "records of the live sessions", func() error {
 		n := 0
 		for _, s := range readSessions(t, ctx, db) {
-			if s.State == store.StateConnected || (s.State == store.StateNegotiating && src.holding() == 1) {
+			if s.State == domain.StateConnected || (s.State == domain.StateNegotiating && src.holding() == 1) {
 				n++
 			}
 		}
@@ -714,11 +716,11 @@ func TestFaultServeKilled(t *testing.T) {
 	killPID(t, sp.pid)
 	<-sp.exited
 	src.releaseAll()
-	if r := <-negotiating; r.err == nil {
+	if r := <-negotiating; r.Err == nil {
 		closeHeld(t, r)
 		t.Error("the negotiating client connected to a killed serve")
 	} else {
-		t.Logf("negotiating client: %v", r.err)
+		t.Logf("negotiating client: %v", r.Err)
 	}
 	for _, r := range live {
 		closeHeld(t, r)
@@ -758,7 +760,7 @@ func TestFaultServeKilled(t *testing.T) {
 				want = e
 			}
 		}
-		if s.State != store.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
+		if s.State != domain.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
 			t.Errorf("record of the killed run: %+v, want ended host-restart at %v", s, want)
 		}
 	}
@@ -794,8 +796,8 @@ func TestFaultServeKilled(t *testing.T) {
 	}
 
 	r := echoSession(ctx, sp2.addr, secret, src.URL+"/echo.js")
-	if r.err != nil {
-		t.Fatalf("session after the restart: %v", r.err)
+	if r.Err != nil {
+		t.Fatalf("session after the restart: %v", r.Err)
 	}
 	closeHeld(t, r)
 	sp2.signal(ctx, syscall.SIGTERM)
@@ -818,8 +820,8 @@ func TestFaultSigtermUnderLoad(t *testing.T) {
 	db, secret, tmp := faultServe(t)
 	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp})
 	const n, c, termAfter = 200, 8, 100
-	cfg := benchConfig{URL: "ws://" + sp.addr + "/", Token: secret, Source: "http://" + sp.addr + "/workers/echo.js", Messages: 1, Loopback: true}
-	results := make([]benchSession, n)
+	cfg := bench.Config{URL: "ws://" + sp.addr + "/", Token: secret, Source: "http://" + sp.addr + "/workers/echo.js", Messages: 1, Loopback: true}
+	results := make([]bench.Session, n)
 	took := make([]time.Duration, n)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -830,7 +832,7 @@ func TestFaultSigtermUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for i := range jobs {
 				t0 := time.Now()
-				results[i] = benchOne(ctx, cfg, i)
+				results[i] = bench.One(ctx, cfg, i)
 				took[i] = time.Since(t0)
 				mu.Lock()
 				finished++
@@ -863,22 +865,22 @@ func TestFaultSigtermUnderLoad(t *testing.T) {
 
 	count := map[string]int{}
 	for i, r := range results {
-		switch e := errnoOf(r.err); {
-		case r.err == nil:
+		switch e := errnoOf(r.Err); {
+		case r.Err == nil:
 			count["echo"]++
 		case e != 0:
 			count[fmt.Sprint("errno ", int(e))]++
 			if e != engine.ShuttingDown {
-				t.Errorf("client %d: %v", i, r.err)
+				t.Errorf("client %d: %v", i, r.Err)
 			}
-		case strings.HasPrefix(r.err.Error(), "dial signaling:"):
+		case strings.HasPrefix(r.Err.Error(), "dial signaling:"):
 			count["refused"]++
-		case r.timings.Open > 0 && strings.Contains(r.err.Error(), "data channel closed by the worker"):
+		case r.Timings.Open > 0 && strings.Contains(r.Err.Error(), "data channel closed by the worker"):
 			count["closed by the shutdown"]++
-			t.Errorf("client %d: connected, then %v: the shutdown did not end its worker in order", i, r.err)
+			t.Errorf("client %d: connected, then %v: the shutdown did not end its worker in order", i, r.Err)
 		default:
 			count["other"]++
-			t.Errorf("client %d (after %v): %v", i, took[i], r.err)
+			t.Errorf("client %d (after %v): %v", i, took[i], r.Err)
 		}
 		if took[i] > 30*time.Second {
 			t.Errorf("client %d waited %v", i, took[i])
@@ -942,16 +944,16 @@ func TestFaultDiskFull(t *testing.T) {
 	dir := sp.hostPath(filepath.Dir(db)) // the tmpfs, seen from here
 
 	a := echoSession(ctx, sp.addr, secret, demo)
-	if a.err != nil {
-		t.Fatal(a.err)
+	if a.Err != nil {
+		t.Fatal(a.Err)
 	}
 	filler := fill(t, dir)
 	// A new session works, and so does the live one.
 	b := echoSession(ctx, sp.addr, secret, demo)
-	if b.err != nil {
-		t.Fatalf("new session on a full disk: %v", b.err)
+	if b.Err != nil {
+		t.Fatalf("new session on a full disk: %v", b.Err)
 	}
-	if _, err := benchEcho(ctx, a.held, 0, 1); err != nil {
+	if _, err := bench.Echo(ctx, a.Held, 0, 1); err != nil {
 		t.Fatalf("live session on a full disk: %v", err)
 	}
 	closeHeld(t, b) // its end cannot be written now
@@ -966,7 +968,7 @@ func TestFaultDiskFull(t *testing.T) {
 	poll(t, ctx, "the records", func() error {
 		recs := sp.records(ctx)
 		for _, s := range recs {
-			if s.State != store.StateEnded {
+			if s.State != domain.StateEnded {
 				return fmt.Errorf("record %+v", s)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/internal/proc"
@@ -118,7 +119,7 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour ||
-		tok.Rate != (store.Rate{Count: 60, Window: time.Minute}) {
+		tok.Rate != (domain.Rate{Count: 60, Window: time.Minute}) {
 		t.Errorf("stored token %+v", tok)
 	}
 	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
@@ -291,7 +292,7 @@ func TestDBFlagPlacesAndEnv(t *testing.T) {
 		t.Errorf("env db has %q", got)
 	}
 	if toks, err := openStore(t, envDB).ListTokens(context.Background()); err != nil || len(toks) != 2 ||
-		!toks[0].Rate.IsZero() || toks[1].Rate != (store.Rate{Count: 5, Window: time.Hour}) {
+		!toks[0].Rate.IsZero() || toks[1].Rate != (domain.Rate{Count: 5, Window: time.Hour}) {
 		t.Errorf("GECKOHOST_TOKEN_RATE: %+v, %v", toks, err)
 	}
 	if got := names(flagDB); got != "global,middle,leaf" {
@@ -304,7 +305,7 @@ func TestSessionsCommand(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "db")
 	st := openStore(t, db)
 	ctx := context.Background()
-	tok, _, err := st.AddToken(ctx, store.NewToken{Name: "alice"})
+	tok, _, err := st.AddToken(ctx, domain.NewToken{Name: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,16 +323,16 @@ func TestSessionsCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, s := range []store.Session{
-		{WorkerID: "w-old", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:1/w.js", State: store.StateEnded,
+	for i, s := range []domain.Session{
+		{WorkerID: "w-old", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:1/w.js", State: domain.StateEnded,
 			Created: base, Answered: base.Add(12 * time.Millisecond), Connected: base.Add(46 * time.Millisecond),
 			Ended: base.Add(90 * time.Second), EndReason: "worker-closed"},
-		{WorkerID: "w-fail", State: store.StateEnded, Errno: 102, Reason: "invalid token", Created: base.Add(time.Minute),
+		{WorkerID: "w-fail", State: domain.StateEnded, Errno: 102, Reason: "invalid token", Created: base.Add(time.Minute),
 			Ended: base.Add(time.Minute), EndReason: "error"},
-		{WorkerID: "w-live", TokenID: tok.ID, TokenName: "alice", State: store.StateConnected,
+		{WorkerID: "w-live", TokenID: tok.ID, TokenName: "alice", State: domain.StateConnected,
 			Created: base.Add(2 * time.Minute), Answered: base.Add(2*time.Minute + 40*time.Millisecond),
 			Connected: base.Add(2*time.Minute + 80*time.Millisecond), RunID: "live-run"},
-		{WorkerID: "w-dead", TokenName: "bob", State: store.StateConnected, RunID: "dead-run",
+		{WorkerID: "w-dead", TokenName: "bob", State: domain.StateConnected, RunID: "dead-run",
 			Created: base.Add(150 * time.Second), Connected: base.Add(151 * time.Second)},
 	} {
 		if err := st.SaveSession(ctx, s); err != nil {
@@ -363,7 +364,7 @@ func TestSessionsCommand(t *testing.T) {
 
 	r = geckohost(t, "sessions", "--db", db, "--token", "alice", "--limit", "1", "--json")
 	wantOK(t, r)
-	var ss []sessionJSON
+	var ss []domain.SessionJSON
 	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +378,7 @@ func TestSessionsCommand(t *testing.T) {
 		t.Errorf("json %+v, %v", ss, err)
 	}
 	wantFail(t, geckohost(t, "sessions", "--db", db, "--token", "nobody"), `no token named "nobody"`, "token list")
-	if _, _, err := openStore(t, db).AddToken(context.Background(), store.NewToken{Name: "idle"}); err != nil {
+	if _, _, err := openStore(t, db).AddToken(context.Background(), domain.NewToken{Name: "idle"}); err != nil {
 		t.Fatal(err)
 	}
 	r = geckohost(t, "sessions", "--db", db, "--token", "idle")
@@ -594,7 +595,7 @@ func TestParseExpires(t *testing.T) {
 }
 
 func TestParseRate(t *testing.T) {
-	for in, want := range map[string]store.Rate{
+	for in, want := range map[string]domain.Rate{
 		"":           {},
 		" ":          {},
 		"60/1m":      {Count: 60, Window: time.Minute},
@@ -639,7 +640,7 @@ func TestICEServersWiring(t *testing.T) {
 	if iceServers(nil, nil) != nil {
 		t.Fatal("no servers: want nil")
 	}
-	got := iceServers([]string{"stun:stun.example.com"}, nil)(store.Token{ID: 3}, false)
+	got := iceServers([]string{"stun:stun.example.com"}, nil)(domain.Token{ID: 3}, false)
 	if len(got) != 1 || got[0].URLs[0] != "stun:stun.example.com" || got[0].Username != "" {
 		t.Fatalf("static: %+v", got)
 	}

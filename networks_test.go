@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/internal/browsers"
@@ -145,7 +146,7 @@ func wantEcho(t *testing.T, ctx context.Context, s *netServe, what string, r run
 	t.Logf("%s: via %s → %s (%s %s→%s), answer→connected %.1f ms, connect() %.0f ms",
 		what, r.Path.Local, r.Path.Remote, r.Path.Protocol+"/"+r.Path.RelayProtocol, r.Path.LocalAddress, r.Path.RemoteAddress,
 		r.Timings.Connected-r.Timings.Answer, r.MS)
-	rec := waitRecord(t, ctx, s, r.WorkerID, func(rec store.Session) bool { return !rec.Connected.IsZero() })
+	rec := waitRecord(t, ctx, s, r.WorkerID, func(rec domain.Session) bool { return !rec.Connected.IsZero() })
 	if rec.Errno != 0 || rec.Answered.IsZero() {
 		t.Errorf("%s: record %+v", what, rec)
 	}
@@ -172,14 +173,14 @@ func wantFailure(t *testing.T, ctx context.Context, s *netServe, what string, r 
 		t.Errorf("%s: no worker id", what)
 		return
 	}
-	rec := waitRecord(t, ctx, s, r.WorkerID, func(rec store.Session) bool { return rec.State == store.StateEnded })
+	rec := waitRecord(t, ctx, s, r.WorkerID, func(rec domain.Session) bool { return rec.State == domain.StateEnded })
 	if engine.Errno(rec.Errno) != errno || rec.EndReason != string(engine.EndICEFailed) || rec.Reason != r.Reason {
 		t.Errorf("%s: record %+v, want errno %d, end ice-failed and the client's reason", what, rec, errno)
 	}
 }
 
 // waitRecord polls s's database until the worker's record satisfies ok.
-func waitRecord(t *testing.T, ctx context.Context, s *netServe, id string, ok func(store.Session) bool) store.Session {
+func waitRecord(t *testing.T, ctx context.Context, s *netServe, id string, ok func(domain.Session) bool) domain.Session {
 	t.Helper()
 	db, err := store.Open(ctx, s.db)
 	if err != nil {
@@ -273,7 +274,7 @@ func TestNetworkLAN(t *testing.T) {
 			t.Errorf("chromium %d: remote %s, want 198.51.100.1", i+1, r.Path.RemoteAddress)
 		}
 		connect = append(connect, r.Timings.Connected-r.Timings.Answer)
-		rec := waitRecord(t, ctx, s, r.WorkerID, func(rec store.Session) bool { return !rec.Connected.IsZero() })
+		rec := waitRecord(t, ctx, s, r.WorkerID, func(rec domain.Session) bool { return !rec.Connected.IsZero() })
 		record = append(record, float64(rec.Connected.Sub(rec.Answered).Microseconds())/1000)
 	}
 	wantEcho(t, ctx, s, "firefox", res[1][0])

@@ -133,29 +133,6 @@ func TestStatusCommand(t *testing.T) {
 	wantFail(t, geckohost(t, "status", "--url", srv.URL), "is geckohost serve running there?")
 }
 
-// TestBenchServerStats checks the histogram arithmetic of bench --metrics.
-func TestBenchServerStats(t *testing.T) {
-	before := histogram{count: 2, sum: 0.02, bounds: []float64{0.01, 0.02, 0.05}, cum: []uint64{2, 2, 2}}
-	after := histogram{count: 12, sum: 0.27, bounds: []float64{0.01, 0.02, 0.05}, cum: []uint64{2, 7, 12}}
-	d := after.since(before)
-	if d.count != 10 || d.cum[0] != 0 || d.cum[1] != 5 || d.cum[2] != 10 {
-		t.Fatalf("since: %+v", d)
-	}
-	s := d.stats()
-	// Rank 5 of 10 ends the (0.01, 0.02] bucket: 20 ms; rank 9 is 4/5 into
-	// (0.02, 0.05]: 44 ms; the mean is 250 ms / 10.
-	if s.Count != 10 || s.P50 != 20 || s.P90 != 44 || s.Mean != 25 {
-		t.Fatalf("stats %+v", s)
-	}
-	if (histogram{}).stats() != (serverStats{}) {
-		t.Fatal("empty histogram")
-	}
-	over := histogram{count: 1, bounds: []float64{0.01}, cum: []uint64{0}}
-	if q := over.quantile(0.5); q != 0.01 {
-		t.Fatalf("past the last bound: %v", q)
-	}
-}
-
 // TestSystemdUnit checks docs/geckohost.service with systemd-analyze
 // verify (where it exists), with ExecStart pointing at a built binary.
 func TestSystemdUnit(t *testing.T) {

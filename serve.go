@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,6 +17,8 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/host"
+	"github.com/geckohost/geckohost/host/turn"
+	"github.com/geckohost/geckohost/internal/serverun"
 	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
@@ -69,10 +73,11 @@ func serveCommand() *cli.Command {
 // runServe runs the server until ctx is done, then shuts it down gracefully
 // (at most shutdownTimeout) and closes the store. It returns nil on a clean
 // stop. Order: store, listener, this run's record (ending the sessions of
-// dead runs) and the removal of stale profiles, serving (so /healthz
-// answers at once), the Firefox pool (serve is ready when its first
-// browser and warm slots are), then the signaling server; shutdown runs
-// the other way round.
+// dead runs) and the removal of stale profiles, the relay, the Firefox pool
+// and cluster mode (built, not started), the signaling server, the side
+// servers; then serving (so /healthz answers at once) and starting the pool
+// (serve is ready when its first browser and warm slots are). Shutdown runs
+// the other way round, from one closer stack.
 func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -84,34 +89,129 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err := checkFirefox(cfg.Firefox); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.DBPath)
+	cs := &closers{log: log}
+	sv, err := setUpServe(ctx, cfg, log, cs)
 	if err != nil {
+		return errors.Join(err, cs.close())
+	}
+	err = sv.serve(ctx)
+	if err = errors.Join(err, cs.close()); err != nil {
 		return err
 	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			log.Error("close store", "err", err)
-		}
-	}()
+	log.Info("geckohost stopped")
+	return nil
+}
 
-	ln, err := cfg.listen(ctx, log) // with TLS for --tls-cert (serve_tls.go)
-	if err != nil {
-		return err
-	}
-	// This run's record; the sessions of runs that died are ended before
-	// any hello is served (nothing is accepted on ln before Serve).
-	run, err := startRun(ctx, db, log.With("component", "run"), heartbeatEvery)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	defer func() {
-		if err := run.close(ctx); err != nil {
-			log.Error("end serve run", "err", err)
+// closers is serve's shutdown order: each part that set-up starts pushes how
+// to stop it, and close stops them in reverse, once. A closer's error is
+// logged (logged) or returned by close (returned).
+type closers struct {
+	log *slog.Logger
+	fns []func() error
+}
+
+// logged pushes f; its error is logged as what failed, not returned.
+func (cs *closers) logged(what string, f func() error) {
+	cs.fns = append(cs.fns, func() error {
+		if err := f(); err != nil {
+			cs.log.Error(what, "err", err)
 		}
+		return nil
+	})
+}
+
+// returned pushes f; its error is part of close's.
+func (cs *closers) returned(f func() error) { cs.fns = append(cs.fns, f) }
+
+// close runs the closers pushed so far, last first, and returns the joined
+// errors of the returned ones.
+func (cs *closers) close() error {
+	var errs []error
+	for i := len(cs.fns) - 1; i >= 0; i-- {
+		errs = append(errs, cs.fns[i]())
+	}
+	cs.fns = nil
+	return errors.Join(errs...)
+}
+
+// served is what setUpServe starts: everything serve needs to run.
+type served struct {
+	cfg     serveConfig
+	log     *slog.Logger
+	db      *store.DB
+	ln      net.Listener
+	run     *serverun.Run
+	pool    *gecko.Pool
+	cm      *clusterMode
+	srv     *host.Server
+	serving *atomic.Bool // srv.Serve took over ln and the server's shutdown
+	build   host.BuildInfo
+}
+
+// setUpServe opens the store, listens, records the run (ending the sessions
+// of dead runs before any hello is served: nothing is accepted on the
+// listener before Serve), removes stale profiles, and builds the relay, the
+// pool, cluster mode, the host server, the side servers and the pruning,
+// pushing the closer of each on cs.
+func setUpServe(ctx context.Context, cfg serveConfig, log *slog.Logger, cs *closers) (*served, error) {
+	sv := &served{cfg: cfg, log: log, serving: new(atomic.Bool), build: buildInfo()}
+	var err error
+	if sv.db, err = store.Open(ctx, cfg.DBPath); err != nil {
+		return nil, err
+	}
+	cs.logged("close store", sv.db.Close)
+	if sv.ln, err = cfg.listen(ctx, log); err != nil { // with TLS for --tls-cert (serve_tls.go)
+		return nil, err
+	}
+	cs.returned(func() error {
+		if !sv.serving.Load() {
+			_ = sv.ln.Close() // Serve closes it once it has it
+		}
+		return nil
+	})
+	if sv.run, err = serverun.Start(ctx, sv.db, log.With("component", "run"), 0); err != nil {
+		return nil, err
+	}
+	cs.logged("end serve run", func() error { return sv.run.Close(ctx) })
+	removeStaleProfiles(log)
+	relay, err := startRelay(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cs.returned(func() error { closeRelay(relay, log); return nil })
+	sv.pool = newPool(cfg, log, sv.ln.Addr(), relay)
+	cs.returned(func() error { return sv.closePool(ctx) })
+	if sv.cm, err = startCluster(ctx, cfg, log, sv.db, sv.pool, sv.ln.Addr()); err != nil {
+		return nil, err
+	}
+	cs.returned(func() error { return sv.cm.close(ctx) }) // before the pool: it closes the workers it runs for other nodes
+	if sv.srv, err = host.New(sv.hostOptions(relay)); err != nil {
+		return nil, fmt.Errorf("set up server: %w", err)
+	}
+	cs.returned(func() error {
+		if !sv.serving.Load() {
+			_ = sv.srv.Shutdown(ctx)
+		}
+		return nil
+	})
+	sides, err := startSides(ctx, cfg, sv.srv, log)
+	if err != nil {
+		return nil, err
+	}
+	cs.logged("stop side server", func() error { return closeSides(ctx, sides) })
+	pctx, stopPrune := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		keepSessions(pctx, sv.db, cfg.KeepSessions, log.With("component", "store"))
 	}()
-	// Profiles of browsers whose geckohost was killed (kill -9 leaves no
-	// chance to clean up).
+	cs.returned(func() error { stopPrune(); <-pruned; return nil }) // before the store closes
+	return sv, nil
+}
+
+// removeStaleProfiles removes the profiles of browsers whose geckohost was
+// killed (kill -9 leaves no chance to clean up).
+func removeStaleProfiles(log *slog.Logger) {
 	removed, err := gecko.RemoveStaleProfiles()
 	for _, dir := range removed {
 		log.Info("removed a stale firefox profile", "dir", dir)
@@ -119,44 +219,36 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err != nil {
 		log.Warn("remove stale firefox profiles", "err", err)
 	}
+}
 
-	relay, err := startRelay(cfg, log)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	defer closeRelay(relay, log)
-
-	warm := cfg.Warm
-	if warm == 0 {
-		warm = -1 // gecko reads 0 as its default; serve's 0 means none
-	}
-	egressOrigins, hostURLs := serverOrigins(cfg, ln.Addr())
-	pool := gecko.NewPool(gecko.PoolOptions{
+// newPool builds the Firefox pool (not started) serve configures.
+func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Server) *gecko.Pool {
+	egressOrigins, _ := serverOrigins(cfg, addr)
+	iceURLs := append(slices.Clone(cfg.ICEServers), relayURLs(relay)...)
+	return gecko.NewPool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
 		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
-		Warm:                 warm,
+		Warm:                 cfg.poolWarm(),
 		WorkerIdle:           cfg.WorkerIdle,
 		ICEServers:           cfg.ICEServers,
 		ICELoopback:          cfg.ICELoopback,
-		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(append(slices.Clone(cfg.ICEServers), relayURLs(relay)...))...)},
-		Logger:               log.With("component", "gecko"),
+		Egress: egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow,
+			ServerOrigins: append(egressOrigins, iceOrigins(iceURLs)...)},
+		Logger: log.With("component", "gecko"),
 	})
-	queueSize := cfg.QueueSize
-	if queueSize == 0 {
-		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue
-	}
-	build := buildInfo()
-	cm, err := startCluster(ctx, cfg, log, db, pool, ln.Addr())
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
+}
+
+// hostOptions wires the engine to host: the pool, or in cluster mode the
+// node, which is then also the token store and the limiter (the records
+// still go to this node's SQLite, through it).
+func (sv *served) hostOptions(relay *turn.Server) host.Options {
+	cfg := sv.cfg
+	_, hostURLs := serverOrigins(cfg, sv.ln.Addr())
 	hopts := host.Options{
-		Store:        db,
-		Engine:       pool,
-		Logger:       log.With("component", "host"),
+		Store:        sv.db,
+		Engine:       sv.pool,
+		Logger:       sv.log.With("component", "host"),
 		EngineName:   "firefox",
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
@@ -164,98 +256,63 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
 		RelayPeers:   relayPeers(relay),
-		QueueSize:    queueSize,
+		QueueSize:    cfg.hostQueueSize(),
 		QueueTimeout: cfg.QueueTimeout,
-		Browsers:     poolBrowsers(pool),
-		Build:        build,
+		Browsers:     poolBrowsers(sv.pool),
+		Build:        sv.build,
 		HideMetrics:  cfg.MetricsListen != "",
-		RunID:        run.id,
+		RunID:        sv.run.ID(),
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
 	}
-	if cm != nil {
-		// Cluster mode: the node is the token store, the limiter and the
-		// engine (the records still go to this node's SQLite, through it).
-		hopts.Store, hopts.Limiter, hopts.Engine = cm.node, cm.node, cm.node.Engine()
+	if sv.cm != nil {
+		hopts.Store, hopts.Limiter, hopts.Engine = sv.cm.node, sv.cm.node, sv.cm.node.Engine()
 	}
-	srv, err := host.New(hopts)
-	if err != nil {
-		_ = ln.Close()
-		return errors.Join(fmt.Errorf("set up server: %w", err), cm.close(ctx))
-	}
-	sides, err := startSides(ctx, cfg, srv, log)
-	if err != nil {
-		_ = ln.Close()
-		_ = srv.Shutdown(ctx)
-		return errors.Join(err, cm.close(ctx))
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		for _, sd := range sides {
-			if err := sd.close(cctx); err != nil {
-				log.Error("stop side server", "err", err)
-			}
-		}
-	}()
+	return hopts
+}
 
-	pruned := make(chan struct{})
-	pctx, stopPrune := context.WithCancel(ctx)
-	go func() {
-		defer close(pruned)
-		keepSessions(pctx, db, cfg.KeepSessions, log.With("component", "store"))
-	}()
-	defer func() {
-		stopPrune()
-		<-pruned // before the store closes
-	}()
+// closePool closes the Firefox pool within shutdownTimeout.
+func (sv *served) closePool(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := sv.pool.Close(cctx); err != nil {
+		return fmt.Errorf("close firefox pool: %w", err)
+	}
+	return nil
+}
 
-	serveCtx, stopServe := cm.serveContext(ctx)
+// serve serves on the listener, starts the browsers, and returns once ctx
+// is done and the server has shut down (the closers then stop the rest).
+// A stop while the browsers start is a clean stop.
+func (sv *served) serve(ctx context.Context) error {
+	log, addr := sv.log, sv.ln.Addr()
+	serveCtx, stopServe := sv.cm.serveContext(ctx)
 	defer stopServe()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", cfg.scheme()+"://"+ln.Addr().String()+"/", "db", db.Path(), "run", run.id,
-		"version", build.Version, "commit", build.Commit, "built", build.Date)
-	if cfg.onListen != nil {
-		cfg.onListen(ln.Addr())
-	}
-
-	closePool := func() error { // the cluster node first: it closes the workers it runs for other nodes
-		cerr := cm.close(ctx)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		if err := pool.Close(cctx); err != nil {
-			return errors.Join(cerr, fmt.Errorf("close firefox pool: %w", err))
-		}
-		return cerr
+	done := make(chan error, 1)
+	sv.serving.Store(true)
+	go func() { done <- sv.srv.Serve(serveCtx, sv.ln) }()
+	log.Info("geckohost serving", "url", sv.cfg.scheme()+"://"+addr.String()+"/", "db", sv.db.Path(), "run", sv.run.ID(),
+		"version", sv.build.Version, "commit", sv.build.Commit, "built", sv.build.Date)
+	if sv.cfg.onListen != nil {
+		sv.cfg.onListen(addr)
 	}
 	start := time.Now()
-	if err := pool.Start(ctx); err != nil {
+	if err := sv.pool.Start(ctx); err != nil {
 		stopServe()
-		serveErr := <-served
-		if ctx.Err() != nil { // stopped while starting: a clean stop
-			if err := errors.Join(serveErr, closePool()); err != nil {
-				return err
-			}
-			log.Info("geckohost stopped")
-			return nil
+		serveErr := <-done
+		if ctx.Err() != nil {
+			return serveErr
 		}
-		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr, closePool())
+		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr)
 	}
 	if ctx.Err() == nil {
-		log.Info("geckohost ready", "demo", cfg.schemeURL(web.DemoURL(ln.Addr().String())), "startup", time.Since(start).Round(time.Millisecond))
+		log.Info("geckohost ready", "demo", sv.cfg.schemeURL(web.DemoURL(addr.String())), "startup", time.Since(start).Round(time.Millisecond))
 	}
-
-	serveErr := <-served // returns once ctx is done and the server has shut down
+	err := <-done // returns once ctx is done and the server has shut down
 	log.Info("geckohost stopping")
-	poolErr := closePool()
-	if serveErr != nil {
-		serveErr = fmt.Errorf("serve: %w", serveErr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
-	if err := errors.Join(serveErr, poolErr); err != nil {
-		return err
-	}
-	log.Info("geckohost stopped")
 	return nil
 }
 
@@ -318,6 +375,17 @@ func startSides(ctx context.Context, cfg serveConfig, srv *host.Server, log *slo
 		sides = append(sides, ss)
 	}
 	return sides, nil
+}
+
+// closeSides stops the side servers within shutdownTimeout.
+func closeSides(ctx context.Context, sides []*sideServer) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, sd := range sides {
+		errs = append(errs, sd.close(cctx))
+	}
+	return errors.Join(errs...)
 }
 
 // poolBrowsers reports the pool's browser slots for host's /status and

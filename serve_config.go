@@ -15,9 +15,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/egress"
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/host"
 )
 
 // serveConfig is everything `geckohost serve` runs with, built from its
@@ -32,9 +33,8 @@ type serveConfig struct {
 	Firefox string
 	// Browsers (≥ 1) and MaxWorkersPerBrowser (≥ 1) size the pool.
 	Browsers, MaxWorkersPerBrowser int
-	// Warm is the number of pre-spawned workers each worker page keeps
-	// ready (see gecko.PoolOptions.Warm); 0 means none (note:
-	// gecko.PoolOptions.Warm reads 0 as its default, so pass -1 for none).
+	// Warm is --warm: the number of pre-spawned workers each worker page
+	// keeps ready; 0 means none (poolWarm gives it to gecko).
 	Warm int
 	// WorkerIdle ends a worker after this long without data-channel traffic.
 	WorkerIdle time.Duration
@@ -49,8 +49,9 @@ type serveConfig struct {
 	TURNPublicIP net.IP
 	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn" or "error".
 	LogFormat, LogLevel string
-	// QueueSize (≥ 0; 0: no queue) hellos wait at most QueueTimeout (0:
-	// host's default) for a browser when every one is full or restarting.
+	// QueueSize (≥ 0; 0: no queue, see hostQueueSize) hellos wait at most
+	// QueueTimeout (0: host's default) for a browser when every one is full
+	// or restarting.
 	QueueSize    int
 	QueueTimeout time.Duration
 	// MetricsListen, when set, serves /metrics there instead of on Listen;
@@ -81,6 +82,24 @@ type serveConfig struct {
 	// certPollEvery is how often the TLS files are looked at (0:
 	// certPollEvery; tests).
 	certPollEvery time.Duration
+}
+
+// poolWarm is --warm as gecko.PoolOptions.Warm: the flag's 0 is none
+// (gecko.NoWarm), where gecko's zero is its default.
+func (cfg serveConfig) poolWarm() int {
+	if cfg.Warm == 0 {
+		return gecko.NoWarm
+	}
+	return cfg.Warm
+}
+
+// hostQueueSize is --queue-size as host.Options.QueueSize: the flag's 0 is no
+// queue (host.NoQueue), where host's zero is its default.
+func (cfg serveConfig) hostQueueSize() int {
+	if cfg.QueueSize == 0 {
+		return host.NoQueue
+	}
+	return cfg.QueueSize
 }
 
 // serveConfigFrom builds and validates the serve configuration from flags.
@@ -121,35 +140,16 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
 		return serveConfig{}, err
 	}
-	if cfg.WorkerAllow, err = patterns(c.StringSlice("worker-allow")); err != nil {
+	if cfg.WorkerAllow, err = domain.ParsePatterns(c.StringSlice("worker-allow")); err != nil {
 		return serveConfig{}, fmt.Errorf("--worker-allow: %w", err)
 	}
-	if cfg.AllowSources, err = patterns(c.StringSlice("allow-source")); err != nil {
+	if cfg.AllowSources, err = domain.ParsePatterns(c.StringSlice("allow-source")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-source: %w", err)
 	}
-	if cfg.AllowOrigins, err = patterns(c.StringSlice("allow-origin")); err != nil {
+	if cfg.AllowOrigins, err = domain.ParsePatterns(c.StringSlice("allow-origin")); err != nil {
 		return serveConfig{}, fmt.Errorf("--allow-origin: %w", err)
 	}
 	return cfg, cfg.validate()
-}
-
-// patterns validates and normalizes server origin patterns: those of
-// store.ValidateSourcePattern, or "*" for every http(s) origin.
-func patterns(ps []string) ([]string, error) {
-	var out []string
-	for _, p := range ps {
-		p = strings.TrimSpace(p)
-		if p == "*" {
-			out = append(out, p)
-			continue
-		}
-		n, err := store.ValidateSourcePattern(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 // validate checks the values flags cannot check by type.

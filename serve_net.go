@@ -13,10 +13,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/turn"
-	"github.com/geckohost/geckohost/store"
 )
 
 func turnListenFlag() cli.Flag {
@@ -98,11 +98,11 @@ func (cfg serveConfig) networkWarnings() []string {
 // iceServers is what GET /ice-servers answers and each worker gets: the
 // --ice-server URLs, then the embedded relay with fresh credentials for
 // the token. nil when there are none.
-func iceServers(urls []string, relay *turn.Server) func(store.Token, bool) []engine.ICEServer {
+func iceServers(urls []string, relay *turn.Server) func(domain.Token, bool) []engine.ICEServer {
 	if len(urls) == 0 && relay == nil {
 		return nil
 	}
-	return func(tok store.Token, worker bool) []engine.ICEServer {
+	return func(tok domain.Token, worker bool) []engine.ICEServer {
 		var out []engine.ICEServer
 		if len(urls) > 0 {
 			out = append(out, engine.ICEServer{URLs: slices.Clone(urls)})
@@ -161,7 +161,7 @@ func iceOrigins(urls []string) []string {
 			continue
 		}
 		o := "http://" + net.JoinHostPort(host, port)
-		if _, err := store.ValidateSourcePattern(o); err == nil {
+		if _, err := domain.ValidateSourcePattern(o); err == nil {
 			out = append(out, o)
 		}
 	}

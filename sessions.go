@@ -9,7 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/domain"
+	"github.com/geckohost/geckohost/internal/serverun"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -63,50 +64,12 @@ func sessionsPrune(c *cli.Context) error {
 	return nil
 }
 
-type sessionJSON struct {
-	WorkerID   string  `json:"worker_id"`
-	TokenID    int64   `json:"token_id"`
-	TokenName  string  `json:"token_name"`
-	Source     string  `json:"source"`
-	RemoteAddr string  `json:"remote_addr"`
-	Origin     string  `json:"origin"`
-	Engine     string  `json:"engine"`
-	State      string  `json:"state"`
-	Errno      int     `json:"errno"`
-	Reason     string  `json:"reason"`
-	Created    *string `json:"created"`
-	Answered   *string `json:"answered"`
-	Connected  *string `json:"connected"`
-	Ended      *string `json:"ended"`
-	EndReason  string  `json:"end_reason"`
-	// EgressRefused: the worker's network requests the egress policy
-	// refused (counted per token browser context; see the README).
-	EgressRefused int `json:"egress_refused"`
-	// NodeID: cluster mode, the node that ran the worker.
-	NodeID string `json:"node_id"`
-	// RunID: the serve run that hosted the session.
-	RunID string `json:"run_id"`
-	// Durations in milliseconds; null when the later event has not happened.
-	AnswerMS   *int64 `json:"answer_ms"`   // created → answered
-	ConnectMS  *int64 `json:"connect_ms"`  // answered → connected
-	DurationMS *int64 `json:"duration_ms"` // created → ended
-}
-
 // between returns b-a, or false when either is zero.
 func between(a, b time.Time) (time.Duration, bool) {
 	if a.IsZero() || b.IsZero() {
 		return 0, false
 	}
 	return b.Sub(a), true
-}
-
-func ms(a, b time.Time) *int64 {
-	d, ok := between(a, b)
-	if !ok {
-		return nil
-	}
-	n := d.Milliseconds()
-	return &n
 }
 
 // fmtDur formats a duration compactly: 12ms, 1.5s, 3m4s, 2h5m.
@@ -147,13 +110,13 @@ func sessionsList(c *cli.Context) error {
 	defer func() { _ = db.Close() }()
 	// A session of a serve run that died is not running: end it in the
 	// records (host-restart), or, when they take no writes, in the list.
-	_, reapErr := endDeadRuns(c.Context, db, "")
-	ss, err := db.ListSessions(c.Context, store.SessionFilter{TokenName: c.String("token"), Limit: limit})
+	_, reapErr := serverun.EndDead(c.Context, db, "")
+	ss, err := db.ListSessions(c.Context, domain.SessionFilter{TokenName: c.String("token"), Limit: limit})
 	if err != nil {
 		return err
 	}
 	if reapErr != nil {
-		ss = endDeadInList(c, db, ss)
+		ss = serverun.ShowEnded(c.Context, db, ss)
 	}
 	if name := c.String("token"); name != "" && len(ss) == 0 {
 		if err := tokenExists(c, db, name); err != nil {
@@ -161,14 +124,9 @@ func sessionsList(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		out := make([]sessionJSON, 0, len(ss))
+		out := make([]domain.SessionJSON, 0, len(ss))
 		for _, s := range ss {
-			out = append(out, sessionJSON{WorkerID: s.WorkerID, TokenID: s.TokenID, TokenName: s.TokenName,
-				Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State,
-				Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
-				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason, EgressRefused: s.EgressRefused,
-				NodeID: s.NodeID, RunID: s.RunID,
-				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)})
+			out = append(out, s.JSON())
 		}
 		return writeJSON(c.App.Writer, out)
 	}
@@ -202,42 +160,6 @@ func sessionsList(c *cli.Context) error {
 		return fmt.Errorf("write session list: %w", err)
 	}
 	return nil
-}
-
-// endDeadInList shows as ended (host-restart, at the run's last heartbeat or
-// end) the sessions of ss whose serve run is gone, as EndDeadRuns would
-// record them; for a database that takes no writes.
-func endDeadInList(c *cli.Context, db *store.DB, ss []store.Session) []store.Session {
-	open, err := db.OpenRuns(c.Context)
-	if err != nil {
-		return ss
-	}
-	byID := map[string]store.Run{}
-	for _, r := range open {
-		byID[r.ID] = r
-	}
-	now := time.Now()
-	for i, s := range ss {
-		if !s.Ended.IsZero() {
-			continue
-		}
-		at := s.Created
-		if r, ok := byID[s.RunID]; ok {
-			if !runDead(r, now) {
-				continue
-			}
-			at = r.Heartbeat
-		} else if r, err := db.GetRun(c.Context, s.RunID); err == nil {
-			at = r.Ended
-		}
-		for _, t := range []time.Time{s.Created, s.Answered, s.Connected} {
-			if t.After(at) {
-				at = t
-			}
-		}
-		ss[i].State, ss[i].EndReason, ss[i].Ended = store.StateEnded, string(engine.EndHostRestart), at
-	}
-	return ss
 }
 
 // tokenExists fails when the store has no token called name.

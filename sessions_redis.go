@@ -7,15 +7,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 )
-
-// clusterSessionJSON is a session of the cluster's stream in JSON.
-type clusterSessionJSON struct {
-	sessionJSON
-	// Front is the node that held the client's WebSocket.
-	Front string `json:"front"`
-}
 
 // sessionsListRedis lists the cluster's ended sessions (serve --redis),
 // newest first.
@@ -25,19 +19,14 @@ func sessionsListRedis(c *cli.Context, limit int) error {
 		return err
 	}
 	defer func() { _ = cl.Close() }()
-	recs, err := cl.Sessions(c.Context, store.SessionFilter{TokenName: c.String("token"), Limit: limit})
+	recs, err := cl.Sessions(c.Context, domain.SessionFilter{TokenName: c.String("token"), Limit: limit})
 	if err != nil {
 		return err
 	}
 	if c.Bool("json") {
-		out := make([]clusterSessionJSON, 0, len(recs))
+		out := make([]cluster.RecordJSON, 0, len(recs))
 		for _, r := range recs {
-			s := r.Session
-			out = append(out, clusterSessionJSON{Front: r.Front, sessionJSON: sessionJSON{WorkerID: s.WorkerID, TokenID: s.TokenID,
-				TokenName: s.TokenName, Source: s.Source, RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine,
-				State: s.State, Errno: s.Errno, Reason: s.Reason, Created: jsonTime(s.Created), Answered: jsonTime(s.Answered),
-				Connected: jsonTime(s.Connected), Ended: jsonTime(s.Ended), EndReason: s.EndReason, NodeID: s.NodeID,
-				AnswerMS: ms(s.Created, s.Answered), ConnectMS: ms(s.Answered, s.Connected), DurationMS: ms(s.Created, s.Ended)}})
+			out = append(out, r.JSON())
 		}
 		return writeJSON(c.App.Writer, out)
 	}

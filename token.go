@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 func tokenCommand() *cli.Command {
@@ -91,27 +91,27 @@ func parseDurationOrDays(s string) (time.Duration, error) {
 
 // parseRate parses --rate: N/DURATION, DURATION a Go duration or whole days;
 // "" means no rate limit.
-func parseRate(s string) (store.Rate, error) {
+func parseRate(s string) (domain.Rate, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return store.Rate{}, nil
+		return domain.Rate{}, nil
 	}
 	count, window, ok := strings.Cut(s, "/")
 	if !ok {
-		return store.Rate{}, fmt.Errorf("malformed --rate %q: no slash; %s", s, rateUsage)
+		return domain.Rate{}, fmt.Errorf("malformed --rate %q: no slash; %s", s, rateUsage)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(count))
 	if err != nil {
-		return store.Rate{}, fmt.Errorf("malformed --rate %q: count %q is not a whole number; %s", s, count, rateUsage)
+		return domain.Rate{}, fmt.Errorf("malformed --rate %q: count %q is not a whole number; %s", s, count, rateUsage)
 	}
 	d, err := parseDurationOrDays(strings.TrimSpace(window))
 	if err != nil {
-		return store.Rate{}, fmt.Errorf("malformed --rate %q: %q is not a duration; %s", s, window, rateUsage)
+		return domain.Rate{}, fmt.Errorf("malformed --rate %q: %q is not a duration; %s", s, window, rateUsage)
 	}
-	r := store.Rate{Count: n, Window: d}
+	r := domain.Rate{Count: n, Window: d}
 	if err := r.Validate(); err != nil {
-		why := strings.TrimSuffix(err.Error(), ": "+store.ErrInvalid.Error())
-		return store.Rate{}, fmt.Errorf("malformed --rate %q: %s", s, why)
+		why := strings.TrimSuffix(err.Error(), ": "+domain.ErrInvalid.Error())
+		return domain.Rate{}, fmt.Errorf("malformed --rate %q: %s", s, why)
 	}
 	return r, nil
 }
@@ -136,7 +136,7 @@ func tokenAdd(c *cli.Context) error {
 		return err
 	}
 	defer func() { _ = db.Close() }()
-	tok, secret, err := db.AddToken(c.Context, store.NewToken{
+	tok, secret, err := db.AddToken(c.Context, domain.NewToken{
 		Name:       c.String("name"),
 		TTL:        ttl,
 		Sources:    c.StringSlice("source"),
@@ -153,7 +153,7 @@ func tokenAdd(c *cli.Context) error {
 }
 
 // status says whether a token can be used now.
-func status(t store.Token, now time.Time) string {
+func status(t domain.Token, now time.Time) string {
 	switch {
 	case !t.Revoked.IsZero():
 		return "revoked"
@@ -183,7 +183,7 @@ type rateJSON struct {
 }
 
 // jsonRate is a token's rate limit in JSON, or nil when it has none.
-func jsonRate(r store.Rate) *rateJSON {
+func jsonRate(r domain.Rate) *rateJSON {
 	if r.IsZero() {
 		return nil
 	}

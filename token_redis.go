@@ -1,20 +1,17 @@
 package main
 
 import (
-	"context"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/store"
 )
 
 // tokenStore is where "geckohost token" keeps tokens: the SQLite store
 // (--db), or the cluster's Redis (--redis).
 type tokenStore interface {
-	AddToken(ctx context.Context, nt store.NewToken) (store.Token, string, error)
-	ListTokens(ctx context.Context) ([]store.Token, error)
-	RevokeToken(ctx context.Context, idOrName string) (store.Token, error)
+	domain.Tokens
 	// Path says where the tokens are (a file, or a Redis URL without its
 	// password).
 	Path() string

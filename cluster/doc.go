@@ -6,12 +6,12 @@
 //
 // A Node is, for its host.Server, three things at once:
 //
-//   - the token store (host.Store's LookupToken): tokens live in Redis
+//   - the token store (domain.Store's LookupToken): tokens live in Redis
 //     (Tokens; made by "geckohost token add --redis", the SHA-256 of each
-//     secret only, with store's rules), every node validates every token,
+//     secret only, with domain's rules), every node validates every token,
 //     and a lookup is reused for at most 500 ms, so a revoke reaches every
 //     node within a second;
-//   - the Limiter (host.Limiter): a token's live workers on every node
+//   - the Limiter (domain.Limiter): a token's live workers on every node
 //     count against its --max-workers and its starts on every node against
 //     its --rate, in one Lua script per hello;
 //   - the engine (Engine, an engine.Engine): a hello is served by the node

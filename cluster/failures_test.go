@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // readyz returns the node's /readyz status and body.
@@ -35,7 +35,7 @@ func TestNodeDiesMidNegotiation(t *testing.T) {
 	b := f.node("b", 5, nil)
 	b.eng.mode = func(engine.WorkerRequest) string { return modeHang }
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	w := a.hello(secret)
 	f.eventually("worker negotiating on b", func() error {
 		if b.eng.Live() != 1 {
@@ -65,7 +65,7 @@ func TestRedisOutage(t *testing.T) {
 	a := f.node("a", 0, nil)
 	b := f.node("b", 5, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	id, ans := a.hello(secret).connect()
 	if answeredBy(ans) != "b" {
 		t.Fatalf("answered by %q", answeredBy(ans))
@@ -105,7 +105,7 @@ func TestDrain(t *testing.T) {
 	a := f.node("a", 5, nil)
 	b := f.node("b", 5, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()
 	if err := b.node.Drain(ctx); err != nil {

@@ -42,13 +42,28 @@ func FuzzDecodeMessage(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRecord: stream entries of any shape decode or fail cleanly.
+// FuzzDecodeRecord: stream entries of any shape, in either form, decode or
+// fail cleanly, and a record that decodes encodes to one that decodes the
+// same.
 func FuzzDecodeRecord(f *testing.F) {
 	b, _ := encodeRecord(SessionRecord{Front: "a"})
 	f.Add(b)
+	f.Add([]byte(`{"worker_id":"w","created":"2026-01-02T03:04:05.678Z","egress_refused":3,"run_id":"r"}`))
 	f.Add([]byte(`{"worker_id":"w","created":-1,"ended":99999999999999}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeRecord(b)
+		_, _ = decodeEntry(map[string]any{legacyField: string(b)})
+		r, err := decodeEntry(map[string]any{streamField: string(b)})
+		if err != nil {
+			return
+		}
+		again, err := encodeRecord(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := decodeEntry(map[string]any{streamField: string(again)})
+		if err != nil || !r2.Created.Equal(r.Created) || r2.WorkerID != r.WorkerID || r2.EgressRefused != r.EgressRefused {
+			t.Fatalf("%s: decoded %+v, again %+v, %v", b, r, r2, err)
+		}
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
@@ -70,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // token adds a token in Redis and returns its secret.
-func (f *fixture) token(nt store.NewToken) string {
+func (f *fixture) token(nt domain.NewToken) string {
 	f.t.Helper()
 	if nt.Name == "" {
 		nt.Name = "tok"

@@ -7,8 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // The cluster-wide limits. Each token's live workers are a hash (worker id
@@ -17,8 +16,8 @@ import (
 // entries of nodes that left the registry are dropped there, so a node
 // that dies takes its counts with it.
 
-var _ host.Limiter = (*Node)(nil)
-var _ host.Store = (*Node)(nil)
+var _ domain.Limiter = (*Node)(nil)
+var _ domain.Store = (*Node)(nil)
 
 // reserveScript: KEYS live, starts, seen; ARGV worker, node, max,
 // rate count, rate window ms, stale ms. Returns {0, node, n, ...} (the
@@ -67,11 +66,11 @@ end
 return out
 `)
 
-// Reserve implements host.Limiter across the cluster: the token's live
+// Reserve implements domain.Limiter across the cluster: the token's live
 // workers on every live node count against its MaxWorkers, its starts on
 // every node against its Rate. While Redis is unreachable it fails with a
 // 301 "cluster store unreachable".
-func (n *Node) Reserve(ctx context.Context, tok store.Token, workerID string) error {
+func (n *Node) Reserve(ctx context.Context, tok domain.Token, workerID string) error {
 	if !n.healthy.Load() {
 		return n.unhealthyError("reserve a worker")
 	}
@@ -86,10 +85,10 @@ func (n *Node) Reserve(ctx context.Context, tok store.Token, workerID string) er
 	code, _ := v[0].(int64)
 	switch code {
 	case 1:
-		return host.MaxWorkersError(tok)
+		return domain.MaxWorkersError(tok)
 	case 2:
 		ms, _ := v[1].(int64)
-		return host.RateLimitError(tok, time.Duration(max(ms, 1))*time.Millisecond)
+		return domain.RateLimitError(tok, time.Duration(max(ms, 1))*time.Millisecond)
 	}
 	counts := map[string]int{}
 	for i := 1; i+1 < len(v); i += 2 {
@@ -103,10 +102,10 @@ func (n *Node) Reserve(ctx context.Context, tok store.Token, workerID string) er
 	return nil
 }
 
-// Release implements host.Limiter: the count is removed in the background
+// Release implements domain.Limiter: the count is removed in the background
 // (retried while Redis is unreachable). A worker running on another node
 // is released by that node when it ends.
-func (n *Node) Release(tok store.Token, workerID string) {
+func (n *Node) Release(tok domain.Token, workerID string) {
 	n.mu.Lock()
 	delete(n.reserved, workerID)
 	remote := n.remoteOwned[workerID]
@@ -208,9 +207,9 @@ func (n *Node) reassertLive(ctx context.Context) error {
 	return nil
 }
 
-// LookupToken implements host.Store: the token is looked up in Redis (see
+// LookupToken implements domain.Store: the token is looked up in Redis (see
 // Tokens.LookupToken); while Redis is unreachable it fails with a 301
 // "cluster store unreachable".
-func (n *Node) LookupToken(ctx context.Context, secret string) (store.Token, error) {
+func (n *Node) LookupToken(ctx context.Context, secret string) (domain.Token, error) {
 	return n.tokens.LookupToken(ctx, secret)
 }

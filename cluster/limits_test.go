@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // TestMaxWorkersAcrossNodes: a token's live workers on every node count
@@ -17,7 +17,7 @@ func TestMaxWorkersAcrossNodes(t *testing.T) {
 	b := f.node("b", 1, nil)
 	c := f.node("c", 5, nil)
 	f.seen(3)
-	secret := f.token(store.NewToken{MaxWorkers: 2})
+	secret := f.token(domain.NewToken{MaxWorkers: 2})
 	id, _ := a.hello(secret).connect()
 	b.hello(secret).connect()
 	c.hello(secret).expectError(engine.LimitReached, "maximum of 2 concurrent workers")
@@ -40,7 +40,7 @@ func TestRateAcrossNodes(t *testing.T) {
 	b := f.node("b", 5, nil)
 	c := f.node("c", 5, nil)
 	f.seen(3)
-	secret := f.token(store.NewToken{Rate: store.Rate{Count: 3, Window: time.Minute}})
+	secret := f.token(domain.NewToken{Rate: domain.Rate{Count: 3, Window: time.Minute}})
 	a.hello(secret).connect()
 	b.hello(secret).connect()
 	c.hello(secret).connect()
@@ -56,7 +56,7 @@ func TestDeadNodeCountsNoMore(t *testing.T) {
 	a := f.node("a", 5, nil)
 	b := f.node("b", 5, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{MaxWorkers: 1})
+	secret := f.token(domain.NewToken{MaxWorkers: 1})
 	b.hello(secret).connect()
 	a.hello(secret).expectError(engine.LimitReached, "maximum of 1")
 	b.crash()

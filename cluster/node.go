@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Load is what a node's own engine runs and can run.
@@ -28,7 +28,7 @@ type Load struct {
 
 // Recorder receives a node's session records (its SQLite store).
 type Recorder interface {
-	SaveSession(ctx context.Context, s store.Session) error
+	SaveSession(ctx context.Context, s domain.Session) error
 }
 
 // Options configure a Node. Client, ID and Local are required; every

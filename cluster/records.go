@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // DefaultStreamMax is about how many ended sessions the cluster's stream
@@ -22,14 +22,59 @@ const maxQueuedRecords = 10_000
 
 // SessionRecord is an ended session as the cluster's stream keeps it.
 type SessionRecord struct {
-	store.Session
+	domain.Session
 	// Front is the node that held the client's WebSocket; Session.NodeID
 	// the node that ran the worker.
 	Front string
 }
 
-// recordJSON is a SessionRecord in the stream.
-type recordJSON struct {
+// RecordJSON is a SessionRecord in JSON: the session's one JSON form
+// (domain.SessionJSON, every field) and the front node. The cluster's stream
+// holds it (field "s" of an entry) and `geckohost sessions --redis --json`
+// prints it.
+type RecordJSON struct {
+	domain.SessionJSON
+	// Front is the node that held the client's WebSocket.
+	Front string `json:"front"`
+}
+
+// JSON returns r in its JSON form.
+func (r SessionRecord) JSON() RecordJSON {
+	return RecordJSON{SessionJSON: r.Session.JSON(), Front: r.Front}
+}
+
+// The fields of a stream entry: streamField holds a RecordJSON;
+// legacyField a legacyRecordJSON, as nodes before RecordJSON wrote them.
+const (
+	streamField = "s"
+	legacyField = "r"
+)
+
+func encodeRecord(r SessionRecord) ([]byte, error) {
+	return json.Marshal(r.JSON())
+}
+
+// decodeEntry reads a stream entry of either form.
+func decodeEntry(values map[string]any) (SessionRecord, error) {
+	if raw, ok := values[streamField].(string); ok {
+		var j RecordJSON
+		if err := json.Unmarshal([]byte(raw), &j); err != nil {
+			return SessionRecord{}, fmt.Errorf("decode session record: %w", err)
+		}
+		s, err := j.Session()
+		if err != nil {
+			return SessionRecord{}, fmt.Errorf("decode session record: %w", err)
+		}
+		return SessionRecord{Session: s, Front: j.Front}, nil
+	}
+	raw, _ := values[legacyField].(string)
+	return decodeLegacyRecord([]byte(raw))
+}
+
+// legacyRecordJSON is a SessionRecord as nodes wrote it to the stream before
+// RecordJSON (times in unix milliseconds, no egress_refused nor run_id); it
+// is only read, so that the stream's older entries still list.
+type legacyRecordJSON struct {
 	WorkerID   string `json:"worker_id"`
 	TokenID    int64  `json:"token_id"`
 	TokenName  string `json:"token_name"`
@@ -49,14 +94,6 @@ type recordJSON struct {
 	Front      string `json:"front"`
 }
 
-func encodeRecord(r SessionRecord) ([]byte, error) {
-	s := r.Session
-	return json.Marshal(recordJSON{WorkerID: s.WorkerID, TokenID: s.TokenID, TokenName: s.TokenName, Source: s.Source,
-		RemoteAddr: s.RemoteAddr, Origin: s.Origin, Engine: s.Engine, State: s.State, Errno: s.Errno, Reason: s.Reason,
-		Created: msOrZero(s.Created), Answered: msOrZero(s.Answered), Connected: msOrZero(s.Connected), Ended: msOrZero(s.Ended),
-		EndReason: s.EndReason, Node: s.NodeID, Front: r.Front})
-}
-
 func msTime(ms int64) time.Time {
 	if ms <= 0 {
 		return time.Time{}
@@ -64,25 +101,25 @@ func msTime(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-func decodeRecord(b []byte) (SessionRecord, error) {
-	var j recordJSON
+func decodeLegacyRecord(b []byte) (SessionRecord, error) {
+	var j legacyRecordJSON
 	if err := json.Unmarshal(b, &j); err != nil {
-		return SessionRecord{}, err
+		return SessionRecord{}, fmt.Errorf("decode session record: %w", err)
 	}
-	return SessionRecord{Front: j.Front, Session: store.Session{WorkerID: j.WorkerID, TokenID: j.TokenID, TokenName: j.TokenName,
+	return SessionRecord{Front: j.Front, Session: domain.Session{WorkerID: j.WorkerID, TokenID: j.TokenID, TokenName: j.TokenName,
 		Source: j.Source, RemoteAddr: j.RemoteAddr, Origin: j.Origin, Engine: j.Engine, State: j.State, Errno: j.Errno,
 		Reason: j.Reason, Created: msTime(j.Created), Answered: msTime(j.Answered), Connected: msTime(j.Connected),
 		Ended: msTime(j.Ended), EndReason: j.EndReason, NodeID: j.Node}}, nil
 }
 
-// SaveSession implements host.Store: the record names the node that ran
+// SaveSession implements domain.Store: the record names the node that ran
 // the worker (Session.NodeID) and goes to the node's SQLite (Options.
 // Records; without the token id, which is the cluster's, not that file's);
 // an ended session is also appended to the cluster's stream.
-func (n *Node) SaveSession(ctx context.Context, s store.Session) error {
+func (n *Node) SaveSession(ctx context.Context, s domain.Session) error {
 	n.mu.Lock()
 	node := n.placed[s.WorkerID]
-	if s.State == store.StateEnded {
+	if s.State == domain.StateEnded {
 		delete(n.placed, s.WorkerID)
 	}
 	n.mu.Unlock()
@@ -90,7 +127,7 @@ func (n *Node) SaveSession(ctx context.Context, s store.Session) error {
 		node = n.opts.ID
 	}
 	s.NodeID = node
-	if s.State == store.StateEnded {
+	if s.State == domain.StateEnded {
 		n.records.put(SessionRecord{Session: s, Front: n.opts.ID})
 	}
 	if n.opts.Records == nil {
@@ -146,7 +183,7 @@ func (n *Node) appendRecords(ctx context.Context, recs []SessionRecord) error {
 		if err != nil {
 			continue
 		}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keySessions, MaxLen: n.opts.StreamMax, Approx: true, Values: []any{"r", b}})
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keySessions, MaxLen: n.opts.StreamMax, Approx: true, Values: []any{streamField, b}})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unreachable("append session records", err)
@@ -158,9 +195,9 @@ func (n *Node) appendRecords(ctx context.Context, recs []SessionRecord) error {
 // (by Created; a session recorded twice, once by its client's node and
 // once by a worker's node that outlived it, is shown once, the later
 // record).
-func (c *Client) Sessions(ctx context.Context, f store.SessionFilter) ([]SessionRecord, error) {
+func (c *Client) Sessions(ctx context.Context, f domain.SessionFilter) ([]SessionRecord, error) {
 	if f.Limit < 0 {
-		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, store.ErrInvalid)
+		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, domain.ErrInvalid)
 	}
 	if f.Limit == 0 {
 		f.Limit = 50
@@ -175,8 +212,7 @@ func (c *Client) Sessions(ctx context.Context, f store.SessionFilter) ([]Session
 		}
 		for _, m := range batch {
 			end = "(" + m.ID
-			raw, _ := m.Values["r"].(string)
-			r, err := decodeRecord([]byte(raw))
+			r, err := decodeEntry(m.Values)
 			if err != nil || seen[r.WorkerID] {
 				continue
 			}

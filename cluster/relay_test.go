@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // TestLocalAndRelayed: a hello on a node with room runs there; on a full
@@ -19,7 +19,7 @@ func TestLocalAndRelayed(t *testing.T) {
 	a := f.node("a", 1, nil)
 	b := f.node("b", 1, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 
 	id1, ans1 := a.hello(secret).connect()
 	if !strings.HasSuffix(ans1, "from a") {
@@ -42,7 +42,7 @@ func TestLocalAndRelayed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if s.NodeID != "b" || s.State != store.StateConnected {
+		if s.NodeID != "b" || s.State != domain.StateConnected {
 			return fmt.Errorf("record %+v", s)
 		}
 		if s1, err := a.db.GetSession(f.ctx, id1); err != nil || s1.NodeID != "a" {
@@ -66,9 +66,9 @@ func TestRelayedErrors(t *testing.T) {
 		return modeHang
 	}
 	f.seen(2)
-	a.hello(f.token(store.NewToken{Name: "bad"})).expectError(engine.SyntaxErrorInWorkerCode, "SyntaxError: missing ) on b")
+	a.hello(f.token(domain.NewToken{Name: "bad"})).expectError(engine.SyntaxErrorInWorkerCode, "SyntaxError: missing ) on b")
 
-	w := a.hello(f.token(store.NewToken{Name: "leaves"}))
+	w := a.hello(f.token(domain.NewToken{Name: "leaves"}))
 	f.eventually("negotiating on b", func() error {
 		if b.eng.Live() != 1 {
 			return fmt.Errorf("b runs %d", b.eng.Live())
@@ -98,7 +98,7 @@ func TestFullNodeFallsThrough(t *testing.T) {
 	b := f.node("b", 1, lies)
 	c := f.node("c", 1, nil)
 	f.seen(3)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	var got []string
 	for range 2 {
 		_, ans := a.hello(secret).connect()

@@ -67,8 +67,8 @@ func (rw *remoteWorker) markLost(why error) {
 
 // startRemote asks node to run req and returns the worker once it exists.
 // Errors that let another node be tried: errNotListening, a refusal with
-// 301 or 304. A node that leaves the registry after it got the request is
-// a 303.
+// 301 or 304. A node that leaves the registry after it got the request
+// lost the worker (engine.ErrWorkerLost).
 func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRequest) (engine.Worker, error) {
 	rw := n.newRemote(node, req.WorkerID)
 	n.mu.Lock()
@@ -111,7 +111,7 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 	case <-rw.lost:
 		// The node took the request and died: the worker died with it.
 		forget()
-		return nil, engine.Errorf(engine.GeckoCrashed, "the node running the worker is gone: %v", rw.lostWhy)
+		return nil, fmt.Errorf("start worker on node %s: %w: the node running it is gone: %v", node, engine.ErrWorkerLost, rw.lostWhy)
 	case <-ctx.Done():
 		forget()
 		n.closeRemote(node, req.WorkerID)
@@ -224,7 +224,8 @@ func (rw *remoteWorker) handle(m message) bool {
 			}
 		}
 	case msgGone:
-		rw.deliver(rw.endEvent(engine.EndBrowserDied, fmt.Sprintf("node %s does not know the worker (restarted?)", rw.node)))
+		rw.deliver(engine.Event{Kind: engine.EventEnded, Reason: engine.EndBrowserDied,
+			Detail: fmt.Sprintf("with the node running it: node %s does not know the worker (restarted?)", rw.node)})
 		return true
 	case msgDetached:
 		rw.deliver(engine.Event{Kind: engine.EventEnded, Reason: engine.EndClosed, Detail: "detached from node " + rw.node})
@@ -236,25 +237,14 @@ func (rw *remoteWorker) handle(m message) bool {
 	return false
 }
 
-// endEvent is the end of a worker lost with its node: a 303 before
-// connected.
-func (rw *remoteWorker) endEvent(reason engine.EndReason, why string) engine.Event {
-	rw.mu.Lock()
-	connected := rw.connected
-	rw.mu.Unlock()
-	ev := engine.Event{Kind: engine.EventEnded, Reason: reason, Detail: why}
-	if !connected {
-		ev.Err = engine.Errorf(engine.GeckoCrashed, "the node running the worker is gone: %s", why)
-	}
-	return ev
-}
-
+// lostEvent is the end of a worker lost with its node: a fact (the
+// browser died, with its node); host decides what the client is told.
 func (rw *remoteWorker) lostEvent() engine.Event {
 	why := "node " + rw.node + " is gone"
 	if rw.lostWhy != nil {
 		why = rw.lostWhy.Error()
 	}
-	return rw.endEvent(engine.EndBrowserDied, why)
+	return engine.Event{Kind: engine.EventEnded, Reason: engine.EndBrowserDied, Detail: "with the node running it: " + why}
 }
 
 // deliver hands ev to the host; false when the worker was abandoned.

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 // answeredBy returns the node named in a fake answer.
@@ -28,7 +28,7 @@ func TestSpreadAndAffinity(t *testing.T) {
 	c := f.node("c", 2, nil)
 	f.seen(3)
 
-	other := f.token(store.NewToken{Name: "other"})
+	other := f.token(domain.NewToken{Name: "other"})
 	_, first := c.hello(other).connect()
 	_, second := a.hello(other).connect()
 	if answeredBy(first) != "c" || answeredBy(second) != "c" {
@@ -46,7 +46,7 @@ func TestSpreadAndAffinity(t *testing.T) {
 	})
 	f.settled(map[string]int{"a": 0, "b": 0, "c": 0})
 
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	var order []string
 	for range 6 {
 		_, ans := a.hello(secret).connect()
@@ -70,7 +70,7 @@ func TestQueueAcrossNodes(t *testing.T) {
 	a := f.nodeWith("a", 1, nil, func(o *host.Options) { o.QueueSize = 10 })
 	b := f.node("b", 1, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	a.hello(secret).connect()
 	id, _ := b.hello(secret).connect()
 	f.settled(map[string]int{"a": 1, "b": 1})

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // served is a worker this node runs for another node's client: the
@@ -314,9 +314,9 @@ func (sv *served) ended(last engine.Event) {
 	if last.Kind != engine.EventEnded || reason == "" {
 		reason = string(engine.EndWorkerClosed)
 	}
-	rec := SessionRecord{Front: sv.from, Session: store.Session{
+	rec := SessionRecord{Front: sv.from, Session: domain.Session{
 		WorkerID: sv.sid, TokenID: sv.req.TokenID, TokenName: sv.req.TokenName, Source: sv.req.Source,
-		State: store.StateEnded, Ended: time.Now(), EndReason: reason, NodeID: sv.n.opts.ID}}
+		State: domain.StateEnded, Ended: time.Now(), EndReason: reason, NodeID: sv.n.opts.ID}}
 	if last.Err != nil {
 		rec.Errno, rec.Reason = int(last.Err.Errno), last.Err.Reason
 	}

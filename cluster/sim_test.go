@@ -21,11 +21,11 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/geckohost/geckohost/cluster"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/redistest"
-	"github.com/geckohost/geckohost/store"
 	"github.com/geckohost/geckohost/web"
 )
 
@@ -77,7 +77,7 @@ func TestClusterSimulation(t *testing.T) {
 	tokens := rate
 	secrets := make([]string, tokens)
 	for i := range secrets {
-		_, secrets[i], err = admin.Tokens().AddToken(ctx, store.NewToken{Name: fmt.Sprintf("t%d", i)})
+		_, secrets[i], err = admin.Tokens().AddToken(ctx, domain.NewToken{Name: fmt.Sprintf("t%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

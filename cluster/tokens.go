@@ -13,12 +13,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // DefaultTokenCache is how long a node trusts a token lookup: a revoke
 // reaches every node within this time.
 const DefaultTokenCache = 500 * time.Millisecond
+
+var _ domain.Tokens = (*Tokens)(nil)
 
 // maxCacheEntries bounds the token cache; past it, expired entries are
 // dropped, then the whole cache.
@@ -26,8 +28,8 @@ const maxCacheEntries = 10000
 
 // Tokens is the cluster's token store in Redis: the same tokens as the
 // SQLite store (names, limits, rates, sources; the SHA-256 of each secret,
-// never the secret) made and checked with store's rules, so that every
-// node validates every token. Lookups are cached for at most CacheTTL.
+// never the secret) made and checked with domain's rules, so that every
+// node validates every token. It is the domain.Tokens adapter on Redis. Lookups are cached for at most CacheTTL.
 type Tokens struct {
 	c *Client
 	// CacheTTL is how long a lookup is reused; 0 means DefaultTokenCache,
@@ -40,8 +42,8 @@ type Tokens struct {
 }
 
 type cachedToken struct {
-	tok store.Token
-	err error // nil, or wrapping store.ErrNotFound/ErrRevoked/ErrExpired
+	tok domain.Token
+	err error // nil, or wrapping domain.ErrNotFound/ErrRevoked/ErrExpired
 	at  time.Time
 }
 
@@ -66,29 +68,29 @@ return id
 
 // AddToken creates a token as store.DB.AddToken does (same checks, same
 // secret form) and returns it with its secret, which is not kept. Errors
-// wrap store.ErrNameTaken, store.ErrInvalid or ErrUnreachable.
-func (t *Tokens) AddToken(ctx context.Context, nt store.NewToken) (store.Token, string, error) {
+// wrap domain.ErrNameTaken, domain.ErrInvalid or ErrUnreachable.
+func (t *Tokens) AddToken(ctx context.Context, nt domain.NewToken) (domain.Token, string, error) {
 	nt, err := nt.Check()
 	if err != nil {
-		return store.Token{}, "", fmt.Errorf("add token: %w", err)
+		return domain.Token{}, "", fmt.Errorf("add token: %w", err)
 	}
 	src, err := json.Marshal(nt.Sources)
 	if err != nil {
-		return store.Token{}, "", fmt.Errorf("add token: encode sources: %w", err)
+		return domain.Token{}, "", fmt.Errorf("add token: encode sources: %w", err)
 	}
-	secret, prefix, err := store.NewSecret()
+	secret, prefix, err := domain.NewSecret()
 	if err != nil {
-		return store.Token{}, "", fmt.Errorf("add token: %w", err)
+		return domain.Token{}, "", fmt.Errorf("add token: %w", err)
 	}
 	now := time.UnixMilli(t.now().UnixMilli()).UTC()
-	tok := store.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate}
+	tok := domain.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate}
 	if len(tok.Sources) == 0 {
 		tok.Sources = nil
 	}
 	if nt.TTL > 0 {
 		tok.Expires = time.UnixMilli(now.Add(nt.TTL).UnixMilli()).UTC()
 	}
-	h := store.HashSecret(secret)
+	h := domain.HashSecret(secret)
 	args := []any{keyTokenBase,
 		"name", tok.Name, "prefix", tok.Prefix, "hash", hex.EncodeToString(h),
 		"created", tok.Created.UnixMilli(), "expires", msOrZero(tok.Expires), "sources", string(src),
@@ -96,11 +98,11 @@ func (t *Tokens) AddToken(ctx context.Context, nt store.NewToken) (store.Token, 
 	id, err := addTokenScript.Run(ctx, t.c.rdb, []string{keyTokenNext, keyTokenName(tok.Name), keyTokenHash(h), keyTokens}, args...).Int64()
 	switch {
 	case err != nil:
-		return store.Token{}, "", fmt.Errorf("add token: %w", unreachable("run script", err))
+		return domain.Token{}, "", fmt.Errorf("add token: %w", unreachable("run script", err))
 	case id == -1:
-		return store.Token{}, "", fmt.Errorf("add token %q: %w", nt.Name, store.ErrNameTaken)
+		return domain.Token{}, "", fmt.Errorf("add token %q: %w", nt.Name, domain.ErrNameTaken)
 	case id < 0:
-		return store.Token{}, "", fmt.Errorf("add token: the new secret's hash is in use (try again)")
+		return domain.Token{}, "", fmt.Errorf("add token: the new secret's hash is in use (try again)")
 	}
 	tok.ID = id
 	return tok, secret, nil
@@ -123,26 +125,26 @@ func fromMS(s string) time.Time {
 
 // decodeToken builds a Token from its hash fields; hash is the stored
 // secret hash (hex).
-func decodeToken(id int64, f map[string]string) (tok store.Token, hash string, err error) {
-	tok = store.Token{ID: id, Name: f["name"], Prefix: f["prefix"],
+func decodeToken(id int64, f map[string]string) (tok domain.Token, hash string, err error) {
+	tok = domain.Token{ID: id, Name: f["name"], Prefix: f["prefix"],
 		Created: fromMS(f["created"]), Expires: fromMS(f["expires"]), Revoked: fromMS(f["revoked"]), LastUsed: fromMS(f["last_used"])}
 	tok.MaxWorkers, _ = strconv.Atoi(f["max_workers"])
 	tok.Rate.Count, _ = strconv.Atoi(f["rate_count"])
 	ms, _ := strconv.ParseInt(f["rate_window_ms"], 10, 64)
 	tok.Rate.Window = time.Duration(ms) * time.Millisecond
 	if tok.Rate.Count <= 0 || tok.Rate.Window <= 0 {
-		tok.Rate = store.Rate{}
+		tok.Rate = domain.Rate{}
 	}
 	if s := f["sources"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &tok.Sources); err != nil {
-			return store.Token{}, "", fmt.Errorf("decode sources of token %d: %w", id, err)
+			return domain.Token{}, "", fmt.Errorf("decode sources of token %d: %w", id, err)
 		}
 	}
 	if len(tok.Sources) == 0 {
 		tok.Sources = nil
 	}
 	if tok.Name == "" {
-		return store.Token{}, "", fmt.Errorf("token %d has no name", id)
+		return domain.Token{}, "", fmt.Errorf("token %d has no name", id)
 	}
 	return tok, f["hash"], nil
 }
@@ -159,7 +161,7 @@ func pairs(v []any) map[string]string {
 }
 
 // ListTokens returns every token (revoked and expired ones too), by id.
-func (t *Tokens) ListTokens(ctx context.Context) ([]store.Token, error) {
+func (t *Tokens) ListTokens(ctx context.Context) ([]domain.Token, error) {
 	ids, err := t.c.rdb.ZRange(ctx, keyTokens, 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", unreachable("read ids", err))
@@ -175,7 +177,7 @@ func (t *Tokens) ListTokens(ctx context.Context) ([]store.Token, error) {
 			return nil, fmt.Errorf("list tokens: %w", unreachable("read tokens", err))
 		}
 	}
-	var out []store.Token
+	var out []domain.Token
 	for i, s := range ids {
 		id, _ := strconv.ParseInt(s, 10, 64)
 		f := cmds[i].Val()
@@ -205,35 +207,35 @@ return {id, redis.call('HGETALL', key)}
 
 // RevokeToken revokes the token with this id (all digits) or name and
 // returns it, as store.DB.RevokeToken does; every node refuses it within
-// CacheTTL. Unknown tokens give an error wrapping store.ErrNotFound.
-func (t *Tokens) RevokeToken(ctx context.Context, idOrName string) (store.Token, error) {
+// CacheTTL. Unknown tokens give an error wrapping domain.ErrNotFound.
+func (t *Tokens) RevokeToken(ctx context.Context, idOrName string) (domain.Token, error) {
 	kind, key, idArg := "name", keyTokenName(idOrName), ""
 	if id, err := strconv.ParseInt(idOrName, 10, 64); err == nil {
 		kind, key, idArg = "id", keyToken(id), strconv.FormatInt(id, 10)
 	}
 	v, err := revokeTokenScript.Run(ctx, t.c.rdb, []string{key}, keyTokenBase, idArg, t.now().UnixMilli()).Slice()
 	if errors.Is(err, redis.Nil) {
-		return store.Token{}, fmt.Errorf("revoke token %s: no token with that %s: %w", idOrName, kind, store.ErrNotFound)
+		return domain.Token{}, fmt.Errorf("revoke token %s: no token with that %s: %w", idOrName, kind, domain.ErrNotFound)
 	}
 	if err != nil {
-		return store.Token{}, fmt.Errorf("revoke token %s: %w", idOrName, unreachable("run script", err))
+		return domain.Token{}, fmt.Errorf("revoke token %s: %w", idOrName, unreachable("run script", err))
 	}
 	tok, err := decodeReply(v)
 	if err != nil {
-		return store.Token{}, fmt.Errorf("revoke token %s: %w", idOrName, err)
+		return domain.Token{}, fmt.Errorf("revoke token %s: %w", idOrName, err)
 	}
 	return tok, nil
 }
 
 // decodeReply decodes a script's {id, HGETALL} reply.
-func decodeReply(v []any) (store.Token, error) {
+func decodeReply(v []any) (domain.Token, error) {
 	if len(v) != 2 {
-		return store.Token{}, fmt.Errorf("unexpected reply %v", v)
+		return domain.Token{}, fmt.Errorf("unexpected reply %v", v)
 	}
 	idStr, _ := v[0].(string)
 	id, err := strconv.ParseInt(idStr, 10, 64)
 	if err != nil {
-		return store.Token{}, fmt.Errorf("unexpected token id %v", v[0])
+		return domain.Token{}, fmt.Errorf("unexpected token id %v", v[0])
 	}
 	fields, _ := v[1].([]any)
 	tok, _, err := decodeToken(id, pairs(fields))
@@ -258,11 +260,11 @@ return {id, h}
 
 // LookupToken finds the token of this secret by its SHA-256 (compared in
 // constant time) and checks it as store.DB.LookupToken does: errors wrap
-// store.ErrNotFound, ErrRevoked or ErrExpired (the last two return the
+// domain.ErrNotFound, ErrRevoked or ErrExpired (the last two return the
 // token), or ErrUnreachable (and a 301 for the client). A use is recorded
 // in LastUsed. Results are reused for at most CacheTTL.
-func (t *Tokens) LookupToken(ctx context.Context, secret string) (store.Token, error) {
-	h := store.HashSecret(secret)
+func (t *Tokens) LookupToken(ctx context.Context, secret string) (domain.Token, error) {
+	h := domain.HashSecret(secret)
 	key := string(h)
 	now := t.now()
 	ttl := t.CacheTTL
@@ -278,8 +280,8 @@ func (t *Tokens) LookupToken(ctx context.Context, secret string) (store.Token, e
 		}
 	}
 	tok, err := t.lookup(ctx, h, now)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Token{}, err
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return domain.Token{}, err
 	}
 	c := cachedToken{tok: tok, err: err, at: now}
 	if ttl > 0 {
@@ -301,9 +303,9 @@ func (t *Tokens) LookupToken(ctx context.Context, secret string) (store.Token, e
 }
 
 // checked applies the token's status at now to a (cached) lookup.
-func (c cachedToken) checked(now time.Time) (store.Token, error) {
+func (c cachedToken) checked(now time.Time) (domain.Token, error) {
 	if c.err != nil {
-		return store.Token{}, c.err
+		return domain.Token{}, c.err
 	}
 	if err := c.tok.Status(now); err != nil {
 		return c.tok, err
@@ -311,27 +313,27 @@ func (c cachedToken) checked(now time.Time) (store.Token, error) {
 	return c.tok, nil
 }
 
-func (t *Tokens) lookup(ctx context.Context, h []byte, now time.Time) (store.Token, error) {
+func (t *Tokens) lookup(ctx context.Context, h []byte, now time.Time) (domain.Token, error) {
 	v, err := lookupTokenScript.Run(ctx, t.c.rdb, []string{keyTokenHash(h)}, keyTokenBase, now.UnixMilli()).Slice()
 	if errors.Is(err, redis.Nil) {
-		return store.Token{}, fmt.Errorf("look up token: %w", store.ErrNotFound)
+		return domain.Token{}, fmt.Errorf("look up token: %w", domain.ErrNotFound)
 	}
 	if err != nil {
-		return store.Token{}, fmt.Errorf("look up token: %w", unreachable("run script", err))
+		return domain.Token{}, fmt.Errorf("look up token: %w", unreachable("run script", err))
 	}
 	if len(v) != 2 {
-		return store.Token{}, fmt.Errorf("look up token: unexpected reply")
+		return domain.Token{}, fmt.Errorf("look up token: unexpected reply")
 	}
 	idStr, _ := v[0].(string)
 	id, _ := strconv.ParseInt(idStr, 10, 64)
 	fields, _ := v[1].([]any)
 	tok, stored, err := decodeToken(id, pairs(fields))
 	if err != nil {
-		return store.Token{}, fmt.Errorf("look up token: %w", err)
+		return domain.Token{}, fmt.Errorf("look up token: %w", err)
 	}
 	want := hex.EncodeToString(h)
 	if subtle.ConstantTimeCompare([]byte(stored), []byte(want)) != 1 {
-		return store.Token{}, fmt.Errorf("look up token: %w", store.ErrNotFound)
+		return domain.Token{}, fmt.Errorf("look up token: %w", domain.ErrNotFound)
 	}
 	if tok.Status(now) == nil {
 		tok.LastUsed = time.UnixMilli(now.UnixMilli()).UTC()

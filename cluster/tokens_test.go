@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/cluster"
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // TestTokens: add, look up, list and revoke as with SQLite: same checks,
@@ -16,20 +16,20 @@ import (
 func TestTokens(t *testing.T) {
 	f := newFixture(t)
 	toks := f.c.Tokens()
-	tok, secret, err := toks.AddToken(f.ctx, store.NewToken{Name: "me", TTL: time.Hour, MaxWorkers: 3,
-		Rate: store.Rate{Count: 60, Window: time.Minute}, Sources: []string{"HTTPS://Example.com"}})
+	tok, secret, err := toks.AddToken(f.ctx, domain.NewToken{Name: "me", TTL: time.Hour, MaxWorkers: 3,
+		Rate: domain.Rate{Count: 60, Window: time.Minute}, Sources: []string{"HTTPS://Example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(secret, store.SecretPrefix) || tok.Prefix != secret[:8] || tok.ID != 1 {
+	if !strings.HasPrefix(secret, domain.SecretPrefix) || tok.Prefix != secret[:8] || tok.ID != 1 {
 		t.Errorf("token %+v, secret %q", tok, secret)
 	}
-	if _, _, err := toks.AddToken(f.ctx, store.NewToken{Name: "me"}); !errors.Is(err, store.ErrNameTaken) {
+	if _, _, err := toks.AddToken(f.ctx, domain.NewToken{Name: "me"}); !errors.Is(err, domain.ErrNameTaken) {
 		t.Errorf("same name: %v", err)
 	}
-	for _, nt := range []store.NewToken{{Name: "123"}, {Name: "x", MaxWorkers: -1}, {Name: "x", Sources: []string{"ftp://x"}},
-		{Name: "x", Rate: store.Rate{Count: 1, Window: time.Millisecond}}} {
-		if _, _, err := toks.AddToken(f.ctx, nt); !errors.Is(err, store.ErrInvalid) {
+	for _, nt := range []domain.NewToken{{Name: "123"}, {Name: "x", MaxWorkers: -1}, {Name: "x", Sources: []string{"ftp://x"}},
+		{Name: "x", Rate: domain.Rate{Count: 1, Window: time.Millisecond}}} {
+		if _, _, err := toks.AddToken(f.ctx, nt); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("AddToken(%+v): %v, want ErrInvalid", nt, err)
 		}
 	}
@@ -41,7 +41,7 @@ func TestTokens(t *testing.T) {
 		!got.Expires.Equal(tok.Expires) || got.LastUsed.IsZero() {
 		t.Errorf("lookup %+v, want %+v", got, tok)
 	}
-	if _, err := toks.LookupToken(f.ctx, secret+"x"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := toks.LookupToken(f.ctx, secret+"x"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("wrong secret: %v", err)
 	}
 	// The secret itself is nowhere in Redis.
@@ -58,7 +58,7 @@ func TestTokens(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "me" {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if _, err := toks.RevokeToken(f.ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := toks.RevokeToken(f.ctx, "nobody"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("revoke unknown: %v", err)
 	}
 	r1, err := toks.RevokeToken(f.ctx, "1")
@@ -70,7 +70,7 @@ func TestTokens(t *testing.T) {
 		t.Errorf("second revoke %+v %v: the first time is kept", r2, err)
 	}
 	fresh := f.c.Tokens()
-	if _, err := fresh.LookupToken(f.ctx, secret); !errors.Is(err, store.ErrRevoked) {
+	if _, err := fresh.LookupToken(f.ctx, secret); !errors.Is(err, domain.ErrRevoked) {
 		t.Errorf("revoked lookup: %v", err)
 	}
 }
@@ -87,7 +87,7 @@ func TestTokenCache(t *testing.T) {
 	cluster.SetTokenClock(node, clock)
 	admin := f.c.Tokens()
 	cluster.SetTokenClock(admin, clock)
-	_, secret, err := admin.AddToken(f.ctx, store.NewToken{Name: "t", TTL: time.Hour})
+	_, secret, err := admin.AddToken(f.ctx, domain.NewToken{Name: "t", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +102,11 @@ func TestTokenCache(t *testing.T) {
 		t.Errorf("within the cache time: %v", err)
 	}
 	advance(time.Millisecond)
-	if _, err := node.LookupToken(f.ctx, secret); !errors.Is(err, store.ErrRevoked) {
+	if _, err := node.LookupToken(f.ctx, secret); !errors.Is(err, domain.ErrRevoked) {
 		t.Errorf("after the cache time: %v, want revoked", err)
 	}
 
-	_, secret2, err := admin.AddToken(f.ctx, store.NewToken{Name: "u", TTL: time.Second})
+	_, secret2, err := admin.AddToken(f.ctx, domain.NewToken{Name: "u", TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	advance(time.Second)
-	if _, err := node.LookupToken(f.ctx, secret2); !errors.Is(err, store.ErrExpired) {
+	if _, err := node.LookupToken(f.ctx, secret2); !errors.Is(err, domain.ErrExpired) {
 		t.Errorf("expired while cached: %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestRegistry(t *testing.T) {
 	a := f.node("a", 4, func(o *cluster.Options) { o.Addr = "127.0.0.1:1"; o.Version = "v-test" })
 	b := f.node("b", 2, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{})
+	secret := f.token(domain.NewToken{})
 	a.hello(secret).connect()
 	f.eventually("a's worker in the registry", func() error {
 		nodes, err := f.c.Nodes(f.ctx)
@@ -165,14 +165,14 @@ func TestSessionStream(t *testing.T) {
 	a := f.node("a", 1, nil)
 	b := f.node("b", 1, nil)
 	f.seen(2)
-	secret := f.token(store.NewToken{Name: "s"})
+	secret := f.token(domain.NewToken{Name: "s"})
 	id1, _ := a.hello(secret).connect()
 	id2, _ := a.hello(secret).connect() // relayed to b
 	a.eng.Worker(id1).end("peer-closed")
 	b.eng.Worker(id2).end("idle")
 	b.hello("gh_nope").expectError(102, "unknown token")
 	f.eventually("stream", func() error {
-		recs, err := f.c.Sessions(f.ctx, store.SessionFilter{TokenName: "s"})
+		recs, err := f.c.Sessions(f.ctx, domain.SessionFilter{TokenName: "s"})
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func TestSessionStream(t *testing.T) {
 			recs[1].WorkerID != id1 || recs[1].NodeID != "a" || recs[1].EndReason != "peer-closed" || recs[0].TokenID == 0 {
 			t.Fatalf("records %+v", recs)
 		}
-		all, err := f.c.Sessions(f.ctx, store.SessionFilter{})
+		all, err := f.c.Sessions(f.ctx, domain.SessionFilter{})
 		if err != nil || len(all) != 3 {
 			return errors.New("the 102 not yet")
 		}

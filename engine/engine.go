@@ -12,7 +12,8 @@ type Engine interface {
 	// candidates, connected and the end are reported on the Worker's Events.
 	// It fails with an error wrapping an *Error with errno 301
 	// (NoGeckoAvailable) when no browser can take the worker (and, when
-	// that may pass by itself, ErrNoCapacity beside it), and with one
+	// that may pass by itself, ErrNoCapacity beside it), with one
+	// wrapping ErrWorkerLost when what took the request died, and with one
 	// wrapping ErrClosed once the engine is closing.
 	StartWorker(ctx context.Context, req WorkerRequest) (Worker, error)
 	// Ready returns nil once the engine can take a worker without waiting
@@ -22,6 +23,11 @@ type Engine interface {
 
 // ErrClosed is wrapped by StartWorker's error once the engine is closing.
 var ErrClosed = errors.New("engine closed")
+
+// ErrWorkerLost is wrapped by StartWorker's error when whatever took the
+// request (a browser, a cluster node) died before the worker was handed
+// over: a fact the front turns into its errno (303).
+var ErrWorkerLost = errors.New("worker lost")
 
 // ErrNoCapacity is wrapped by StartWorker's error, beside a 301 *Error,
 // when no browser can take a worker right now but one may soon: every
@@ -177,4 +183,48 @@ const (
 	// end; a later serve (or "geckohost sessions") recorded it, at the dead
 	// process's last heartbeat.
 	EndHostRestart EndReason = "host-restart"
+	// EndWorkerGone: the engine closed the worker's events without an
+	// EventEnded (an engine's bug).
+	EndWorkerGone EndReason = "worker-gone"
 )
+
+// endReasonTable says what each end reason means, one row each, in the
+// order "geckohost sessions" documents them; the README's end-reason
+// table states the same (TestDocsEndReasonTable compares them).
+var endReasonTable = []struct {
+	reason  EndReason
+	meaning string
+}{
+	{EndWorkerClosed, "the worker called `self.close()`"},
+	{EndPeerClosed, "the client closed the data channel, or the peer connection closed (before `connected`: a 305)"},
+	{EndIdle, "no data-channel message for `--worker-idle`"},
+	{EndClientLeft, "the client closed its WebSocket while negotiating (or while queued)"},
+	{EndError, "it failed: the errno and reason columns say how"},
+	{EndICEFailed, "the peer connection failed before the data channel opened (errno 305)"},
+	{EndShutdown, "`serve` stopped"},
+	{EndBrowserDied, "the Firefox running the worker died (before `connected`: a 303; cluster: or its node)"},
+	{EndTabClosed, "the worker's page went away (before `connected`: a 303)"},
+	{EndClosed, "geckohost closed the worker itself"},
+	{EndHostRestart, "the `serve` process running it died (kill -9, a crash, power loss) before it could record the end; recorded later, at its last heartbeat"},
+	{EndWorkerGone, "the engine lost track of the worker without saying why (should not happen)"},
+}
+
+// EndReasons returns every end reason, in the order of the README's table.
+func EndReasons() []EndReason {
+	out := make([]EndReason, len(endReasonTable))
+	for i, r := range endReasonTable {
+		out[i] = r.reason
+	}
+	return out
+}
+
+// Meaning says in one line what the end reason means; "" for one this
+// version does not know.
+func (r EndReason) Meaning() string {
+	for _, row := range endReasonTable {
+		if row.reason == r {
+			return row.meaning
+		}
+	}
+	return ""
+}

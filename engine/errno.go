@@ -20,6 +20,7 @@ const (
 	SyntaxErrorInWorkerCode       Errno = 202
 	UncaughtExceptionInWorkerCode Errno = 203
 	InvalidOffer                  Errno = 204
+	WorkerLimitExceeded           Errno = 205
 	NoGeckoAvailable              Errno = 301
 	GeckoTimeout                  Errno = 302
 	GeckoCrashed                  Errno = 303
@@ -27,37 +28,64 @@ const (
 	PeerConnectionFailed          Errno = 305
 )
 
-var errnoNames = map[Errno]string{
-	InvalidAuthorization:          "INVALID_AUTHORIZATION",
-	InvalidToken:                  "INVALID_TOKEN",
-	InvalidMessage:                "INVALID_MESSAGE",
-	SourceNotAllowed:              "SOURCE_NOT_ALLOWED",
-	LimitReached:                  "LIMIT_REACHED",
-	UnableToFetchWorkerCode:       "UNABLE_TO_FETCH_WORKER_CODE",
-	SyntaxErrorInWorkerCode:       "SYNTAX_ERROR_IN_WORKER_CODE",
-	UncaughtExceptionInWorkerCode: "UNCAUGHT_EXCEPTION_IN_WORKER_CODE",
-	InvalidOffer:                  "INVALID_OFFER",
-	NoGeckoAvailable:              "NO_GECKO_AVAILABLE",
-	GeckoTimeout:                  "GECKO_TIMEOUT",
-	GeckoCrashed:                  "GECKO_CRASHED",
-	ShuttingDown:                  "SHUTTING_DOWN",
-	PeerConnectionFailed:          "PEER_CONNECTION_FAILED",
+// errnoRow is one row of the errno table.
+type errnoRow struct {
+	errno   Errno
+	name    string
+	meaning string
+}
+
+// errnoTable is the public errno table, in ascending order: the number,
+// the name and when a client gets it, one row each. docs/protocol.md
+// states the same table (TestDocsErrnoTable compares them).
+var errnoTable = []errnoRow{
+	{InvalidAuthorization, "INVALID_AUTHORIZATION", "`authorization` missing, or not `Bearer <token>`"},
+	{InvalidToken, "INVALID_TOKEN", "the token is unknown, revoked or expired"},
+	{InvalidMessage, "INVALID_MESSAGE", "a bad frame (see below), no hello within 10 s, more than 1,000 candidates"},
+	{SourceNotAllowed, "SOURCE_NOT_ALLOWED", "the source, or one of its redirects, is not allowed (see below); the reason names the URL"},
+	{LimitReached, "LIMIT_REACHED", "the token's concurrent-worker limit or rate limit is reached"},
+	{UnableToFetchWorkerCode, "UNABLE_TO_FETCH_WORKER_CODE", "the source could not be fetched (network error, non-2xx status, over 5 redirects, too large, no response within 10 s)"},
+	{SyntaxErrorInWorkerCode, "SYNTAX_ERROR_IN_WORKER_CODE", "the source does not parse"},
+	{UncaughtExceptionInWorkerCode, "UNCAUGHT_EXCEPTION_IN_WORKER_CODE", "the source throws while it first runs, or the worker closes itself before the data channel opens"},
+	{InvalidOffer, "INVALID_OFFER", "the offer has a media section that is not a data channel, more than 4 or none, or the browser refused it"},
+	{WorkerLimitExceeded, "WORKER_LIMIT_EXCEEDED", "the worker went past a resource limit (memory, CPU busy time, lifetime) before `connected`; the reason names it"},
+	{NoGeckoAvailable, "NO_GECKO_AVAILABLE", "no browser could take the worker within the queue timeout, or the queue is full, or the cluster store is unreachable"},
+	{GeckoTimeout, "GECKO_TIMEOUT", "no answer within 30 s of the hello, or not connected within 30 s of the answer (only ever a timeout)"},
+	{GeckoCrashed, "GECKO_CRASHED", "the browser running the worker died, or its page went away (cluster: or its node), before `connected`"},
+	{ShuttingDown, "SHUTTING_DOWN", "the host is stopping"},
+	{PeerConnectionFailed, "PEER_CONNECTION_FAILED", "ICE or DTLS between client and worker failed, or the peer connection closed, before `connected`"},
 }
 
 // String returns the errno's public name, such as "INVALID_TOKEN", or
 // "ERRNO_<n>" for a number this version does not know.
 func (e Errno) String() string {
-	if n, ok := errnoNames[e]; ok {
-		return n
+	if r, ok := lookupErrno(e); ok {
+		return r.name
 	}
 	return fmt.Sprintf("ERRNO_%d", int(e))
 }
 
+// Meaning returns when a client gets the errno, in one line (the "when"
+// column of the table in docs/protocol.md); "" for a number this version
+// does not know.
+func (e Errno) Meaning() string {
+	r, _ := lookupErrno(e)
+	return r.meaning
+}
+
+func lookupErrno(e Errno) (errnoRow, bool) {
+	i := slices.IndexFunc(errnoTable, func(r errnoRow) bool { return r.errno == e })
+	if i < 0 {
+		return errnoRow{}, false
+	}
+	return errnoTable[i], true
+}
+
 // Errnos returns every public error number, in ascending order.
 func Errnos() []Errno {
-	out := make([]Errno, 0, len(errnoNames))
-	for e := range errnoNames {
-		out = append(out, e)
+	out := make([]Errno, 0, len(errnoTable))
+	for _, r := range errnoTable {
+		out = append(out, r.errno)
 	}
 	slices.Sort(out)
 	return out

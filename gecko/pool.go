@@ -14,6 +14,10 @@ import (
 	"github.com/geckohost/geckohost/gecko/egress"
 )
 
+// NoWarm is PoolOptions.Warm for no pre-spawned worker and no generic page
+// (the zero Warm is the default, 4).
+const NoWarm = -1
+
 // PoolOptions configure a Pool. The zero value works: one browser found on
 // PATH, 4 warm slots, 150 workers at most.
 type PoolOptions struct {
@@ -26,11 +30,11 @@ type PoolOptions struct {
 	MaxWorkersPerBrowser int
 	// Warm is how many workers each loaded shell page keeps pre-spawned
 	// (a bootstrap Worker plus a peer connection, refilled by the page
-	// itself); 0 means 4, negative means none. One page hosts up to 50
+	// itself); 0 means 4, NoWarm (or any negative) means none. One page hosts up to 50
 	// workers of one token. With Warm > 0 each browser also keeps one
 	// generic page loaded in a fresh user context, taken by the next new
 	// token (its first hello then needs no page load), and pre-loads a
-	// token's next page before its pages are full. Negative Warm: no
+	// token's next page before its pages are full. NoWarm: no
 	// generic page either, so a token's first hello waits for a page
 	// (about 0.5 s).
 	Warm int

@@ -8,8 +8,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Admission: what a hello must pass before the engine is asked for a
@@ -20,16 +20,16 @@ import (
 
 // authenticate checks the authorization field: 101 when it is not
 // "Bearer <token>", 102 when the token is unknown, revoked or expired.
-func (s *Server) authenticate(ctx context.Context, authorization string) (store.Token, *engine.Error) {
+func (s *Server) authenticate(ctx context.Context, authorization string) (domain.Token, *engine.Error) {
 	scheme, secret, ok := strings.Cut(authorization, " ")
 	secret = strings.TrimSpace(secret)
 	if authorization == "" {
 		s.authFailed(authMalformed)
-		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "missing authorization; send \"Bearer <token>\"")
+		return domain.Token{}, engine.Errorf(engine.InvalidAuthorization, "missing authorization; send \"Bearer <token>\"")
 	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || strings.ContainsAny(secret, " \t") {
 		s.authFailed(authMalformed)
-		return store.Token{}, engine.Errorf(engine.InvalidAuthorization, "authorization must be \"Bearer <token>\"")
+		return domain.Token{}, engine.Errorf(engine.InvalidAuthorization, "authorization must be \"Bearer <token>\"")
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
@@ -37,17 +37,17 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	switch {
 	case err == nil:
 		return tok, nil
-	case errors.Is(err, store.ErrUseNotRecorded):
+	case errors.Is(err, domain.ErrUseNotRecorded):
 		// The database takes no writes (disk full): serve all the same.
 		s.rec.tokenUseNotRecorded(err)
 		return tok, nil
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		s.authFailed(authUnknown)
-		return store.Token{}, engine.Errorf(engine.InvalidToken, "unknown token")
-	case errors.Is(err, store.ErrRevoked):
+		return domain.Token{}, engine.Errorf(engine.InvalidToken, "unknown token")
+	case errors.Is(err, domain.ErrRevoked):
 		s.authFailed(authRevoked)
 		return tok, engine.Errorf(engine.InvalidToken, "token revoked")
-	case errors.Is(err, store.ErrExpired):
+	case errors.Is(err, domain.ErrExpired):
 		s.authFailed(authExpired)
 		return tok, engine.Errorf(engine.InvalidToken, "token expired")
 	}
@@ -55,18 +55,18 @@ func (s *Server) authenticate(ctx context.Context, authorization string) (store.
 	if errors.As(err, &we) { // the store chose the client's error (cluster: 301 when unreachable)
 		s.log.Warn("look up token", "err", err)
 		s.authFailed(authError)
-		return store.Token{}, we
+		return domain.Token{}, we
 	}
 	s.log.Error("look up token", "err", err)
 	s.authFailed(authError)
-	return store.Token{}, engine.Errorf(engine.InvalidToken, "the token could not be checked (internal error)")
+	return domain.Token{}, engine.Errorf(engine.InvalidToken, "the token could not be checked (internal error)")
 }
 
 // checkSource returns the parsed source, or a 104 unless it is an
 // http(s) URL of at most 2,048 bytes allowed by the server (--allow-source
 // or a bundled demo worker) and by the token. Its redirects are checked
 // the same way as they are followed (fetchSource).
-func (s *Server) checkSource(r *http.Request, tok store.Token, source string) (*url.URL, *engine.Error) {
+func (s *Server) checkSource(r *http.Request, tok domain.Token, source string) (*url.URL, *engine.Error) {
 	if len(source) > maxSourceURL {
 		return nil, engine.Errorf(engine.SourceNotAllowed, "source %s is not allowed: longer than %d bytes", shorten(source), maxSourceURL)
 	}
@@ -95,7 +95,7 @@ func (s *Server) isDemoWorker(r *http.Request, u *url.URL) bool {
 
 // reserve counts a live worker for the session's token with the Limiter
 // (see Limiter.Reserve): nil, the 105, or the error its failure is sent as.
-func (s *Server) reserve(ctx context.Context, tok store.Token, workerID string) *engine.Error {
+func (s *Server) reserve(ctx context.Context, tok domain.Token, workerID string) *engine.Error {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	err := s.limiter.Reserve(ctx, tok, workerID)

@@ -19,7 +19,7 @@
 // list too (104); the offer's media sections must be 1 to 4 data channels
 // (204); the token must be
 // under its concurrent-worker limit (105, counting connected workers still
-// running) and under its rate limit (105: a token with store.Rate Count/Window
+// running) and under its rate limit (105: a token with domain.Rate Count/Window
 // starts at most Count workers in any Window-long stretch of time; every
 // hello that passes the checks before counts as a start, whatever the
 // engine then does). By default the limits are kept in memory (they start
@@ -38,10 +38,20 @@
 // worker-error and closes the WebSocket, and closes the worker.
 //
 // A hello timeout is a 103 (INVALID_MESSAGE). A worker that ends before it
-// is connected without an error of its own is a 303; one whose peer
-// connection failed (engine.EndICEFailed) a 305 at once, its reason naming
-// the candidate types and addresses each side offered in the signaling and
-// what to do.
+// is connected without an error of its own is told by its end reason
+// (outcome.go, one row each): a 303 when its browser died, its page went
+// away or the reason is unknown; a 203 when it closed itself; a 304 when
+// the engine shut it down; a 305 at once when its peer connection failed
+// (engine.EndICEFailed) or closed (engine.EndPeerClosed), the reason naming
+// the candidate types and addresses each side offered in the signaling
+// (and, for a failure, what to do). 302 is only ever a timeout.
+//
+// Each session runs one loop (negotiate.go) through the phases hello,
+// fetching, queued, starting, relaying and connected; the source fetch and
+// Engine.StartWorker run in goroutines it waits for, so client frames, the
+// timers, stop and the hard stop are handled in one place. Whatever ends a
+// session goes through one function (session.outcome, outcome.go) that
+// decides the errno, the end reason and the close code.
 //
 // # ICE
 //

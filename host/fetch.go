@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/netguard"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Source fetching: the host fetches a worker's code before it asks the
@@ -99,7 +99,7 @@ const (
 // by the server (a bundled demo worker or --allow-source) and by the
 // token's --source list. what names u in the reason ("source" or "redirect
 // 2 to").
-func (s *Server) checkURL(r *http.Request, tok store.Token, u *url.URL, what string) (verdict, *engine.Error) {
+func (s *Server) checkURL(r *http.Request, tok domain.Token, u *url.URL, what string) (verdict, *engine.Error) {
 	raw := u.String()
 	shown := raw
 	if len(shown) > 200 {
@@ -154,7 +154,7 @@ func namesHost(ps []string, u *url.URL) bool {
 // code, or the client's error: 104 for a refused hop or address, 201 for a
 // network error, a non-2xx status, too many redirects, or a source over
 // the size limit.
-func (s *Server) fetchSource(ctx context.Context, r *http.Request, tok store.Token, u *url.URL) (string, *engine.Error) {
+func (s *Server) fetchSource(ctx context.Context, r *http.Request, tok domain.Token, u *url.URL) (string, *engine.Error) {
 	f := s.fetch
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
@@ -122,7 +123,7 @@ func newHarness(t *testing.T, eng *fakeEngine, tweak func(*host.Options)) *harne
 const defaultTokenName = "tok"
 
 // token adds a token and returns its secret.
-func (h *harness) token(nt store.NewToken) string {
+func (h *harness) token(nt domain.NewToken) string {
 	h.t.Helper()
 	if nt.Name == "" {
 		nt.Name = defaultTokenName
@@ -269,9 +270,9 @@ func (c *tclient) expectError(errno engine.Errno, reasonSub string) any {
 }
 
 // session polls the store until the worker's record satisfies ok.
-func (h *harness) session(id string, ok func(store.Session) bool) store.Session {
+func (h *harness) session(id string, ok func(domain.Session) bool) domain.Session {
 	h.t.Helper()
-	var s store.Session
+	var s domain.Session
 	eventually(h.t, h.ctx, "session "+id, func() error {
 		var err error
 		s, err = h.db.GetSession(h.ctx, id)
@@ -286,7 +287,7 @@ func (h *harness) session(id string, ok func(store.Session) bool) store.Session 
 	return s
 }
 
-func ended(s store.Session) bool { return s.State == "ended" }
+func ended(s domain.Session) bool { return s.State == "ended" }
 
 // nextWorker waits for the engine's next started worker.
 func (h *harness) nextWorker() *fakeWorker {
@@ -356,7 +357,7 @@ var netListenConfig net.ListenConfig
 // fakeStore is a Store with no tokens, for New's validation.
 type fakeStore struct{}
 
-func (fakeStore) LookupToken(ctx context.Context, secret string) (store.Token, error) {
-	return store.Token{}, store.ErrNotFound
+func (fakeStore) LookupToken(ctx context.Context, secret string) (domain.Token, error) {
+	return domain.Token{}, domain.ErrNotFound
 }
-func (fakeStore) SaveSession(ctx context.Context, s store.Session) error { return nil }
+func (fakeStore) SaveSession(ctx context.Context, s domain.Session) error { return nil }

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // iceServersPath is where a client with a token gets its ICE servers.
@@ -27,7 +27,7 @@ type iceServersError struct {
 
 // iceServers returns the ICE servers for tok's clients or workers (none
 // without Options.ICEServers).
-func (s *Server) iceServers(tok store.Token, worker bool) []engine.ICEServer {
+func (s *Server) iceServers(tok domain.Token, worker bool) []engine.ICEServer {
 	if s.opts.ICEServers == nil {
 		return nil
 	}

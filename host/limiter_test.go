@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
@@ -20,7 +21,7 @@ type recLimiter struct {
 	released []string
 }
 
-func (l *recLimiter) Reserve(_ context.Context, tok store.Token, workerID string) error {
+func (l *recLimiter) Reserve(_ context.Context, tok domain.Token, workerID string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
@@ -30,7 +31,7 @@ func (l *recLimiter) Reserve(_ context.Context, tok store.Token, workerID string
 	return nil
 }
 
-func (l *recLimiter) Release(tok store.Token, workerID string) {
+func (l *recLimiter) Release(tok domain.Token, workerID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.released = append(l.released, tok.Name+"/"+workerID)
@@ -47,7 +48,7 @@ func (l *recLimiter) calls() (reserved, released []string) {
 func TestLimiterOption(t *testing.T) {
 	lim := &recLimiter{}
 	h := newHarness(t, nil, func(o *host.Options) { o.Limiter = lim })
-	secret := h.token(store.NewToken{MaxWorkers: 1})
+	secret := h.token(domain.NewToken{MaxWorkers: 1})
 	w := h.connect(secret)
 	h.connect(secret) // MaxWorkers 1 is the Limiter's business now
 	if err := w.Close(h.ctx); err != nil {
@@ -75,13 +76,13 @@ func TestLimiterErrors(t *testing.T) {
 		reason string
 	}{
 		{fmt.Errorf("reserve: %w", engine.Errorf(engine.NoGeckoAvailable, "cluster store unreachable")), engine.NoGeckoAvailable, "cluster store unreachable"},
-		{host.RateLimitError(store.Token{Name: "x", Rate: store.Rate{Count: 1, Window: 60e9}}, 3e9), engine.LimitReached, "next in 3s"},
+		{domain.RateLimitError(domain.Token{Name: "x", Rate: domain.Rate{Count: 1, Window: 60e9}}, 3e9), engine.LimitReached, "next in 3s"},
 		{errPlain, engine.NoGeckoAvailable, "could not be checked"},
 	} {
 		t.Run(tc.errno.String(), func(t *testing.T) {
 			lim := &recLimiter{err: tc.err}
 			h := newHarness(t, nil, func(o *host.Options) { o.Limiter = lim })
-			c := h.hello(h.token(store.NewToken{}))
+			c := h.hello(h.token(domain.NewToken{}))
 			id := c.expectError(tc.errno, tc.reason)
 			h.session(id.(string), ended)
 			if _, released := lim.calls(); len(released) != 0 {
@@ -100,8 +101,8 @@ type errStore struct {
 	err error
 }
 
-func (s errStore) LookupToken(context.Context, string) (store.Token, error) {
-	return store.Token{}, s.err
+func (s errStore) LookupToken(context.Context, string) (domain.Token, error) {
+	return domain.Token{}, s.err
 }
 
 // TestLookupEngineError: a Store whose lookup fails with an *engine.Error

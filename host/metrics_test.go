@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 // scrape GETs url and parses the Prometheus text format.
@@ -107,7 +107,7 @@ func TestMetrics(t *testing.T) {
 		o.Browsers = fakeBrowsers
 		o.Build = host.BuildInfo{Version: "v1.2.3", Commit: "abc"}
 	})
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	h.hello(secret).connected()
 	w := h.nextWorker()
 	h.hello("gh_nobody").expectError(engine.InvalidToken, "unknown token")
@@ -173,7 +173,7 @@ func TestMetrics(t *testing.T) {
 // and counted in queue_depth while it waits.
 func TestMetricsQueue(t *testing.T) {
 	h, eng := queueHarness(t, 1, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	eng.setDown(true)
 	c := h.hello(secret)
 	h.waitDepth(1)
@@ -215,7 +215,7 @@ func TestStatus(t *testing.T) {
 		o.Build = host.BuildInfo{Version: "v1.2.3", Commit: "abc", Date: "2026-01-02T03:04:05Z"}
 		o.QueueTimeout = 3 * time.Second
 	})
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	h.hello(secret).connected()
 	st := h.status()
 	t.Logf("%+v", st)

@@ -11,17 +11,6 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/wire"
-	"github.com/geckohost/geckohost/store"
-)
-
-// Close codes the host uses after a worker-error frame: 1008 (policy
-// violation) for the client's errors (1xx), 1001 (going away) for 304, and
-// 1011 (internal error) for the worker's and the engine's errors (2xx, 3xx).
-// After "connected" it closes with 1000.
-const (
-	closeClientError = websocket.StatusPolicyViolation
-	closeGoingAway   = websocket.StatusGoingAway
-	closeServerError = websocket.StatusInternalError
 )
 
 const (
@@ -37,14 +26,177 @@ const (
 	maxCandidates = 1000
 )
 
-// negotiate runs hello → admission → source fetch → worker → relay, and
-// returns once the session is over (its worker gone, or it never had one).
-func (se *session) negotiate() {
-	s := se.s
-	hello, ok := se.waitHello()
-	if !ok {
+// phase is where a session is in its one loop (session.loop).
+type phase int
+
+const (
+	phaseHello     phase = iota // waiting for the client-hello
+	phaseFetching               // fetching the worker's source
+	phaseQueued                 // waiting in the hello queue for a browser
+	phaseStarting               // Engine.StartWorker is running
+	phaseRelaying               // the worker exists, not yet connected
+	phaseConnected              // "connected" sent; the worker's events are read for the record
+)
+
+// loopState is what the session loop waits for. It is the loop's alone.
+type loopState struct {
+	phase                             phase
+	helloT, answerT, connectT, queueT alarm
+	closeT                            alarm // armed once the worker is asked to close
+	answerDeadline                    time.Time
+	req                               engine.WorkerRequest
+	cancel                            context.CancelFunc // ends the fetch or StartWorker in flight
+	fetched                           chan fetchResult   // the fetch in flight, if any
+	started                           chan startResult   // the StartWorker in flight, if any
+	ticket                            *ticket            // the hello's place in the queue
+	noCapacity                        error              // the engine's last capacity refusal
+	events                            <-chan engine.Event
+	answered, ended                   bool
+	pending                           []engine.Candidate // client candidates not yet applied
+	candidates                        int                // client candidates read
+	apply                             chan []engine.Candidate
+	applied                           chan struct{} // closed when the applier returns
+	stopApply                         context.CancelFunc
+}
+
+type fetchResult struct {
+	code string
+	err  *engine.Error
+	late bool // the fetch's context had ended
+}
+
+type startResult struct {
+	w    engine.Worker
+	err  error
+	late bool // StartWorker's context had ended
+}
+
+// alarm is a timer the loop selects on: C is nil while it is not armed.
+type alarm struct {
+	t *time.Timer
+	C <-chan time.Time
+}
+
+func (a *alarm) set(d time.Duration) {
+	a.stop()
+	a.t = time.NewTimer(d)
+	a.C = a.t.C
+}
+
+func (a *alarm) stop() {
+	if a.t != nil {
+		a.t.Stop()
+		a.t, a.C = nil, nil
+	}
+}
+
+// loop is the session's one loop, from the accept to the worker's end:
+// client frames, timers, the fetch's and the engine's results, worker
+// events, stop and hard stop are all handled here, by phase. It returns
+// once the session is over and nothing it started is in flight.
+func (se *session) loop() {
+	s, ls := se.s, &se.ls
+	ls.helloT.set(s.opts.HelloTimeout)
+	defer se.stopLoop()
+	stop := s.stopCtx.Done()
+	for !se.over() {
+		select {
+		case ls.applyC(se) <- ls.pending:
+			ls.pending = nil
+		case res := <-se.frames:
+			se.onFrame(res)
+		case res := <-ls.fetched:
+			se.onFetched(res)
+		case <-ls.turn(se):
+			se.start()
+		case res := <-ls.started:
+			se.onStarted(res)
+		case ev, ok := <-ls.events:
+			se.onEvent(ev, ok)
+		case <-ls.helloT.C:
+			se.end(failure(engine.Errorf(engine.InvalidMessage, "no client-hello within %s", s.opts.HelloTimeout)))
+		case <-ls.queueT.C:
+			se.end(failure(se.queueTimedOut()))
+		case <-ls.answerT.C:
+			se.end(ending{kind: endNoAnswer})
+		case <-ls.connectT.C:
+			se.end(ending{kind: endNotConnected})
+		case <-ls.closeT.C:
+			s.log.Warn("worker did not end after close", "worker", se.id)
+			return
+		case <-stop:
+			stop = nil
+			se.end(ending{kind: endStop})
+		case <-se.ctx.Done():
+			// Shutdown ran out of time: stop waiting for the engine.
+			se.end(ending{kind: endHardStop})
+			return
+		}
+	}
+}
+
+// over reports whether the loop is done: the end is decided, no fetch or
+// StartWorker is in flight, and the worker (if any) sent its last event.
+func (se *session) over() bool {
+	ls := &se.ls
+	return se.endReason != "" && ls.fetched == nil && ls.started == nil && ls.events == nil
+}
+
+// stopLoop waits for what the loop started: the fetch or StartWorker in
+// flight (a worker it returns is closed), the queue place, the applier.
+func (se *session) stopLoop() {
+	ls := &se.ls
+	se.stopWork()
+	if ls.fetched != nil {
+		<-ls.fetched
+	}
+	if ls.started != nil {
+		if res := <-ls.started; res.w != nil {
+			se.adopt(res.w)
+			se.endWorker()
+		}
+	}
+	for _, a := range []*alarm{&ls.helloT, &ls.answerT, &ls.connectT, &ls.queueT, &ls.closeT} {
+		a.stop()
+	}
+	if ls.apply != nil {
+		close(ls.apply)
+		ls.stopApply()
+		<-ls.applied
+	}
+	if se.worker != nil {
+		se.dropRelayPeers() // the worker ended (turnperm.go)
+	}
+}
+
+// stopWork cancels the fetch or StartWorker in flight and leaves the queue.
+func (se *session) stopWork() {
+	if se.ls.cancel != nil {
+		se.ls.cancel()
+	}
+	se.leaveQueue()
+}
+
+// onFrame handles one client frame (or the read's failure).
+func (se *session) onFrame(res readResult) {
+	if se.ls.phase != phaseHello {
+		se.clientFrame(res)
 		return
 	}
+	se.ls.helloT.stop()
+	switch {
+	case res.err != nil:
+		se.readFailed(res.err)
+	case res.frame.Kind != wire.FrameHello:
+		se.end(failure(engine.Errorf(engine.InvalidMessage, "the first frame must be a client-hello, got %s", res.frame.Kind)))
+	default:
+		se.admit(res.frame.Hello)
+	}
+}
+
+// admit runs the hello's checks (admit.go) and starts fetching the source.
+func (se *session) admit(hello wire.ClientHello) {
+	s := se.s
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
@@ -61,278 +213,225 @@ func (se *session) negotiate() {
 		if se.quiet {
 			se.tarpit()
 		}
-		se.fail(werr)
+		se.end(failure(werr))
 		return
 	}
 	se.recorded = true
 	se.save()
 	u, werr := s.checkSource(se.r, tok, hello.Source)
+	if werr == nil {
+		werr = checkOffer(hello.Offer)
+	}
+	if werr == nil {
+		werr = s.reserve(se.ctx, tok, se.id)
+	}
 	if werr != nil {
-		se.fail(werr)
-		return
-	}
-	if werr := checkOffer(hello.Offer); werr != nil {
-		se.fail(werr)
-		return
-	}
-	if werr := s.reserve(se.ctx, tok, se.id); werr != nil {
-		se.fail(werr)
+		se.end(failure(werr))
 		return
 	}
 	se.counted = true
-
-	answerDeadline := se.helloAt.Add(s.opts.AnswerTimeout)
-	code, ok := se.fetchSource(tok, u, answerDeadline)
-	if !ok {
-		return
-	}
-	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
-	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
-	w, ok := se.startWorker(sctx, engine.WorkerRequest{
-		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
+	se.ls.answerDeadline = se.helloAt.Add(s.opts.AnswerTimeout)
+	se.ls.answerT.set(s.opts.AnswerTimeout)
+	se.ls.req = engine.WorkerRequest{
+		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok, true),
-	})
-	stopWatch()
-	scancel()
-	if !ok {
+	}
+	se.fetch(u)
+}
+
+// fetch fetches the worker's code in a goroutine; the loop goes on reading
+// the client's frames (candidates are kept for the worker).
+func (se *session) fetch(u *url.URL) {
+	ls := &se.ls
+	ctx, cancel := context.WithDeadline(se.ctx, ls.answerDeadline)
+	done := make(chan fetchResult, 1)
+	ls.phase, ls.cancel, ls.fetched = phaseFetching, cancel, done
+	s, r, tok := se.s, se.r, se.token
+	go func() {
+		code, err := s.fetchSource(ctx, r, tok, u)
+		done <- fetchResult{code: code, err: err, late: ctx.Err() != nil}
+	}()
+}
+
+// onFetched takes the fetch's result: the engine is asked for the worker
+// (or the hello queues behind others already waiting).
+func (se *session) onFetched(res fetchResult) {
+	ls := &se.ls
+	ls.fetched = nil
+	ls.cancel()
+	switch {
+	case se.endReason != "":
+		return
+	case res.err != nil && res.late && !time.Now().Before(ls.answerDeadline):
+		se.end(ending{kind: endNoAnswer, while: "fetching the source"})
+		return
+	case res.err != nil:
+		se.end(failure(res.err))
 		return
 	}
-	se.worker = w
-	se.relay(answerDeadline)
-	se.dropRelayPeers() // the worker ended (turnperm.go)
+	ls.req.Code = res.code
+	if q := se.s.queue; q.enabled() && q.busy() {
+		se.queueUp()
+		return
+	}
+	se.start()
 }
 
-// fetchSource fetches the worker's code while it keeps reading the
-// client's frames (candidates are kept for the relay, the cap applies) and
-// watching for the client leaving, the answer deadline (302) and shutdown
-// (304). ok is false when the session is over.
-func (se *session) fetchSource(tok store.Token, u *url.URL, answerDeadline time.Time) (string, bool) {
-	s := se.s
-	fctx, cancel := context.WithDeadline(se.ctx, answerDeadline)
-	defer cancel()
-	type result struct {
-		code string
-		err  *engine.Error
-	}
-	done := make(chan result, 1)
+// start runs Engine.StartWorker in a goroutine (bounded by the answer
+// deadline; the loop goes on reading the client's frames).
+func (se *session) start() {
+	ls := &se.ls
+	ctx, cancel := context.WithDeadline(se.ctx, ls.answerDeadline)
+	done := make(chan startResult, 1)
+	ls.phase, ls.cancel, ls.started = phaseStarting, cancel, done
+	eng, req := se.s.opts.Engine, ls.req
 	go func() {
-		code, err := s.fetchSource(fctx, se.r, tok, u)
-		done <- result{code, err}
+		w, err := eng.StartWorker(ctx, req)
+		done <- startResult{w: w, err: err, late: ctx.Err() != nil}
 	}()
-	for {
-		select {
-		case res := <-done:
-			if res.err != nil {
-				if fctx.Err() != nil && time.Now().After(answerDeadline) {
-					res.err = engine.Errorf(engine.GeckoTimeout, "no answer from the gecko within %s of the hello (fetching the source)", s.opts.AnswerTimeout)
-				}
-				se.fail(res.err)
-				return "", false
-			}
-			return res.code, true
-		case res := <-se.frames:
-			if !se.clientFrame(res, &se.early, &se.candidates) {
-				cancel()
-				<-done
-				return "", false
-			}
-		case <-s.stopCtx.Done():
-			cancel()
-			<-done
-			se.fail(shuttingDown())
-			return "", false
-		case <-se.ctx.Done():
-			<-done
-			se.hardStop()
-			return "", false
+}
+
+// onStarted takes StartWorker's result: the worker, a wait in the queue
+// (no capacity), or the session's end.
+func (se *session) onStarted(res startResult) {
+	ls, q := &se.ls, se.s.queue
+	ls.started = nil
+	ls.cancel()
+	switch {
+	case res.w != nil:
+		se.queueStarted()
+		se.adopt(res.w)
+		if se.endReason != "" {
+			se.endWorker() // the session ended meanwhile
 		}
+	case se.endReason != "":
+	case q.enabled() && errors.Is(res.err, engine.ErrNoCapacity) && !res.late:
+		ls.noCapacity = res.err
+		if ls.ticket == nil {
+			se.queueUp()
+			return
+		}
+		ls.phase = phaseQueued
+		q.full(ls.ticket)
+	default:
+		se.queueStarted()
+		se.end(ending{kind: endStartFailed, startErr: res.err})
 	}
 }
 
-// waitHello waits for the client-hello. ok is false when the session is
-// over (an error was sent or the client left).
-func (se *session) waitHello() (wire.ClientHello, bool) {
-	s := se.s
-	t := time.NewTimer(s.opts.HelloTimeout)
-	defer t.Stop()
-	select {
-	case res := <-se.frames:
-		if res.err != nil {
-			se.readFailed(res.err)
-			return wire.ClientHello{}, false
-		}
-		if res.frame.Kind != wire.FrameHello {
-			se.fail(engine.Errorf(engine.InvalidMessage, "the first frame must be a client-hello, got %s", res.frame.Kind))
-			return wire.ClientHello{}, false
-		}
-		return res.frame.Hello, true
-	case <-t.C:
-		se.fail(engine.Errorf(engine.InvalidMessage, "no client-hello within %s", s.opts.HelloTimeout))
-	case <-s.stopCtx.Done():
-		se.fail(shuttingDown())
-	case <-se.ctx.Done():
-		se.hardStop()
-	}
-	return wire.ClientHello{}, false
-}
-
-// relay is the session's one loop once it has a worker: it relays the
-// worker's events to the client (answer, candidates, connected) and the
-// client's candidates to the worker, enforces the timeouts, and then keeps
-// reading the worker's events until it ends, for the record. It returns
-// when the worker is gone.
-func (se *session) relay(answerDeadline time.Time) {
-	s := se.s
-	events := se.worker.Events()
-	answerT := time.NewTimer(time.Until(answerDeadline))
-	defer answerT.Stop()
-	var connectT, closeT <-chan time.Time
-
-	// One queue of client candidates: pending, handed to the applier as a
-	// batch whenever it is idle, once the worker has answered.
-	apply := make(chan []engine.Candidate)
-	actx, acancel := context.WithCancel(se.ctx)
-	done := make(chan struct{})
+// adopt makes w the session's worker and starts the applier of client
+// candidates.
+func (se *session) adopt(w engine.Worker) {
+	ls := &se.ls
+	se.worker = w
+	ls.phase, ls.events = phaseRelaying, w.Events()
+	apply, done := make(chan []engine.Candidate), make(chan struct{})
+	ctx, cancel := context.WithCancel(se.ctx)
+	ls.apply, ls.applied, ls.stopApply = apply, done, cancel
+	log, id := se.s.log, se.id
 	go func() {
 		defer close(done)
 		for batch := range apply {
-			if err := se.worker.AddCandidates(actx, batch); err != nil {
-				s.log.Debug("add client candidates", "worker", se.id, "count", len(batch), "err", err)
+			if err := w.AddCandidates(ctx, batch); err != nil {
+				log.Debug("add client candidates", "worker", id, "count", len(batch), "err", err)
 			}
 		}
 	}()
-	defer func() {
-		close(apply)
-		acancel()
-		<-done
-	}()
+}
 
-	pending, candidates := se.early, se.candidates // those sent while queued
-	se.early = nil
-	answered, connected, ended := false, false, false
-	stop := s.stopCtx.Done()
-	for {
-		var applyC chan []engine.Candidate
-		if answered && !se.closing && len(pending) > 0 {
-			applyC = apply
+// applyC is the applier's channel when client candidates are pending and
+// the worker has answered; else nil.
+func (ls *loopState) applyC(se *session) chan []engine.Candidate {
+	if ls.apply != nil && ls.answered && !se.closing && len(ls.pending) > 0 {
+		return ls.apply
+	}
+	return nil
+}
+
+// onEvent relays one worker event (ok false: its channel closed).
+func (se *session) onEvent(ev engine.Event, ok bool) {
+	ls := &se.ls
+	if !ok {
+		ls.events = nil
+		if !ls.ended { // closed without EventEnded
+			se.end(ending{kind: endWorker, ev: engine.Event{Kind: engine.EventEnded, Reason: engine.EndWorkerGone}})
 		}
-		if se.closing && closeT == nil {
-			t := time.NewTimer(workerCloseTimeout + time.Second)
-			defer t.Stop()
-			closeT = t.C
-		}
-		select {
-		case applyC <- pending:
-			pending = nil
-		case res := <-se.frames:
-			se.clientFrame(res, &pending, &candidates)
-		case ev, ok := <-events:
-			if !ok {
-				if !ended { // closed without EventEnded
-					se.workerEnded(engine.Event{Kind: engine.EventEnded, Reason: "worker-gone"}, connected)
-				}
-				return
-			}
-			switch ev.Kind {
-			case engine.EventAnswer:
-				if answered || se.closing {
-					continue
-				}
-				answered = true
-				answerT.Stop()
-				se.answerAt = time.Now()
-				se.countAnswer()
-				se.state = stateAnswered
-				se.save()
-				se.workerICE.addSDP(ev.Answer, !se.localClient)
-				se.addRelayPeers(ev.Answer)
-				answer := ev.Answer
-				if !se.localClient {
-					answer = dropLoopbackCandidates(answer)
-				}
-				if !se.send(wire.NewWorkerHello(se.id, answer)) {
-					continue
-				}
-				t := time.NewTimer(s.opts.ConnectTimeout)
-				defer t.Stop()
-				connectT = t.C
-			case engine.EventCandidate:
-				se.addRelayPeer(ev.Candidate.Candidate)
-				if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
-					continue
-				}
-				if !se.closing && !connected {
-					se.send(wire.NewWorkerCandidate(se.id, ev.Candidate))
-				}
-			case engine.EventConnected:
-				if connected || se.closing {
-					continue
-				}
-				connected = true
-				connectT = nil
-				pending = nil // ICE is done: late client candidates are dropped
-				se.connected()
-			case engine.EventEnded:
-				ended = true
-				se.egressRefused = ev.EgressRefused
-				se.workerEnded(ev, connected)
-			}
-		case <-answerT.C:
-			if !answered && !se.closing {
-				se.fail(engine.Errorf(engine.GeckoTimeout, "no answer from the gecko within %s of the hello", s.opts.AnswerTimeout))
-			}
-		case <-connectT:
-			if !connected && !se.closing {
-				se.fail(engine.Errorf(engine.GeckoTimeout, "not connected within %s of the answer", s.opts.ConnectTimeout))
-			}
-		case <-stop:
-			stop = nil
-			switch {
-			case connected:
-				se.setEnd(engine.EndShutdown, 0, "")
-				se.endWorker()
-			case !se.closing:
-				se.fail(shuttingDown())
-			}
-		case <-closeT:
-			s.log.Warn("worker did not end after close", "worker", se.id)
-			return
-		case <-se.ctx.Done():
-			// Shutdown ran out of time: stop waiting for the engine.
-			se.hardStop()
+		return
+	}
+	switch ev.Kind {
+	case engine.EventAnswer:
+		se.onAnswer(ev.Answer)
+	case engine.EventCandidate:
+		se.addRelayPeer(ev.Candidate.Candidate)
+		if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
 			return
 		}
+		if !se.closing && ls.phase != phaseConnected {
+			se.send(wire.NewWorkerCandidate(se.id, ev.Candidate))
+		}
+	case engine.EventConnected:
+		if ls.phase == phaseConnected || se.closing {
+			return
+		}
+		ls.phase = phaseConnected
+		ls.connectT.stop()
+		ls.pending = nil // ICE is done: late client candidates are dropped
+		se.connected()
+	case engine.EventEnded:
+		ls.ended = true
+		se.egressRefused = ev.EgressRefused
+		se.end(ending{kind: endWorker, ev: ev})
 	}
 }
 
-// clientFrame handles a client frame after the hello: a candidate joins
-// pending (counted in n), anything else ends the session. It returns false
-// when the session failed or the client left.
-func (se *session) clientFrame(res readResult, pending *[]engine.Candidate, n *int) bool {
+// onAnswer records the worker's answer and sends the worker-hello.
+func (se *session) onAnswer(answer string) {
+	ls := &se.ls
+	if ls.answered || se.closing {
+		return
+	}
+	ls.answered = true
+	ls.answerT.stop()
+	se.answerAt = time.Now()
+	se.countAnswer()
+	se.state = stateAnswered
+	se.save()
+	se.workerICE.addSDP(answer, !se.localClient)
+	se.addRelayPeers(answer)
+	if !se.localClient {
+		answer = dropLoopbackCandidates(answer)
+	}
+	if se.send(wire.NewWorkerHello(se.id, answer)) {
+		ls.connectT.set(se.s.opts.ConnectTimeout)
+	}
+}
+
+// clientFrame handles a client frame after the hello: a candidate is kept
+// for the worker, anything else ends the session.
+func (se *session) clientFrame(res readResult) {
+	ls := &se.ls
 	switch {
 	case res.err != nil:
 		se.readFailed(res.err)
 	case res.frame.Kind != wire.FrameCandidate:
-		se.fail(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind))
-	case *n >= maxCandidates:
-		se.fail(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates))
+		se.end(failure(engine.Errorf(engine.InvalidMessage, "unexpected %s after the client-hello", res.frame.Kind)))
+	case ls.candidates >= maxCandidates:
+		se.end(failure(engine.Errorf(engine.InvalidMessage, "more than %d ICE candidates", maxCandidates)))
 	default:
-		*n++
+		ls.candidates++
 		c := res.frame.Candidate
 		// A client on another machine has no use for our loopback, nor the
 		// worker for its: not passed on.
 		if se.clientICE.add(c.Candidate, !se.localClient) && !se.localClient {
-			return true
+			return
 		}
-		*pending = append(*pending, c)
-		return true
+		ls.pending = append(ls.pending, c)
 	}
-	return false
 }
 
 // connected records the connection, sends "connected" and closes the
 // WebSocket normally; the worker goes on peer to peer. When the server is
-// stopping, the worker is closed at once.
+// stopping, the session ends (outcome decides how).
 func (se *session) connected() {
 	se.connectAt = time.Now()
 	if se.answerAt.IsZero() {
@@ -347,40 +446,54 @@ func (se *session) connected() {
 	_ = se.conn.Close(websocket.StatusNormalClosure, "")
 	se.dropConn()
 	if se.s.stopCtx.Err() != nil {
-		se.setEnd(engine.EndShutdown, 0, "")
-		se.endWorker()
+		se.end(ending{kind: endStop})
 	}
 }
 
-// workerEnded records the worker's end: after "connected" its reason; before,
-// the client is told why with the errno host decides (endedError).
-func (se *session) workerEnded(ev engine.Event, connected bool) {
-	if connected || se.closing {
-		if ev.Err != nil {
-			se.setEnd(engine.EndError, ev.Err.Errno, ev.Err.Reason)
-		} else {
-			reason := ev.Reason
-			if reason == "" {
-				reason = engine.EndWorkerClosed
-			}
-			se.setEnd(reason, 0, "")
-		}
+// end ends the session for what happened, once (the first end wins):
+// session.outcome decides the errno, end reason and close code; the client
+// is told, the work in flight stopped and the worker closed.
+func (se *session) end(what ending) {
+	if se.endReason != "" {
 		return
 	}
-	e := endedError(ev, &se.workerICE, &se.clientICE)
-	reason := ev.Reason
-	switch {
-	case ev.Err != nil || reason == "":
-		reason = engine.EndError
-	case e.Errno == engine.ShuttingDown:
-		reason = engine.EndShutdown
+	o := se.outcome(what)
+	se.endReason, se.errno, se.reason = o.end, o.errno, o.reason
+	ls := &se.ls
+	for _, a := range []*alarm{&ls.helloT, &ls.answerT, &ls.connectT, &ls.queueT} {
+		a.stop()
 	}
-	se.setEnd(reason, e.Errno, e.Reason)
-	se.fail(e) // its Close returns at once: the worker is gone
+	se.stopWork()
+	se.tell(o)
+	se.endWorker()
 }
 
-// send writes one frame; false means the client is gone (the session was
-// ended "client-left" and the worker closed).
+// tell sends the outcome's worker-error and closes the WebSocket with its
+// code (drops it when the code is 0).
+func (se *session) tell(o outcome) {
+	if se.conn == nil {
+		return
+	}
+	err := errors.New("no frame")
+	if o.code != 0 {
+		var b []byte
+		b, err = json.Marshal(wire.NewWorkerError(se.id, &engine.Error{Errno: o.errno, Reason: o.reason}))
+		if err == nil {
+			ctx, cancel := context.WithTimeout(se.ctx, writeFrameTimeout)
+			err = se.conn.Write(ctx, websocket.MessageText, b)
+			cancel()
+		}
+	}
+	if err == nil {
+		_ = se.conn.Close(o.code, o.errno.String())
+	} else {
+		_ = se.conn.CloseNow()
+	}
+	se.dropConn()
+}
+
+// send writes one frame; false means the client is gone (the session
+// ended "client-left").
 func (se *session) send(v any) bool {
 	if se.conn == nil {
 		return false
@@ -393,7 +506,7 @@ func (se *session) send(v any) bool {
 	}
 	if err != nil {
 		se.s.log.Debug("write frame", "worker", se.id, "err", err)
-		se.clientLeft()
+		se.end(ending{kind: endClientLeft})
 		return false
 	}
 	return true
@@ -403,62 +516,11 @@ func (se *session) send(v any) bool {
 func (se *session) readFailed(err error) {
 	var we *engine.Error
 	if errors.As(err, &we) {
-		se.fail(we)
+		se.end(failure(we))
 		return
 	}
 	se.s.log.Debug("client left", "worker", se.id, "remote", se.remote, "err", err)
-	se.clientLeft()
-}
-
-// clientLeft ends a session whose client is gone.
-func (se *session) clientLeft() {
-	se.setEnd(engine.EndClientLeft, 0, "")
-	if se.conn != nil {
-		_ = se.conn.CloseNow()
-		se.dropConn()
-	}
-	se.endWorker()
-}
-
-// fail sends the one worker-error, closes the WebSocket and the worker.
-func (se *session) fail(e *engine.Error) {
-	end := engine.EndError
-	if e.Errno == engine.ShuttingDown {
-		end = engine.EndShutdown
-	}
-	se.setEnd(end, e.Errno, e.Reason)
-	if se.conn != nil {
-		b, err := json.Marshal(wire.NewWorkerError(se.id, e))
-		if err == nil {
-			ctx, cancel := context.WithTimeout(se.ctx, writeFrameTimeout)
-			err = se.conn.Write(ctx, websocket.MessageText, b)
-			cancel()
-		}
-		if err == nil {
-			code := closeServerError
-			switch {
-			case e.Errno == engine.ShuttingDown:
-				code = closeGoingAway
-			case e.Errno < 200:
-				code = closeClientError
-			}
-			_ = se.conn.Close(code, e.Errno.String())
-		} else {
-			_ = se.conn.CloseNow()
-		}
-		se.dropConn()
-	}
-	se.endWorker()
-}
-
-// hardStop ends the session at once (Shutdown ran out of time).
-func (se *session) hardStop() {
-	se.setEnd(engine.EndShutdown, engine.ShuttingDown, "geckohost stopped")
-	if se.conn != nil {
-		_ = se.conn.CloseNow()
-		se.dropConn()
-	}
-	se.endWorker()
+	se.end(ending{kind: endClientLeft})
 }
 
 // dropConn forgets the (closed) WebSocket: no more frames either way.
@@ -467,13 +529,15 @@ func (se *session) dropConn() {
 	se.frames = nil
 }
 
-// endWorker asks the worker, if any, to close, without waiting: the relay
-// loop reads its last events meanwhile. run waits for the closing goroutine.
+// endWorker asks the worker, if any, to close, without waiting: the loop
+// reads its last events meanwhile (for at most workerCloseTimeout and a
+// second). run waits for the closing goroutine.
 func (se *session) endWorker() {
 	if se.worker == nil || se.closing {
 		return
 	}
 	se.closing = true
+	se.ls.closeT.set(workerCloseTimeout + time.Second)
 	w, s := se.worker, se.s
 	se.closers.Add(1)
 	go func() {
@@ -484,58 +548,4 @@ func (se *session) endWorker() {
 			s.log.Warn("close worker", "worker", se.id, "err", err)
 		}
 	}()
-}
-
-// shuttingDown is the 304 a session gets when the host stops before it is
-// connected: the one place that decides it.
-func shuttingDown() *engine.Error {
-	return engine.Errorf(engine.ShuttingDown, "geckohost is shutting down")
-}
-
-// engineError maps a StartWorker error to the client's error: 304 while
-// the host stops (or the engine closed), a *engine.Error in the chain as
-// is, a deadline as 302, else 301.
-func (s *Server) engineError(err error) *engine.Error {
-	var we *engine.Error
-	switch {
-	case errors.Is(err, engine.ErrClosed), s.stopCtx.Err() != nil && !errors.As(err, &we):
-		return shuttingDown()
-	case errors.As(err, &we):
-		return we
-	case errors.Is(err, context.DeadlineExceeded):
-		return engine.Errorf(engine.GeckoTimeout, "no answer from the gecko within %s of the hello", s.opts.AnswerTimeout)
-	}
-	return engine.Errorf(engine.NoGeckoAvailable, "no gecko could take the worker: %v", err)
-}
-
-// endedError is what the client is told when its worker ended before it was
-// connected; worker and client are the candidates each side offered (for
-// a 305).
-func endedError(ev engine.Event, worker, client *offered) *engine.Error {
-	if ev.Err != nil {
-		return ev.Err
-	}
-	detail := ""
-	if ev.Detail != "" {
-		detail = " " + ev.Detail
-	}
-	switch ev.Reason {
-	case engine.EndShutdown:
-		return shuttingDown()
-	case engine.EndBrowserDied:
-		return engine.Errorf(engine.GeckoCrashed, "the browser running the worker died%s (%s)", detail, ev.Reason)
-	case engine.EndTabClosed:
-		return engine.Errorf(engine.GeckoCrashed, "the worker's page was closed%s (%s)", detail, ev.Reason)
-	case engine.EndWorkerClosed:
-		return engine.Errorf(engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened")
-	case engine.EndICEFailed:
-		return engine.Errorf(engine.PeerConnectionFailed, "%s", peerFailed(ev.Detail, worker, client))
-	case engine.EndPeerClosed:
-		return engine.Errorf(engine.GeckoTimeout, "the worker's peer connection ended before the data channel opened (%s)", ev.Reason)
-	}
-	why := string(ev.Reason)
-	if why == "" {
-		why = "no reason given"
-	}
-	return engine.Errorf(engine.GeckoCrashed, "the worker ended before it was connected (%s)%s", why, detail)
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 const (
@@ -34,7 +34,7 @@ func TestPeerConnectionFailed(t *testing.T) {
 		}, nil
 	})
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	c := h.dial(nil)
 	hl := hello("Bearer "+secret, h.demo)
 	hl["webrtcOffer"] = testOffer + "a=candidate:" + strings.TrimPrefix(mdnsCand, "candidate:") + "\r\n"
@@ -57,7 +57,7 @@ func TestPeerConnectionFailed(t *testing.T) {
 // a bearer of a valid token (and the worker gets the same), refuses
 // others with 401 and the errno, and speaks CORS to allowed origins only.
 func TestICEServersEndpoint(t *testing.T) {
-	servers := func(tok store.Token, worker bool) []engine.ICEServer {
+	servers := func(tok domain.Token, worker bool) []engine.ICEServer {
 		user := fmt.Sprintf("1700000000:%d", tok.ID)
 		if worker {
 			user = fmt.Sprintf("1700000000:w%d", tok.ID)
@@ -72,7 +72,7 @@ func TestICEServersEndpoint(t *testing.T) {
 		o.ICEServers = servers
 		o.AllowOrigins = []string{"https://app.example.com"}
 	})
-	secret := h.token(store.NewToken{Name: "alice"})
+	secret := h.token(domain.NewToken{Name: "alice"})
 	do := func(method, auth, origin string, hdr ...string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(h.ctx, method, h.hs.URL+"/ice-servers", nil)
@@ -168,7 +168,7 @@ func TestICEServersEndpoint(t *testing.T) {
 // TestICEServersNone: without Options.ICEServers the list is empty.
 func TestICEServersNone(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	req, _ := http.NewRequestWithContext(h.ctx, "GET", h.hs.URL+"/ice-servers", nil)
 	req.Header.Set("Authorization", "Bearer "+secret)
 	resp, err := http.DefaultClient.Do(req)
@@ -196,7 +196,7 @@ func TestRemoteClientLoopbackWithheld(t *testing.T) {
 		}, nil
 	})
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	// The same server, seen from 198.51.100.2.
 	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.RemoteAddr = "198.51.100.2:40000"

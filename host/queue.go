@@ -1,7 +1,6 @@
 package host
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -188,83 +187,60 @@ func (q *queue) close() {
 	}
 }
 
-// startWorker asks the engine for the session's worker. When the engine
-// has no capacity (engine.ErrNoCapacity), or other hellos already wait,
-// the hello waits in the queue for its turn, for at most
-// Options.QueueTimeout (and never past ctx's deadline, the answer
-// deadline), while the client's candidates are kept for the worker. ok is
-// false when the session is over: an error was sent (301 when the queue is
-// full or the wait timed out) or the client left.
-func (se *session) startWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, bool) {
-	s := se.s
-	q := s.queue
-	var last error
-	if !q.enabled() || !q.busy() {
-		w, err := s.opts.Engine.StartWorker(ctx, req)
-		switch {
-		case err == nil:
-			return w, true
-		case !q.enabled() || !errors.Is(err, engine.ErrNoCapacity):
-			se.fail(s.engineError(err))
-			return nil, false
-		}
-		last = err
-	}
-	t, ok := q.join(req.TokenID)
+// queueUp puts the hello in the queue (the engine had no capacity, or
+// other hellos already wait): it waits for its turn for at most
+// Options.QueueTimeout (and never past the answer deadline) while the
+// client's candidates are kept; a full queue is a 301.
+func (se *session) queueUp() {
+	s, ls := se.s, &se.ls
+	t, ok := s.queue.join(ls.req.TokenID)
 	if !ok {
-		se.fail(engine.Errorf(engine.NoGeckoAvailable, "no browser can take the worker and the queue is full (%s waiting, --queue-size)", plural(q.size, "hello")))
-		return nil, false
+		se.end(failure(engine.Errorf(engine.NoGeckoAvailable, "no browser can take the worker and the queue is full (%s waiting, --queue-size)", plural(s.queue.size, "hello"))))
+		return
 	}
-	defer func() {
-		q.leave(t)
-		s.metrics.queueWait.Observe(time.Since(t.joined).Seconds())
-	}()
-	s.log.Debug("hello queued", "worker", se.id, "depth", q.depth())
-	timeout := time.NewTimer(s.opts.QueueTimeout)
-	defer timeout.Stop()
-	for {
-		select {
-		case <-t.turnCh:
-			w, err := s.opts.Engine.StartWorker(ctx, req)
-			switch {
-			case err == nil:
-				q.started(t)
-				return w, true
-			case errors.Is(err, engine.ErrNoCapacity) && ctx.Err() == nil:
-				last = err
-				q.full(t)
-			default:
-				q.started(t)
-				se.fail(s.engineError(err))
-				return nil, false
-			}
-		case res := <-se.frames:
-			if !se.clientFrame(res, &se.early, &se.candidates) {
-				return nil, false
-			}
-		case <-timeout.C:
-			why := "no browser could take it"
-			var we *engine.Error
-			if errors.As(last, &we) {
-				why = we.Reason
-			}
-			se.fail(engine.Errorf(engine.NoGeckoAvailable, "the worker waited %s in the queue (--queue-timeout) and no browser could take it: %s", s.opts.QueueTimeout, why))
-			return nil, false
-		case <-ctx.Done():
-			// The answer deadline (302), or Shutdown (304).
-			if se.ctx.Err() != nil {
-				se.hardStop()
-			} else if s.stopCtx.Err() != nil {
-				se.fail(shuttingDown())
-			} else {
-				se.fail(s.engineError(ctx.Err()))
-			}
-			return nil, false
-		case <-se.ctx.Done():
-			se.hardStop()
-			return nil, false
-		}
+	ls.phase, ls.ticket = phaseQueued, t
+	ls.queueT.set(s.opts.QueueTimeout)
+	s.log.Debug("hello queued", "worker", se.id, "depth", s.queue.depth())
+}
+
+// turn is the queue's signal that the hello has the turn, while it waits.
+func (ls *loopState) turn(se *session) <-chan struct{} {
+	if ls.phase != phaseQueued || ls.ticket == nil || se.endReason != "" {
+		return nil
 	}
+	return ls.ticket.turnCh
+}
+
+// queueTimedOut is the 301 of a hello that waited Options.QueueTimeout.
+func (se *session) queueTimedOut() *engine.Error {
+	why := "no browser could take it"
+	var we *engine.Error
+	if errors.As(se.ls.noCapacity, &we) {
+		why = we.Reason
+	}
+	return engine.Errorf(engine.NoGeckoAvailable, "the worker waited %s in the queue (--queue-timeout) and no browser could take it: %s", se.s.opts.QueueTimeout, why)
+}
+
+// queueStarted: the hello that had the turn is done with the engine (it
+// has a worker, or failed for another reason than capacity); the next
+// token's hello gets the turn.
+func (se *session) queueStarted() {
+	if t := se.ls.ticket; t != nil {
+		se.s.queue.started(t)
+	}
+	se.leaveQueue()
+}
+
+// leaveQueue takes the hello out of the queue, if it is in it.
+func (se *session) leaveQueue() {
+	ls := &se.ls
+	if ls.ticket == nil {
+		return
+	}
+	se.s.queue.leave(ls.ticket)
+	se.s.metrics.queueWait.Observe(time.Since(ls.ticket.joined).Seconds())
+	ls.ticket = nil
+	ls.queueT.stop()
 }
 
 // plural is n and the noun, with an "s" unless n is 1: "1 worker", "2 workers".

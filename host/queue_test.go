@@ -12,9 +12,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 // capEngine is a fakeEngine with a capacity: StartWorker refuses with
@@ -147,7 +147,7 @@ func (c *tclient) connected() {
 // waits (its candidates kept) and connects when one of them ends.
 func TestQueueWaitsForCapacity(t *testing.T) {
 	h, _ := queueHarness(t, 2, func(o *host.Options) { o.QueueTimeout = time.Minute })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	var held []*fakeWorker
 	for range 2 {
 		h.hello(secret).connected()
@@ -176,7 +176,7 @@ func TestQueueWaitsForCapacity(t *testing.T) {
 // after QueueTimeout, and its record says so.
 func TestQueueTimeout(t *testing.T) {
 	h, _ := queueHarness(t, 1, func(o *host.Options) { o.QueueTimeout = 500 * time.Millisecond })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	h.hello(secret).connected()
 	_ = h.nextWorker()
 	late := h.hello(secret)
@@ -196,7 +196,7 @@ func TestQueueTimeout(t *testing.T) {
 // a reason saying so; a queued client that leaves frees its place at once.
 func TestQueueFull(t *testing.T) {
 	h, _ := queueHarness(t, 1, func(o *host.Options) { o.QueueSize = 1; o.QueueTimeout = time.Minute })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	h.hello(secret).connected()
 	heldW := h.nextWorker()
 	waiting := h.hello(secret)
@@ -210,13 +210,13 @@ func TestQueueFull(t *testing.T) {
 	h.waitDepth(1)
 	h.emit(heldW, engine.Event{Kind: engine.EventEnded, Reason: engine.EndIdle})
 	next.connected()
-	left := h.session(h.nextWorker().req.WorkerID, func(s store.Session) bool { return s.State == "connected" })
+	left := h.session(h.nextWorker().req.WorkerID, func(s domain.Session) bool { return s.State == "connected" })
 	if left.Errno != 0 {
 		t.Fatalf("record %+v", left)
 	}
 	// The client that left is recorded "client-left" (it never had a worker).
 	eventually(t, h.ctx, "the left client's record", func() error {
-		ss, err := h.db.ListSessions(h.ctx, store.SessionFilter{Limit: 10})
+		ss, err := h.db.ListSessions(h.ctx, domain.SessionFilter{Limit: 10})
 		if err != nil {
 			return err
 		}
@@ -233,8 +233,8 @@ func TestQueueFull(t *testing.T) {
 // another token's single hello (queued after them) by at most one place.
 func TestQueueFairness(t *testing.T) {
 	h, _ := queueHarness(t, 1, func(o *host.Options) { o.QueueTimeout = time.Minute })
-	busy := h.token(store.NewToken{Name: "busy"})
-	other := h.token(store.NewToken{Name: "other"})
+	busy := h.token(domain.NewToken{Name: "busy"})
+	other := h.token(domain.NewToken{Name: "other"})
 	h.hello(busy).connected()
 	current := h.nextWorker()
 	var clients []*tclient
@@ -267,7 +267,7 @@ func TestQueueFairness(t *testing.T) {
 // them (the queue retries by itself).
 func TestQueueCoversRestart(t *testing.T) {
 	h, eng := queueHarness(t, 10, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	eng.setDown(true)
 	var cs []*tclient
 	for range 3 {
@@ -284,7 +284,7 @@ func TestQueueCoversRestart(t *testing.T) {
 // TestQueueShutdown: hellos still queued when the server stops get 304.
 func TestQueueShutdown(t *testing.T) {
 	h, eng := queueHarness(t, 1, func(o *host.Options) { o.QueueTimeout = time.Minute })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	eng.setDown(true)
 	c := h.hello(secret)
 	h.waitDepth(1)
@@ -300,7 +300,7 @@ func TestQueueShutdown(t *testing.T) {
 // once, with the engine's reason.
 func TestNoQueue(t *testing.T) {
 	h, eng := queueHarness(t, 1, func(o *host.Options) { o.QueueSize = -1 })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	eng.setDown(true)
 	h.hello(secret).expectError(engine.NoGeckoAvailable, "no browser is running")
 	if st := h.status(); st.Queue.Size != 0 {

@@ -3,15 +3,14 @@ package host
 import (
 	"time"
 
-	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // rateSweepEvery is how often (at most) the limiter drops the entries of
 // tokens idle for longer than their window.
 const rateSweepEvery = time.Minute
 
-// rateLimiter enforces the tokens' store.Rate limits with a sliding window:
+// rateLimiter enforces the tokens' domain.Rate limits with a sliding window:
 // a token may start at most Count workers in any Window-long stretch of
 // time; once it has, the next start is allowed when the oldest start in the
 // window is Window old. It lives in memory only (a restarted serve starts
@@ -43,7 +42,7 @@ func newRateLimiter(now time.Time) *rateLimiter {
 // unless the token's rate limit is reached; then it returns false and how
 // long until the next start is allowed. A zero rate always allows, and is
 // not recorded.
-func (l *rateLimiter) allow(tokenID int64, r store.Rate, now time.Time) (bool, time.Duration) {
+func (l *rateLimiter) allow(tokenID int64, r domain.Rate, now time.Time) (bool, time.Duration) {
 	at := now.Sub(l.base)
 	if now.Sub(l.lastSweep) >= rateSweepEvery {
 		l.sweep(at)
@@ -93,27 +92,3 @@ func (l *rateLimiter) sweep(at time.Duration) {
 
 // size returns how many tokens the limiter keeps starts for.
 func (l *rateLimiter) size() int { return len(l.tokens) }
-
-// RateLimitError is the 105 for a token at its rate limit; wait is how
-// long until its next start is allowed.
-func RateLimitError(tok store.Token, wait time.Duration) *engine.Error {
-	workers := "workers"
-	if tok.Rate.Count == 1 {
-		workers = "worker"
-	}
-	return engine.Errorf(engine.LimitReached, "token %q reached its rate limit of %d %s per %v; next in %v",
-		tok.Name, tok.Rate.Count, workers, tok.Rate.Window, roundUpWait(wait))
-}
-
-// roundUpWait rounds a wait up to whole seconds (whole milliseconds under a
-// second), so that "next in" is never too early.
-func roundUpWait(d time.Duration) time.Duration {
-	unit := time.Second
-	if d < time.Second {
-		unit = time.Millisecond
-	}
-	if r := d % unit; r != 0 {
-		d += unit - r
-	}
-	return d
-}

@@ -4,13 +4,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 func TestRateLimiterWindow(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	l := newRateLimiter(t0)
-	r := store.Rate{Count: 2, Window: 10 * time.Second}
+	r := domain.Rate{Count: 2, Window: 10 * time.Second}
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	for _, c := range []struct {
 		at   time.Duration
@@ -30,7 +30,7 @@ func TestRateLimiterWindow(t *testing.T) {
 			t.Errorf("at %v: %v, %v; want %v, %v", c.at, ok, wait, c.ok, c.wait)
 		}
 	}
-	if ok, _ := l.allow(8, store.Rate{}, at(0)); !ok || l.size() != 1 {
+	if ok, _ := l.allow(8, domain.Rate{}, at(0)); !ok || l.size() != 1 {
 		t.Errorf("zero rate: %v, %d entries", ok, l.size())
 	}
 }
@@ -38,7 +38,7 @@ func TestRateLimiterWindow(t *testing.T) {
 func TestRateLimiterMemory(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	l := newRateLimiter(t0)
-	r := store.Rate{Count: 10000, Window: time.Second}
+	r := domain.Rate{Count: 10000, Window: time.Second}
 	for i := range 10000 {
 		if ok, _ := l.allow(1, r, t0.Add(time.Duration(i)*time.Microsecond)); !ok {
 			t.Fatalf("start %d refused", i)
@@ -53,28 +53,14 @@ func TestRateLimiterMemory(t *testing.T) {
 	}
 	// Many tokens, then idle: a sweep drops them all.
 	for id := range int64(1000) {
-		l.allow(id+2, store.Rate{Count: 1, Window: time.Second}, t0.Add(3*time.Second))
+		l.allow(id+2, domain.Rate{Count: 1, Window: time.Second}, t0.Add(3*time.Second))
 	}
 	if l.size() != 1001 {
 		t.Fatalf("%d entries", l.size())
 	}
-	l.allow(0, store.Rate{}, t0.Add(3*time.Second+rateSweepEvery))
+	l.allow(0, domain.Rate{}, t0.Add(3*time.Second+rateSweepEvery))
 	if l.size() != 0 {
 		t.Errorf("%d entries after the sweep, want 0", l.size())
-	}
-}
-
-func TestRoundUpWait(t *testing.T) {
-	for in, want := range map[time.Duration]time.Duration{
-		time.Nanosecond:                   time.Millisecond,
-		999*time.Millisecond + 1:          time.Second,
-		time.Second:                       time.Second,
-		12*time.Second + time.Millisecond: 13 * time.Second,
-		time.Minute:                       time.Minute,
-	} {
-		if got := roundUpWait(in); got != want {
-			t.Errorf("roundUpWait(%v) = %v, want %v", in, got, want)
-		}
 	}
 }
 
@@ -83,7 +69,7 @@ func TestRoundUpWait(t *testing.T) {
 func BenchmarkRateLimiterAllow(b *testing.B) {
 	t0 := time.Now()
 	l := newRateLimiter(t0)
-	r := store.Rate{Count: 1000, Window: time.Second}
+	r := domain.Rate{Count: 1000, Window: time.Second}
 	step := time.Second / 2000 // twice the rate: half the checks are refused
 	i := 0
 	for b.Loop() {

@@ -10,9 +10,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 // testClock is a settable clock for the rate limiter.
@@ -64,7 +64,7 @@ func (h *harness) refused(secret, reason string) {
 func TestRateLimit(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	clk := h.withClock()
-	secret := h.token(store.NewToken{Name: "ci", Rate: store.Rate{Count: 3, Window: time.Minute}})
+	secret := h.token(domain.NewToken{Name: "ci", Rate: domain.Rate{Count: 3, Window: time.Minute}})
 	for range 3 {
 		h.connect(secret)
 		clk.add(20 * time.Second)
@@ -89,8 +89,8 @@ func TestRateLimit(t *testing.T) {
 func TestRateLimitUnlimitedToken(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.withClock()
-	free := h.token(store.NewToken{Name: "free"})
-	limited := h.token(store.NewToken{Name: "one", Rate: store.Rate{Count: 1, Window: time.Hour}})
+	free := h.token(domain.NewToken{Name: "free"})
+	limited := h.token(domain.NewToken{Name: "one", Rate: domain.Rate{Count: 1, Window: time.Hour}})
 	h.connect(limited)
 	h.refused(limited, `token "one" reached its rate limit of 1 worker per 1h0m0s; next in 1h0m0s`)
 	for range 10 {
@@ -103,7 +103,7 @@ func TestRateLimitUnlimitedToken(t *testing.T) {
 func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.withClock()
-	secret := h.token(store.NewToken{Name: "both", MaxWorkers: 1, Rate: store.Rate{Count: 2, Window: time.Minute}})
+	secret := h.token(domain.NewToken{Name: "both", MaxWorkers: 1, Rate: domain.Rate{Count: 2, Window: time.Minute}})
 
 	c := h.dial(nil)
 	c.send(hello("Bearer "+secret, "http://elsewhere.example/w.js"))
@@ -146,9 +146,9 @@ func TestRateLimitCountsOnlyCheckedHellos(t *testing.T) {
 func TestRateLimitForgetsIdleTokens(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	clk := h.withClock()
-	a := h.token(store.NewToken{Name: "a", Rate: store.Rate{Count: 5, Window: time.Second}})
-	b := h.token(store.NewToken{Name: "b", Rate: store.Rate{Count: 5, Window: time.Hour}})
-	free := h.token(store.NewToken{Name: "free"})
+	a := h.token(domain.NewToken{Name: "a", Rate: domain.Rate{Count: 5, Window: time.Second}})
+	b := h.token(domain.NewToken{Name: "b", Rate: domain.Rate{Count: 5, Window: time.Hour}})
+	free := h.token(domain.NewToken{Name: "free"})
 	h.connect(a)
 	h.connect(b)
 	if n := host.RateEntries(h.srv); n != 2 {
@@ -169,7 +169,7 @@ func TestRateLimitForgetsIdleTokens(t *testing.T) {
 // TestRateLimitConcurrent: of many simultaneous hellos exactly Count start.
 func TestRateLimitConcurrent(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	secret := h.token(store.NewToken{Name: "burst", Rate: store.Rate{Count: 5, Window: time.Hour}})
+	secret := h.token(domain.NewToken{Name: "burst", Rate: domain.Rate{Count: 5, Window: time.Hour}})
 	const n = 16
 	var ok, limited atomic.Int32
 	var wg sync.WaitGroup

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // recorder writes session records to the Store from a single goroutine, so
@@ -21,11 +21,11 @@ import (
 // first failure is logged at once, later ones at most once a minute with
 // their count; the end of the episode is logged too.
 type recorder struct {
-	store Store
+	store domain.Store
 	log   *slog.Logger
 
 	mu     sync.Mutex
-	queue  []store.Session
+	queue  []domain.Session
 	closed bool
 	stats  RecordStats
 	// logEvery and retryEvery (guarded by mu: tests shorten them).
@@ -36,9 +36,9 @@ type recorder struct {
 	ctx                  context.Context
 
 	// The writer goroutine's own.
-	pending   map[string]store.Session // latest unwritten record per worker
-	order     []string                 // pending's workers, oldest failure first
-	failing   bool                     // writes fail: an episode is being logged
+	pending   map[string]domain.Session // latest unwritten record per worker
+	order     []string                  // pending's workers, oldest failure first
+	failing   bool                      // writes fail: an episode is being logged
 	failSince time.Time
 	lastLog   time.Time
 	sinceLog  int // failures since the last log line
@@ -75,7 +75,7 @@ const (
 	maxPendingRecords = 10000
 )
 
-func newRecorder(st Store, log *slog.Logger) *recorder {
+func newRecorder(st domain.Store, log *slog.Logger) *recorder {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &recorder{
 		store:      st,
@@ -86,14 +86,14 @@ func newRecorder(st Store, log *slog.Logger) *recorder {
 		done:       make(chan struct{}),
 		stop:       cancel,
 		ctx:        ctx,
-		pending:    make(map[string]store.Session),
+		pending:    make(map[string]domain.Session),
 	}
 	go r.run()
 	return r
 }
 
 // save queues one record. It never blocks on the store.
-func (r *recorder) save(s store.Session) {
+func (r *recorder) save(s domain.Session) {
 	r.mu.Lock()
 	if r.closed {
 		r.stats.Lost++
@@ -187,7 +187,7 @@ func (r *recorder) run() {
 
 // write saves one record; false when it failed (the failure is counted and
 // logged).
-func (r *recorder) write(s store.Session) bool {
+func (r *recorder) write(s domain.Session) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
 	err := r.store.SaveSession(ctx, s)
 	cancel()
@@ -205,7 +205,7 @@ func (r *recorder) write(s store.Session) bool {
 }
 
 // keep remembers s as its session's latest unwritten record.
-func (r *recorder) keep(s store.Session) {
+func (r *recorder) keep(s domain.Session) {
 	if _, ok := r.pending[s.WorkerID]; !ok {
 		r.order = append(r.order, s.WorkerID)
 	}
@@ -279,7 +279,7 @@ func (r *recorder) maybeRecovered() {
 // failed logs a failure: the first of an episode at once, then at most
 // once a minute with the count. err is nil for a kept record failing
 // again (not a new failure, but a chance to log).
-func (r *recorder) failed(s store.Session, err error) {
+func (r *recorder) failed(s domain.Session, err error) {
 	now := time.Now()
 	if err != nil {
 		r.lastErr = err

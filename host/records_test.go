@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/store"
@@ -27,17 +28,17 @@ type fullStore struct {
 	full atomic.Bool
 }
 
-func (f *fullStore) SaveSession(ctx context.Context, s store.Session) error {
+func (f *fullStore) SaveSession(ctx context.Context, s domain.Session) error {
 	if f.full.Load() {
 		return fmt.Errorf("save session %s: %w", s.WorkerID, errFull)
 	}
 	return f.DB.SaveSession(ctx, s)
 }
 
-func (f *fullStore) LookupToken(ctx context.Context, secret string) (store.Token, error) {
+func (f *fullStore) LookupToken(ctx context.Context, secret string) (domain.Token, error) {
 	tok, err := f.DB.LookupToken(ctx, secret)
 	if err == nil && f.full.Load() {
-		return tok, fmt.Errorf("look up token: record use: %w: %w", store.ErrUseNotRecorded, errFull)
+		return tok, fmt.Errorf("look up token: record use: %w: %w", domain.ErrUseNotRecorded, errFull)
 	}
 	return tok, err
 }
@@ -55,7 +56,7 @@ func TestRecordsWhileStoreFull(t *testing.T) {
 		o.RunID = "run-1"
 	})
 	host.SetRecordIntervals(h.srv, 100*time.Millisecond, 20*time.Millisecond)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	fs.full.Store(true)
 
 	c := h.hello(secret)
@@ -77,7 +78,7 @@ func TestRecordsWhileStoreFull(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := h.db.GetSession(h.ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if _, err := h.db.GetSession(h.ctx, id); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a record was written while the store was full: %v", err)
 	}
 	mfs := scrape(t, h, h.hs.URL+"/metrics")
@@ -98,7 +99,7 @@ func TestRecordsWhileStoreFull(t *testing.T) {
 
 	// Space returns: the kept record (the latest: connected) is written.
 	fs.full.Store(false)
-	s := h.session(id, func(s store.Session) bool { return s.State == store.StateConnected })
+	s := h.session(id, func(s domain.Session) bool { return s.State == domain.StateConnected })
 	if s.RunID != "run-1" || s.Connected.IsZero() {
 		t.Errorf("record %+v", s)
 	}

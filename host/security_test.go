@@ -18,10 +18,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/netns"
-	"github.com/geckohost/geckohost/store"
 )
 
 // sourceServer serves worker code at /w.js, /r/N (N redirects, then the
@@ -71,8 +71,8 @@ func (h *harness) send(secret, source string) *tclient {
 func TestSourceRedirects(t *testing.T) {
 	a, b := sourceServer(t), sourceServer(t)
 	h := newHarness(t, nil, func(o *host.Options) { o.AllowSources = []string{a.URL} })
-	secret := h.token(store.NewToken{})
-	listed := h.token(store.NewToken{Name: "listed", Sources: []string{a.URL}})
+	secret := h.token(domain.NewToken{})
+	listed := h.token(domain.NewToken{Name: "listed", Sources: []string{a.URL}})
 
 	c := h.send(secret, a.URL+"/r/4")
 	if m := c.read(); m["action"] != "worker-hello" {
@@ -120,7 +120,7 @@ func TestSourceAddresses(t *testing.T) {
 
 	t.Run("wildcard", func(t *testing.T) {
 		wild := newHarness(t, nil, func(o *host.Options) { o.AllowSources = []string{"*"} })
-		ws := wild.token(store.NewToken{})
+		ws := wild.token(domain.NewToken{})
 		for _, source := range []string{
 			src.URL + "/w.js",
 			"http://localhost:" + port + "/w.js",
@@ -135,13 +135,13 @@ func TestSourceAddresses(t *testing.T) {
 		}
 		wild.send(ws, "http://localhost:"+port+"/w.js").expectError(engine.SourceNotAllowed, "localhost resolves to 127.0.0.1, a loopback address")
 		// A pattern of the token's naming the host allows it.
-		tokenNamed := wild.token(store.NewToken{Name: "local", Sources: []string{"http://localhost:" + port}})
+		tokenNamed := wild.token(domain.NewToken{Name: "local", Sources: []string{"http://localhost:" + port}})
 		wild.send(tokenNamed, "http://localhost:"+port+"/w.js").read()
 		wild.nextWorker()
 	})
 	t.Run("named", func(t *testing.T) {
 		named := newHarness(t, nil, func(o *host.Options) { o.AllowSources = []string{"http://127.0.0.1:*"} })
-		ns := named.token(store.NewToken{})
+		ns := named.token(domain.NewToken{})
 		named.send(ns, src.URL+"/w.js").read()
 		named.nextWorker()
 		named.send(ns, "http://127.0.0.1:"+closed+"/w.js").expectError(engine.UnableToFetchWorkerCode, "connection refused")
@@ -152,7 +152,7 @@ func TestSourceAddresses(t *testing.T) {
 // TestSourceURLLimit: a source URL over 2,048 bytes is a 104.
 func TestSourceURLLimit(t *testing.T) {
 	h := newHarness(t, nil, func(o *host.Options) { o.AllowSources = []string{"*"}; o.MaxFrame = 1 << 20 })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	long := h.demo + "?" + strings.Repeat("x", 2049)
 	h.send(secret, long).expectError(engine.SourceNotAllowed, "longer than 2048 bytes")
 	h.send(secret, "https://example.com/"+strings.Repeat("y", 10000)).expectError(engine.SourceNotAllowed, "longer than 2048 bytes")
@@ -198,8 +198,8 @@ func TestFetchesPerToken(t *testing.T) {
 	var once sync.Once
 	defer once.Do(func() { close(release) })
 	h := newHarness(t, nil, func(o *host.Options) { o.AllowSources = []string{slow.URL}; o.MaxFetchesPerToken = 3 })
-	a := h.token(store.NewToken{Name: "a"})
-	b := h.token(store.NewToken{Name: "b"})
+	a := h.token(domain.NewToken{Name: "a"})
+	b := h.token(domain.NewToken{Name: "b"})
 	var cs []*tclient
 	for range 6 {
 		cs = append(cs, h.send(a, slow.URL+"/slow.js"))
@@ -267,7 +267,7 @@ func TestHostAndOrigin(t *testing.T) {
 	h := newHarness(t, nil, func(o *host.Options) {
 		o.PublicURLs = []string{"https://gh.example.test", "http://workstation.lan:8765"}
 	})
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	addr := strings.TrimPrefix(h.hs.URL, "http://")
 	_, port, _ := net.SplitHostPort(addr)
 	for _, tc := range []struct {
@@ -317,7 +317,7 @@ func TestHostAndOrigin(t *testing.T) {
 // TestOfferCheck: only data-channel m-lines, at most 4, reach the engine.
 func TestOfferCheck(t *testing.T) {
 	h := newHarness(t, nil, func(o *host.Options) { o.MaxFrame = 1 << 20 })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	audio := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + strings.Repeat("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", 500)
 	five := "v=0\r\n" + strings.Repeat("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", 5)
 	for _, tc := range []struct{ offer, reason string }{
@@ -352,7 +352,7 @@ func TestOfferCheck(t *testing.T) {
 func TestCandidateCapBeforeAnswer(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil }) // never answers
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	c := h.hello(secret)
 	w := h.nextWorker()
 	for i := range 1001 {
@@ -372,7 +372,7 @@ func TestCandidateCapBeforeAnswer(t *testing.T) {
 // were left out.
 func TestBadHelloFlood(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	secret := h.token(store.NewToken{Name: "good"})
+	secret := h.token(domain.NewToken{Name: "good"})
 	const n = 300
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -412,7 +412,7 @@ func TestBadHelloFlood(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	ss, err := h.db.ListSessions(h.ctx, store.SessionFilter{Limit: 10000})
+	ss, err := h.db.ListSessions(h.ctx, domain.SessionFilter{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestBadHelloFlood(t *testing.T) {
 	for _, s := range ss {
 		if s.TokenName == "good" {
 			good++
-			h.session(s.WorkerID, func(s store.Session) bool { return s.State == "connected" && s.Errno == 0 })
+			h.session(s.WorkerID, func(s domain.Session) bool { return s.State == "connected" && s.Errno == 0 })
 		}
 	}
 	if len(ss) > 100 || good != 1 {

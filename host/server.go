@@ -14,26 +14,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
-
-// Store is what host needs from the token and session store; *store.DB
-// satisfies it.
-type Store interface {
-	// LookupToken finds a token by its secret; it fails with (a wrapped)
-	// store.ErrNotFound, store.ErrRevoked or store.ErrExpired.
-	LookupToken(ctx context.Context, secret string) (store.Token, error)
-	// SaveSession writes a session record, replacing the one with the same
-	// WorkerID.
-	SaveSession(ctx context.Context, s store.Session) error
-}
 
 // Options configures a Server. Store and Engine are required; every other
 // field's zero value works.
 type Options struct {
 	// Store holds the tokens and receives the session records. Required.
-	Store Store
+	Store domain.Store
 	// Engine starts the workers. Required.
 	Engine engine.Engine
 	// Logger receives the server's logs; nil discards them.
@@ -91,14 +80,14 @@ type Options struct {
 	// /ice-servers answers them to a client with the token (worker false),
 	// and each of the token's workers gets them in its WorkerRequest
 	// (worker true). nil: none (GET /ice-servers answers an empty list).
-	ICEServers func(tok store.Token, worker bool) []engine.ICEServer
+	ICEServers func(tok domain.Token, worker bool) []engine.ICEServer
 	// RelayPeers, when set, is told each live worker's candidates (for
 	// the embedded TURN relay's permissions). nil: nobody is.
 	RelayPeers RelayPeers
 	// QueueSize is the most hellos that wait for a browser when the engine
 	// has no capacity (engine.ErrNoCapacity: every browser full, starting
 	// or restarting); one more is refused with 301 at once. 0 means 200,
-	// negative means no queue (301 at once).
+	// NoQueue (or any negative) means no queue (301 at once).
 	QueueSize int
 	// QueueTimeout is the longest a hello waits in the queue before its
 	// 301; 0 means 10 s. The wait counts toward AnswerTimeout.
@@ -114,8 +103,12 @@ type Options struct {
 	HideMetrics bool
 	// Limiter enforces the tokens' worker and rate limits; nil means an
 	// in-memory one (this server's workers only).
-	Limiter Limiter
+	Limiter domain.Limiter
 }
+
+// NoQueue is Options.QueueSize for no queue: a hello that no browser can take
+// is a 301 at once (the zero QueueSize is DefaultQueueSize).
+const NoQueue = -1
 
 // Defaults of Options.
 const (
@@ -157,7 +150,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	limiter Limiter
+	limiter domain.Limiter
 	mu      sync.Mutex
 	now     func() time.Time // the clock of the in-memory limits and of hellos' failures: time.Now (tests replace it)
 	// wg counts the sessions; mu orders its Add (see track) before

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
@@ -24,7 +25,7 @@ func TestHappyPath(t *testing.T) {
 	// arrive both before and after it.
 	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{Name: "alice"})
+	secret := h.token(domain.NewToken{Name: "alice"})
 	c := h.hello(secret)
 	c.send(cand("candidate:c1"))
 	c.send(cand("candidate:c2"))
@@ -43,7 +44,7 @@ func TestHappyPath(t *testing.T) {
 	if m["messageType"] != "hello" || m["action"] != "worker-hello" || m["webrtcAnswer"] != "v=0 answer" || m["workerId"] != w.req.WorkerID {
 		t.Fatalf("got %v, want worker-hello", m)
 	}
-	h.session(w.req.WorkerID, func(s store.Session) bool { return s.State == "answered" })
+	h.session(w.req.WorkerID, func(s domain.Session) bool { return s.State == "answered" })
 	c.send(cand("candidate:c4"))
 	c.send(cand(""))
 	h.emit(w, engine.Event{Kind: engine.EventCandidate, Candidate: candidate("candidate:w1")})
@@ -74,7 +75,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("got %v, want connected", m)
 	}
 	c.expectClose(websocket.StatusNormalClosure)
-	s := h.session(w.req.WorkerID, func(s store.Session) bool { return s.State == "connected" })
+	s := h.session(w.req.WorkerID, func(s domain.Session) bool { return s.State == "connected" })
 	if s.TokenName != "alice" || s.Source != h.demo || s.Engine != "firefox" || s.RemoteAddr == "" ||
 		s.Answered.IsZero() || s.Connected.IsZero() || s.Errno != 0 {
 		t.Fatalf("record %+v", s)
@@ -100,7 +101,7 @@ func TestHappyPath(t *testing.T) {
 
 func TestScriptedHappyPath(t *testing.T) {
 	h := newHarness(t, nil, func(o *host.Options) { o.EngineName = "fake" })
-	secret := h.token(store.NewToken{Name: "bob"})
+	secret := h.token(domain.NewToken{Name: "bob"})
 	c := h.hello(secret)
 	for _, want := range []string{"worker-hello", "worker-candidate", "connected"} {
 		m := c.read()
@@ -110,7 +111,7 @@ func TestScriptedHappyPath(t *testing.T) {
 	}
 	c.expectClose(websocket.StatusNormalClosure)
 	w := h.nextWorker()
-	s := h.session(w.req.WorkerID, func(s store.Session) bool { return s.State == "connected" })
+	s := h.session(w.req.WorkerID, func(s domain.Session) bool { return s.State == "connected" })
 	if s.Engine != "fake" {
 		t.Fatalf("engine %q", s.Engine)
 	}
@@ -137,7 +138,7 @@ func TestErrors(t *testing.T) {
 		name   string
 		start  func(ctx context.Context, req engine.WorkerRequest) ([]step, error)
 		tweak  func(*host.Options)
-		token  store.NewToken
+		token  domain.NewToken
 		frames func(h *harness, secret string) []any // strings are sent raw, []byte binary
 		errno  engine.Errno
 		reason string
@@ -157,13 +158,13 @@ func TestErrors(t *testing.T) {
 			errno: engine.InvalidAuthorization, reason: "Bearer", hasID: true, anonymous: true, endReason: "error"},
 		{name: "102 unknown token", frames: func(h *harness, s string) []any { return []any{hello("Bearer gh_nope", h.demo)} },
 			errno: engine.InvalidToken, reason: "unknown token", hasID: true, anonymous: true, endReason: "error"},
-		{name: "102 revoked token", token: store.NewToken{Name: "revoked"}, frames: func(h *harness, s string) []any {
+		{name: "102 revoked token", token: domain.NewToken{Name: "revoked"}, frames: func(h *harness, s string) []any {
 			if _, err := h.db.RevokeToken(h.ctx, "revoked"); err != nil {
 				h.t.Fatal(err)
 			}
 			return good(h, s)
 		}, errno: engine.InvalidToken, reason: "revoked", hasID: true, endReason: "error"},
-		{name: "102 expired token", token: store.NewToken{Name: "expired", TTL: time.Millisecond}, frames: func(h *harness, s string) []any {
+		{name: "102 expired token", token: domain.NewToken{Name: "expired", TTL: time.Millisecond}, frames: func(h *harness, s string) []any {
 			eventually(h.t, h.ctx, "token expiry", func() error {
 				_, err := h.db.LookupToken(h.ctx, s)
 				if err == nil {
@@ -210,10 +211,10 @@ func TestErrors(t *testing.T) {
 		{name: "104 not allowed by server", frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
 		}, errno: engine.SourceNotAllowed, reason: "start serve with --allow-source https://x.example", hasID: true, endReason: "error"},
-		{name: "104 not allowed by server nor token", token: store.NewToken{Sources: []string{"https://y.example"}}, frames: func(h *harness, s string) []any {
+		{name: "104 not allowed by server nor token", token: domain.NewToken{Sources: []string{"https://y.example"}}, frames: func(h *harness, s string) []any {
 			return []any{hello("Bearer "+s, "https://x.example/w.js")}
 		}, errno: engine.SourceNotAllowed, reason: "start serve with --allow-source https://x.example (and the token's --source list must include it)", hasID: true, endReason: "error"},
-		{name: "104 not allowed by token", token: store.NewToken{Sources: []string{"https://y.example"}},
+		{name: "104 not allowed by token", token: domain.NewToken{Sources: []string{"https://y.example"}},
 			tweak: func(o *host.Options) { o.AllowSources = []string{"https://*.example"} }, frames: func(h *harness, s string) []any {
 				return []any{hello("Bearer "+s, "https://x.example/w.js")}
 			}, errno: engine.SourceNotAllowed, reason: "--source list does not include https://x.example", hasID: true, endReason: "error"},
@@ -228,6 +229,8 @@ func TestErrors(t *testing.T) {
 			errno: engine.NoGeckoAvailable, reason: "all busy", hasID: true, endReason: "error"},
 		{name: "301 plain error", start: startErr(errPlain), frames: good,
 			errno: engine.NoGeckoAvailable, reason: "no gecko could take the worker", hasID: true, endReason: "error"},
+		{name: "303 lost while starting", start: startErr(fmt.Errorf("start worker on node b: %w: gone", engine.ErrWorkerLost)), frames: good,
+			errno: engine.GeckoCrashed, reason: "died before it started", hasID: true, endReason: "error"},
 		{name: "303 crash", start: endWith(engine.GeckoCrashed), frames: good, errno: 303, reason: "worker failed 303", hasID: true, endReason: "error"},
 		{name: "303 ended without error", start: func(ctx context.Context, req engine.WorkerRequest) ([]step, error) {
 			return []step{{Ev: engine.Event{Kind: engine.EventAnswer, Answer: "a"}}, {Ev: engine.Event{Kind: engine.EventEnded, Reason: "browser-died"}}}, nil
@@ -242,8 +245,8 @@ func TestErrors(t *testing.T) {
 			errno: engine.GeckoCrashed, reason: "tab-closed", hasID: true, endReason: "tab-closed"},
 		{name: "203 worker closed itself early", start: endsWith(engine.EndWorkerClosed), frames: good,
 			errno: engine.UncaughtExceptionInWorkerCode, reason: "closed itself", hasID: true, endReason: "worker-closed"},
-		{name: "302 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
-			errno: engine.GeckoTimeout, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
+		{name: "305 peer closed early", start: endsWith(engine.EndPeerClosed), frames: good,
+			errno: engine.PeerConnectionFailed, reason: "peer-closed", hasID: true, endReason: "peer-closed"},
 		{name: "302 no answer", start: never, tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond }, frames: good,
 			errno: engine.GeckoTimeout, reason: "no answer", hasID: true, endReason: "error"},
 		{name: "302 StartWorker blocks", tweak: func(o *host.Options) { o.AnswerTimeout = 100 * time.Millisecond },
@@ -318,7 +321,7 @@ func TestErrors(t *testing.T) {
 
 func TestLimitReached(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	secret := h.token(store.NewToken{Name: "one", MaxWorkers: 1})
+	secret := h.token(domain.NewToken{Name: "one", MaxWorkers: 1})
 	c := h.hello(secret)
 	for range 3 {
 		c.read()
@@ -350,7 +353,7 @@ func TestLimitReached(t *testing.T) {
 func TestClientLeavesMidNegotiation(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	c := h.hello(secret)
 	c.send(cand("candidate:c1"))
 	w := h.nextWorker()
@@ -371,7 +374,7 @@ func TestClientLeavesMidNegotiation(t *testing.T) {
 func TestClientLeavesBeforeAnswer(t *testing.T) {
 	eng := newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil })
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	c := h.hello(secret)
 	w := h.nextWorker()
 	_ = c.c.CloseNow() // abrupt: no close handshake
@@ -384,7 +387,7 @@ func TestClientLeavesBeforeAnswer(t *testing.T) {
 
 func TestConcurrentSessions(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	secret := h.token(store.NewToken{Name: "many"})
+	secret := h.token(domain.NewToken{Name: "many"})
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -429,7 +432,7 @@ func TestConcurrentSessions(t *testing.T) {
 	count := 0
 	for id := range ids {
 		count++
-		h.session(id, func(s store.Session) bool { return s.State == "connected" })
+		h.session(id, func(s domain.Session) bool { return s.State == "connected" })
 	}
 	if count != n {
 		t.Fatalf("%d sessions connected, want %d", count, n)
@@ -444,7 +447,7 @@ func TestShutdownWithSessionsInFlight(t *testing.T) {
 		return nil, nil // negotiating forever
 	})
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	// One connected worker.
 	c1 := h.dial(nil)
 	c1.send(hello("Bearer "+secret, h.hs.URL+"/workers/connect.js"))
@@ -638,7 +641,7 @@ func TestServe(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	})
-	_, secret, err := db.AddToken(ctx, store.NewToken{Name: "serve"})
+	_, secret, err := db.AddToken(ctx, domain.NewToken{Name: "serve"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -678,7 +681,7 @@ func TestShutdownWhileStartingWorker(t *testing.T) {
 		return nil, fmt.Errorf("wait for a browser: %w", ctx.Err())
 	})
 	h := newHarness(t, eng, nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	c := h.hello(secret)
 	<-started
 	done := make(chan error, 1)
@@ -707,7 +710,7 @@ func BenchmarkSession(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	_, secret, err := db.AddToken(ctx, store.NewToken{Name: "bench"})
+	_, secret, err := db.AddToken(ctx, domain.NewToken{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -754,7 +757,7 @@ func BenchmarkSession(b *testing.B) {
 // its deadline (the WebSocket close handshake would wait 5 s).
 func TestShutdownDeadline(t *testing.T) {
 	h := newHarness(t, newFakeEngine(func(ctx context.Context, req engine.WorkerRequest) ([]step, error) { return nil, nil }), nil)
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	h.hello(secret)
 	w := h.nextWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

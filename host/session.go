@@ -9,22 +9,22 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/store"
 )
 
 // Session states, as recorded.
 const (
-	stateNegotiating = store.StateNegotiating
-	stateAnswered    = store.StateAnswered
-	stateConnected   = store.StateConnected
-	stateEnded       = store.StateEnded
+	stateNegotiating = domain.StateNegotiating
+	stateAnswered    = domain.StateAnswered
+	stateConnected   = domain.StateConnected
+	stateEnded       = domain.StateEnded
 )
 
 // session is one signaling WebSocket and, once it has one, its worker. One
 // goroutine (the WebSocket's handler) drives it from the accept to the
-// worker's end: the negotiation, the relay, and the record. Its fields are
-// that goroutine's alone.
+// worker's end, in one loop (session.loop): the negotiation, the relay,
+// and the record. Its fields are that goroutine's alone.
 type session struct {
 	s      *Server
 	r      *http.Request
@@ -48,16 +48,14 @@ type session struct {
 	clientICE, workerICE offered
 	localClient          bool
 
-	// Client candidates read before the worker existed (while the source
-	// was fetched or the hello queued), for the relay.
-	early      []engine.Candidate
-	candidates int
+	// ls is the state of the session's loop (negotiate.go).
+	ls loopState
 	// active is the session's state in geckohost_sessions_active.
 	active string
 
 	// The record.
 	id        string
-	token     store.Token
+	token     domain.Token
 	recorded  bool // the session has a record (from the hello on, unless quiet)
 	quiet     bool // a failed hello past the burst (hellofail.go): no record, no info line
 	counted   bool // counted by the Limiter
@@ -103,23 +101,13 @@ func (se *session) run() {
 		se.readers.Wait()
 		se.closers.Wait()
 	}()
-	se.negotiate()
+	se.loop()
 	se.finish()
 }
 
-// setEnd records why the session ends; the first call wins.
-func (se *session) setEnd(reason engine.EndReason, errno engine.Errno, why string) {
-	if se.endReason != "" {
-		return
-	}
-	se.endReason = reason
-	se.errno = errno
-	se.reason = why
-}
-
 // record returns the session's record.
-func (se *session) record() store.Session {
-	return store.Session{
+func (se *session) record() domain.Session {
+	return domain.Session{
 		WorkerID:   se.id,
 		TokenID:    se.token.ID,
 		TokenName:  se.token.Name,

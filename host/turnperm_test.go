@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host"
-	"github.com/geckohost/geckohost/store"
 )
 
 // relayPeers records what host tells the TURN relay.
@@ -54,7 +54,7 @@ func TestRelayPeers(t *testing.T) {
 	})
 	rp := &relayPeers{live: map[string][]string{}}
 	h := newHarness(t, eng, func(o *host.Options) { o.RelayPeers = rp })
-	secret := h.token(store.NewToken{})
+	secret := h.token(domain.NewToken{})
 	tok, err := h.db.LookupToken(h.ctx, secret)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
-// Package store is geckohost's persistent state: a single SQLite file
-// (github.com/mattn/go-sqlite3) holding the bearer tokens clients
-// authenticate with and one record per worker session.
+// Package store is geckohost's persistent state on one machine: a single
+// SQLite file (github.com/mattn/go-sqlite3) holding the bearer tokens clients
+// authenticate with, one record per worker session and one per serve run. It
+// is the SQLite adapter of domain's contracts (domain.Tokens, domain.Store);
+// the records and their rules are domain's.
 //
 // Open creates the file (directory 0700, file 0600), switches it to WAL mode
 // with a busy timeout and foreign keys on, and applies the versioned schema

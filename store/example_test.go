@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/store"
 )
 
@@ -26,7 +27,7 @@ func Example() {
 	}
 	defer func() { _ = db.Close() }()
 
-	tok, secret, err := db.AddToken(ctx, store.NewToken{Name: "me", Sources: []string{"http://127.0.0.1:*"}})
+	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "me", Sources: []string{"http://127.0.0.1:*"}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -39,10 +40,10 @@ func Example() {
 		return
 	}
 	_, err = db.LookupToken(ctx, secret)
-	fmt.Println(errors.Is(err, store.ErrRevoked))
+	fmt.Println(errors.Is(err, domain.ErrRevoked))
 
-	_ = db.SaveSession(ctx, store.Session{WorkerID: "w1", TokenID: tok.ID, TokenName: "me", State: store.StateNegotiating})
-	sessions, _ := db.ListSessions(ctx, store.SessionFilter{TokenName: "me"})
+	_ = db.SaveSession(ctx, domain.Session{WorkerID: "w1", TokenID: tok.ID, TokenName: "me", State: domain.StateNegotiating})
+	sessions, _ := db.ListSessions(ctx, domain.SessionFilter{TokenName: "me"})
 	fmt.Println(len(sessions), sessions[0].State)
 	// Output:
 	// me true [http://127.0.0.1:*] <nil>

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
@@ -30,7 +31,7 @@ func runHelper(path string) int {
 	}
 	defer func() { _ = db.Close() }()
 	for i := range 20 {
-		if _, _, err := db.AddToken(ctx, NewToken{Name: fmt.Sprintf("p%d-%d", os.Getpid(), i)}); err != nil {
+		if _, _, err := db.AddToken(ctx, domain.NewToken{Name: fmt.Sprintf("p%d-%d", os.Getpid(), i)}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -80,7 +81,7 @@ func BenchmarkLookupToken(b *testing.B) {
 	defer func() { _ = db.Close() }()
 	var secret string
 	for i := range 100 {
-		if _, secret, err = db.AddToken(ctx, NewToken{Name: fmt.Sprintf("t%d", i)}); err != nil {
+		if _, secret, err = db.AddToken(ctx, domain.NewToken{Name: fmt.Sprintf("t%d", i)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,12 +100,12 @@ func BenchmarkSaveSession(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	s := Session{WorkerID: "w", TokenName: "t", State: StateNegotiating, Created: time.Now()}
+	s := domain.Session{WorkerID: "w", TokenName: "t", State: domain.StateNegotiating, Created: time.Now()}
 	i := 0
 	for b.Loop() {
 		i++
 		s.WorkerID = fmt.Sprintf("w%d", i/4)
-		s.State = []string{StateNegotiating, StateAnswered, StateConnected, StateEnded}[i%4]
+		s.State = []string{domain.StateNegotiating, domain.StateAnswered, domain.StateConnected, domain.StateEnded}[i%4]
 		if err := db.SaveSession(ctx, s); err != nil {
 			b.Fatal(err)
 		}

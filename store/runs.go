@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/internal/proc"
 )
@@ -43,7 +44,7 @@ type Run struct {
 // StartRun records a new run. Started and Heartbeat default to now.
 func (db *DB) StartRun(ctx context.Context, r Run) error {
 	if r.ID == "" {
-		return fmt.Errorf("start run: empty run id: %w", ErrInvalid)
+		return fmt.Errorf("start run: empty run id: %w", domain.ErrInvalid)
 	}
 	now := db.now()
 	if r.Started.IsZero() {
@@ -74,7 +75,7 @@ func (db *DB) Heartbeat(ctx context.Context, id string) error {
 		return fmt.Errorf("record heartbeat of run %s: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("record heartbeat of run %s: %w", id, ErrNotFound)
+		return fmt.Errorf("record heartbeat of run %s: %w", id, domain.ErrNotFound)
 	}
 	return nil
 }
@@ -88,7 +89,7 @@ func (db *DB) EndRun(ctx context.Context, id string) error {
 		return fmt.Errorf("end run %s: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("end run %s: %w", id, ErrNotFound)
+		return fmt.Errorf("end run %s: %w", id, domain.ErrNotFound)
 	}
 	return nil
 }
@@ -116,7 +117,7 @@ func scanRun(sc scanner) (Run, error) {
 func (db *DB) GetRun(ctx context.Context, id string) (Run, error) {
 	r, err := scanRun(db.sql.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, fmt.Errorf("get run %s: %w", id, ErrNotFound)
+		return Run{}, fmt.Errorf("get run %s: %w", id, domain.ErrNotFound)
 	}
 	if err != nil {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
@@ -223,7 +224,7 @@ func (db *DB) EndDeadRuns(ctx context.Context, self string, dead func(Run) bool)
 		res, err := tx.ExecContext(ctx, `
 UPDATE sessions SET state = ?, end_reason = ?,
 	ended = MAX(?, created, COALESCE(answered, 0), COALESCE(connected, 0))
-WHERE run_id = ? AND ended IS NULL`, StateEnded, reason, hb, r.ID)
+WHERE run_id = ? AND ended IS NULL`, domain.StateEnded, reason, hb, r.ID)
 		if err != nil {
 			return DeadRuns{}, fmt.Errorf("end sessions of dead run %s: %w", r.ID, err)
 		}
@@ -236,7 +237,7 @@ UPDATE sessions SET state = ?, end_reason = ?,
 	ended = MAX(created, COALESCE(answered, 0), COALESCE(connected, 0),
 		COALESCE((SELECT runs.ended FROM runs WHERE runs.id = sessions.run_id), 0))
 WHERE ended IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE ended IS NULL)`,
-		StateEnded, reason)
+		domain.StateEnded, reason)
 	if err != nil {
 		return DeadRuns{}, fmt.Errorf("end sessions without a run: %w", err)
 	}

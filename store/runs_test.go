@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/proc"
 )
@@ -24,14 +25,14 @@ func TestRuns(t *testing.T) {
 	if err := db.StartRun(ctx, Run{ID: "r1"}); err == nil {
 		t.Error("a second run with the same id was recorded")
 	}
-	if err := db.StartRun(ctx, Run{}); !errors.Is(err, ErrInvalid) {
+	if err := db.StartRun(ctx, Run{}); !errors.Is(err, domain.ErrInvalid) {
 		t.Errorf("empty id: %v", err)
 	}
 	clk.add(5 * time.Second)
 	if err := db.Heartbeat(ctx, "r1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Heartbeat(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if err := db.Heartbeat(ctx, "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("heartbeat of an unknown run: %v", err)
 	}
 	r, err := db.GetRun(ctx, "r1")
@@ -55,7 +56,7 @@ func TestRuns(t *testing.T) {
 	if open, err := db.OpenRuns(ctx); err != nil || len(open) != 0 {
 		t.Errorf("open runs after EndRun %+v, %v", open, err)
 	}
-	if _, err := db.GetRun(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetRun(ctx, "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("GetRun of an unknown run: %v", err)
 	}
 }
@@ -86,16 +87,16 @@ func TestEndDeadRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := func(d time.Duration) time.Time { return base.Add(d) }
-	for _, s := range []Session{
-		{WorkerID: "d-connected", RunID: "dead", State: StateConnected, Created: at(time.Second), Answered: at(time.Second), Connected: at(2 * time.Second)},
+	for _, s := range []domain.Session{
+		{WorkerID: "d-connected", RunID: "dead", State: domain.StateConnected, Created: at(time.Second), Answered: at(time.Second), Connected: at(2 * time.Second)},
 		// Created after the last heartbeat: ended at its own last event.
-		{WorkerID: "d-late", RunID: "dead", State: StateAnswered, Created: at(12 * time.Second), Answered: at(13 * time.Second)},
-		{WorkerID: "d-ended", RunID: "dead", State: StateEnded, Created: at(time.Second), Ended: at(3 * time.Second), EndReason: "worker-closed"},
-		{WorkerID: "l-connected", RunID: "live", State: StateConnected, Created: at(time.Second), Connected: at(2 * time.Second)},
-		{WorkerID: "s-negotiating", RunID: "self", State: StateNegotiating, Created: at(time.Second)},
-		{WorkerID: "legacy", State: StateConnected, Created: at(time.Second), Connected: at(4 * time.Second)},
-		{WorkerID: "stopped-left", RunID: "stopped", State: StateConnected, Created: at(time.Second), Connected: at(2 * time.Second)},
-		{WorkerID: "unknown-run", RunID: "gone", State: StateNegotiating, Created: at(5 * time.Second)},
+		{WorkerID: "d-late", RunID: "dead", State: domain.StateAnswered, Created: at(12 * time.Second), Answered: at(13 * time.Second)},
+		{WorkerID: "d-ended", RunID: "dead", State: domain.StateEnded, Created: at(time.Second), Ended: at(3 * time.Second), EndReason: "worker-closed"},
+		{WorkerID: "l-connected", RunID: "live", State: domain.StateConnected, Created: at(time.Second), Connected: at(2 * time.Second)},
+		{WorkerID: "s-negotiating", RunID: "self", State: domain.StateNegotiating, Created: at(time.Second)},
+		{WorkerID: "legacy", State: domain.StateConnected, Created: at(time.Second), Connected: at(4 * time.Second)},
+		{WorkerID: "stopped-left", RunID: "stopped", State: domain.StateConnected, Created: at(time.Second), Connected: at(2 * time.Second)},
+		{WorkerID: "unknown-run", RunID: "gone", State: domain.StateNegotiating, Created: at(5 * time.Second)},
 	} {
 		if err := db.SaveSession(ctx, s); err != nil {
 			t.Fatal(err)
@@ -120,14 +121,14 @@ func TestEndDeadRuns(t *testing.T) {
 		state, end string
 		ended      time.Time
 	}{
-		"d-connected":   {StateEnded, "host-restart", hb},
-		"d-late":        {StateEnded, "host-restart", at(13 * time.Second)},
-		"d-ended":       {StateEnded, "worker-closed", at(3 * time.Second)},
-		"l-connected":   {StateConnected, "", time.Time{}},
-		"s-negotiating": {StateNegotiating, "", time.Time{}},
-		"legacy":        {StateEnded, "host-restart", at(4 * time.Second)},
-		"stopped-left":  {StateEnded, "host-restart", hb},
-		"unknown-run":   {StateEnded, "host-restart", at(5 * time.Second)},
+		"d-connected":   {domain.StateEnded, "host-restart", hb},
+		"d-late":        {domain.StateEnded, "host-restart", at(13 * time.Second)},
+		"d-ended":       {domain.StateEnded, "worker-closed", at(3 * time.Second)},
+		"l-connected":   {domain.StateConnected, "", time.Time{}},
+		"s-negotiating": {domain.StateNegotiating, "", time.Time{}},
+		"legacy":        {domain.StateEnded, "host-restart", at(4 * time.Second)},
+		"stopped-left":  {domain.StateEnded, "host-restart", hb},
+		"unknown-run":   {domain.StateEnded, "host-restart", at(5 * time.Second)},
 	} {
 		s, err := db.GetSession(ctx, id)
 		if err != nil {

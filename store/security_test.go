@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/geckohost/geckohost/domain"
 )
 
 // TestOpenMakesFilePrivate: a database file (and its -wal) that exists
@@ -14,7 +16,7 @@ func TestOpenMakesFilePrivate(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "geckohost.db")
 	db := openTest(t, p)
-	if err := db.SaveSession(testCtx(t), Session{WorkerID: "w"}); err != nil {
+	if err := db.SaveSession(testCtx(t), domain.Session{WorkerID: "w"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{p, p + "-wal"} {
@@ -40,7 +42,7 @@ func TestPruneSessions(t *testing.T) {
 	ctx := testCtx(t)
 	now := time.Now()
 	day := 24 * time.Hour
-	for _, s := range []Session{
+	for _, s := range []domain.Session{
 		{WorkerID: "old-ended", Created: now.Add(-40 * day), Ended: now.Add(-40 * day)},
 		{WorkerID: "old-started-ended-recently", Created: now.Add(-40 * day), Ended: now.Add(-time.Hour)},
 		{WorkerID: "old-never-ended", Created: now.Add(-40 * day)},
@@ -54,7 +56,7 @@ func TestPruneSessions(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("PruneSessions = %d, %v; want 2", n, err)
 	}
-	ss, err := db.ListSessions(ctx, SessionFilter{})
+	ss, err := db.ListSessions(ctx, domain.SessionFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestPruneSessions(t *testing.T) {
 	}
 	// Many rows: pruned in batches.
 	for i := range pruneBatch + 10 {
-		if err := db.SaveSession(ctx, Session{WorkerID: "b" + string(rune('a'+i%26)) + time.Duration(i).String(), Created: now.Add(-40 * day)}); err != nil {
+		if err := db.SaveSession(ctx, domain.Session{WorkerID: "b" + string(rune('a'+i%26)) + time.Duration(i).String(), Created: now.Add(-40 * day)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,55 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// Session states, in the order a session goes through them.
-const (
-	StateNegotiating = "negotiating"
-	StateAnswered    = "answered"
-	StateConnected   = "connected"
-	StateEnded       = "ended"
+	"github.com/geckohost/geckohost/domain"
 )
-
-// Session is the record of one worker session, written by host at each
-// transition.
-type Session struct {
-	// WorkerID identifies the session; required.
-	WorkerID string
-	// TokenID is the token's id; 0 when no valid token was presented.
-	TokenID   int64
-	TokenName string
-	// Source is the worker JavaScript URL; RemoteAddr the client's address;
-	// Origin its Origin header (empty for programs); Engine the engine name.
-	Source, RemoteAddr, Origin, Engine string
-	// State is one of the State* constants.
-	State string
-	// Errno and Reason are set when the session failed (0 and "" otherwise).
-	Errno  int
-	Reason string
-	// Created is when the hello arrived (zero: SaveSession uses now);
-	// Answered, Connected and Ended are zero until they happen.
-	Created, Answered, Connected, Ended time.Time
-	// EndReason says why the session ended, e.g. "client-left",
-	// "worker-closed", "error", "shutdown", "idle", "host-restart".
-	EndReason string
-	// EgressRefused counts the network requests of the worker that the
-	// worker egress policy refused (for gecko: those of every worker of
-	// the token in the same browser context while this one ran).
-	EgressRefused int
-	// NodeID is, in cluster mode, the node that ran the worker (or, when
-	// it never had one, the node that took the hello); "" otherwise.
-	NodeID string
-	// RunID is the serve run that hosts the session (see StartRun); ""
-	// for sessions recorded before runs were.
-	RunID string
-}
 
 // SaveSession inserts the session or, when one with the same WorkerID
 // exists, replaces every field with s's.
-func (db *DB) SaveSession(ctx context.Context, s Session) error {
+func (db *DB) SaveSession(ctx context.Context, s domain.Session) error {
 	if s.WorkerID == "" {
-		return fmt.Errorf("save session: empty worker id: %w", ErrInvalid)
+		return fmt.Errorf("save session: empty worker id: %w", domain.ErrInvalid)
 	}
 	if s.Created.IsZero() {
 		s.Created = db.now()
@@ -83,9 +43,9 @@ ON CONFLICT (worker_id) DO UPDATE SET
 const sessionColumns = `worker_id, token_id, token_name, source, remote_addr, origin, engine, state,
 	errno, reason, created, answered, connected, ended, end_reason, egress_refused, node_id, run_id`
 
-func scanSession(sc scanner) (Session, error) {
+func scanSession(sc scanner) (domain.Session, error) {
 	var (
-		s                          Session
+		s                          domain.Session
 		tokenID                    sql.NullInt64
 		created                    int64
 		answered, connected, ended sql.NullInt64
@@ -93,7 +53,7 @@ func scanSession(sc scanner) (Session, error) {
 	if err := sc.Scan(&s.WorkerID, &tokenID, &s.TokenName, &s.Source, &s.RemoteAddr, &s.Origin, &s.Engine,
 		&s.State, &s.Errno, &s.Reason, &created, &answered, &connected, &ended, &s.EndReason, &s.EgressRefused, &s.NodeID,
 		&s.RunID); err != nil {
-		return Session{}, err
+		return domain.Session{}, err
 	}
 	s.TokenID = tokenID.Int64
 	s.Created = time.UnixMilli(created).UTC()
@@ -103,29 +63,21 @@ func scanSession(sc scanner) (Session, error) {
 
 // GetSession returns the session with this worker id, or an error wrapping
 // ErrNotFound.
-func (db *DB) GetSession(ctx context.Context, workerID string) (Session, error) {
+func (db *DB) GetSession(ctx context.Context, workerID string) (domain.Session, error) {
 	s, err := scanSession(db.sql.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE worker_id = ?`, workerID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, fmt.Errorf("get session %s: %w", workerID, ErrNotFound)
+		return domain.Session{}, fmt.Errorf("get session %s: %w", workerID, domain.ErrNotFound)
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("get session %s: %w", workerID, err)
+		return domain.Session{}, fmt.Errorf("get session %s: %w", workerID, err)
 	}
 	return s, nil
 }
 
-// SessionFilter selects sessions for ListSessions.
-type SessionFilter struct {
-	// TokenName keeps only this token's sessions; empty: all.
-	TokenName string
-	// Limit is the most sessions returned; 0: 50. Negative is an error.
-	Limit int
-}
-
 // ListSessions returns the sessions matching f, newest (by Created) first.
-func (db *DB) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+func (db *DB) ListSessions(ctx context.Context, f domain.SessionFilter) ([]domain.Session, error) {
 	if f.Limit < 0 {
-		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, ErrInvalid)
+		return nil, fmt.Errorf("list sessions: negative limit %d: %w", f.Limit, domain.ErrInvalid)
 	}
 	if f.Limit == 0 {
 		f.Limit = 50

@@ -11,11 +11,19 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/geckohost/geckohost/domain"
 )
 
 // busyTimeout is how long a connection waits for another writer (goroutine
 // or process) before failing with SQLITE_BUSY.
 const busyTimeout = 10 * time.Second
+
+// The contracts DB fulfils.
+var (
+	_ domain.Tokens = (*DB)(nil)
+	_ domain.Store  = (*DB)(nil)
+)
 
 // DB is an open geckohost store. It is safe for concurrent use by several
 // goroutines, and several processes may open the same file.
@@ -47,7 +55,7 @@ func DefaultPath() (string, error) {
 // newer geckohost, and a clear error when the file is not a SQLite database.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
-		return nil, fmt.Errorf("open store: empty path: %w", ErrInvalid)
+		return nil, fmt.Errorf("open store: empty path: %w", domain.ErrInvalid)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

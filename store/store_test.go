@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
@@ -104,7 +105,7 @@ func TestOpenTwiceKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.AddToken(ctx, NewToken{Name: "kept"}); err != nil {
+	if _, _, err := db.AddToken(ctx, domain.NewToken{Name: "kept"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -142,7 +143,7 @@ func TestOpenConcurrent(t *testing.T) {
 			t.Errorf("Open %d: %v", i, errs[i])
 			continue
 		}
-		if _, _, err := dbs[i].AddToken(ctx, NewToken{Name: fmt.Sprintf("t%d", i)}); err != nil {
+		if _, _, err := dbs[i].AddToken(ctx, domain.NewToken{Name: fmt.Sprintf("t%d", i)}); err != nil {
 			t.Errorf("AddToken via %d: %v", i, err)
 		}
 	}
@@ -212,20 +213,20 @@ func TestTokenAddLookup(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	db.now = clk.now
 
-	tok, secret, err := db.AddToken(ctx, NewToken{Name: "alice", Sources: []string{"https://Example.com/", "http://127.0.0.1:*"}, MaxWorkers: 3})
+	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "alice", Sources: []string{"https://Example.com/", "http://127.0.0.1:*"}, MaxWorkers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(secret) != len(SecretPrefix)+43 || secret[:3] != SecretPrefix {
+	if len(secret) != len(domain.SecretPrefix)+43 || secret[:3] != domain.SecretPrefix {
 		t.Errorf("secret %q has the wrong shape", secret)
 	}
-	if tok.Prefix != secret[:prefixLen] || tok.ID == 0 || !tok.Created.Equal(clk.now()) || !tok.Expires.IsZero() {
+	if tok.Prefix != secret[:domain.PrefixLen] || tok.ID == 0 || !tok.Created.Equal(clk.now()) || !tok.Expires.IsZero() {
 		t.Errorf("token %+v", tok)
 	}
 	if want := []string{"https://example.com", "http://127.0.0.1:*"}; fmt.Sprint(tok.Sources) != fmt.Sprint(want) {
 		t.Errorf("sources %v, want %v", tok.Sources, want)
 	}
-	_, secret2, err := db.AddToken(ctx, NewToken{Name: "bob"})
+	_, secret2, err := db.AddToken(ctx, domain.NewToken{Name: "bob"})
 	if err != nil || secret2 == secret {
 		t.Fatalf("second token: %v (same secret: %v)", err, secret2 == secret)
 	}
@@ -247,7 +248,7 @@ func TestTokenAddLookup(t *testing.T) {
 	}
 
 	for _, bad := range []string{"", "gh_", secret + "x", secret[:len(secret)-1], "Bearer " + secret} {
-		if _, err := db.LookupToken(ctx, bad); !errors.Is(err, ErrNotFound) {
+		if _, err := db.LookupToken(ctx, bad); !errors.Is(err, domain.ErrNotFound) {
 			t.Errorf("lookup %q: %v, want ErrNotFound", bad, err)
 		}
 	}
@@ -257,17 +258,17 @@ func TestTokenAddErrors(t *testing.T) {
 	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
-	if _, _, err := db.AddToken(ctx, NewToken{Name: "dup"}); err != nil {
+	if _, _, err := db.AddToken(ctx, domain.NewToken{Name: "dup"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.AddToken(ctx, NewToken{Name: "dup"}); !errors.Is(err, ErrNameTaken) {
+	if _, _, err := db.AddToken(ctx, domain.NewToken{Name: "dup"}); !errors.Is(err, domain.ErrNameTaken) {
 		t.Errorf("duplicate: %v", err)
 	}
-	for _, nt := range []NewToken{
+	for _, nt := range []domain.NewToken{
 		{Name: ""}, {Name: "123"}, {Name: "has space"}, {Name: "é"}, {Name: string(bytes.Repeat([]byte("a"), 65))},
 		{Name: "x", TTL: -time.Second}, {Name: "x", MaxWorkers: -1}, {Name: "x", Sources: []string{"example.com"}},
 	} {
-		if _, _, err := db.AddToken(ctx, nt); !errors.Is(err, ErrInvalid) {
+		if _, _, err := db.AddToken(ctx, nt); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("AddToken(%+v): %v, want ErrInvalid", nt, err)
 		}
 	}
@@ -279,7 +280,7 @@ func TestTokenExpiry(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	db.now = clk.now
-	tok, secret, err := db.AddToken(ctx, NewToken{Name: "short", TTL: time.Hour})
+	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "short", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestTokenExpiry(t *testing.T) {
 	}
 	clk.add(time.Millisecond)
 	got, err := db.LookupToken(ctx, secret)
-	if !errors.Is(err, ErrExpired) || got.Name != "short" {
+	if !errors.Is(err, domain.ErrExpired) || got.Name != "short" {
 		t.Errorf("at expiry: %+v, %v; want ErrExpired", got, err)
 	}
 }
@@ -303,8 +304,8 @@ func TestTokenRevoke(t *testing.T) {
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	db.now = clk.now
-	a, secretA, _ := db.AddToken(ctx, NewToken{Name: "a"})
-	_, secretB, _ := db.AddToken(ctx, NewToken{Name: "b"})
+	a, secretA, _ := db.AddToken(ctx, domain.NewToken{Name: "a"})
+	_, secretB, _ := db.AddToken(ctx, domain.NewToken{Name: "b"})
 
 	r, err := db.RevokeToken(ctx, fmt.Sprint(a.ID))
 	if err != nil || r.Name != "a" || !r.Revoked.Equal(clk.now()) {
@@ -319,12 +320,12 @@ func TestTokenRevoke(t *testing.T) {
 		t.Errorf("revoke by name: %v", err)
 	}
 	for _, s := range []string{secretA, secretB} {
-		if _, err := db.LookupToken(ctx, s); !errors.Is(err, ErrRevoked) {
+		if _, err := db.LookupToken(ctx, s); !errors.Is(err, domain.ErrRevoked) {
 			t.Errorf("lookup revoked: %v, want ErrRevoked", err)
 		}
 	}
 	for _, s := range []string{"nobody", "999"} {
-		if _, err := db.RevokeToken(ctx, s); !errors.Is(err, ErrNotFound) {
+		if _, err := db.RevokeToken(ctx, s); !errors.Is(err, domain.ErrNotFound) {
 			t.Errorf("revoke %q: %v, want ErrNotFound", s, err)
 		}
 	}
@@ -339,7 +340,7 @@ func TestHashesOnly(t *testing.T) {
 	db := openTest(t, path)
 	var secrets []string
 	for i := range 20 {
-		_, s, err := db.AddToken(ctx, NewToken{Name: fmt.Sprintf("t%d", i)})
+		_, s, err := db.AddToken(ctx, domain.NewToken{Name: fmt.Sprintf("t%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +359,7 @@ func TestHashesOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range secrets {
-				if bytes.Contains(b, []byte(s[prefixLen:])) {
+				if bytes.Contains(b, []byte(s[domain.PrefixLen:])) {
 					t.Errorf("%s: secret found in %s", when, f)
 				}
 			}
@@ -375,23 +376,23 @@ func TestSessions(t *testing.T) {
 	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
-	tok, _, _ := db.AddToken(ctx, NewToken{Name: "alice"})
+	tok, _, _ := db.AddToken(ctx, domain.NewToken{Name: "alice"})
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-	s := Session{WorkerID: "w1", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:9/w.js",
-		RemoteAddr: "127.0.0.1:5555", Engine: "firefox", State: StateNegotiating, Created: base}
+	s := domain.Session{WorkerID: "w1", TokenID: tok.ID, TokenName: "alice", Source: "http://127.0.0.1:9/w.js",
+		RemoteAddr: "127.0.0.1:5555", Engine: "firefox", State: domain.StateNegotiating, Created: base}
 	if err := db.SaveSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	s.State, s.Answered = StateAnswered, base.Add(12*time.Millisecond)
+	s.State, s.Answered = domain.StateAnswered, base.Add(12*time.Millisecond)
 	if err := db.SaveSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	s.State, s.Connected = StateConnected, base.Add(50*time.Millisecond)
+	s.State, s.Connected = domain.StateConnected, base.Add(50*time.Millisecond)
 	if err := db.SaveSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	s.State, s.Ended, s.EndReason = StateEnded, base.Add(time.Minute), "worker-closed"
+	s.State, s.Ended, s.EndReason = domain.StateEnded, base.Add(time.Minute), "worker-closed"
 	if err := db.SaveSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -402,44 +403,44 @@ func TestSessions(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", s) {
 		t.Errorf("GetSession:\n got %+v\nwant %+v", got, s)
 	}
-	if _, err := db.GetSession(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetSession(ctx, "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("GetSession unknown: %v", err)
 	}
-	if err := db.SaveSession(ctx, Session{}); !errors.Is(err, ErrInvalid) {
+	if err := db.SaveSession(ctx, domain.Session{}); !errors.Is(err, domain.ErrInvalid) {
 		t.Errorf("SaveSession without id: %v", err)
 	}
 	// A failed session without a token.
-	if err := db.SaveSession(ctx, Session{WorkerID: "w0", State: StateEnded, Errno: 102, Reason: "invalid token",
+	if err := db.SaveSession(ctx, domain.Session{WorkerID: "w0", State: domain.StateEnded, Errno: 102, Reason: "invalid token",
 		Created: base.Add(-time.Second), Ended: base.Add(-time.Second), EndReason: "error"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 60 {
-		if err := db.SaveSession(ctx, Session{WorkerID: fmt.Sprintf("x%02d", i), TokenName: "bob",
-			State: StateNegotiating, Created: base.Add(time.Duration(i+1) * time.Second)}); err != nil {
+		if err := db.SaveSession(ctx, domain.Session{WorkerID: fmt.Sprintf("x%02d", i), TokenName: "bob",
+			State: domain.StateNegotiating, Created: base.Add(time.Duration(i+1) * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	all, err := db.ListSessions(ctx, SessionFilter{})
+	all, err := db.ListSessions(ctx, domain.SessionFilter{})
 	if err != nil || len(all) != 50 {
 		t.Fatalf("default limit: %d, %v", len(all), err)
 	}
 	if all[0].WorkerID != "x59" || all[49].WorkerID != "x10" {
 		t.Errorf("not newest first: first %s, last %s", all[0].WorkerID, all[49].WorkerID)
 	}
-	alice, err := db.ListSessions(ctx, SessionFilter{TokenName: "alice"})
+	alice, err := db.ListSessions(ctx, domain.SessionFilter{TokenName: "alice"})
 	if err != nil || len(alice) != 1 || alice[0].WorkerID != "w1" {
 		t.Errorf("filter by token: %+v, %v", alice, err)
 	}
-	three, err := db.ListSessions(ctx, SessionFilter{TokenName: "bob", Limit: 3})
+	three, err := db.ListSessions(ctx, domain.SessionFilter{TokenName: "bob", Limit: 3})
 	if err != nil || len(three) != 3 || three[2].WorkerID != "x57" {
 		t.Errorf("limit 3: %+v, %v", three, err)
 	}
-	everything, err := db.ListSessions(ctx, SessionFilter{Limit: 1000})
+	everything, err := db.ListSessions(ctx, domain.SessionFilter{Limit: 1000})
 	if err != nil || len(everything) != 62 || everything[61].WorkerID != "w0" || everything[61].TokenID != 0 {
 		t.Errorf("limit 1000: %d, %v", len(everything), err)
 	}
-	if _, err := db.ListSessions(ctx, SessionFilter{Limit: -1}); !errors.Is(err, ErrInvalid) {
+	if _, err := db.ListSessions(ctx, domain.SessionFilter{Limit: -1}); !errors.Is(err, domain.ErrInvalid) {
 		t.Errorf("negative limit: %v", err)
 	}
 }
@@ -460,8 +461,8 @@ func TestSessionsConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			for i := range 25 {
 				id := fmt.Sprintf("g%d-%d", g, i)
-				for _, st := range []string{StateNegotiating, StateAnswered, StateConnected, StateEnded} {
-					if err := db.SaveSession(ctx, Session{WorkerID: id, State: st}); err != nil {
+				for _, st := range []string{domain.StateNegotiating, domain.StateAnswered, domain.StateConnected, domain.StateEnded} {
+					if err := db.SaveSession(ctx, domain.Session{WorkerID: id, State: st}); err != nil {
 						errs <- err
 						return
 					}
@@ -474,7 +475,7 @@ func TestSessionsConcurrentWriters(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	all, err := db1.ListSessions(ctx, SessionFilter{Limit: 1000})
+	all, err := db1.ListSessions(ctx, domain.SessionFilter{Limit: 1000})
 	if err != nil || len(all) != 100 {
 		t.Errorf("got %d sessions, %v", len(all), err)
 	}
@@ -492,7 +493,7 @@ func TestSourcePatterns(t *testing.T) {
 		"https://a-b.c-d.example": "https://a-b.c-d.example",
 	}
 	for in, want := range good {
-		got, err := ValidateSourcePattern(in)
+		got, err := domain.ValidateSourcePattern(in)
 		if err != nil || got != want {
 			t.Errorf("ValidateSourcePattern(%q) = %q, %v; want %q", in, got, err, want)
 		}
@@ -501,7 +502,7 @@ func TestSourcePatterns(t *testing.T) {
 		"https://example.com?x", "https://u@example.com", "https://*", "https://*.*.com", "https://ex*.com",
 		"http://127.0.0.1:0", "http://127.0.0.1:65536", "http://127.0.0.1:x", "http://::1", "http://[::1",
 		"http://[1.2.3.4]", "https://-a.com", "https://a..com", "https://exa mple.com", "http://host:"} {
-		if got, err := ValidateSourcePattern(in); !errors.Is(err, ErrInvalid) {
+		if got, err := domain.ValidateSourcePattern(in); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("ValidateSourcePattern(%q) = %q, %v; want ErrInvalid", in, got, err)
 		}
 	}
@@ -531,7 +532,7 @@ func TestMatchSource(t *testing.T) {
 		{"https://example.com", "not a url", false},
 		{"garbage", "https://example.com", false},
 	} {
-		if got := MatchSource(c.pattern, c.url); got != c.want {
+		if got := domain.MatchSource(c.pattern, c.url); got != c.want {
 			t.Errorf("MatchSource(%q, %q) = %v, want %v", c.pattern, c.url, got, c.want)
 		}
 	}
@@ -541,15 +542,15 @@ func TestTokenRate(t *testing.T) {
 	leaktest.Check(t)
 	ctx := testCtx(t)
 	db := openTest(t, filepath.Join(t.TempDir(), "db"))
-	r := Rate{Count: 60, Window: time.Minute}
-	tok, secret, err := db.AddToken(ctx, NewToken{Name: "ci", Rate: r})
+	r := domain.Rate{Count: 60, Window: time.Minute}
+	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "ci", Rate: r})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tok.Rate != r || tok.Rate.String() != "60/1m0s" {
 		t.Errorf("added %+v", tok.Rate)
 	}
-	if _, _, err := db.AddToken(ctx, NewToken{Name: "free"}); err != nil {
+	if _, _, err := db.AddToken(ctx, domain.NewToken{Name: "free"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.LookupToken(ctx, secret)
@@ -565,17 +566,17 @@ func TestTokenRate(t *testing.T) {
 		t.Errorf("revoke: %+v, %v", rev.Rate, err)
 	}
 
-	for _, bad := range []Rate{
+	for _, bad := range []domain.Rate{
 		{Count: 0, Window: time.Minute}, {Count: -1, Window: time.Minute}, {Count: 5},
 		{Count: 5, Window: 999 * time.Millisecond}, {Count: 5, Window: 30*24*time.Hour + time.Millisecond},
-		{Count: MaxRateCount + 1, Window: time.Hour}, {Count: 1, Window: time.Second + time.Microsecond},
+		{Count: domain.MaxRateCount + 1, Window: time.Hour}, {Count: 1, Window: time.Second + time.Microsecond},
 		{Count: 1, Window: -time.Hour},
 	} {
-		if _, _, err := db.AddToken(ctx, NewToken{Name: "bad", Rate: bad}); !errors.Is(err, ErrInvalid) {
+		if _, _, err := db.AddToken(ctx, domain.NewToken{Name: "bad", Rate: bad}); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("AddToken(rate %+v): %v, want ErrInvalid", bad, err)
 		}
 	}
-	for _, ok := range []Rate{{Count: 1, Window: time.Second}, {Count: MaxRateCount, Window: 30 * 24 * time.Hour}} {
+	for _, ok := range []domain.Rate{{Count: 1, Window: time.Second}, {Count: domain.MaxRateCount, Window: 30 * 24 * time.Hour}} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("Validate(%+v): %v", ok, err)
 		}
@@ -599,7 +600,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	secret := "gh_old-secret"
 	if _, err := old.sql.ExecContext(ctx,
 		`INSERT INTO tokens (name, prefix, hash, created, sources, max_workers) VALUES ('old', 'gh_old-s', ?, 1, '[]', 2)`,
-		hashSecret(secret)); err != nil {
+		domain.HashSecret(secret)); err != nil {
 		t.Fatal(err)
 	}
 	if v := userVersion(t, old); v != 1 {
@@ -621,8 +622,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil || tok.Name != "old" || tok.MaxWorkers != 2 || !tok.Rate.IsZero() {
 		t.Fatalf("old token after upgrade: %+v, %v", tok, err)
 	}
-	r := Rate{Count: 10, Window: time.Second}
-	if tok, _, err := db.AddToken(ctx, NewToken{Name: "new", Rate: r}); err != nil || tok.Rate != r {
+	r := domain.Rate{Count: 10, Window: time.Second}
+	if tok, _, err := db.AddToken(ctx, domain.NewToken{Name: "new", Rate: r}); err != nil || tok.Rate != r {
 		t.Fatalf("new token after upgrade: %+v, %v", tok, err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/bidi"
 	"github.com/geckohost/geckohost/host"
@@ -61,7 +62,7 @@ func startStack(t testing.TB, ctx context.Context) *stack {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	_, secret, err := db.AddToken(ctx, store.NewToken{Name: "demo"})
+	_, secret, err := db.AddToken(ctx, domain.NewToken{Name: "demo"})
 	if err != nil {
 		t.Fatalf("add token: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/leaktest"
@@ -189,10 +190,10 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 	if err != nil {
 		return fail(err)
 	}
-	if _, s.tokenA, err = s.db.AddToken(ctx, store.NewToken{Name: "a"}); err != nil {
+	if _, s.tokenA, err = s.db.AddToken(ctx, domain.NewToken{Name: "a"}); err != nil {
 		return fail(err)
 	}
-	if _, s.tokenB, err = s.db.AddToken(ctx, store.NewToken{Name: "b"}); err != nil {
+	if _, s.tokenB, err = s.db.AddToken(ctx, domain.NewToken{Name: "b"}); err != nil {
 		return fail(err)
 	}
 	log := testLogger()

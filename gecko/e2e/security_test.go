@@ -15,9 +15,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/leaktest"
-	"github.com/geckohost/geckohost/store"
 )
 
 // TestWorkerEgress: a worker's requests go through geckohost's egress
@@ -168,7 +168,7 @@ func TestHangingSourceDoesNotStarve(t *testing.T) {
 const dataOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
 
 // waitEnded polls the session record until it ended.
-func waitEnded(ctx context.Context, t *testing.T, s *stack, id string) store.Session {
+func waitEnded(ctx context.Context, t *testing.T, s *stack, id string) domain.Session {
 	t.Helper()
 	for {
 		rec, err := s.db.GetSession(ctx, id)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/geckohost/geckohost/store"
+	"github.com/geckohost/geckohost/domain"
 )
 
 // Mode is the worker egress mode (serve --worker-egress).
@@ -73,7 +73,7 @@ func (p Policy) Validate() (Policy, error) {
 			if strings.TrimSpace(s) == "*" {
 				return Policy{}, fmt.Errorf("%w: pattern \"*\" (use mode all)", ErrBadPolicy)
 			}
-			n, err := store.ValidateSourcePattern(strings.TrimSpace(s))
+			n, err := domain.ValidateSourcePattern(strings.TrimSpace(s))
 			if err != nil {
 				return Policy{}, fmt.Errorf("%w: %w", ErrBadPolicy, err)
 			}
@@ -91,7 +91,7 @@ func matchTarget(ps []string, host string, port uint16) bool {
 	}
 	hp := h + ":" + strconv.Itoa(int(port))
 	for _, p := range ps {
-		if store.MatchSource(p, "http://"+hp) || store.MatchSource(p, "https://"+hp) {
+		if domain.MatchSource(p, "http://"+hp) || domain.MatchSource(p, "https://"+hp) {
 			return true
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/host/wire"
 )
 
 // ErrProtocol reports a frame from the server that breaks the protocol.
@@ -143,16 +144,6 @@ func (s *Session) Close() error {
 	return nil
 }
 
-type serverFrame struct {
-	MessageType  string            `json:"messageType"`
-	Action       string            `json:"action"`
-	WorkerID     *string           `json:"workerId"`
-	WebRTCAnswer string            `json:"webrtcAnswer"`
-	Candidate    *engine.Candidate `json:"candidate"`
-	Errno        int               `json:"errno"`
-	Reason       string            `json:"reason"`
-}
-
 // NewAPI returns the pion API Dial uses for opts (exported for tools that
 // build their own peer connections with the same settings).
 func NewAPI(opts Options) *webrtc.API { return newAPI(opts, nil) }
@@ -234,291 +225,350 @@ func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	return s, nil
 }
 
-func negotiate(ctx context.Context, url string, opts Options, label string, pc *webrtc.PeerConnection, log *slog.Logger, tr *tracer) (*Session, error) {
-	dc, err := pc.CreateDataChannel(label, nil)
-	if err != nil {
-		return nil, fmt.Errorf("create data channel: %w", err)
-	}
-	opened := make(chan struct{})
-	var (
-		openOnce sync.Once
-		openAt   time.Time
-	)
-	dc.OnOpen(func() {
-		openOnce.Do(func() {
-			openAt = time.Now()
-			tr.step("open", "")
-			close(opened)
-		})
-	})
+// negotiation is one Dial's signaling: the WebSocket, the peer
+// connection's candidates both ways, and what the server said.
+type negotiation struct {
+	ctx  context.Context
+	opts Options
+	pc   *webrtc.PeerConnection
+	ws   *websocket.Conn
+	log  *slog.Logger
+	tr   *tracer
+	s    *Session
 
+	opened chan struct{} // closed when the data channel opens
+	openAt time.Time
+	start  time.Time // the hello was sent
+
+	// Candidates are written by pion's callback goroutine; writes are
+	// serialised by wmu and stop once negotiate returns (finish sets done
+	// under wmu, so after it no write is in flight and none starts).
+	wmu  sync.Mutex
+	done bool
+	werr error // the first failed candidate write
+
+	cmu         sync.Mutex
+	helloSent   bool
+	pendingCand []engine.Candidate // gathered before the hello
+	localLines  []string           // offered, for a 305 of our own
+	remoteLines []string
+
+	rctx     context.Context // reading; cancelled with errPeerFailed
+	stopRead context.CancelCauseFunc
+	fmu      sync.Mutex
+	finished bool
+	failT    *time.Timer
+
+	answered, connected bool
+	early               []engine.Candidate // worker candidates before its answer
+}
+
+// negotiate runs the signaling of Dial on pc: data channel, WebSocket,
+// hello, then the server's frames until "connected" and the channel open.
+func negotiate(ctx context.Context, url string, opts Options, label string, pc *webrtc.PeerConnection, log *slog.Logger, tr *tracer) (*Session, error) {
+	n := &negotiation{ctx: ctx, opts: opts, pc: pc, log: log, tr: tr, opened: make(chan struct{})}
+	dc, err := n.channel(label)
+	if err != nil {
+		return nil, err
+	}
+	n.s = &Session{Channel: dc, PC: pc}
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header, HTTPClient: opts.HTTPClient})
 	if err != nil {
 		return nil, fmt.Errorf("dial signaling: %w", err)
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
-
-	// Candidates are written by pion's callback goroutine; writes are
-	// serialised by wmu and stop once negotiate returns: the deferred
-	// function below sets done under wmu, so after it no write is in flight
-	// and none starts.
-	var (
-		wmu    sync.Mutex
-		done   bool
-		werr   error
-		werrMu sync.Mutex
-	)
-	write := func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode frame: %w", err)
-		}
-		wmu.Lock()
-		defer wmu.Unlock()
-		if done {
-			return nil
-		}
-		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
-			return fmt.Errorf("write frame: %w", err)
-		}
-		return nil
-	}
-	defer func() {
-		wmu.Lock()
-		done = true
-		wmu.Unlock()
-	}()
-
-	var (
-		cmu         sync.Mutex
-		helloSent   bool
-		pendingCand []engine.Candidate
-		localLines  []string // offered, for a 305 of our own
-		remoteLines []string
-	)
-	sendCand := func(c engine.Candidate) {
-		err := write(map[string]any{"messageType": "ice", "action": "client-candidate", "candidate": c})
-		if err != nil {
-			werrMu.Lock()
-			werr = err
-			werrMu.Unlock()
-		}
-	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		wc := engine.Candidate{}
-		if c != nil {
-			ci := c.ToJSON()
-			wc = engine.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
-		}
-		cmu.Lock()
-		defer cmu.Unlock()
-		if wc.Candidate != "" {
-			localLines = append(localLines, wc.Candidate)
-		}
-		if opts.GatherFirst {
-			return // the offer carries them
-		}
-		if !helloSent {
-			pendingCand = append(pendingCand, wc)
-			return
-		}
-		sendCand(wc)
-	})
-
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return nil, fmt.Errorf("create offer: %w", err)
-	}
-	var gathered <-chan struct{}
-	if opts.GatherFirst {
-		gathered = webrtc.GatheringCompletePromise(pc)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, fmt.Errorf("set local description: %w", err)
-	}
-	sdp := offer.SDP
-	if opts.GatherFirst {
-		select {
-		case <-gathered:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("gather candidates: %w", ctx.Err())
-		}
-		sdp = pc.LocalDescription().SDP // candidates included
-		cmu.Lock()
-		pendingCand = nil // in the offer already
-		helloSent = true
-		cmu.Unlock()
-	}
-	start := time.Now()
-	tr.begin(start)
-	hello := map[string]any{
-		"messageType":   "hello",
-		"action":        "client-hello",
-		"authorization": "Bearer " + opts.Token,
-		"source":        opts.Source,
-		"webrtcOffer":   sdp,
-	}
-	flush := func() {
-		helloSent = true
-		for _, c := range pendingCand {
-			sendCand(c)
-		}
-		pendingCand = nil
-	}
-	cmu.Lock()
-	err = write(hello)
-	if !opts.CandidatesAfterAnswer {
-		flush()
-	}
-	cmu.Unlock()
-	if err != nil {
+	n.ws = ws
+	defer n.finish()
+	pc.OnICECandidate(n.onCandidate)
+	if err := n.hello(); err != nil {
 		return nil, err
 	}
-
-	// Our peer connection failing: the server's 305 (naming both sides'
-	// candidates) is usually on its way; wait for it a little, then stop
-	// reading and say what we know.
-	rctx, stopRead := context.WithCancelCause(ctx)
-	defer stopRead(nil)
-	var (
-		fmu      sync.Mutex
-		finished bool
-		failT    *time.Timer
-	)
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		fmu.Lock()
-		defer fmu.Unlock()
-		if st == webrtc.PeerConnectionStateFailed && !finished && failT == nil {
-			failT = time.AfterFunc(peerFailGrace, func() { stopRead(errPeerFailed) })
-		}
-	})
-	defer func() {
-		fmu.Lock()
-		finished = true
-		if failT != nil {
-			failT.Stop()
-		}
-		fmu.Unlock()
-	}()
-	peerFailed := func() error {
-		cmu.Lock()
-		defer cmu.Unlock()
-		return engine.Errorf(engine.PeerConnectionFailed, "the peer connection to the worker failed: the client offered %s, the worker offered %s",
-			summarize(localLines), summarize(remoteLines))
+	n.watchFailure()
+	if err := n.readUntilConnected(); err != nil {
+		return nil, err
 	}
-
-	s := &Session{Channel: dc, PC: pc}
-	var (
-		answered  bool
-		connected bool
-		early     []engine.Candidate
-	)
-	addCand := func(c engine.Candidate) error {
-		if c.Candidate == "" {
-			return nil // end of candidates: pion needs nothing
-		}
-		cmu.Lock()
-		remoteLines = append(remoteLines, c.Candidate)
-		cmu.Unlock()
-		err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
-		if err != nil {
-			return fmt.Errorf("add worker candidate: %w", err)
-		}
-		return nil
-	}
-	for !connected {
-		typ, b, err := ws.Read(rctx)
-		if err != nil {
-			if errors.Is(context.Cause(rctx), errPeerFailed) {
-				return nil, peerFailed()
-			}
-			if websocket.CloseStatus(err) != -1 {
-				return nil, fmt.Errorf("read signaling: server closed before connected: %w", err)
-			}
-			return nil, fmt.Errorf("read signaling: %w", err)
-		}
-		if typ != websocket.MessageText {
-			return nil, fmt.Errorf("read signaling: binary frame: %w", ErrProtocol)
-		}
-		var f serverFrame
-		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("decode frame: %w: %w", ErrProtocol, err)
-		}
-		if f.WorkerID != nil && s.WorkerID == "" {
-			s.WorkerID = *f.WorkerID
-		}
-		log.Debug("client: frame", "type", f.MessageType, "action", f.Action)
-		switch {
-		case f.MessageType == "worker-error":
-			return nil, &engine.Error{Errno: engine.Errno(f.Errno), Reason: f.Reason}
-		case f.MessageType == "hello" && f.Action == "worker-hello":
-			s.Timings.Answer = time.Since(start)
-			tr.step("worker-hello", "")
-			cmu.Lock()
-			for line := range strings.Lines(f.WebRTCAnswer) {
-				if strings.HasPrefix(line, "a=candidate:") {
-					remoteLines = append(remoteLines, strings.TrimSpace(line))
-				}
-			}
-			cmu.Unlock()
-			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.WebRTCAnswer}); err != nil {
-				return nil, fmt.Errorf("set answer: %w", err)
-			}
-			tr.step("answer applied", "")
-			answered = true
-			if opts.CandidatesAfterAnswer {
-				cmu.Lock()
-				flush()
-				cmu.Unlock()
-			}
-			for _, c := range early {
-				if err := addCand(c); err != nil {
-					return nil, err
-				}
-			}
-			early = nil
-		case f.MessageType == "ice" && f.Action == "worker-candidate":
-			if f.Candidate == nil {
-				return nil, fmt.Errorf("worker-candidate without candidate: %w", ErrProtocol)
-			}
-			if f.Candidate.Candidate == "" {
-				tr.step("worker candidate", "end")
-			} else {
-				tr.step("worker candidate", candidateType(f.Candidate.Candidate))
-			}
-			if !answered {
-				early = append(early, *f.Candidate)
-				continue
-			}
-			if err := addCand(*f.Candidate); err != nil {
-				return nil, err
-			}
-		case f.MessageType == "connected":
-			s.Timings.Connected = time.Since(start)
-			tr.step("connected", "")
-			connected = true
-		default:
-			return nil, fmt.Errorf("unexpected frame %q/%q: %w", f.MessageType, f.Action, ErrProtocol)
-		}
-	}
-	select {
-	case <-opened:
-	case <-rctx.Done():
-		if errors.Is(context.Cause(rctx), errPeerFailed) {
-			return nil, peerFailed()
-		}
-		return nil, fmt.Errorf("wait for data channel open: %w", ctx.Err())
-	}
-	s.Timings.Open = openAt.Sub(start)
-	s.Steps = tr.done()
-	werrMu.Lock()
-	err = werr
-	werrMu.Unlock()
-	if err != nil {
-		log.Debug("client: candidate write failed", "err", err)
+	if err := n.waitOpen(); err != nil {
+		return nil, err
 	}
 	// The server closes the socket after "connected".
 	_ = ws.Close(websocket.StatusNormalClosure, "")
-	return s, nil
+	return n.s, nil
+}
+
+// channel creates the data channel and notes when it opens.
+func (n *negotiation) channel(label string) (*webrtc.DataChannel, error) {
+	dc, err := n.pc.CreateDataChannel(label, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create data channel: %w", err)
+	}
+	var once sync.Once
+	dc.OnOpen(func() {
+		once.Do(func() {
+			n.openAt = time.Now()
+			n.tr.step("open", "")
+			close(n.opened)
+		})
+	})
+	return dc, nil
+}
+
+// finish stops the candidate writes and the failure timer.
+func (n *negotiation) finish() {
+	n.wmu.Lock()
+	n.done = true
+	n.wmu.Unlock()
+	n.fmu.Lock()
+	n.finished = true
+	if n.failT != nil {
+		n.failT.Stop()
+	}
+	n.fmu.Unlock()
+	if n.stopRead != nil {
+		n.stopRead(nil)
+	}
+}
+
+// write sends one frame (none once negotiate returned).
+func (n *negotiation) write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode frame: %w", err)
+	}
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if n.done {
+		return nil
+	}
+	if err := n.ws.Write(n.ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
+}
+
+// sendCand writes a client-candidate; a failure is kept (logged at the end).
+func (n *negotiation) sendCand(c engine.Candidate) {
+	if err := n.write(wire.NewClientCandidate(c)); err != nil {
+		n.wmu.Lock()
+		if n.werr == nil {
+			n.werr = err
+		}
+		n.wmu.Unlock()
+	}
+}
+
+// onCandidate is pion's: a gathered candidate (nil: the end) is sent,
+// or kept until the hello is.
+func (n *negotiation) onCandidate(c *webrtc.ICECandidate) {
+	wc := engine.Candidate{}
+	if c != nil {
+		ci := c.ToJSON()
+		wc = engine.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+	}
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	if wc.Candidate != "" {
+		n.localLines = append(n.localLines, wc.Candidate)
+	}
+	if n.opts.GatherFirst {
+		return // the offer carries them
+	}
+	if !n.helloSent {
+		n.pendingCand = append(n.pendingCand, wc)
+		return
+	}
+	n.sendCand(wc)
+}
+
+// flush sends the candidates kept for after the hello. Caller holds cmu.
+func (n *negotiation) flush() {
+	n.helloSent = true
+	for _, c := range n.pendingCand {
+		n.sendCand(c)
+	}
+	n.pendingCand = nil
+}
+
+// hello makes the offer (with every candidate in it under GatherFirst)
+// and sends the client-hello, then the candidates gathered meanwhile.
+func (n *negotiation) hello() error {
+	pc := n.pc
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	var gathered <-chan struct{}
+	if n.opts.GatherFirst {
+		gathered = webrtc.GatheringCompletePromise(pc)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("set local description: %w", err)
+	}
+	sdp := offer.SDP
+	if n.opts.GatherFirst {
+		select {
+		case <-gathered:
+		case <-n.ctx.Done():
+			return fmt.Errorf("gather candidates: %w", n.ctx.Err())
+		}
+		sdp = pc.LocalDescription().SDP // candidates included
+		n.cmu.Lock()
+		n.pendingCand = nil // in the offer already
+		n.helloSent = true
+		n.cmu.Unlock()
+	}
+	n.start = time.Now()
+	n.tr.begin(n.start)
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	err = n.write(wire.NewClientHello(n.opts.Token, n.opts.Source, sdp))
+	if !n.opts.CandidatesAfterAnswer {
+		n.flush()
+	}
+	return err
+}
+
+// watchFailure: once our peer connection failed, the server's 305
+// (naming both sides' candidates) is usually on its way; wait for it a
+// little, then stop reading and say what we know.
+func (n *negotiation) watchFailure() {
+	n.rctx, n.stopRead = context.WithCancelCause(n.ctx)
+	n.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		n.fmu.Lock()
+		defer n.fmu.Unlock()
+		if st == webrtc.PeerConnectionStateFailed && !n.finished && n.failT == nil {
+			n.failT = time.AfterFunc(peerFailGrace, func() { n.stopRead(errPeerFailed) })
+		}
+	})
+}
+
+// peerFailed is our own 305.
+func (n *negotiation) peerFailed() error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	return engine.Errorf(engine.PeerConnectionFailed, "the peer connection to the worker failed: the client offered %s, the worker offered %s",
+		summarize(n.localLines), summarize(n.remoteLines))
+}
+
+// readUntilConnected reads the server's frames until "connected".
+func (n *negotiation) readUntilConnected() error {
+	for !n.connected {
+		typ, b, err := n.ws.Read(n.rctx)
+		if err != nil {
+			if errors.Is(context.Cause(n.rctx), errPeerFailed) {
+				return n.peerFailed()
+			}
+			if websocket.CloseStatus(err) != -1 {
+				return fmt.Errorf("read signaling: server closed before connected: %w", err)
+			}
+			return fmt.Errorf("read signaling: %w", err)
+		}
+		if typ != websocket.MessageText {
+			return fmt.Errorf("read signaling: binary frame: %w", ErrProtocol)
+		}
+		f, err := wire.ParseServerFrame(b)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		if err := n.handle(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle applies one frame of the server.
+func (n *negotiation) handle(f wire.ServerFrame) error {
+	if f.WorkerID != "" && n.s.WorkerID == "" {
+		n.s.WorkerID = f.WorkerID
+	}
+	n.log.Debug("client: frame", "kind", f.Kind.String())
+	switch f.Kind {
+	case wire.FrameWorkerError:
+		return f.Error
+	case wire.FrameWorkerHello:
+		return n.answer(f.Answer)
+	case wire.FrameWorkerCandidate:
+		if f.Candidate.Candidate == "" {
+			n.tr.step("worker candidate", "end")
+		} else {
+			n.tr.step("worker candidate", candidateType(f.Candidate.Candidate))
+		}
+		if !n.answered {
+			n.early = append(n.early, f.Candidate)
+			return nil
+		}
+		return n.addCand(f.Candidate)
+	case wire.FrameConnected:
+		n.s.Timings.Connected = time.Since(n.start)
+		n.tr.step("connected", "")
+		n.connected = true
+	}
+	return nil
+}
+
+// answer applies the worker's SDP answer, then the candidates held back.
+func (n *negotiation) answer(sdp string) error {
+	n.s.Timings.Answer = time.Since(n.start)
+	n.tr.step("worker-hello", "")
+	n.cmu.Lock()
+	for line := range strings.Lines(sdp) {
+		if strings.HasPrefix(line, "a=candidate:") {
+			n.remoteLines = append(n.remoteLines, strings.TrimSpace(line))
+		}
+	}
+	n.cmu.Unlock()
+	if err := n.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	n.tr.step("answer applied", "")
+	n.answered = true
+	if n.opts.CandidatesAfterAnswer {
+		n.cmu.Lock()
+		n.flush()
+		n.cmu.Unlock()
+	}
+	for _, c := range n.early {
+		if err := n.addCand(c); err != nil {
+			return err
+		}
+	}
+	n.early = nil
+	return nil
+}
+
+// addCand applies one worker candidate.
+func (n *negotiation) addCand(c engine.Candidate) error {
+	if c.Candidate == "" {
+		return nil // end of candidates: pion needs nothing
+	}
+	n.cmu.Lock()
+	n.remoteLines = append(n.remoteLines, c.Candidate)
+	n.cmu.Unlock()
+	err := n.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
+	if err != nil {
+		return fmt.Errorf("add worker candidate: %w", err)
+	}
+	return nil
+}
+
+// waitOpen waits for the data channel to open after "connected".
+func (n *negotiation) waitOpen() error {
+	select {
+	case <-n.opened:
+	case <-n.rctx.Done():
+		if errors.Is(context.Cause(n.rctx), errPeerFailed) {
+			return n.peerFailed()
+		}
+		return fmt.Errorf("wait for data channel open: %w", n.ctx.Err())
+	}
+	n.s.Timings.Open = n.openAt.Sub(n.start)
+	n.s.Steps = n.tr.done()
+	n.wmu.Lock()
+	err := n.werr
+	n.wmu.Unlock()
+	if err != nil {
+		n.log.Debug("client: candidate write failed", "err", err)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -16,21 +16,21 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// benchMetricsTimeout bounds one GET /metrics of bench --metrics.
-const benchMetricsTimeout = 10 * time.Second
+// metricsTimeout bounds one GET /metrics of bench --metrics.
+const metricsTimeout = 10 * time.Second
 
 // The server's histograms bench --metrics reads.
-var benchServerHistograms = []struct{ key, metric, name string }{
+var serverHistograms = []struct{ key, metric, name string }{
 	{"answer", "geckohost_session_answer_seconds", "server answer (hello → answer)"},
 	{"connected", "geckohost_session_connect_seconds", "server connected (hello → connected)"},
 	{"queue_wait", "geckohost_queue_wait_seconds", "server queue wait"},
 }
 
-// serverStats is one server histogram over the bench run: the observations
+// ServerStats is one server histogram over the bench run: the observations
 // between the scrapes before and after it (other clients' sessions meanwhile
 // count too). The percentiles are estimated from the buckets, by linear
 // interpolation as Prometheus's histogram_quantile does; the mean is exact.
-type serverStats struct {
+type ServerStats struct {
 	Count int     `json:"count"`
 	Mean  float64 `json:"mean_ms"`
 	P50   float64 `json:"p50_ms"`
@@ -49,7 +49,7 @@ type histogram struct {
 // scrapeHistograms GETs a /metrics URL with hc (nil: the default client)
 // and returns the named histograms.
 func scrapeHistograms(ctx context.Context, hc *http.Client, url string) (map[string]histogram, error) {
-	ctx, cancel := context.WithTimeout(ctx, benchMetricsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, metricsTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -69,7 +69,7 @@ func scrapeHistograms(ctx context.Context, hc *http.Client, url string) (map[str
 		return nil, fmt.Errorf("bench --metrics: GET %s: not the Prometheus text format: %w", url, err)
 	}
 	out := map[string]histogram{}
-	for _, h := range benchServerHistograms {
+	for _, h := range serverHistograms {
 		mf := mfs[h.metric]
 		if mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM || len(mf.GetMetric()) == 0 {
 			return nil, fmt.Errorf("bench --metrics: GET %s has no histogram %s (is it a geckohost serve?)", url, h.metric)
@@ -122,30 +122,30 @@ func (h histogram) quantile(q float64) float64 {
 }
 
 // stats summarises h in milliseconds.
-func (h histogram) stats() serverStats {
+func (h histogram) stats() ServerStats {
 	if h.count == 0 {
-		return serverStats{}
+		return ServerStats{}
 	}
 	ms := func(s float64) float64 { return math.Round(s*1e6) / 1e3 }
-	return serverStats{Count: int(h.count), Mean: ms(h.sum / float64(h.count)),
+	return ServerStats{Count: int(h.count), Mean: ms(h.sum / float64(h.count)),
 		P50: ms(h.quantile(0.5)), P90: ms(h.quantile(0.9)), P99: ms(h.quantile(0.99))}
 }
 
 // serverReport is the server's side of a bench run, from two scrapes.
-func serverReport(before, after map[string]histogram) map[string]serverStats {
-	out := map[string]serverStats{}
-	for _, h := range benchServerHistograms {
+func serverReport(before, after map[string]histogram) map[string]ServerStats {
+	out := map[string]ServerStats{}
+	for _, h := range serverHistograms {
 		out[h.key] = after[h.metric].since(before[h.metric]).stats()
 	}
 	return out
 }
 
 // writeServerTable prints the server's histograms as a second table.
-func writeServerTable(b *strings.Builder, server map[string]serverStats) error {
+func writeServerTable(b *strings.Builder, server map[string]ServerStats) error {
 	b.WriteString("\nserver side (GET /metrics before and after; percentiles estimated from the histogram buckets):\n")
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\tCOUNT\tMEAN\tP50\tP90\tP99")
-	for _, h := range benchServerHistograms {
+	for _, h := range serverHistograms {
 		s := server[h.key]
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", h.name, s.Count, fmtMS(s.Mean, s.Count),
 			fmtMS(s.P50, s.Count), fmtMS(s.P90, s.Count), fmtMS(s.P99, s.Count))
@@ -154,4 +154,12 @@ func writeServerTable(b *strings.Builder, server map[string]serverStats) error {
 		return fmt.Errorf("write bench report: %w", err)
 	}
 	return nil
+}
+
+// orDefault is hc, or http.DefaultClient for nil.
+func orDefault(hc *http.Client) *http.Client {
+	if hc == nil {
+		return http.DefaultClient
+	}
+	return hc
 }

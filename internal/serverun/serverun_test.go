@@ -1,4 +1,4 @@
-package main
+package serverun
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/internal/leaktest"
 	"github.com/geckohost/geckohost/internal/proc"
 	"github.com/geckohost/geckohost/internal/syncbuf"
@@ -42,19 +43,23 @@ func TestRunDead(t *testing.T) {
 		{"another machine, fresh", store.Run{Process: elsewhere, Heartbeat: now.Add(-10 * time.Second)}, false},
 		{"another machine, stale", store.Run{Process: elsewhere, Heartbeat: now.Add(-2 * time.Minute)}, true},
 	} {
-		if got := runDead(c.r, now); got != c.want {
-			t.Errorf("%s: runDead = %v, want %v", c.name, got, c.want)
+		if got := Dead(c.r, now); got != c.want {
+			t.Errorf("%s: Dead = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
 
-// TestStartRun: a new run ends the sessions of dead runs before it returns
+// TestStart: a new run ends the sessions of dead runs before it returns
 // (and never those of live ones), beats, and records its clean end.
-func TestStartRun(t *testing.T) {
+func TestStart(t *testing.T) {
 	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
 	// Another live serve on the same database (this process, as far as the
 	// check can tell) and one that was killed.
 	for _, r := range []store.Run{{ID: "other-live", Process: proc.Self()}, {ID: "killed", Process: goneProcess(t)}} {
@@ -62,31 +67,31 @@ func TestStartRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range []store.Session{
-		{WorkerID: "live", RunID: "other-live", State: store.StateConnected},
-		{WorkerID: "lost", RunID: "killed", State: store.StateAnswered},
+	for _, s := range []domain.Session{
+		{WorkerID: "live", RunID: "other-live", State: domain.StateConnected},
+		{WorkerID: "lost", RunID: "killed", State: domain.StateAnswered},
 	} {
 		if err := db.SaveSession(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var logs syncbuf.Buffer
-	run, err := startRun(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)), 10*time.Millisecond)
+	run, err := Start(ctx, db, slog.New(slog.NewTextHandler(&logs, nil)), 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := db.GetSession(ctx, "lost"); err != nil || s.State != store.StateEnded || s.EndReason != "host-restart" {
+	if s, err := db.GetSession(ctx, "lost"); err != nil || s.State != domain.StateEnded || s.EndReason != "host-restart" {
 		t.Errorf("session of the killed run: %+v, %v", s, err)
 	}
-	if s, err := db.GetSession(ctx, "live"); err != nil || s.State != store.StateConnected || !s.Ended.IsZero() {
+	if s, err := db.GetSession(ctx, "live"); err != nil || s.State != domain.StateConnected || !s.Ended.IsZero() {
 		t.Errorf("session of the live run: %+v, %v", s, err)
 	}
-	first, err := db.GetRun(ctx, run.id)
+	first, err := db.GetRun(ctx, run.ID())
 	if err != nil || first.Process != proc.Self() || !first.Ended.IsZero() {
 		t.Fatalf("run record %+v, %v", first, err)
 	}
 	for {
-		r, err := db.GetRun(ctx, run.id)
+		r, err := db.GetRun(ctx, run.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,10 +104,10 @@ func TestStartRun(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	if err := run.close(ctx); err != nil {
+	if err := run.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := db.GetRun(ctx, run.id); err != nil || r.Stop != store.RunStopped || r.Ended.IsZero() {
+	if r, err := db.GetRun(ctx, run.ID()); err != nil || r.Stop != store.RunStopped || r.Ended.IsZero() {
 		t.Errorf("run after close %+v, %v", r, err)
 	}
 	if r, err := db.GetRun(ctx, "killed"); err != nil || r.Stop != store.RunDied {

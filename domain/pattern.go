@@ -1,4 +1,4 @@
-package store
+package domain
 
 import (
 	"fmt"
@@ -151,4 +151,45 @@ func MatchSource(pattern, rawURL string) bool {
 		return pip != nil && pip.Equal(uip)
 	}
 	return host == pHost
+}
+
+// AnyOrigin is the server pattern (serve --allow-source, --allow-origin) that
+// matches every http(s) origin. A token's --source list and the workers'
+// egress patterns do not take it.
+const AnyOrigin = "*"
+
+// ParsePatterns validates and normalizes server patterns: each is an origin
+// pattern (ValidateSourcePattern) or AnyOrigin, spaces around it trimmed. It
+// returns nil for no patterns; errors wrap ErrInvalid.
+func ParsePatterns(ps []string) ([]string, error) {
+	var out []string
+	for _, p := range ps {
+		p = strings.TrimSpace(p)
+		if p == AnyOrigin {
+			out = append(out, p)
+			continue
+		}
+		n, err := ValidateSourcePattern(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// MatchAny reports whether any of patterns (ParsePatterns' or a token's
+// Sources) matches the origin of u, an absolute http(s) URL.
+func MatchAny(patterns []string, u *url.URL) bool {
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" || u.Host == "" {
+		return false
+	}
+	raw := u.String()
+	for _, p := range patterns {
+		if p == AnyOrigin || MatchSource(p, raw) {
+			return true
+		}
+	}
+	return false
 }
