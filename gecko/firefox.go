@@ -56,6 +56,8 @@ type FirefoxOptions struct {
 	// StartTimeout bounds the time from exec to an open BiDi session.
 	// 0 means 30 s.
 	StartTimeout time.Duration
+	// Args are extra command-line arguments.
+	Args []string
 	// Env is extra environment (KEY=VALUE) added to geckohost's own.
 	// MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (without it Firefox ignores the
 	// remote-settings server pref and phones home), MOZ_CRASHREPORTER_DISABLE=1
@@ -184,8 +186,8 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	}
 
 	procCtx, stop := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(procCtx, bin,
-		"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0")
+	args := append([]string{"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0"}, opts.Args...)
+	cmd := exec.CommandContext(procCtx, bin, args...)
 	cmd.Env = append(os.Environ(),
 		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1",
 		"MOZ_CRASHREPORTER_DISABLE=1",

@@ -69,10 +69,26 @@ type PoolOptions struct {
 	// proxy; each user context (each token's) has a listener of its own,
 	// so refusals are counted per context (engine.Event.EgressRefused).
 	Egress egress.Policy
+	// WorkerMemory bounds the memory (anonymous resident, bytes) of each
+	// user context's content process: the token's workers in one browser
+	// share it. Past it the process is killed and its workers end with
+	// engine.EndMemoryLimit. 0 means 512 MiB, negative means none. A
+	// token's engine.Limits.Memory overrides it.
+	WorkerMemory int64
+	// WorkerMaxLifetime ends each worker this long after it started
+	// (engine.EndLifetime); 0 means 24 hours, negative means never. A
+	// token's engine.Limits.Lifetime overrides it.
+	WorkerMaxLifetime time.Duration
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
 }
+
+// Defaults of PoolOptions' limits.
+const (
+	DefaultWorkerMemory      = 512 << 20
+	DefaultWorkerMaxLifetime = 24 * time.Hour
+)
 
 const (
 	shellChannel    = "gh"
@@ -147,6 +163,12 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.RecycleBrowserAfter == 0 {
 		opts.RecycleBrowserAfter = 10000
 	}
+	if opts.WorkerMemory == 0 {
+		opts.WorkerMemory = DefaultWorkerMemory
+	}
+	if opts.WorkerMaxLifetime == 0 {
+		opts.WorkerMaxLifetime = DefaultWorkerMaxLifetime
+	}
 	if opts.TokenIdle <= 0 {
 		opts.TokenIdle = 2 * time.Minute
 	}
@@ -203,6 +225,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	// it builds a template profile, so later launches start faster.
 	fopts := p.opts.Firefox
 	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	// The pool reads Firefox's process list (contain.go) in the browser's
+	// privileged scope; only the BiDi session can, and workers cannot
+	// reach it.
+	fopts.Args = append(slices.Clone(fopts.Args), "--remote-allow-system-access")
 	fopts.Prefs = maps.Clone(fopts.Prefs)
 	maps.Copy(fopts.Prefs, proxyPrefs(p.global.Addr()))
 	p.launcher = NewLauncher(fopts)
@@ -374,6 +400,7 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 		}
 		g.tokens[req.TokenID] = tc
 	}
+	tc.limits = req.Limits
 	pg := tc.freePage()
 	if pg != nil {
 		pg.workers++

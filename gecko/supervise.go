@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/egress"
@@ -55,6 +56,17 @@ type generation struct {
 	negotiating int
 	lastJob     time.Time
 	wg          sync.WaitGroup
+
+	// Containment (contain.go), guarded by p.mu.
+	realms map[string]*page        // the shell pages by their realm
+	procs  map[string]*contentProc // the user contexts' content processes
+	killed map[string]*contentProc // killed by the guard, pages being ended
+	lost   []*page                 // pages whose process died, to end
+	// guardCh wakes the guard; crashes and limitKills count content
+	// processes that died and that the guard killed.
+	guardCh    chan struct{}
+	crashes    atomic.Int64
+	limitKills atomic.Int64
 }
 
 // generations returns b's running generations: the current one, a
@@ -162,10 +174,15 @@ func (b *browser) supervise(failed chan<- error) {
 			byID:      map[string]*worker{},
 			idents:    map[string]*egress.Identity{},
 			undoDeny:  p.denyBiDi(ff),
+			realms:    map[string]*page{},
+			procs:     map[string]*contentProc{},
+			killed:    map[string]*contentProc{},
+			guardCh:   make(chan struct{}, 1),
 		}
 		ff.Conn().OnEvent(g.onEvent)
 		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
-		err = ff.Conn().Subscribe(subCtx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed"}, nil)
+		err = ff.Conn().Subscribe(subCtx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed",
+			"script.realmCreated", "script.realmDestroyed"}, nil)
 		cancel()
 		if err != nil {
 			b.log.Error("subscribe to firefox events", "err", err)
@@ -193,6 +210,8 @@ func (b *browser) supervise(failed chan<- error) {
 			g.wg.Add(1)
 			go g.refill()
 		}
+		g.wg.Add(1)
+		go g.guard()
 		g.wake()
 		if standby {
 			b.takeOver(g)

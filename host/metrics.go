@@ -2,6 +2,7 @@ package host
 
 import (
 	"net/http"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ var (
 	queueBuckets   = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 )
 
+// containEnds are the end reasons geckohost_worker_ends_total counts.
+var containEnds = []engine.EndReason{engine.EndContentCrashed, engine.EndMemoryLimit, engine.EndCPULimit, engine.EndLifetime}
+
 // metrics is a Server's Prometheus registry (one per Server, so that
 // servers in one process do not share counters) and the metrics host
 // updates itself; the rest are read when scraped.
@@ -48,6 +52,9 @@ type metrics struct {
 	answerSeconds  prometheus.Histogram
 	connectSeconds prometheus.Histogram
 	queueWait      prometheus.Histogram
+	// workerEnds counts the ends of workers the engine ended for
+	// containment (a crashed content process, a resource limit).
+	workerEnds *prometheus.CounterVec // reason
 
 	// Sessions past their hello, by state.
 	negotiating atomic.Int64
@@ -64,6 +71,10 @@ func newMetrics(s *Server) *metrics {
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geckohost_auth_failures_total",
 			Help: `Hellos refused for their authorization (101, reason "malformed") or token (102: "unknown", "revoked", "expired", "error").`,
+		}, []string{"reason"}),
+		workerEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geckohost_worker_ends_total",
+			Help: `Sessions (connected or not) whose worker the engine ended for containment: "content-crashed" (its browser content process died), "memory-limit", "cpu-limit", "lifetime".`,
 		}, []string{"reason"}),
 		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "geckohost_session_answer_seconds",
@@ -87,6 +98,9 @@ func newMetrics(s *Server) *metrics {
 	for _, e := range engine.Errnos() {
 		m.sessions.WithLabelValues(e.String())
 	}
+	for _, r := range containEnds {
+		m.workerEnds.WithLabelValues(string(r))
+	}
 	for _, r := range []string{authMalformed, authUnknown, authRevoked, authExpired, authError} {
 		m.authFailures.WithLabelValues(r)
 	}
@@ -101,7 +115,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.sessions, m.authFailures, m.answerSeconds, m.connectSeconds, m.queueWait,
+		m.sessions, m.authFailures, m.workerEnds, m.answerSeconds, m.connectSeconds, m.queueWait,
 		active(stateNegotiating, &m.negotiating),
 		active(stateConnected, &m.connected),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -223,6 +237,9 @@ func (se *session) countConnected() {
 // got a hello or an errno) and takes it out of the active ones.
 func (se *session) countEnd() {
 	se.setActive("")
+	if slices.Contains(containEnds, se.endReason) {
+		se.s.metrics.workerEnds.WithLabelValues(string(se.endReason)).Inc()
+	}
 	if !se.connectAt.IsZero() {
 		return // counted "ok" when it connected
 	}

@@ -523,6 +523,10 @@ func endedError(ev engine.Event, worker, client *offered) *engine.Error {
 		return engine.Errorf(engine.GeckoCrashed, "the browser running the worker died%s (%s)", detail, ev.Reason)
 	case engine.EndTabClosed:
 		return engine.Errorf(engine.GeckoCrashed, "the worker's page was closed%s (%s)", detail, ev.Reason)
+	case engine.EndContentCrashed:
+		return engine.Errorf(engine.GeckoCrashed, "the browser's content process running the worker died%s (%s)", detail, ev.Reason)
+	case engine.EndMemoryLimit, engine.EndCPULimit, engine.EndLifetime:
+		return engine.Errorf(engine.WorkerLimitExceeded, "the worker went past a resource limit:%s (%s)", detail, ev.Reason)
 	case engine.EndWorkerClosed:
 		return engine.Errorf(engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened")
 	case engine.EndICEFailed:

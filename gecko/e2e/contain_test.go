@@ -1,0 +1,304 @@
+package e2e_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/host/client"
+	"github.com/pion/webrtc/v4"
+)
+
+// Hostile workers of the containment tests.
+func init() {
+	// bomb.js allocates without end (1e6-element arrays, about 8 MB each,
+	// kept) on its first message, or at once when loaded as bombnow.js.
+	bomb := `const keep = []; function bomb() { for (;;) keep.push(new Array(1e6).fill(1)); }`
+	workerSources["/bomb.js"] = bomb + "\nself.onmessage = () => bomb();"
+	workerSources["/bombnow.js"] = bomb + "\nbomb();"
+	// tick.js posts "tick" every 100 ms.
+	workerSources["/tick.js"] = `setInterval(() => self.postMessage("tick"), 100);`
+}
+
+// contentOf waits until the pool watches the content process of token and
+// returns it.
+func contentOf(ctx context.Context, t *testing.T, s *stack, token int64) gecko.ContentInfo {
+	t.Helper()
+	for {
+		for _, b := range s.pool.Browsers() {
+			for _, c := range b.Contents {
+				if c.Token == token {
+					return c
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no content process of token %d: %+v", token, s.pool.Browsers())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitClosed waits until sess's data channel closes and returns when.
+func waitClosed(ctx context.Context, t *testing.T, closed <-chan struct{}, what string) time.Time {
+	t.Helper()
+	select {
+	case <-closed:
+		return time.Now()
+	case <-ctx.Done():
+		t.Fatalf("%s: data channel not closed", what)
+	}
+	return time.Time{}
+}
+
+// onClosed returns a channel closed once the client sees its session end:
+// the data channel closes, or the peer connection goes disconnected,
+// failed or closed (a worker whose content process died sends nothing:
+// the client notices by ICE consent).
+func onClosed(sess *client.Session) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	end := func() { once.Do(func() { close(ch) }) }
+	sess.Channel.OnClose(end)
+	sess.PC.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateDisconnected || st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			end()
+		}
+	})
+	return ch
+}
+
+// noLiveRecords fails unless no session record of the stack is live and no
+// worker runs.
+func noLiveRecords(ctx context.Context, t *testing.T, s *stack) {
+	t.Helper()
+	for {
+		live := 0
+		for _, b := range s.pool.Browsers() {
+			live += b.Workers
+		}
+		st := getStatus(ctx, t, s)
+		if live == 0 && st.Sessions.Negotiating == 0 && st.Sessions.Connected == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("workers still live: %d; status %+v", live, st.Sessions)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestContentProcessKilled: kill -9 of token A's content process ends A's
+// workers (connected ones' channels close, a negotiating one gets 303)
+// within 2 s, recorded "content-crashed"; token B's session lives on; A's
+// next hello connects; no slot stays taken.
+func TestContentProcessKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1})
+	a1, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a1)
+	a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a2)
+	b1, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, b1)
+	closed1, closed2, closedB := onClosed(a1), onClosed(a2), onClosed(b1)
+	ca := contentOf(ctx, t, s, s.tokenAID)
+	cb := contentOf(ctx, t, s, s.tokenBID)
+	if ca.PID == cb.PID {
+		t.Fatalf("tokens share content process %d", ca.PID)
+	}
+
+	// A negotiating worker of A, busy in its first run.
+	running := s.onFetch("/started.js")
+	negErr := make(chan error, 1)
+	go func() {
+		sess, err := dial(ctx, t, s, s.tokenA, "/slow.js")
+		if sess != nil {
+			sess.Close()
+		}
+		negErr <- err
+	}()
+	select {
+	case <-running:
+	case <-ctx.Done():
+		t.Fatal("the slow worker never ran")
+	}
+	killed := time.Now()
+	if err := syscall.Kill(ca.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = <-negErr
+	if !isErrno(err, engine.GeckoCrashed) {
+		t.Errorf("negotiating A: %v, want 303", err)
+	}
+	if d := time.Since(killed); d > 2*time.Second {
+		t.Errorf("303 %v after the kill, want ≤ 2 s", d)
+	}
+	t.Logf("A's workers ended %v after the kill (%v)", time.Since(killed), err)
+	waitSession(ctx, t, s, a1.WorkerID, string(engine.EndContentCrashed))
+	waitSession(ctx, t, s, a2.WorkerID, string(engine.EndContentCrashed))
+	if d := time.Since(killed); d > 2*time.Second {
+		t.Errorf("A's sessions recorded ended %v after the kill, want ≤ 2 s", d)
+	}
+	for _, c := range []<-chan struct{}{closed1, closed2} {
+		t.Logf("A's client saw its session end %v after the kill", waitClosed(ctx, t, c, "A's session").Sub(killed))
+	}
+
+	// B lives on.
+	select {
+	case <-closedB:
+		t.Fatal("B's channel closed")
+	default:
+	}
+	if out := exchange(ctx, t, b1, "b alive"); string(out[0].Data) != "b alive" {
+		t.Fatalf("B echo = %q", out[0].Data)
+	}
+	// A's next hello connects (in a new content process).
+	a3, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatalf("A's hello after the kill: %v", err)
+	}
+	if out := exchange(ctx, t, a3, "a again"); string(out[0].Data) != "a again" {
+		t.Fatalf("A echo = %q", out[0].Data)
+	}
+	if c := contentOf(ctx, t, s, s.tokenAID); c.PID == ca.PID {
+		t.Errorf("A's content process is still %d", c.PID)
+	}
+	closeSession(t, a3)
+	closeSession(t, b1)
+	noLiveRecords(ctx, t, s)
+	bs := s.pool.Browsers()
+	if len(bs) != 1 || bs[0].ContentCrashes != 1 {
+		t.Errorf("ContentCrashes: %+v", bs)
+	}
+	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "content-crashed"); v != 3 {
+		t.Errorf("geckohost_worker_ends_total{reason=content-crashed} = %v, want 3", v)
+	}
+}
+
+// TestMemoryBomb: a worker that allocates without end, before and after
+// connected, is ended "memory-limit" (205 before connected) once its
+// content process passes the limit; another token's 5 sessions keep
+// echoing all along.
+func TestMemoryBomb(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerMemory: 192 << 20})
+	var bs []*client.Session
+	for range 5 {
+		b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, b)
+		bs = append(bs, b)
+	}
+	stop := make(chan struct{})
+	echoed := make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				echoed <- nil
+				return
+			default:
+			}
+			for i, b := range bs {
+				want := "b" + string(rune('0'+i))
+				if out := exchange(ctx, t, b, want); string(out[0].Data) != want {
+					echoed <- errEcho(string(out[0].Data))
+					return
+				}
+			}
+			n++
+		}
+	}()
+
+	// After connected: the first message starts the bomb.
+	a, err := dial(ctx, t, s, s.tokenA, "/bomb.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a)
+	closedA := onClosed(a)
+	if err := a.Channel.SendText("go"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitClosed(ctx, t, closedA, "bomb after connected")
+	t.Logf("connected bomb ended %v after its start", time.Since(t0))
+	rec := waitEnded(ctx, t, s, a.WorkerID)
+	if rec.EndReason != string(engine.EndMemoryLimit) {
+		t.Errorf("connected bomb ended %q, want memory-limit", rec.EndReason)
+	}
+
+	// Before connected: the bomb goes off in its first run.
+	t0 = time.Now()
+	_, err = dial(ctx, t, s, s.tokenA, "/bombnow.js")
+	if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "192 MiB") {
+		t.Errorf("bomb before connected: %v, want 205 naming the limit", err)
+	}
+	t.Logf("negotiating bomb: %v after the hello: %v", time.Since(t0), err)
+
+	close(stop)
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	// A's next hello connects.
+	a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+	if err != nil {
+		t.Fatalf("A's hello after the bombs: %v", err)
+	}
+	if out := exchange(ctx, t, a2, "a"); string(out[0].Data) != "a" {
+		t.Fatalf("A echo = %q", out[0].Data)
+	}
+	closeSession(t, a2)
+	for _, b := range bs {
+		closeSession(t, b)
+	}
+	noLiveRecords(ctx, t, s)
+	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "memory-limit"); v != 2 {
+		t.Errorf("geckohost_worker_ends_total{reason=memory-limit} = %v, want 2", v)
+	}
+}
+
+type errEcho string
+
+func (e errEcho) Error() string { return "echo = " + string(e) }
+
+// TestWorkerLifetime: a ticking worker past its lifetime is ended
+// "lifetime".
+func TestWorkerLifetime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerMaxLifetime: 3 * time.Second})
+	a, err := dial(ctx, t, s, s.tokenA, "/tick.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a)
+	closed := onClosed(a)
+	t0 := time.Now()
+	waitClosed(ctx, t, closed, "ticking worker")
+	t.Logf("closed %v after connected", time.Since(t0))
+	waitSession(ctx, t, s, a.WorkerID, string(engine.EndLifetime))
+	noLiveRecords(ctx, t, s)
+}
