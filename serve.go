@@ -27,7 +27,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "accept clients on a WebSocket and run their workers in headless Firefox",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8765", Usage: "listen on this `ADDRESS` (host:port)", EnvVars: []string{"GECKOHOST_LISTEN"}},
 			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
@@ -53,7 +53,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 			redisFlag(),
 			&cli.StringFlag{Name: "node-id", Usage: "cluster mode: this node's `ID`, unique among the nodes (default: hostname:port)", EnvVars: []string{"GECKOHOST_NODE_ID"}},
-		},
+		}, workerLimitFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -134,7 +134,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
 	egressOrigins, hostURLs := ownOrigins(cfg.Listen, ln.Addr(), cfg.PublicURLs)
-	pool := gecko.NewPool(gecko.PoolOptions{
+	popts := gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
 		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
@@ -144,7 +144,9 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		ICELoopback:          cfg.ICELoopback,
 		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(append(slices.Clone(cfg.ICEServers), relayURLs(relay)...))...)},
 		Logger:               log.With("component", "gecko"),
-	})
+	}
+	cfg.Limits.poolLimits(&popts)
+	pool := gecko.NewPool(popts)
 	queueSize := cfg.QueueSize
 	if queueSize == 0 {
 		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue

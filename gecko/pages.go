@@ -17,6 +17,7 @@ type shellConfig struct {
 	IceServers []string `json:"iceServers,omitempty"`
 	Loopback   bool     `json:"loopback"`
 	IdleMs     int64    `json:"idleMs"`
+	BusyMs     int64    `json:"busyMs"`
 	Warm       int      `json:"warm"`
 	// Capacity is how many workers the page hosts at most: a page keeps
 	// fewer warm slots as it fills up, none when full.
@@ -27,6 +28,9 @@ func (p *Pool) shellConfigJSON() string {
 	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
 	if p.opts.WorkerIdle > 0 {
 		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
+	}
+	if p.opts.WorkerBusyLimit > 0 {
+		c.BusyMs = p.opts.WorkerBusyLimit.Milliseconds()
 	}
 	b, _ := json.Marshal(c)
 	return string(b)

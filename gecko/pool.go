@@ -79,6 +79,10 @@ type PoolOptions struct {
 	// (engine.EndLifetime); 0 means 24 hours, negative means never. A
 	// token's engine.Limits.Lifetime overrides it.
 	WorkerMaxLifetime time.Duration
+	// WorkerBusyLimit ends a worker that does not return to its event
+	// loop for this long (a busy loop: engine.EndCPULimit); 0 means 30 s,
+	// negative means never.
+	WorkerBusyLimit time.Duration
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
@@ -88,6 +92,7 @@ type PoolOptions struct {
 const (
 	DefaultWorkerMemory      = 512 << 20
 	DefaultWorkerMaxLifetime = 24 * time.Hour
+	DefaultWorkerBusyLimit   = 30 * time.Second
 )
 
 const (
@@ -165,6 +170,9 @@ func NewPool(opts PoolOptions) *Pool {
 	}
 	if opts.WorkerMemory == 0 {
 		opts.WorkerMemory = DefaultWorkerMemory
+	}
+	if opts.WorkerBusyLimit == 0 {
+		opts.WorkerBusyLimit = DefaultWorkerBusyLimit
 	}
 	if opts.WorkerMaxLifetime == 0 {
 		opts.WorkerMaxLifetime = DefaultWorkerMaxLifetime

@@ -21,6 +21,9 @@ func init() {
 	bomb := `const keep = []; function bomb() { for (;;) keep.push(new Array(1e6).fill(1)); }`
 	workerSources["/bomb.js"] = bomb + "\nself.onmessage = () => bomb();"
 	workerSources["/bombnow.js"] = bomb + "\nbomb();"
+	// spin.js loops for ever on its first message; spinnow.js at once.
+	workerSources["/spin.js"] = "self.onmessage = () => { for (;;) {} };"
+	workerSources["/spinnow.js"] = "for (;;) {}"
 	// tick.js posts "tick" every 100 ms.
 	workerSources["/tick.js"] = `setInterval(() => self.postMessage("tick"), 100);`
 }
@@ -300,5 +303,47 @@ func TestWorkerLifetime(t *testing.T) {
 	waitClosed(ctx, t, closed, "ticking worker")
 	t.Logf("closed %v after connected", time.Since(t0))
 	waitSession(ctx, t, s, a.WorkerID, string(engine.EndLifetime))
+	noLiveRecords(ctx, t, s)
+}
+
+// TestBusyWorker: a worker that never returns to its event loop, at top
+// level (205 before connected) or in onmessage, is ended "cpu-limit";
+// another token's session echoes meanwhile.
+func TestBusyWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerBusyLimit: 2 * time.Second})
+	b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, b)
+	t0 := time.Now()
+	_, err = dial(ctx, t, s, s.tokenA, "/spinnow.js")
+	if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "2 s") {
+		t.Errorf("busy first run: %v, want 205 naming the limit", err)
+	}
+	t.Logf("busy first run: %v after the hello: %v", time.Since(t0), err)
+
+	a, err := dial(ctx, t, s, s.tokenA, "/spin.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a)
+	closed := onClosed(a)
+	if err := a.Channel.SendText("go"); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	if out := exchange(ctx, t, b, "b"); string(out[0].Data) != "b" {
+		t.Fatalf("B echo = %q", out[0].Data)
+	}
+	waitClosed(ctx, t, closed, "busy worker")
+	t.Logf("busy worker closed %v after its message", time.Since(t0))
+	waitSession(ctx, t, s, a.WorkerID, string(engine.EndCPULimit))
+	if out := exchange(ctx, t, b, "b2"); string(out[0].Data) != "b2" {
+		t.Fatalf("B echo = %q", out[0].Data)
+	}
+	closeSession(t, b)
 	noLiveRecords(ctx, t, s)
 }

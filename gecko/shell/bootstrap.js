@@ -57,7 +57,9 @@
     closeKey = e.data.closeKey;
     port.onmessage = (m) => {
       const d = m.data;
-      if (d.t === "run") {
+      if (d.t === "ping") {
+        port.postMessage({ pong: true }); // the worker is back in its event loop
+      } else if (d.t === "run") {
         port.postMessage(run(d.code, d.url));
       } else if (d.t === "close") {
         closeNow(); // the page ends the worker (idle): after what it posted

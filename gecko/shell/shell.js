@@ -97,6 +97,7 @@
     s.port = mc.port1;
     s.ready = new Promise((resolve) => {
       s.port.onmessage = (m) => {
+        if (m.data && m.data.pong) { s.pong = performance.now(); return; }
         if (m.data && m.data.ready) { s.ok = true; resolve(); return; }
         if (s.onPort) s.onPort(m.data);
       };
@@ -201,6 +202,8 @@
       scheduleFill(); // a full page has room again
       if (w.idleTimer) clearInterval(w.idleTimer);
       if (w.stopTimer) clearTimeout(w.stopTimer);
+      if (w.busyTimer) clearInterval(w.busyTimer);
+      if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r({ ok: false }); }
       if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
       try { if (w.dc) w.dc.close(); } catch (_) {}
       try { s.pc.close(); } catch (_) {}
@@ -323,6 +326,21 @@
     s.onPort = (d) => {
       if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r(d); }
     };
+    // The busy limit: the worker is pinged on its control port; one that
+    // does not answer for cfg.busyMs (it never returns to its event loop)
+    // is ended "cpu-limit" (terminated).
+    if (cfg.busyMs > 0) {
+      s.pong = performance.now();
+      const every = Math.max(50, Math.min(cfg.busyMs / 4, 5000));
+      w.busyTimer = setInterval(() => {
+        if (w.ended) return;
+        if (performance.now() - s.pong >= cfg.busyMs) {
+          w.end("cpu-limit", false, "it did not return to its event loop for " + (cfg.busyMs / 1000) + " s (--worker-busy-limit)");
+          return;
+        }
+        try { s.port.postMessage({ t: "ping" }); } catch (_) {}
+      }, every);
+    }
     return w;
   }
 
