@@ -48,7 +48,7 @@ const (
 	// value it then gets.
 	busyShare  = 0.5
 	busyWindow = 2 * time.Second
-	busyNice   = 10
+	busyNice   = 19
 	// quietFor: a busy process gets its priority back after being under
 	// busyShare this long.
 	quietFor = 5 * time.Second

@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,6 +14,7 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -24,6 +28,9 @@ func init() {
 	// spin.js loops for ever on its first message; spinnow.js at once.
 	workerSources["/spin.js"] = "self.onmessage = () => { for (;;) {} };"
 	workerSources["/spinnow.js"] = "for (;;) {}"
+	// hog.js, on its first message, keeps a core busy for ever, back in
+	// its event loop every 500 ms (under any busy limit).
+	workerSources["/hog.js"] = "self.onmessage = () => setInterval(() => { const t = Date.now(); while (Date.now() - t < 500) {} }, 0);"
 	// tick.js posts "tick" every 100 ms.
 	workerSources["/tick.js"] = `setInterval(() => self.postMessage("tick"), 100);`
 }
@@ -346,4 +353,67 @@ func TestBusyWorker(t *testing.T) {
 	}
 	closeSession(t, b)
 	noLiveRecords(ctx, t, s)
+}
+
+// BenchmarkOpenBesideHogs is the fairness target: token B's hello → open
+// p50 beside 10 CPU hogs of token A, against B's baseline taken just
+// before (same stack, same minute). Run with -benchtime=1x; E2E_DIALS sets
+// the dials per phase (default 20).
+func BenchmarkOpenBesideHogs(b *testing.B) {
+	netns.Skip(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s, err := newStack(ctx, gecko.PoolOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	extraClose = append(extraClose, s)
+	dials := 20
+	if n, err := strconv.Atoi(os.Getenv("E2E_DIALS")); err == nil && n > 0 {
+		dials = n
+	}
+	p50 := func() float64 {
+		var ds []time.Duration
+		for range dials {
+			waitWarm(ctx, b, s, 4)
+			sess, err := dial(ctx, b, s, s.tokenB, "/echo.js")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, sess.Timings.Open)
+			_ = sess.Close()
+		}
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	for range b.N {
+		base := p50()
+		var hogs []*client.Session
+		for range 10 {
+			h, err := dial(ctx, b, s, s.tokenA, "/hog.js")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := h.Channel.SendText("go"); err != nil {
+				b.Fatal(err)
+			}
+			hogs = append(hogs, h)
+		}
+		time.Sleep(3 * time.Second) // a measurement's setup: the hogs' process is seen busy
+		busy := p50()
+		niced := false
+		for _, br := range s.pool.Browsers() {
+			for _, c := range br.Contents {
+				niced = niced || (c.Token == s.tokenAID && c.Niced)
+			}
+		}
+		for _, h := range hogs {
+			_ = h.Close()
+		}
+		b.Logf("B open p50: %.1f ms alone, %.1f ms beside 10 hogs of A (x%.2f); A's process niced: %v", base, busy, busy/base, niced)
+		b.ReportMetric(base, "baseline-p50-ms")
+		b.ReportMetric(busy, "hogs-p50-ms")
+		b.ReportMetric(busy/base, "ratio")
+	}
+	b.ReportMetric(0, "ns/op")
 }
