@@ -421,6 +421,7 @@ func TestHelpAndVersion(t *testing.T) {
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
 		"--turn-listen", "--turn-public-ip", "GECKOHOST_TURN_LISTEN", "GECKOHOST_TURN_PUBLIC_IP",
 		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
+		"--worker-memory", "--worker-busy-limit", "--worker-max-lifetime", "--token-max-workers",
 		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("serve --help lacks %s", f)
@@ -467,6 +468,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--worker-allow", "10.0.0.0/8"}, [2]string{}, "--worker-allow"},
 		{[]string{"--max-fetches-per-token", "-1"}, [2]string{}, "--max-fetches-per-token"},
 		{[]string{"--keep-sessions", "forever"}, [2]string{}, "--keep-sessions"},
+		{[]string{"--worker-memory", "lots"}, [2]string{}, "--worker-memory"},
+		{[]string{"--worker-busy-limit", "-1s"}, [2]string{}, "--worker-busy-limit"},
+		{nil, [2]string{"GECKOHOST_WORKER_MEMORY", "12TB"}, "--worker-memory"},
 		{nil, [2]string{"GECKOHOST_WORKER_EGRESS", "open"}, "--worker-egress"},
 		{nil, [2]string{"GECKOHOST_KEEP_SESSIONS", "-1h"}, "--keep-sessions"},
 	} {

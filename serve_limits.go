@@ -19,11 +19,28 @@ type workerLimits struct {
 	Memory int64
 	// BusyLimit and MaxLifetime: negative means none.
 	BusyLimit, MaxLifetime time.Duration
+	// TokenMaxWorkers is --token-max-workers: 0 half the capacity,
+	// negative none.
+	TokenMaxWorkers int
+}
+
+// tokenMaxWorkers is host's TokenMaxWorkers for a server running at most
+// capacity workers: half of it (at least 1) by default, 0 (none) when the
+// flag is negative.
+func (l workerLimits) tokenMaxWorkers(capacity int) int {
+	switch {
+	case l.TokenMaxWorkers > 0:
+		return l.TokenMaxWorkers
+	case l.TokenMaxWorkers < 0:
+		return 0
+	}
+	return max(1, capacity/2)
 }
 
 func workerLimitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "worker-memory", Value: "512MiB", Usage: "a token's content process in a browser (its workers there) may use at most this `SIZE` of memory (such as 256MiB, 1GiB; 0: no limit); past it the process is killed and its workers end memory-limit (205 before connected)", EnvVars: []string{"GECKOHOST_WORKER_MEMORY"}},
+		&cli.IntFlag{Name: "token-max-workers", Usage: "a token without its own --max-workers (token add) runs at most `N` workers at a time (default 0: half the capacity, --browsers × --max-workers-per-browser / 2; negative: no limit)", EnvVars: []string{"GECKOHOST_TOKEN_MAX_WORKERS"}},
 		&cli.DurationFlag{Name: "worker-busy-limit", Value: gecko.DefaultWorkerBusyLimit, Usage: "end a worker that does not return to its event loop for this `DURATION` (cpu-limit; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_BUSY_LIMIT"}},
 		&cli.DurationFlag{Name: "worker-max-lifetime", Value: gecko.DefaultWorkerMaxLifetime, Usage: "end every worker this `DURATION` after its hello (lifetime; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_MAX_LIFETIME"}},
 	}
@@ -35,7 +52,8 @@ func workerLimitsFrom(c *cli.Context) (workerLimits, error) {
 	if err != nil {
 		return workerLimits{}, fmt.Errorf("--worker-memory: %w", err)
 	}
-	l := workerLimits{Memory: mem, BusyLimit: c.Duration("worker-busy-limit"), MaxLifetime: c.Duration("worker-max-lifetime")}
+	l := workerLimits{Memory: mem, BusyLimit: c.Duration("worker-busy-limit"), MaxLifetime: c.Duration("worker-max-lifetime"),
+		TokenMaxWorkers: c.Int("token-max-workers")}
 	if l.BusyLimit < 0 || l.MaxLifetime < 0 {
 		return workerLimits{}, fmt.Errorf("--worker-busy-limit %v, --worker-max-lifetime %v: want 0 (none) or a positive duration", l.BusyLimit, l.MaxLifetime)
 	}

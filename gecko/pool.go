@@ -187,7 +187,13 @@ func NewPool(opts PoolOptions) *Pool {
 	// Worker tabs live in per-token user contexts; Firefox 153 isolates
 	// permissions by user context, so the shell's camera permission (granted
 	// for the default context, needed for loopback ICE) would be missing.
-	prefs := map[string]any{"permissions.isolateBy.userContext": false}
+	prefs := map[string]any{"permissions.isolateBy.userContext": false,
+		// Firefox caps the dedicated workers of one domain (512 by
+		// default) and queues more silently: every worker of a browser
+		// shares the shell page's origin, so the cap follows the pool's
+		// capacity (each worker, plus each page's pre-spawned ones;
+		// nested workers are refused).
+		"dom.workers.maxPerDomain": maxPerDomain(opts.MaxWorkersPerBrowser, opts.Warm)}
 	maps.Copy(prefs, opts.Firefox.Prefs)
 	opts.Firefox.Prefs = prefs
 	if opts.Firefox.Logger == nil {
@@ -424,6 +430,14 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 	go w.run()
 	g.wake()
 	return w, nil
+}
+
+// maxPerDomain is the dom.workers.maxPerDomain pref for a browser running
+// at most capacity workers with warm pre-spawned ones per page: every
+// worker, each page's warm ones (a page per worker at most), and a margin;
+// never below Firefox's default of 512.
+func maxPerDomain(capacity, warm int) int {
+	return max(512, capacity*(1+warm)+64)
 }
 
 // pickBrowser returns the browser for token: the one holding its user

@@ -31,6 +31,10 @@ func init() {
 	// hog.js, on its first message, keeps a core busy for ever, back in
 	// its event loop every 500 ms (under any busy limit).
 	workerSources["/hog.js"] = "self.onmessage = () => setInterval(() => { const t = Date.now(); while (Date.now() - t < 500) {} }, 0);"
+	// nest.js tries to spawn a nested worker (itself: a recursive spawner).
+	workerSources["/nest.js"] = `self.onmessage = () => {
+  try { new Worker("nest.js"); self.postMessage("spawned"); } catch (e) { self.postMessage("refused " + e.name); }
+};`
 	// tick.js posts "tick" every 100 ms.
 	workerSources["/tick.js"] = `setInterval(() => self.postMessage("tick"), 100);`
 }
@@ -416,4 +420,19 @@ func BenchmarkOpenBesideHogs(b *testing.B) {
 		b.ReportMetric(busy/base, "ratio")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestNestedWorkersRefused: a worker cannot spawn workers.
+func TestNestedWorkersRefused(t *testing.T) {
+	s := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := dial(ctx, t, s, s.tokenA, "/nest.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, sess)
+	if out := exchange(ctx, t, sess, "go"); !strings.HasPrefix(string(out[0].Data), "refused") {
+		t.Errorf("nested worker: %q, want refused", out[0].Data)
+	}
 }

@@ -32,6 +32,11 @@
   }
 
   function run(code, url) {
+    // Nested workers are refused: a worker could otherwise spawn workers
+    // without bound (each a thread in its token's content process, and
+    // every one counted in Firefox's per-domain worker cap).
+    delete self.Worker;
+    delete self.SharedWorker;
     self.importScripts = function (...urls) {
       return realImport(...urls.map((u) => new URL(String(u), url).href));
     };

@@ -47,6 +47,8 @@
   // to close: a message in flight either way is answered and delivered.
   const QUIET_MS = 500;
   const QUIESCE_MS = 3000;
+  // A pre-spawned worker must be ready this long after a start needs it.
+  const READY_MS = 5000;
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -374,8 +376,12 @@
     const t0 = performance.now();
     const tm = { entry: Date.now() };
     try {
-      await s.ready;
+      // A slot that does not get ready: Firefox did not start its Worker
+      // (past its per-domain worker cap, dom.workers.maxPerDomain, it
+      // queues new ones silently).
+      const ready = await Promise.race([s.ready.then(() => true), sleep(READY_MS).then(() => false)]);
       if (w.ended) return null;
+      if (!ready) return w.fail(301, "the browser did not start the worker within " + READY_MS / 1000 + " s (its worker cap, dom.workers.maxPerDomain, may be reached)");
       setIceServers(w, s.pc, ice);
       const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
       s.port.postMessage({ t: "run", code, url });
