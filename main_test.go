@@ -421,7 +421,7 @@ func TestHelpAndVersion(t *testing.T) {
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
 		"--turn-listen", "--turn-public-ip", "GECKOHOST_TURN_LISTEN", "GECKOHOST_TURN_PUBLIC_IP",
 		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
-		"--worker-memory", "--worker-busy-limit", "--worker-max-lifetime", "--token-max-workers",
+		"--worker-memory", "--worker-storage", "--worker-busy-limit", "--worker-max-lifetime", "--token-max-workers",
 		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("serve --help lacks %s", f)

@@ -17,6 +17,8 @@ type workerLimits struct {
 	// Memory bounds each token's content process per browser, bytes;
 	// negative: none.
 	Memory int64
+	// Storage is each token's storage quota, bytes; negative: Firefox's.
+	Storage int64
 	// BusyLimit and MaxLifetime: negative means none.
 	BusyLimit, MaxLifetime time.Duration
 	// TokenMaxWorkers is --token-max-workers: 0 half the capacity,
@@ -40,6 +42,7 @@ func (l workerLimits) tokenMaxWorkers(capacity int) int {
 func workerLimitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "worker-memory", Value: "512MiB", Usage: "a token's content process in a browser (its workers there) may use at most this `SIZE` of memory (such as 256MiB, 1GiB; 0: no limit); past it the process is killed and its workers end memory-limit (205 before connected)", EnvVars: []string{"GECKOHOST_WORKER_MEMORY"}},
+		&cli.StringFlag{Name: "worker-storage", Value: "256MiB", Usage: "a token's storage quota (IndexedDB, Cache API) in a browser: writes past this `SIZE` get QuotaExceededError (0: Firefox's own, up to 10 GiB)", EnvVars: []string{"GECKOHOST_WORKER_STORAGE"}},
 		&cli.IntFlag{Name: "token-max-workers", Usage: "a token without its own --max-workers (token add) runs at most `N` workers at a time (default 0: half the capacity, --browsers × --max-workers-per-browser / 2; negative: no limit)", EnvVars: []string{"GECKOHOST_TOKEN_MAX_WORKERS"}},
 		&cli.DurationFlag{Name: "worker-busy-limit", Value: gecko.DefaultWorkerBusyLimit, Usage: "end a worker that does not return to its event loop for this `DURATION` (cpu-limit; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_BUSY_LIMIT"}},
 		&cli.DurationFlag{Name: "worker-max-lifetime", Value: gecko.DefaultWorkerMaxLifetime, Usage: "end every worker this `DURATION` after its hello (lifetime; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_MAX_LIFETIME"}},
@@ -52,7 +55,11 @@ func workerLimitsFrom(c *cli.Context) (workerLimits, error) {
 	if err != nil {
 		return workerLimits{}, fmt.Errorf("--worker-memory: %w", err)
 	}
-	l := workerLimits{Memory: mem, BusyLimit: c.Duration("worker-busy-limit"), MaxLifetime: c.Duration("worker-max-lifetime"),
+	storage, err := parseSize(c.String("worker-storage"))
+	if err != nil {
+		return workerLimits{}, fmt.Errorf("--worker-storage: %w", err)
+	}
+	l := workerLimits{Memory: mem, Storage: storage, BusyLimit: c.Duration("worker-busy-limit"), MaxLifetime: c.Duration("worker-max-lifetime"),
 		TokenMaxWorkers: c.Int("token-max-workers")}
 	if l.BusyLimit < 0 || l.MaxLifetime < 0 {
 		return workerLimits{}, fmt.Errorf("--worker-busy-limit %v, --worker-max-lifetime %v: want 0 (none) or a positive duration", l.BusyLimit, l.MaxLifetime)
@@ -71,6 +78,7 @@ func none[T int64 | time.Duration](v T) T {
 // poolLimits applies l to the pool's options.
 func (l workerLimits) poolLimits(o *gecko.PoolOptions) {
 	o.WorkerMemory = none(l.Memory)
+	o.WorkerStorage = none(l.Storage)
 	o.WorkerBusyLimit = none(l.BusyLimit)
 	o.WorkerMaxLifetime = none(l.MaxLifetime)
 }

@@ -79,6 +79,13 @@ type PoolOptions struct {
 	// (engine.EndLifetime); 0 means 24 hours, negative means never. A
 	// token's engine.Limits.Lifetime overrides it.
 	WorkerMaxLifetime time.Duration
+	// WorkerStorage is each token's storage quota in bytes (IndexedDB,
+	// Cache API: writes past it fail with QuotaExceededError in the
+	// worker); 0 means 256 MiB, negative means Firefox's own. It is a
+	// browser-wide setting (Firefox's quota group limit is a fifth of its
+	// temporary storage limit, which is set to five times this), so the
+	// profile's storage stays under five times it.
+	WorkerStorage int64
 	// WorkerBusyLimit ends a worker that does not return to its event
 	// loop for this long (a busy loop: engine.EndCPULimit); 0 means 30 s,
 	// negative means never.
@@ -93,6 +100,7 @@ const (
 	DefaultWorkerMemory      = 512 << 20
 	DefaultWorkerMaxLifetime = 24 * time.Hour
 	DefaultWorkerBusyLimit   = 30 * time.Second
+	DefaultWorkerStorage     = 256 << 20
 )
 
 const (
@@ -171,6 +179,9 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.WorkerMemory == 0 {
 		opts.WorkerMemory = DefaultWorkerMemory
 	}
+	if opts.WorkerStorage == 0 {
+		opts.WorkerStorage = DefaultWorkerStorage
+	}
 	if opts.WorkerBusyLimit == 0 {
 		opts.WorkerBusyLimit = DefaultWorkerBusyLimit
 	}
@@ -194,6 +205,11 @@ func NewPool(opts PoolOptions) *Pool {
 		// capacity (each worker, plus each page's pre-spawned ones;
 		// nested workers are refused).
 		"dom.workers.maxPerDomain": maxPerDomain(opts.MaxWorkersPerBrowser, opts.Warm)}
+	if opts.WorkerStorage > 0 {
+		// In KiB; each group (a site in one user context: a token's
+		// storage) gets a fifth of it.
+		prefs["dom.quotaManager.temporaryStorage.fixedLimit"] = int(opts.WorkerStorage * 5 >> 10)
+	}
 	maps.Copy(prefs, opts.Firefox.Prefs)
 	opts.Firefox.Prefs = prefs
 	if opts.Firefox.Logger == nil {

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -34,6 +35,28 @@ func init() {
 	// nest.js tries to spawn a nested worker (itself: a recursive spawner).
 	workerSources["/nest.js"] = `self.onmessage = () => {
   try { new Worker("nest.js"); self.postMessage("spawned"); } catch (e) { self.postMessage("refused " + e.name); }
+};`
+	// fill.js, on a message, writes 1 MiB records of random bytes into
+	// IndexedDB until a write fails, then posts "full <MiB written> <error
+	// name>" (or "ok <MiB>" after 1 GiB).
+	workerSources["/fill.js"] = `self.onmessage = () => {
+  const open = indexedDB.open("fill", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("kv");
+  open.onerror = () => self.postMessage("full 0 " + (open.error && open.error.name));
+  open.onsuccess = () => {
+    const db = open.result;
+    let n = 0;
+    const next = () => {
+      if (n >= 1024) { self.postMessage("ok " + n); return; }
+      const b = new Uint8Array(1 << 20);
+      for (let i = 0; i < b.length; i += 65536) crypto.getRandomValues(b.subarray(i, i + 65536));
+      const tx = db.transaction("kv", "readwrite");
+      tx.objectStore("kv").put(b, n);
+      tx.oncomplete = () => { n++; next(); };
+      tx.onabort = () => self.postMessage("full " + n + " " + (tx.error && tx.error.name));
+    };
+    next();
+  };
 };`
 	// tick.js posts "tick" every 100 ms.
 	workerSources["/tick.js"] = `setInterval(() => self.postMessage("tick"), 100);`
@@ -434,5 +457,25 @@ func TestNestedWorkersRefused(t *testing.T) {
 	defer closeSession(t, sess)
 	if out := exchange(ctx, t, sess, "go"); !strings.HasPrefix(string(out[0].Data), "refused") {
 		t.Errorf("nested worker: %q, want refused", out[0].Data)
+	}
+}
+
+// TestStorageQuota: IndexedDB writes past a token's storage quota fail
+// with QuotaExceededError inside the worker.
+func TestStorageQuota(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerStorage: 64 << 20})
+	a, err := dial(ctx, t, s, s.tokenA, "/fill.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSession(t, a)
+	out := string(exchange(ctx, t, a, "go")[0].Data)
+	t.Logf("fill: %s", out)
+	var n int
+	var name string
+	if _, err := fmt.Sscanf(out, "full %d %s", &n, &name); err != nil || name != "QuotaExceededError" || n > 64 || n < 16 {
+		t.Errorf("fill = %q, want QuotaExceededError at most 64 MiB in", out)
 	}
 }
