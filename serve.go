@@ -331,7 +331,8 @@ func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
 		slots := pool.Slots() // gecko's browser states are host's (running, starting, standby, draining)
 		out := make([]host.BrowserStatus, 0, len(slots))
 		for _, b := range slots {
-			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts}
+			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts,
+				Contents: contentStatus(b), ContentCrashes: b.ContentCrashes, LimitKills: b.LimitKills}
 			if memory && b.PID > 0 {
 				bs.PSSBytes, _ = gecko.GroupPSS(b.PID) // 0 when unknown
 			}
@@ -339,4 +340,14 @@ func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
 		}
 		return out
 	}
+}
+
+// contentStatus is host's view of a browser's content processes.
+func contentStatus(b gecko.BrowserInfo) []host.ContentStatus {
+	var out []host.ContentStatus
+	for _, c := range b.Contents {
+		out = append(out, host.ContentStatus{PID: c.PID, Token: c.Token, UserContext: c.UserContext, MemoryBytes: c.Memory,
+			MemoryLimitBytes: c.MemoryLimit, CPUSeconds: c.CPU.Seconds(), Niced: c.Niced})
+	}
+	return out
 }

@@ -344,7 +344,10 @@ func (g *generation) mapProcs() {
 			if err != nil {
 				continue
 			}
-			g.procs[uc] = &contentProc{uc: uc, id: id}
+			cp := &contentProc{uc: uc, id: id}
+			cp.mem, _ = proc.AnonRSS(id.PID)
+			cp.cpu = proc.CPU(id.PID)
+			g.procs[uc] = cp
 		}
 	}
 }

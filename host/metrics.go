@@ -3,6 +3,7 @@ package host
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -157,6 +158,12 @@ var (
 		"Times a browser died and was restarted.", nil, nil)
 	workersDesc = prometheus.NewDesc("geckohost_workers",
 		"Live workers (starting, negotiating or connected) in every browser.", nil, nil)
+	contentsDesc = prometheus.NewDesc("geckohost_content_processes",
+		"Content processes the engine watches (one per browser user context), by browser slot.", []string{"browser"}, nil)
+	contentMemDesc = prometheus.NewDesc("geckohost_content_memory_bytes",
+		"Anonymous resident memory of the watched content processes, by browser slot.", []string{"browser"}, nil)
+	contentCrashesDesc = prometheus.NewDesc("geckohost_content_crashes_total",
+		`Content processes that died by themselves ("crashed") or were killed for a limit ("limit"), in the running browsers.`, []string{"cause"}, nil)
 	capacityDesc = prometheus.NewDesc("geckohost_worker_capacity",
 		`Most workers the browsers that take new workers (state "running") can run together.`, nil, nil)
 )
@@ -172,6 +179,9 @@ func (c *browserCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- restartsDesc
 	ch <- workersDesc
 	ch <- capacityDesc
+	ch <- contentsDesc
+	ch <- contentMemDesc
+	ch <- contentCrashesDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -197,6 +207,28 @@ func (c *browserCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts))
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(workers))
 	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(capacity))
+	collectContents(ch, bs)
+}
+
+// collectContents reports the browsers' content processes.
+func collectContents(ch chan<- prometheus.Metric, bs []BrowserStatus) {
+	procs, mem := map[int]int{}, map[int]int64{}
+	var crashed, killed int64
+	for _, b := range bs {
+		procs[b.Index] += len(b.Contents)
+		for _, c := range b.Contents {
+			mem[b.Index] += c.MemoryBytes
+		}
+		crashed += b.ContentCrashes
+		killed += b.LimitKills
+	}
+	for i, n := range procs {
+		idx := strconv.Itoa(i)
+		ch <- prometheus.MustNewConstMetric(contentsDesc, prometheus.GaugeValue, float64(n), idx)
+		ch <- prometheus.MustNewConstMetric(contentMemDesc, prometheus.GaugeValue, float64(mem[i]), idx)
+	}
+	ch <- prometheus.MustNewConstMetric(contentCrashesDesc, prometheus.CounterValue, float64(crashed), "crashed")
+	ch <- prometheus.MustNewConstMetric(contentCrashesDesc, prometheus.CounterValue, float64(killed), "limit")
 }
 
 // The session's side of the metrics. Each is called by the session's

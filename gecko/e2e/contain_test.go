@@ -161,6 +161,20 @@ func TestContentProcessKilled(t *testing.T) {
 	if ca.PID == cb.PID {
 		t.Fatalf("tokens share content process %d", ca.PID)
 	}
+	// /status shows the content processes with their tokens and memory.
+	st := getStatus(ctx, t, s)
+	seen := map[int64]bool{}
+	for _, b := range st.Browsers {
+		for _, c := range b.Contents {
+			if c.MemoryBytes <= 0 || c.MemoryLimitBytes != gecko.DefaultWorkerMemory {
+				t.Errorf("/status content %+v", c)
+			}
+			seen[c.Token] = true
+		}
+	}
+	if !seen[s.tokenAID] || !seen[s.tokenBID] {
+		t.Errorf("/status contents %+v lack a token", st.Browsers)
+	}
 
 	// A negotiating worker of A, busy in its first run.
 	running := s.onFetch("/started.js")
@@ -225,8 +239,12 @@ func TestContentProcessKilled(t *testing.T) {
 	if len(bs) != 1 || bs[0].ContentCrashes != 1 {
 		t.Errorf("ContentCrashes: %+v", bs)
 	}
-	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "content-crashed"); v != 3 {
+	mfs := getMetrics(ctx, t, s)
+	if v := value(mfs, "geckohost_worker_ends_total", "reason", "content-crashed"); v != 3 {
 		t.Errorf("geckohost_worker_ends_total{reason=content-crashed} = %v, want 3", v)
+	}
+	if v := value(mfs, "geckohost_content_crashes_total", "cause", "crashed"); v != 1 {
+		t.Errorf("geckohost_content_crashes_total{cause=crashed} = %v, want 1", v)
 	}
 }
 
@@ -375,6 +393,9 @@ func TestBusyWorker(t *testing.T) {
 	waitClosed(ctx, t, closed, "busy worker")
 	t.Logf("busy worker closed %v after its message", time.Since(t0))
 	waitSession(ctx, t, s, a.WorkerID, string(engine.EndCPULimit))
+	if rec, err := s.db.GetSession(ctx, b.WorkerID); err != nil || rec.State == "ended" {
+		t.Fatalf("B's session: %+v, %v", rec, err)
+	}
 	if out := exchange(ctx, t, b, "b2"); string(out[0].Data) != "b2" {
 		t.Fatalf("B echo = %q", out[0].Data)
 	}
