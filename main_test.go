@@ -105,7 +105,8 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "sub", "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "me", "--expires", "720h",
-		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3", "--rate", "60/1m")
+		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3", "--rate", "60/1m",
+		"--worker-memory", "256MiB", "--worker-max-lifetime", "2h")
 	wantOK(t, r)
 	if !secretRE.MatchString(r.stdout) {
 		t.Fatalf("stdout %q is not one secret line", r.stdout)
@@ -118,7 +119,7 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour ||
-		tok.Rate != (store.Rate{Count: 60, Window: time.Minute}) {
+		tok.Rate != (store.Rate{Count: 60, Window: time.Minute}) || tok.WorkerMemory != 256<<20 || tok.WorkerLifetime != 2*time.Hour {
 		t.Errorf("stored token %+v", tok)
 	}
 	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {

@@ -81,7 +81,8 @@ func (t *Tokens) AddToken(ctx context.Context, nt store.NewToken) (store.Token, 
 		return store.Token{}, "", fmt.Errorf("add token: %w", err)
 	}
 	now := time.UnixMilli(t.now().UnixMilli()).UTC()
-	tok := store.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate}
+	tok := store.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate,
+		WorkerMemory: nt.WorkerMemory, WorkerLifetime: nt.WorkerLifetime}
 	if len(tok.Sources) == 0 {
 		tok.Sources = nil
 	}
@@ -92,7 +93,8 @@ func (t *Tokens) AddToken(ctx context.Context, nt store.NewToken) (store.Token, 
 	args := []any{keyTokenBase,
 		"name", tok.Name, "prefix", tok.Prefix, "hash", hex.EncodeToString(h),
 		"created", tok.Created.UnixMilli(), "expires", msOrZero(tok.Expires), "sources", string(src),
-		"max_workers", tok.MaxWorkers, "rate_count", tok.Rate.Count, "rate_window_ms", tok.Rate.Window.Milliseconds()}
+		"max_workers", tok.MaxWorkers, "rate_count", tok.Rate.Count, "rate_window_ms", tok.Rate.Window.Milliseconds(),
+		"worker_memory", tok.WorkerMemory, "worker_lifetime_ms", tok.WorkerLifetime.Milliseconds()}
 	id, err := addTokenScript.Run(ctx, t.c.rdb, []string{keyTokenNext, keyTokenName(tok.Name), keyTokenHash(h), keyTokens}, args...).Int64()
 	switch {
 	case err != nil:
@@ -128,6 +130,9 @@ func decodeToken(id int64, f map[string]string) (tok store.Token, hash string, e
 		Created: fromMS(f["created"]), Expires: fromMS(f["expires"]), Revoked: fromMS(f["revoked"]), LastUsed: fromMS(f["last_used"])}
 	tok.MaxWorkers, _ = strconv.Atoi(f["max_workers"])
 	tok.Rate.Count, _ = strconv.Atoi(f["rate_count"])
+	tok.WorkerMemory, _ = strconv.ParseInt(f["worker_memory"], 10, 64)
+	lms, _ := strconv.ParseInt(f["worker_lifetime_ms"], 10, 64)
+	tok.WorkerLifetime = time.Duration(lms) * time.Millisecond
 	ms, _ := strconv.ParseInt(f["rate_window_ms"], 10, 64)
 	tok.Rate.Window = time.Duration(ms) * time.Millisecond
 	if tok.Rate.Count <= 0 || tok.Rate.Window <= 0 {

@@ -91,6 +91,7 @@ func (se *session) negotiate() {
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok, true),
+		Limits:     engine.Limits{Memory: tok.WorkerMemory, Lifetime: tok.WorkerLifetime},
 	})
 	stopWatch()
 	scancel()

@@ -37,6 +37,10 @@ func (nt NewToken) Check() (NewToken, error) {
 	if err := nt.Rate.Validate(); err != nil {
 		return NewToken{}, err
 	}
+	if nt.WorkerMemory < 0 || nt.WorkerLifetime < 0 {
+		return NewToken{}, fmt.Errorf("negative worker memory %d or lifetime %v: %w", nt.WorkerMemory, nt.WorkerLifetime, ErrInvalid)
+	}
+	nt.WorkerLifetime = nt.WorkerLifetime.Truncate(time.Millisecond)
 	sources := make([]string, 0, len(nt.Sources))
 	for _, p := range nt.Sources {
 		norm, err := ValidateSourcePattern(p)

@@ -44,6 +44,11 @@ type Token struct {
 	MaxWorkers int
 	// Rate is the token's rate limit; the zero Rate means unlimited.
 	Rate Rate
+	// WorkerMemory (bytes) and WorkerLifetime are the token's own
+	// containment limits (serve's --worker-memory, --worker-max-lifetime
+	// for its workers); 0 means the server's.
+	WorkerMemory   int64
+	WorkerLifetime time.Duration
 }
 
 // NewToken describes a token to add.
@@ -60,6 +65,11 @@ type NewToken struct {
 	// Rate is the rate limit (see Rate.Validate); the zero Rate means
 	// unlimited.
 	Rate Rate
+	// WorkerMemory (bytes, 0 or more) and WorkerLifetime (0 or more,
+	// whole milliseconds) are the token's own containment limits; 0 means
+	// the server's.
+	WorkerMemory   int64
+	WorkerLifetime time.Duration
 }
 
 // Limits of a Rate.
@@ -175,15 +185,19 @@ func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) 
 		Sources:    sources,
 		MaxWorkers: nt.MaxWorkers,
 		Rate:       nt.Rate,
+
+		WorkerMemory:   nt.WorkerMemory,
+		WorkerLifetime: nt.WorkerLifetime,
 	}
 	if nt.TTL > 0 {
 		t.Expires = time.UnixMilli(now.Add(nt.TTL).UnixMilli()).UTC()
 	}
 	res, err := db.sql.ExecContext(ctx,
-		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers, rate_count, rate_window_ms)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers, rate_count, rate_window_ms,
+		 worker_memory, worker_lifetime_ms)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Name, t.Prefix, hashSecret(secret), millis(t.Created), millis(t.Expires), string(srcJSON), t.MaxWorkers,
-		t.Rate.Count, t.Rate.Window.Milliseconds())
+		t.Rate.Count, t.Rate.Window.Milliseconds(), t.WorkerMemory, t.WorkerLifetime.Milliseconds())
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -197,7 +211,7 @@ func (db *DB) AddToken(ctx context.Context, nt NewToken) (Token, string, error) 
 	return t, secret, nil
 }
 
-const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers, rate_count, rate_window_ms`
+const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers, rate_count, rate_window_ms, worker_memory, worker_lifetime_ms`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -207,15 +221,16 @@ func scanToken(s scanner, extra ...any) (Token, error) {
 		created                    int64
 		expires, revoked, lastUsed sql.NullInt64
 		sources                    string
-		rateWindowMS               int64
+		rateWindowMS, lifetimeMS   int64
 	)
 	dest := append([]any{&t.ID, &t.Name, &t.Prefix, &created, &expires, &revoked, &lastUsed, &sources, &t.MaxWorkers,
-		&t.Rate.Count, &rateWindowMS}, extra...)
+		&t.Rate.Count, &rateWindowMS, &t.WorkerMemory, &lifetimeMS}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Token{}, err
 	}
 	t.Created = time.UnixMilli(created).UTC()
 	t.Rate.Window = time.Duration(rateWindowMS) * time.Millisecond
+	t.WorkerLifetime = time.Duration(lifetimeMS) * time.Millisecond
 	if t.Rate.Count <= 0 || t.Rate.Window <= 0 {
 		t.Rate = Rate{}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/store"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -313,6 +314,15 @@ func TestMemoryBomb(t *testing.T) {
 	}
 	t.Logf("negotiating bomb: %v after the hello: %v", time.Since(t0), err)
 
+	// A token's own limit (token add --worker-memory) overrides the pool's.
+	_, small, err := s.db.AddToken(ctx, store.NewToken{Name: "small", WorkerMemory: 160 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(ctx, t, s, small, "/bombnow.js"); !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "160 MiB") {
+		t.Errorf("bomb of a token with its own limit: %v, want 205 naming 160 MiB", err)
+	}
+
 	close(stop)
 	if err := <-echoed; err != nil {
 		t.Fatal(err)
@@ -330,8 +340,8 @@ func TestMemoryBomb(t *testing.T) {
 		closeSession(t, b)
 	}
 	noLiveRecords(ctx, t, s)
-	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "memory-limit"); v != 2 {
-		t.Errorf("geckohost_worker_ends_total{reason=memory-limit} = %v, want 2", v)
+	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "memory-limit"); v != 3 {
+		t.Errorf("geckohost_worker_ends_total{reason=memory-limit} = %v, want 3", v)
 	}
 }
 
