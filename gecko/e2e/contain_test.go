@@ -510,3 +510,35 @@ func TestStorageQuota(t *testing.T) {
 		t.Errorf("fill = %q, want QuotaExceededError at most 64 MiB in", out)
 	}
 }
+
+// TestWorkerCapHonest: past Firefox's per-domain worker cap (set low here;
+// the pool sets it from its capacity) a hello gets a 301 naming the cap
+// within seconds, never a 305 after 40 s.
+func TestWorkerCapHonest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, Firefox: gecko.FirefoxOptions{Prefs: map[string]any{"dom.workers.maxPerDomain": 4}}})
+	var open []*client.Session
+	defer func() {
+		for _, o := range open {
+			closeSession(t, o)
+		}
+	}()
+	for i := range 8 {
+		t0 := time.Now()
+		sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err == nil {
+			open = append(open, sess)
+			continue
+		}
+		t.Logf("hello %d: %v after %v", i, err, time.Since(t0))
+		if !isErrno(err, engine.NoGeckoAvailable) || !strings.Contains(err.Error(), "maxPerDomain") {
+			t.Errorf("hello past the cap: %v, want 301 naming dom.workers.maxPerDomain", err)
+		}
+		if d := time.Since(t0); d > 10*time.Second {
+			t.Errorf("hello past the cap failed after %v, want ≤ 10 s", d)
+		}
+		return
+	}
+	t.Errorf("8 sessions connected under a cap of 4 workers")
+}
