@@ -20,6 +20,7 @@ const (
 	SyntaxErrorInWorkerCode       Errno = 202
 	UncaughtExceptionInWorkerCode Errno = 203
 	InvalidOffer                  Errno = 204
+	WorkerLimitExceeded           Errno = 205
 	NoGeckoAvailable              Errno = 301
 	GeckoTimeout                  Errno = 302
 	GeckoCrashed                  Errno = 303
@@ -37,6 +38,7 @@ var errnoNames = map[Errno]string{
 	SyntaxErrorInWorkerCode:       "SYNTAX_ERROR_IN_WORKER_CODE",
 	UncaughtExceptionInWorkerCode: "UNCAUGHT_EXCEPTION_IN_WORKER_CODE",
 	InvalidOffer:                  "INVALID_OFFER",
+	WorkerLimitExceeded:           "WORKER_LIMIT_EXCEEDED",
 	NoGeckoAvailable:              "NO_GECKO_AVAILABLE",
 	GeckoTimeout:                  "GECKO_TIMEOUT",
 	GeckoCrashed:                  "GECKO_CRASHED",

@@ -91,6 +91,7 @@ func (se *session) negotiate() {
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok, true),
+		Limits:     engine.Limits{Memory: tok.WorkerMemory, Lifetime: tok.WorkerLifetime},
 	})
 	stopWatch()
 	scancel()
@@ -526,6 +527,10 @@ func endedError(ev engine.Event, worker, client *offered) *engine.Error {
 		return engine.Errorf(engine.GeckoCrashed, "the browser running the worker died%s (%s)", detail, ev.Reason)
 	case engine.EndTabClosed:
 		return engine.Errorf(engine.GeckoCrashed, "the worker's page was closed%s (%s)", detail, ev.Reason)
+	case engine.EndContentCrashed:
+		return engine.Errorf(engine.GeckoCrashed, "the browser's content process running the worker died%s (%s)", detail, ev.Reason)
+	case engine.EndMemoryLimit, engine.EndCPULimit, engine.EndLifetime:
+		return engine.Errorf(engine.WorkerLimitExceeded, "the worker went past a resource limit:%s (%s)", detail, ev.Reason)
 	case engine.EndWorkerClosed:
 		return engine.Errorf(engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened")
 	case engine.EndICEFailed:
