@@ -106,7 +106,8 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 	leaktest.Check(t)
 	db := filepath.Join(t.TempDir(), "sub", "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "me", "--expires", "720h",
-		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3", "--rate", "60/1m")
+		"--source", "http://127.0.0.1:*", "--source", "https://*.example.com", "--max-workers", "3", "--rate", "60/1m",
+		"--worker-memory", "256MiB", "--worker-max-lifetime", "2h")
 	wantOK(t, r)
 	if !secretRE.MatchString(r.stdout) {
 		t.Fatalf("stdout %q is not one secret line", r.stdout)
@@ -119,7 +120,7 @@ func TestTokenAddPrintsSecretAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tok.Name != "me" || tok.MaxWorkers != 3 || len(tok.Sources) != 2 || tok.Expires.Sub(tok.Created) != 720*time.Hour ||
-		tok.Rate != (domain.Rate{Count: 60, Window: time.Minute}) {
+		tok.Rate != (domain.Rate{Count: 60, Window: time.Minute}) || tok.WorkerMemory != 256<<20 || tok.WorkerLifetime != 2*time.Hour {
 		t.Errorf("stored token %+v", tok)
 	}
 	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
@@ -422,6 +423,7 @@ func TestHelpAndVersion(t *testing.T) {
 		"--max-workers-per-browser", "--warm", "--worker-idle", "--ice-server", "--ice-loopback", "--log-format", "--log-level",
 		"--turn-listen", "--turn-public-ip", "GECKOHOST_TURN_LISTEN", "GECKOHOST_TURN_PUBLIC_IP",
 		"--public-url", "--worker-egress", "--worker-allow", "--max-fetches-per-token", "--keep-sessions",
+		"--worker-memory", "--worker-storage", "--worker-busy-limit", "--worker-max-lifetime", "--token-max-workers",
 		"GECKOHOST_LISTEN", "127.0.0.1:8765", "GECKOHOST_WORKER_EGRESS", "GECKOHOST_KEEP_SESSIONS"} {
 		if !strings.Contains(r.stdout, f) {
 			t.Errorf("serve --help lacks %s", f)
@@ -468,6 +470,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--worker-allow", "10.0.0.0/8"}, [2]string{}, "--worker-allow"},
 		{[]string{"--max-fetches-per-token", "-1"}, [2]string{}, "--max-fetches-per-token"},
 		{[]string{"--keep-sessions", "forever"}, [2]string{}, "--keep-sessions"},
+		{[]string{"--worker-memory", "lots"}, [2]string{}, "--worker-memory"},
+		{[]string{"--worker-busy-limit", "-1s"}, [2]string{}, "--worker-busy-limit"},
+		{nil, [2]string{"GECKOHOST_WORKER_MEMORY", "12TB"}, "--worker-memory"},
 		{nil, [2]string{"GECKOHOST_WORKER_EGRESS", "open"}, "--worker-egress"},
 		{nil, [2]string{"GECKOHOST_KEEP_SESSIONS", "-1h"}, "--keep-sessions"},
 	} {

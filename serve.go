@@ -30,7 +30,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "accept clients on a WebSocket and run their workers in headless Firefox",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8765", Usage: "listen on this `ADDRESS` (host:port)", EnvVars: []string{"GECKOHOST_LISTEN"}},
 			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
@@ -56,7 +56,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error", EnvVars: []string{"GECKOHOST_LOG_LEVEL"}},
 			redisFlag(),
 			&cli.StringFlag{Name: "node-id", Usage: "cluster mode: this node's `ID`, unique among the nodes (default: hostname:port)", EnvVars: []string{"GECKOHOST_NODE_ID"}},
-		},
+		}, workerLimitFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -225,7 +225,7 @@ func removeStaleProfiles(log *slog.Logger) {
 func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Server) *gecko.Pool {
 	egressOrigins, _ := serverOrigins(cfg, addr)
 	iceURLs := append(slices.Clone(cfg.ICEServers), relayURLs(relay)...)
-	return gecko.NewPool(gecko.PoolOptions{
+	popts := gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
 		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
@@ -236,7 +236,9 @@ func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Serve
 		Egress: egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow,
 			ServerOrigins: append(egressOrigins, iceOrigins(iceURLs)...)},
 		Logger: log.With("component", "gecko"),
-	})
+	}
+	cfg.Limits.poolLimits(&popts)
+	return gecko.NewPool(popts)
 }
 
 // hostOptions wires the engine to host: the pool, or in cluster mode the
@@ -264,6 +266,7 @@ func (sv *served) hostOptions(relay *turn.Server) host.Options {
 		RunID:        sv.run.ID(),
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
+		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers * cfg.MaxWorkersPerBrowser),
 	}
 	if sv.cm != nil {
 		hopts.Store, hopts.Limiter, hopts.Engine = sv.cm.node, sv.cm.node, sv.cm.node.Engine()
@@ -395,7 +398,8 @@ func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
 		slots := pool.Slots() // gecko's browser states are host's (running, starting, standby, draining)
 		out := make([]host.BrowserStatus, 0, len(slots))
 		for _, b := range slots {
-			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts}
+			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts,
+				Contents: contentStatus(b), ContentCrashes: b.ContentCrashes, LimitKills: b.LimitKills}
 			if memory && b.PID > 0 {
 				bs.PSSBytes, _ = gecko.GroupPSS(b.PID) // 0 when unknown
 			}
@@ -403,4 +407,14 @@ func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
 		}
 		return out
 	}
+}
+
+// contentStatus is host's view of a browser's content processes.
+func contentStatus(b gecko.BrowserInfo) []host.ContentStatus {
+	var out []host.ContentStatus
+	for _, c := range b.Contents {
+		out = append(out, host.ContentStatus{PID: c.PID, Token: c.Token, UserContext: c.UserContext, MemoryBytes: c.Memory,
+			MemoryLimitBytes: c.MemoryLimit, CPUSeconds: c.CPU.Seconds(), Niced: c.Niced})
+	}
+	return out
 }

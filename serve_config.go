@@ -77,6 +77,9 @@ type serveConfig struct {
 	// node's id ("": hostname:port).
 	Redis, NodeID string
 
+	// Limits are the containment flags (--worker-memory etc.).
+	Limits workerLimits
+
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
 	// certPollEvery is how often the TLS files are looked at (0:
@@ -132,6 +135,9 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 	}
 	if cfg.QueueTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--queue-timeout %v: want a positive duration, such as 10s", cfg.QueueTimeout)
+	}
+	if cfg.Limits, err = workerLimitsFrom(c); err != nil {
+		return serveConfig{}, err
 	}
 	if err := cfg.turnFrom(c); err != nil {
 		return serveConfig{}, err

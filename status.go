@@ -126,6 +126,9 @@ func writeStatus(w io.Writer, st host.Status) error {
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write status: %w", err)
 		}
+		if err := writeContents(&b, st.Browsers); err != nil {
+			return err
+		}
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write status: %w", err)
@@ -139,4 +142,35 @@ func shortCommit(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// writeContents writes the browsers' content processes (one per browser
+// user context) as a table, if there are any.
+func writeContents(w io.Writer, bs []host.BrowserStatus) error {
+	n := 0
+	for _, br := range bs {
+		n += len(br.Contents)
+	}
+	if n == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BROWSER\tCONTENT PID\tTOKEN\tMEMORY\tLIMIT\tCPU\tNICED")
+	for _, br := range bs {
+		for _, c := range br.Contents {
+			token, limit := "-", "none"
+			if c.Token != 0 {
+				token = fmt.Sprint(c.Token)
+			}
+			if c.MemoryLimitBytes > 0 {
+				limit = fmt.Sprintf("%d MiB", c.MemoryLimitBytes>>20)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%d MiB\t%s\t%.1fs\t%v\n", br.Index, c.PID, token, c.MemoryBytes>>20, limit, c.CPUSeconds, c.Niced)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ func tokenCommand() *cli.Command {
 			{
 				Name:      "add",
 				Usage:     "create a token and print it (alone, once) on stdout",
-				UsageText: "geckohost token add --name NAME [--expires 720h] [--source PATTERN]... [--max-workers N] [--rate N/DURATION]",
+				UsageText: "geckohost token add --name NAME [--expires 720h] [--source PATTERN]... [--max-workers N] [--rate N/DURATION] [--worker-memory SIZE] [--worker-max-lifetime DURATION]",
 				Flags: []cli.Flag{
 					dbFlag(),
 					redisFlag(),
@@ -32,6 +32,8 @@ func tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "expires", Usage: "validity `DURATION` such as 720h, 90m or 30d; empty or 0: never expires", EnvVars: []string{"GECKOHOST_TOKEN_EXPIRES"}},
 					&cli.StringSliceFlag{Name: "source", Usage: "allow worker sources only from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com; none: only the server's --allow-source list applies", EnvVars: []string{"GECKOHOST_TOKEN_SOURCE"}},
 					&cli.IntFlag{Name: "max-workers", Usage: "at most `N` concurrent workers for this token; 0: unlimited", EnvVars: []string{"GECKOHOST_TOKEN_MAX_WORKERS"}},
+					&cli.StringFlag{Name: "worker-memory", Usage: "this token's own memory limit `SIZE` per browser (such as 256MiB; overrides serve --worker-memory); empty or 0: the server's", EnvVars: []string{"GECKOHOST_TOKEN_WORKER_MEMORY"}},
+					&cli.DurationFlag{Name: "worker-max-lifetime", Usage: "this token's own maximum worker lifetime `DURATION` (overrides serve --worker-max-lifetime); 0: the server's", EnvVars: []string{"GECKOHOST_TOKEN_WORKER_MAX_LIFETIME"}},
 					&cli.StringFlag{Name: "rate", Usage: "rate limit `N/DURATION`: at most N workers started for this token in any DURATION (a Go duration or whole days), e.g. 60/1m, 10/1s or 1000/1d; N up to 1000000, DURATION 1s to 30d; empty: unlimited", EnvVars: []string{"GECKOHOST_TOKEN_RATE"}},
 				},
 				Action: tokenAdd,
@@ -131,6 +133,12 @@ func tokenAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var mem int64
+	if v := c.String("worker-memory"); v != "" {
+		if mem, err = parseSize(v); err != nil {
+			return fmt.Errorf("--worker-memory: %w", err)
+		}
+	}
 	db, err := openTokenStore(c, openDB)
 	if err != nil {
 		return err
@@ -142,6 +150,9 @@ func tokenAdd(c *cli.Context) error {
 		Sources:    c.StringSlice("source"),
 		MaxWorkers: c.Int("max-workers"),
 		Rate:       rate,
+
+		WorkerMemory:   mem,
+		WorkerLifetime: c.Duration("worker-max-lifetime"),
 	})
 	if err != nil {
 		return err
@@ -175,6 +186,10 @@ type tokenJSON struct {
 	Sources    []string  `json:"sources"`
 	MaxWorkers int       `json:"max_workers"`
 	Rate       *rateJSON `json:"rate"` // null: unlimited
+	// WorkerMemory (bytes) and WorkerLifetimeMS: the token's own limits
+	// (0: the server's).
+	WorkerMemory     int64 `json:"worker_memory"`
+	WorkerLifetimeMS int64 `json:"worker_lifetime_ms"`
 }
 
 type rateJSON struct {
@@ -213,7 +228,8 @@ func tokenList(c *cli.Context) error {
 			}
 			out = append(out, tokenJSON{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Status: status(t, now),
 				Created: jsonTime(t.Created), Expires: jsonTime(t.Expires), Revoked: jsonTime(t.Revoked),
-				LastUsed: jsonTime(t.LastUsed), Sources: src, MaxWorkers: t.MaxWorkers, Rate: jsonRate(t.Rate)})
+				LastUsed: jsonTime(t.LastUsed), Sources: src, MaxWorkers: t.MaxWorkers, Rate: jsonRate(t.Rate),
+				WorkerMemory: t.WorkerMemory, WorkerLifetimeMS: t.WorkerLifetime.Milliseconds()})
 		}
 		return writeJSON(c.App.Writer, out)
 	}

@@ -57,6 +57,10 @@ type startMsg struct {
 	Offer     string `json:"offer"`
 	// Deadline is when the front gives up waiting for the answer (unix ms).
 	Deadline int64 `json:"deadline"`
+	// MemoryLimit (bytes) and LifetimeMS are the token's own limits (0:
+	// the running node's).
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+	LifetimeMS  int64 `json:"lifetime_ms,omitempty"`
 }
 
 type eventMsg struct {

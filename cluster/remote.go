@@ -90,7 +90,8 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	got, err := n.send(ctx, node, message{Type: msgStart, SID: req.WorkerID, Start: &startMsg{
-		TokenID: req.TokenID, TokenName: req.TokenName, Source: req.Source, Code: req.Code, Offer: req.Offer, Deadline: deadline.UnixMilli()}})
+		TokenID: req.TokenID, TokenName: req.TokenName, Source: req.Source, Code: req.Code, Offer: req.Offer, Deadline: deadline.UnixMilli(),
+		MemoryLimit: req.Limits.Memory, LifetimeMS: req.Limits.Lifetime.Milliseconds()}})
 	if err != nil {
 		forget()
 		return nil, err

@@ -43,8 +43,9 @@ func (n *Node) serveStart(m message) {
 		return
 	}
 	sv := &served{n: n, from: m.From, sid: m.SID, in: newMailbox[message](), out: newMailbox[eventMsg](), counted: true,
-		req: engine.WorkerRequest{WorkerID: m.SID, TokenID: m.Start.TokenID, TokenName: m.Start.TokenName, Source: m.Start.Source, Code: m.Start.Code, Offer: m.Start.Offer},
-		dl:  time.UnixMilli(m.Start.Deadline)}
+		req: engine.WorkerRequest{WorkerID: m.SID, TokenID: m.Start.TokenID, TokenName: m.Start.TokenName, Source: m.Start.Source, Code: m.Start.Code, Offer: m.Start.Offer,
+			Limits: engine.Limits{Memory: m.Start.MemoryLimit, Lifetime: time.Duration(m.Start.LifetimeMS) * time.Millisecond}},
+		dl: time.UnixMilli(m.Start.Deadline)}
 	key := servedKey(m.From, m.SID)
 	n.mu.Lock()
 	if _, dup := n.served[key]; dup {

@@ -83,7 +83,8 @@ func (t *Tokens) AddToken(ctx context.Context, nt domain.NewToken) (domain.Token
 		return domain.Token{}, "", fmt.Errorf("add token: %w", err)
 	}
 	now := time.UnixMilli(t.now().UnixMilli()).UTC()
-	tok := domain.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate}
+	tok := domain.Token{Name: nt.Name, Prefix: prefix, Created: now, Sources: nt.Sources, MaxWorkers: nt.MaxWorkers, Rate: nt.Rate,
+		WorkerMemory: nt.WorkerMemory, WorkerLifetime: nt.WorkerLifetime}
 	if len(tok.Sources) == 0 {
 		tok.Sources = nil
 	}
@@ -94,7 +95,8 @@ func (t *Tokens) AddToken(ctx context.Context, nt domain.NewToken) (domain.Token
 	args := []any{keyTokenBase,
 		"name", tok.Name, "prefix", tok.Prefix, "hash", hex.EncodeToString(h),
 		"created", tok.Created.UnixMilli(), "expires", msOrZero(tok.Expires), "sources", string(src),
-		"max_workers", tok.MaxWorkers, "rate_count", tok.Rate.Count, "rate_window_ms", tok.Rate.Window.Milliseconds()}
+		"max_workers", tok.MaxWorkers, "rate_count", tok.Rate.Count, "rate_window_ms", tok.Rate.Window.Milliseconds(),
+		"worker_memory", tok.WorkerMemory, "worker_lifetime_ms", tok.WorkerLifetime.Milliseconds()}
 	id, err := addTokenScript.Run(ctx, t.c.rdb, []string{keyTokenNext, keyTokenName(tok.Name), keyTokenHash(h), keyTokens}, args...).Int64()
 	switch {
 	case err != nil:
@@ -130,6 +132,9 @@ func decodeToken(id int64, f map[string]string) (tok domain.Token, hash string, 
 		Created: fromMS(f["created"]), Expires: fromMS(f["expires"]), Revoked: fromMS(f["revoked"]), LastUsed: fromMS(f["last_used"])}
 	tok.MaxWorkers, _ = strconv.Atoi(f["max_workers"])
 	tok.Rate.Count, _ = strconv.Atoi(f["rate_count"])
+	tok.WorkerMemory, _ = strconv.ParseInt(f["worker_memory"], 10, 64)
+	lms, _ := strconv.ParseInt(f["worker_lifetime_ms"], 10, 64)
+	tok.WorkerLifetime = time.Duration(lms) * time.Millisecond
 	ms, _ := strconv.ParseInt(f["rate_window_ms"], 10, 64)
 	tok.Rate.Window = time.Duration(ms) * time.Millisecond
 	if tok.Rate.Count <= 0 || tok.Rate.Window <= 0 {

@@ -37,6 +37,11 @@ type Token struct {
 	MaxWorkers int
 	// Rate is the token's rate limit; the zero Rate means unlimited.
 	Rate Rate
+	// WorkerMemory (bytes) and WorkerLifetime are the token's own
+	// containment limits (serve's --worker-memory, --worker-max-lifetime
+	// for its workers); 0 means the server's.
+	WorkerMemory   int64
+	WorkerLifetime time.Duration
 }
 
 // NewToken describes a token to add.
@@ -53,6 +58,11 @@ type NewToken struct {
 	// Rate is the rate limit (see Rate.Validate); the zero Rate means
 	// unlimited.
 	Rate Rate
+	// WorkerMemory (bytes, 0 or more) and WorkerLifetime (0 or more,
+	// whole milliseconds) are the token's own containment limits; 0 means
+	// the server's.
+	WorkerMemory   int64
+	WorkerLifetime time.Duration
 }
 
 // Limits of a Rate.
@@ -166,6 +176,10 @@ func (nt NewToken) Check() (NewToken, error) {
 	if err := nt.Rate.Validate(); err != nil {
 		return NewToken{}, err
 	}
+	if nt.WorkerMemory < 0 || nt.WorkerLifetime < 0 {
+		return NewToken{}, fmt.Errorf("negative worker memory %d or lifetime %v: %w", nt.WorkerMemory, nt.WorkerLifetime, ErrInvalid)
+	}
+	nt.WorkerLifetime = nt.WorkerLifetime.Truncate(time.Millisecond)
 	sources := make([]string, 0, len(nt.Sources))
 	for _, p := range nt.Sources {
 		norm, err := ValidateSourcePattern(p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Engine runs workers. gecko.Pool implements it; host drives it.
@@ -66,6 +67,19 @@ type WorkerRequest struct {
 	// connection (the same the client gets from GET /ice-servers, with
 	// short-lived TURN credentials). Empty: the engine's own configuration.
 	ICEServers []ICEServer
+	// Limits are the token's own resource limits; a zero field means the
+	// engine's default.
+	Limits Limits
+}
+
+// Limits bound what one token's workers may use. A zero field means the
+// engine's default; a negative one means none.
+type Limits struct {
+	// Memory bounds, in bytes, the memory of the token's content process
+	// in a browser (shared by the token's workers there).
+	Memory int64
+	// Lifetime bounds each worker's life from its hello.
+	Lifetime time.Duration
 }
 
 // ICEServer is one STUN or TURN server entry, as in the WebRTC
@@ -172,7 +186,28 @@ const (
 	// working candidate pair, or DTLS failed on the one it found) before
 	// the data channel opened. Event.Detail says which ("ICE" or "DTLS").
 	EndICEFailed EndReason = "ice-failed"
+	// EndContentCrashed: the browser's content process running the worker
+	// died (a crash, the OOM killer, a kill) while the browser lived on;
+	// every worker of that process (the workers of one token in one
+	// browser) ends with it.
+	EndContentCrashed EndReason = "content-crashed"
+	// EndMemoryLimit: the content process running the worker went past its
+	// memory limit and was killed. Event.Detail names the limit.
+	EndMemoryLimit EndReason = "memory-limit"
+	// EndCPULimit: the worker did not return to its event loop for its
+	// busy limit. Event.Detail names the limit.
+	EndCPULimit EndReason = "cpu-limit"
+	// EndLifetime: the worker reached its maximum lifetime. Event.Detail
+	// names the limit.
+	EndLifetime EndReason = "lifetime"
 )
+
+// LimitEnd reports whether r is the end of a worker that went past one of
+// its resource limits (memory, CPU busy time, lifetime): before
+// "connected" the front answers it with 205 (WorkerLimitExceeded).
+func LimitEnd(r EndReason) bool {
+	return r == EndMemoryLimit || r == EndCPULimit || r == EndLifetime
+}
 
 // End reasons only the front records.
 const (
@@ -204,6 +239,10 @@ var endReasonTable = []struct {
 	{EndShutdown, "`serve` stopped"},
 	{EndBrowserDied, "the Firefox running the worker died (before `connected`: a 303; cluster: or its node)"},
 	{EndTabClosed, "the worker's page went away (before `connected`: a 303)"},
+	{EndContentCrashed, "the content process running the worker died while the browser lived on (before `connected`: a 303)"},
+	{EndMemoryLimit, "the worker's content process went past `--worker-memory` and was killed (before `connected`: a 205)"},
+	{EndCPULimit, "the worker did not return to its event loop for `--worker-busy-limit` (before `connected`: a 205)"},
+	{EndLifetime, "the worker reached `--worker-max-lifetime` (before `connected`: a 205)"},
 	{EndClosed, "geckohost closed the worker itself"},
 	{EndHostRestart, "the `serve` process running it died (kill -9, a crash, power loss) before it could record the end; recorded later, at its last heartbeat"},
 	{EndWorkerGone, "the engine lost track of the worker without saying why (should not happen)"},

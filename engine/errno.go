@@ -51,7 +51,7 @@ var errnoTable = []errnoRow{
 	{WorkerLimitExceeded, "WORKER_LIMIT_EXCEEDED", "the worker went past a resource limit (memory, CPU busy time, lifetime) before `connected`; the reason names it"},
 	{NoGeckoAvailable, "NO_GECKO_AVAILABLE", "no browser could take the worker within the queue timeout, or the queue is full, or the cluster store is unreachable"},
 	{GeckoTimeout, "GECKO_TIMEOUT", "no answer within 30 s of the hello, or not connected within 30 s of the answer (only ever a timeout)"},
-	{GeckoCrashed, "GECKO_CRASHED", "the browser running the worker died, or its page went away (cluster: or its node), before `connected`"},
+	{GeckoCrashed, "GECKO_CRASHED", "the browser running the worker, or its content process, died, or its page went away (cluster: or its node), before `connected`"},
 	{ShuttingDown, "SHUTTING_DOWN", "the host is stopping"},
 	{PeerConnectionFailed, "PEER_CONNECTION_FAILED", "ICE or DTLS between client and worker failed, or the peer connection closed, before `connected`"},
 }

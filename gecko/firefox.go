@@ -56,6 +56,8 @@ type FirefoxOptions struct {
 	// StartTimeout bounds the time from exec to an open BiDi session.
 	// 0 means 30 s.
 	StartTimeout time.Duration
+	// Args are extra command-line arguments.
+	Args []string
 	// Env is extra environment (KEY=VALUE) added to geckohost's own.
 	// MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (without it Firefox ignores the
 	// remote-settings server pref and phones home), MOZ_CRASHREPORTER_DISABLE=1
@@ -150,30 +152,8 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	defer cancelStart()
 
 	profile, keep := cfg.profile, cfg.profile != ""
-	if !keep {
-		profile, err = os.MkdirTemp("", "geckohost-profile-*")
-		if err != nil {
-			return nil, fmt.Errorf("create firefox profile: %w", err)
-		}
-		// So that a later geckohost removes it if this one is killed.
-		if err := writeOwner(profile); err != nil {
-			_ = os.RemoveAll(profile)
-			return nil, fmt.Errorf("create firefox profile: %w", err)
-		}
-	}
-	removeProfile := func() {
-		if !keep {
-			_ = os.RemoveAll(profile)
-		}
-	}
-	if cfg.template != "" {
-		if err := copyProfile(cfg.template, profile); err != nil {
-			removeProfile()
-			return nil, fmt.Errorf("copy template profile: %w", err)
-		}
-	}
-	if err := writeProfile(profile, opts); err != nil {
-		removeProfile()
+	removeProfile, err := prepareProfile(&profile, opts, cfg)
+	if err != nil {
 		return nil, err
 	}
 
@@ -184,23 +164,7 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	}
 
 	procCtx, stop := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(procCtx, bin,
-		"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0")
-	cmd.Env = append(os.Environ(),
-		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1",
-		"MOZ_CRASHREPORTER_DISABLE=1",
-		"MOZ_DISABLE_AUTO_SAFE_MODE=1",
-		// A small window: the shell pages show nothing, and the
-		// compositor's buffers follow the window's size.
-		"MOZ_HEADLESS_WIDTH=64",
-		"MOZ_HEADLESS_HEIGHT=64",
-	)
-	cmd.Env = append(cmd.Env, opts.Env...)
-	cmd.Stdout = w
-	cmd.Stderr = w
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = waitDelay
+	cmd := firefoxCmd(procCtx, bin, profile, opts, w)
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -248,6 +212,64 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	go f.watch()
 	f.log.Debug("firefox ready", "took", time.Since(start), "profile", profile, "template", cfg.template != "")
 	return f, nil
+}
+
+// prepareProfile makes the profile directory (a new temporary one when
+// *profile is "", else *profile itself, kept), copies the template into it
+// and writes the prefs; remove deletes what it made.
+func prepareProfile(profile *string, opts FirefoxOptions, cfg launchConfig) (remove func(), err error) {
+	keep := *profile != ""
+	if !keep {
+		*profile, err = os.MkdirTemp("", "geckohost-profile-*")
+		if err != nil {
+			return nil, fmt.Errorf("create firefox profile: %w", err)
+		}
+		// So that a later geckohost removes it if this one is killed.
+		if err := writeOwner(*profile); err != nil {
+			_ = os.RemoveAll(*profile)
+			return nil, fmt.Errorf("create firefox profile: %w", err)
+		}
+	}
+	dir := *profile
+	remove = func() {
+		if !keep {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	if cfg.template != "" {
+		if err := copyProfile(cfg.template, dir); err != nil {
+			remove()
+			return nil, fmt.Errorf("copy template profile: %w", err)
+		}
+	}
+	if err := writeProfile(dir, opts); err != nil {
+		remove()
+		return nil, err
+	}
+	return remove, nil
+}
+
+// firefoxCmd is the headless Firefox command on profile, its output to w,
+// in a process group of its own, stopped with SIGTERM when ctx is done.
+func firefoxCmd(ctx context.Context, bin, profile string, opts FirefoxOptions, w *os.File) *exec.Cmd {
+	args := append([]string{"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0"}, opts.Args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(),
+		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1",
+		"MOZ_CRASHREPORTER_DISABLE=1",
+		"MOZ_DISABLE_AUTO_SAFE_MODE=1",
+		// A small window: the shell pages show nothing, and the
+		// compositor's buffers follow the window's size.
+		"MOZ_HEADLESS_WIDTH=64",
+		"MOZ_HEADLESS_HEIGHT=64",
+	)
+	cmd.Env = append(cmd.Env, opts.Env...)
+	cmd.Stdout = w
+	cmd.Stderr = w
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = waitDelay
+	return cmd
 }
 
 // connect waits for the BiDi URL on Firefox's stderr, dials it and opens

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
 )
 
@@ -16,6 +17,7 @@ type shellConfig struct {
 	IceServers []string `json:"iceServers,omitempty"`
 	Loopback   bool     `json:"loopback"`
 	IdleMs     int64    `json:"idleMs"`
+	BusyMs     int64    `json:"busyMs"`
 	Warm       int      `json:"warm"`
 	// Capacity is how many workers the page hosts at most: a page keeps
 	// fewer warm slots as it fills up, none when full.
@@ -26,6 +28,9 @@ func (p *Pool) shellConfigJSON() string {
 	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
 	if p.opts.WorkerIdle > 0 {
 		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
+	}
+	if p.opts.WorkerBusyLimit > 0 {
+		c.BusyMs = p.opts.WorkerBusyLimit.Milliseconds()
 	}
 	b, _ := json.Marshal(c)
 	return string(b)
@@ -48,7 +53,7 @@ func (p *Pool) makePage(ctx context.Context, g *generation, uc string) (*page, e
 	if id := g.identity(uc); id != nil {
 		loaded = id.ExpectShell() // the egress proxy lets this navigation through
 	}
-	err = conn.Navigate(ctx, tab, p.shell.URL())
+	err = conn.Navigate(ctx, tab, p.shellURL(uc))
 	loaded()
 	if err != nil {
 		p.dropPage(g, pg)
@@ -97,6 +102,7 @@ func (p *Pool) dropPage(g *generation, pg *page) {
 type page struct {
 	tab     string // browsing context id
 	uc      string // user context id
+	realm   string // the shell's realm (script.realmCreated)
 	tc      *tokenCtx
 	workers int // places reserved (guarded by p.mu)
 	warm    int // pre-spawned workers ready in the page
@@ -119,6 +125,7 @@ type tokenCtx struct {
 	served    int  // workers started in this user context
 	retired   bool // replaced (RecycleAfter): removed once workers is 0
 	idleSince time.Time
+	limits    engine.Limits // the token's own (from its latest request)
 }
 
 // placed counts the workers that have a place in tc's pages (the others
@@ -374,6 +381,8 @@ func (g *generation) onEvent(ev bidi.Event) {
 			return
 		}
 		g.b.log.Debug("page log", "context", e.Source.Context, "level", e.Level, "type", e.Type, "text", e.Text)
+	case "script.realmCreated", "script.realmDestroyed":
+		g.onRealm(ev.Method, ev.Params)
 	case "browsingContext.contextDestroyed":
 		var d struct {
 			Context string `json:"context"`

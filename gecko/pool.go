@@ -73,10 +73,39 @@ type PoolOptions struct {
 	// proxy; each user context (each token's) has a listener of its own,
 	// so refusals are counted per context (engine.Event.EgressRefused).
 	Egress egress.Policy
+	// WorkerMemory bounds the memory (anonymous resident, bytes) of each
+	// user context's content process: the token's workers in one browser
+	// share it. Past it the process is killed and its workers end with
+	// engine.EndMemoryLimit. 0 means 512 MiB, negative means none. A
+	// token's engine.Limits.Memory overrides it.
+	WorkerMemory int64
+	// WorkerMaxLifetime ends each worker this long after it started
+	// (engine.EndLifetime); 0 means 24 hours, negative means never. A
+	// token's engine.Limits.Lifetime overrides it.
+	WorkerMaxLifetime time.Duration
+	// WorkerStorage is each token's storage quota in bytes (IndexedDB,
+	// Cache API: writes past it fail with QuotaExceededError in the
+	// worker); 0 means 256 MiB, negative means Firefox's own. It is a
+	// browser-wide setting (Firefox's quota group limit is a fifth of its
+	// temporary storage limit, which is set to five times this), so the
+	// profile's storage stays under five times it.
+	WorkerStorage int64
+	// WorkerBusyLimit ends a worker that does not return to its event
+	// loop for this long (a busy loop: engine.EndCPULimit); 0 means 30 s,
+	// negative means never.
+	WorkerBusyLimit time.Duration
 	// Logger gets the pool's logs (and Firefox's, unless Firefox.Logger is
 	// set); nil discards them.
 	Logger *slog.Logger
 }
+
+// Defaults of PoolOptions' limits.
+const (
+	DefaultWorkerMemory      = 512 << 20
+	DefaultWorkerMaxLifetime = 24 * time.Hour
+	DefaultWorkerBusyLimit   = 30 * time.Second
+	DefaultWorkerStorage     = 256 << 20
+)
 
 const (
 	shellChannel    = "gh"
@@ -151,6 +180,18 @@ func NewPool(opts PoolOptions) *Pool {
 	if opts.RecycleBrowserAfter == 0 {
 		opts.RecycleBrowserAfter = 10000
 	}
+	if opts.WorkerMemory == 0 {
+		opts.WorkerMemory = DefaultWorkerMemory
+	}
+	if opts.WorkerStorage == 0 {
+		opts.WorkerStorage = DefaultWorkerStorage
+	}
+	if opts.WorkerBusyLimit == 0 {
+		opts.WorkerBusyLimit = DefaultWorkerBusyLimit
+	}
+	if opts.WorkerMaxLifetime == 0 {
+		opts.WorkerMaxLifetime = DefaultWorkerMaxLifetime
+	}
 	if opts.TokenIdle <= 0 {
 		opts.TokenIdle = 2 * time.Minute
 	}
@@ -161,7 +202,18 @@ func NewPool(opts PoolOptions) *Pool {
 	// Worker tabs live in per-token user contexts; Firefox 153 isolates
 	// permissions by user context, so the shell's camera permission (granted
 	// for the default context, needed for loopback ICE) would be missing.
-	prefs := map[string]any{"permissions.isolateBy.userContext": false}
+	prefs := map[string]any{"permissions.isolateBy.userContext": false,
+		// Firefox caps the dedicated workers of one domain (512 by
+		// default) and queues more silently: every worker of a browser
+		// shares the shell page's origin, so the cap follows the pool's
+		// capacity (each worker, plus each page's pre-spawned ones;
+		// nested workers are refused).
+		"dom.workers.maxPerDomain": maxPerDomain(opts.MaxWorkersPerBrowser, opts.Warm)}
+	if opts.WorkerStorage > 0 {
+		// In KiB; each group (a site in one user context: a token's
+		// storage) gets a fifth of it.
+		prefs["dom.quotaManager.temporaryStorage.fixedLimit"] = int(opts.WorkerStorage * 5 >> 10)
+	}
 	maps.Copy(prefs, opts.Firefox.Prefs)
 	opts.Firefox.Prefs = prefs
 	if opts.Firefox.Logger == nil {
@@ -207,6 +259,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	// it builds a template profile, so later launches start faster.
 	fopts := p.opts.Firefox
 	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	// The pool reads Firefox's process list (contain.go) in the browser's
+	// privileged scope; only the BiDi session can, and workers cannot
+	// reach it.
+	fopts.Args = append(slices.Clone(fopts.Args), "--remote-allow-system-access")
 	fopts.Prefs = maps.Clone(fopts.Prefs)
 	maps.Copy(fopts.Prefs, proxyPrefs(p.global.Addr()))
 	p.launcher = NewLauncher(fopts)
@@ -378,6 +434,7 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 		}
 		g.tokens[req.TokenID] = tc
 	}
+	tc.limits = req.Limits
 	pg := tc.freePage()
 	if pg != nil {
 		pg.workers++
@@ -393,6 +450,14 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 	go w.run()
 	g.wake()
 	return w, nil
+}
+
+// maxPerDomain is the dom.workers.maxPerDomain pref for a browser running
+// at most capacity workers with warm pre-spawned ones per page: every
+// worker, each page's warm ones (a page per worker at most), and a margin;
+// never below Firefox's default of 512.
+func maxPerDomain(capacity, warm int) int {
+	return max(512, capacity*(1+warm)+64)
 }
 
 // pickBrowser returns the browser for token: the one holding its user

@@ -63,6 +63,14 @@ type BrowserInfo struct {
 	Standby bool
 	// Draining: a replaced browser, closed once its last worker ends.
 	Draining bool
+	// Contents are the content processes of its user contexts that the
+	// pool watches (see PoolOptions.WorkerMemory), by pid.
+	Contents []ContentInfo
+	// ContentCrashes counts the content processes that died by themselves
+	// (crashed, killed from outside) while running pages; LimitKills those
+	// the pool killed for a limit.
+	ContentCrashes int64
+	LimitKills     int64
 }
 
 // Browsers describes the running browsers (none while every browser is
@@ -125,7 +133,8 @@ func GroupPSS(pgid int) (int64, error) {
 func (g *generation) info() BrowserInfo {
 	bi := BrowserInfo{Index: g.b.idx, State: BrowserRunning, PID: g.ff.PID(), Capacity: g.b.p.opts.MaxWorkersPerBrowser,
 		Restarts: g.b.restarts, Profile: g.ff.Profile(), BiDi: g.ff.SessionURL(), Workers: g.live, Started: g.served,
-		Tokens: len(g.tokens), Retiring: len(g.retired), Pages: len(g.pages)}
+		Tokens: len(g.tokens), Retiring: len(g.retired), Pages: len(g.pages),
+		Contents: g.contents(), ContentCrashes: g.crashes.Load(), LimitKills: g.limitKills.Load()}
 	for _, pg := range g.generic {
 		bi.Warm += pg.warm
 	}

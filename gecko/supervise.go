@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/egress"
@@ -55,6 +56,17 @@ type generation struct {
 	negotiating int
 	lastJob     time.Time
 	wg          sync.WaitGroup
+
+	// Containment (contain.go), guarded by p.mu.
+	realms map[string]*page        // the shell pages by their realm
+	procs  map[string]*contentProc // the user contexts' content processes
+	killed map[string]*contentProc // killed by the guard, pages being ended
+	lost   []*page                 // pages whose process died, to end
+	// guardCh wakes the guard; crashes and limitKills count content
+	// processes that died and that the guard killed.
+	guardCh    chan struct{}
+	crashes    atomic.Int64
+	limitKills atomic.Int64
 }
 
 // generations returns b's running generations: the current one, a
@@ -150,24 +162,8 @@ func (b *browser) supervise(failed chan<- error) {
 		}
 		b.log.Info("firefox started", "pid", ff.PID(), "took", time.Since(t0).Round(time.Millisecond))
 		reported = true
-		g := &generation{
-			b:         b,
-			ff:        ff,
-			dead:      make(chan struct{}),
-			wakeCh:    make(chan struct{}, 1),
-			dropCh:    make(chan struct{}, 1),
-			recycleCh: make(chan struct{}, 1),
-			tokens:    map[int64]*tokenCtx{},
-			pages:     map[string]*page{},
-			byID:      map[string]*worker{},
-			idents:    map[string]*egress.Identity{},
-			undoDeny:  p.denyBiDi(ff),
-		}
-		ff.Conn().OnEvent(g.onEvent)
-		subCtx, cancel := context.WithTimeout(p.ctx, callTimeout)
-		err = ff.Conn().Subscribe(subCtx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed"}, nil)
-		cancel()
-		if err != nil {
+		g := b.newGeneration(ff)
+		if err := b.subscribe(g); err != nil {
 			b.log.Error("subscribe to firefox events", "err", err)
 			b.stop(g)
 			if !sleepCtx(p.ctx, backoff) {
@@ -176,24 +172,7 @@ func (b *browser) supervise(failed chan<- error) {
 			backoff = min(backoff*2, backoffMax)
 			continue
 		}
-		p.mu.Lock()
-		// A replacement (RecycleBrowserAfter) stands by, loading its
-		// pages, while the old browser serves.
-		standby := b.gen != nil
-		if standby {
-			b.next = g
-		} else {
-			b.gen = g
-			if p.opts.Warm == 0 {
-				p.markReady(g)
-			}
-		}
-		p.mu.Unlock()
-		for range refillersPerBrs {
-			g.wg.Add(1)
-			go g.refill()
-		}
-		g.wake()
+		standby := b.install(g)
 		if standby {
 			b.takeOver(g)
 		}
@@ -226,6 +205,64 @@ func (b *browser) supervise(failed chan<- error) {
 		}
 		backoff = min(backoff*2, backoffMax)
 	}
+}
+
+// newGeneration is a generation for the launched ff, its BiDi events
+// routed to it.
+func (b *browser) newGeneration(ff *Firefox) *generation {
+	g := &generation{
+		b:         b,
+		ff:        ff,
+		dead:      make(chan struct{}),
+		wakeCh:    make(chan struct{}, 1),
+		dropCh:    make(chan struct{}, 1),
+		recycleCh: make(chan struct{}, 1),
+		tokens:    map[int64]*tokenCtx{},
+		pages:     map[string]*page{},
+		byID:      map[string]*worker{},
+		idents:    map[string]*egress.Identity{},
+		undoDeny:  b.p.denyBiDi(ff),
+		realms:    map[string]*page{},
+		procs:     map[string]*contentProc{},
+		killed:    map[string]*contentProc{},
+		guardCh:   make(chan struct{}, 1),
+	}
+	ff.Conn().OnEvent(g.onEvent)
+	return g
+}
+
+// subscribe asks g's Firefox for the events the pool follows.
+func (b *browser) subscribe(g *generation) error {
+	ctx, cancel := context.WithTimeout(b.p.ctx, callTimeout)
+	defer cancel()
+	return g.ff.Conn().Subscribe(ctx, []string{"script.message", "log.entryAdded", "browsingContext.contextDestroyed",
+		"script.realmCreated", "script.realmDestroyed"}, nil)
+}
+
+// install makes g the browser's current generation, or its standby while
+// another serves (a replacement: RecycleBrowserAfter), and starts its
+// refillers and guard. It reports whether g stands by.
+func (b *browser) install(g *generation) (standby bool) {
+	p := b.p
+	p.mu.Lock()
+	standby = b.gen != nil
+	if standby {
+		b.next = g
+	} else {
+		b.gen = g
+		if p.opts.Warm == 0 {
+			p.markReady(g)
+		}
+	}
+	p.mu.Unlock()
+	for range refillersPerBrs {
+		g.wg.Add(1)
+		go g.refill()
+	}
+	g.wg.Add(1)
+	go g.guard()
+	g.wake()
+	return standby
 }
 
 // takeOver waits (bounded) until the standby generation g has its generic

@@ -53,9 +53,11 @@ type worker struct {
 	closeOnce sync.Once
 	done      chan struct{} // closed when the worker is gone
 
-	mu     sync.Mutex // guards inbox and reason
+	mu     sync.Mutex // guards inbox, reason, detail and lost
 	inbox  []pageMsg
 	reason engine.EndReason // why close was requested
+	detail string           // the end's detail (a limit's value)
+	lost   bool             // its content process died: its page is gone
 
 	// Guarded by p.mu.
 	pg         *page // nil until the worker has a place in a page
@@ -133,13 +135,35 @@ func (w *worker) Close(ctx context.Context) error {
 
 // requestClose asks the run goroutine to end the worker; the first
 // reason wins.
-func (w *worker) requestClose(reason engine.EndReason) {
+func (w *worker) requestClose(reason engine.EndReason) { w.requestCloseWith(reason, "", false) }
+
+// lose ends a worker whose content process died (or was killed for a
+// limit): at once, its page is gone.
+func (w *worker) lose(reason engine.EndReason, detail string) {
+	w.requestCloseWith(reason, detail, true)
+}
+
+func (w *worker) requestCloseWith(reason engine.EndReason, detail string, lost bool) {
 	w.closeOnce.Do(func() {
 		w.mu.Lock()
-		w.reason = reason
+		w.reason, w.detail, w.lost = reason, detail, lost
 		w.mu.Unlock()
 		close(w.closeCh)
 	})
+}
+
+// closeReason is the reason of a requested close ("" if none).
+func (w *worker) closeReason() engine.EndReason {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reason
+}
+
+// pageLost reports whether the worker's content process died.
+func (w *worker) pageLost() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lost
 }
 
 // deliver queues an event of the worker's page (it runs on the BiDi read
@@ -165,6 +189,17 @@ func (w *worker) emit(ev engine.Event) {
 func (w *worker) run() {
 	defer w.p.workerWG.Done()
 	ctx, cancel := context.WithCancel(context.Background())
+	// The worker's lifetime is kept here, in Go: it outlives its page.
+	lifetime := w.p.opts.WorkerMaxLifetime
+	if l := w.req.Limits.Lifetime; l != 0 {
+		lifetime = l
+	}
+	var expire <-chan time.Time
+	if lifetime > 0 {
+		t := time.NewTimer(lifetime)
+		defer t.Stop()
+		expire = t.C
+	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -172,6 +207,10 @@ func (w *worker) run() {
 		case <-w.closeCh:
 		case <-w.g.dead:
 		case <-w.done:
+		case <-expire:
+			w.log.Debug("worker reached its lifetime", "lifetime", lifetime)
+			// An orderly end: relay quiesces a connected worker.
+			w.requestCloseWith(engine.EndLifetime, "after its maximum lifetime of "+lifetime.String(), false)
 		}
 		cancel()
 	}()
@@ -242,7 +281,7 @@ func (w *worker) failure(what string, err error) engine.Event {
 func (w *worker) closedEvent() engine.Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return ended(w.reason, "")
+	return ended(w.reason, w.detail)
 }
 
 // negotiate gets a page, starts the worker (its code came with the
@@ -345,7 +384,7 @@ func (w *worker) relay() engine.Event {
 		case <-w.inSig:
 		case <-closeCh:
 			closeCh = nil
-			if !opened || !w.quiesce() {
+			if !opened || w.pageLost() || !w.quiesce() {
 				return w.closedEvent()
 			}
 			t := time.NewTimer(orderlyCloseTimeout)
@@ -387,6 +426,9 @@ func (w *worker) relay() engine.Event {
 				return failedWith(&engine.Error{Errno: engine.Errno(e.Errno), Reason: e.Reason})
 			case "end":
 				w.pageEnded = true
+				if r := engine.EndReason(e.Reason); r == w.closeReason() && e.Detail == "" {
+					return w.closedEvent() // the end we asked for, with its detail
+				}
 				return ended(engine.EndReason(e.Reason), e.Detail)
 			case "log":
 				w.log.Debug("shell", "msg", e.Msg)
@@ -464,7 +506,7 @@ func (w *worker) finish(end engine.Event) {
 	p.mu.Lock()
 	pg := w.pg
 	p.mu.Unlock()
-	if pg != nil && !w.pageEnded && !w.dead() {
+	if pg != nil && !w.pageEnded && !w.dead() && !w.pageLost() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := g.ff.Conn().CallFunction(ctx, bidi.CallFunctionParams{
 			FunctionDeclaration: "(id) => { gh.close(id); }",

@@ -98,6 +98,9 @@ func (s *Server) isDemoWorker(r *http.Request, u *url.URL) bool {
 func (s *Server) reserve(ctx context.Context, tok domain.Token, workerID string) *engine.Error {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
+	if tok.MaxWorkers == 0 && s.opts.TokenMaxWorkers > 0 {
+		tok.MaxWorkers = s.opts.TokenMaxWorkers // the server's fair share (serve --token-max-workers)
+	}
 	err := s.limiter.Reserve(ctx, tok, workerID)
 	if err == nil {
 		return nil

@@ -124,3 +124,29 @@ func TestLookupEngineError(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenMaxWorkers: a token without its own MaxWorkers holds at most
+// Options.TokenMaxWorkers live workers (105 past it); a token's own limit
+// overrides it.
+func TestTokenMaxWorkers(t *testing.T) {
+	h := newHarness(t, nil, func(o *host.Options) { o.TokenMaxWorkers = 2 })
+	plain := h.token(domain.NewToken{Name: "plain"})
+	own := h.token(domain.NewToken{Name: "own", MaxWorkers: 3})
+	w := h.connect(plain)
+	h.connect(plain)
+	h.hello(plain).expectError(engine.LimitReached, "maximum of 2 concurrent workers")
+	for range 3 {
+		h.connect(own)
+	}
+	h.hello(own).expectError(engine.LimitReached, "maximum of 3 concurrent workers")
+	if err := w.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, h.ctx, "a free place for plain", func() error {
+		c := h.hello(plain)
+		if m := c.read(); m["action"] != "worker-hello" {
+			return fmt.Errorf("got %v", m)
+		}
+		return nil
+	})
+}

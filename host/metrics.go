@@ -2,6 +2,8 @@ package host
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,9 @@ var (
 	queueBuckets   = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 )
 
+// containEnds are the end reasons geckohost_worker_ends_total counts.
+var containEnds = []engine.EndReason{engine.EndContentCrashed, engine.EndMemoryLimit, engine.EndCPULimit, engine.EndLifetime}
+
 // metrics is a Server's Prometheus registry (one per Server, so that
 // servers in one process do not share counters) and the metrics host
 // updates itself; the rest are read when scraped.
@@ -48,6 +53,9 @@ type metrics struct {
 	answerSeconds  prometheus.Histogram
 	connectSeconds prometheus.Histogram
 	queueWait      prometheus.Histogram
+	// workerEnds counts the ends of workers the engine ended for
+	// containment (a crashed content process, a resource limit).
+	workerEnds *prometheus.CounterVec // reason
 
 	// Sessions past their hello, by state.
 	negotiating atomic.Int64
@@ -64,6 +72,10 @@ func newMetrics(s *Server) *metrics {
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geckohost_auth_failures_total",
 			Help: `Hellos refused for their authorization (101, reason "malformed") or token (102: "unknown", "revoked", "expired", "error").`,
+		}, []string{"reason"}),
+		workerEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geckohost_worker_ends_total",
+			Help: `Sessions (connected or not) whose worker the engine ended for containment: "content-crashed" (its browser content process died), "memory-limit", "cpu-limit", "lifetime".`,
 		}, []string{"reason"}),
 		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "geckohost_session_answer_seconds",
@@ -87,6 +99,9 @@ func newMetrics(s *Server) *metrics {
 	for _, e := range engine.Errnos() {
 		m.sessions.WithLabelValues(e.String())
 	}
+	for _, r := range containEnds {
+		m.workerEnds.WithLabelValues(string(r))
+	}
 	for _, r := range []string{authMalformed, authUnknown, authRevoked, authExpired, authError} {
 		m.authFailures.WithLabelValues(r)
 	}
@@ -101,7 +116,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.sessions, m.authFailures, m.answerSeconds, m.connectSeconds, m.queueWait,
+		m.sessions, m.authFailures, m.workerEnds, m.answerSeconds, m.connectSeconds, m.queueWait,
 		active(stateNegotiating, &m.negotiating),
 		active(stateConnected, &m.connected),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -143,6 +158,12 @@ var (
 		"Times a browser died and was restarted.", nil, nil)
 	workersDesc = prometheus.NewDesc("geckohost_workers",
 		"Live workers (starting, negotiating or connected) in every browser.", nil, nil)
+	contentsDesc = prometheus.NewDesc("geckohost_content_processes",
+		"Content processes the engine watches (one per browser user context), by browser slot.", []string{"browser"}, nil)
+	contentMemDesc = prometheus.NewDesc("geckohost_content_memory_bytes",
+		"Anonymous resident memory of the watched content processes, by browser slot.", []string{"browser"}, nil)
+	contentCrashesDesc = prometheus.NewDesc("geckohost_content_crashes_total",
+		`Content processes that died by themselves ("crashed") or were killed for a limit ("limit"), in the running browsers.`, []string{"cause"}, nil)
 	capacityDesc = prometheus.NewDesc("geckohost_worker_capacity",
 		`Most workers the browsers that take new workers (state "running") can run together.`, nil, nil)
 )
@@ -158,6 +179,9 @@ func (c *browserCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- restartsDesc
 	ch <- workersDesc
 	ch <- capacityDesc
+	ch <- contentsDesc
+	ch <- contentMemDesc
+	ch <- contentCrashesDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -183,6 +207,28 @@ func (c *browserCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts))
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(workers))
 	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(capacity))
+	collectContents(ch, bs)
+}
+
+// collectContents reports the browsers' content processes.
+func collectContents(ch chan<- prometheus.Metric, bs []BrowserStatus) {
+	procs, mem := map[int]int{}, map[int]int64{}
+	var crashed, killed int64
+	for _, b := range bs {
+		procs[b.Index] += len(b.Contents)
+		for _, c := range b.Contents {
+			mem[b.Index] += c.MemoryBytes
+		}
+		crashed += b.ContentCrashes
+		killed += b.LimitKills
+	}
+	for i, n := range procs {
+		idx := strconv.Itoa(i)
+		ch <- prometheus.MustNewConstMetric(contentsDesc, prometheus.GaugeValue, float64(n), idx)
+		ch <- prometheus.MustNewConstMetric(contentMemDesc, prometheus.GaugeValue, float64(mem[i]), idx)
+	}
+	ch <- prometheus.MustNewConstMetric(contentCrashesDesc, prometheus.CounterValue, float64(crashed), "crashed")
+	ch <- prometheus.MustNewConstMetric(contentCrashesDesc, prometheus.CounterValue, float64(killed), "limit")
 }
 
 // The session's side of the metrics. Each is called by the session's
@@ -223,6 +269,9 @@ func (se *session) countConnected() {
 // got a hello or an errno) and takes it out of the active ones.
 func (se *session) countEnd() {
 	se.setActive("")
+	if slices.Contains(containEnds, se.endReason) {
+		se.s.metrics.workerEnds.WithLabelValues(string(se.endReason)).Inc()
+	}
 	if !se.connectAt.IsZero() {
 		return // counted "ok" when it connected
 	}

@@ -235,6 +235,7 @@ func (se *session) admit(hello wire.ClientHello) {
 	se.ls.req = engine.WorkerRequest{
 		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
 		ICEServers: s.iceServers(tok, true),
+		Limits:     engine.Limits{Memory: tok.WorkerMemory, Lifetime: tok.WorkerLifetime},
 	}
 	se.fetch(u)
 }

@@ -77,12 +77,16 @@ type earlyEnd struct {
 // without an error of its own to the client's errno: one row per end
 // reason. An end reason not here is a 303.
 var earlyEnds = map[engine.EndReason]earlyEnd{
-	engine.EndShutdown:     {engine.ShuttingDown, "geckohost is shutting down"},
-	engine.EndBrowserDied:  {engine.GeckoCrashed, "the browser running the worker died"},
-	engine.EndTabClosed:    {engine.GeckoCrashed, "the worker's page was closed"},
-	engine.EndWorkerClosed: {engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened"},
-	engine.EndPeerClosed:   {engine.PeerConnectionFailed, "the worker's peer connection closed before the data channel opened"},
-	engine.EndICEFailed:    {engine.PeerConnectionFailed, ""}, // the reason is peerFailed's
+	engine.EndShutdown:       {engine.ShuttingDown, "geckohost is shutting down"},
+	engine.EndBrowserDied:    {engine.GeckoCrashed, "the browser running the worker died"},
+	engine.EndTabClosed:      {engine.GeckoCrashed, "the worker's page was closed"},
+	engine.EndContentCrashed: {engine.GeckoCrashed, "the browser's content process running the worker died"},
+	engine.EndMemoryLimit:    {engine.WorkerLimitExceeded, "the worker went past a resource limit:"},
+	engine.EndCPULimit:       {engine.WorkerLimitExceeded, "the worker went past a resource limit:"},
+	engine.EndLifetime:       {engine.WorkerLimitExceeded, "the worker went past a resource limit:"},
+	engine.EndWorkerClosed:   {engine.UncaughtExceptionInWorkerCode, "the worker closed itself before the data channel opened"},
+	engine.EndPeerClosed:     {engine.PeerConnectionFailed, "the worker's peer connection closed before the data channel opened"},
+	engine.EndICEFailed:      {engine.PeerConnectionFailed, ""}, // the reason is peerFailed's
 }
 
 // outcome decides how the session ends for what happened: the one place

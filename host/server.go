@@ -55,6 +55,10 @@ type Options struct {
 	FetchTimeout time.Duration
 	// MaxSourceBytes bounds a worker source; 0 means 4 MiB.
 	MaxSourceBytes int64
+	// TokenMaxWorkers is the concurrent-worker limit of a token that has
+	// none of its own (domain.Token MaxWorkers 0), so that no single token
+	// takes every slot; 0 means none.
+	TokenMaxWorkers int
 	// MaxFetchesPerToken caps a token's concurrent source fetches (more
 	// wait for a free one); 0 means 8.
 	MaxFetchesPerToken int

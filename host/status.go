@@ -50,6 +50,30 @@ type BrowserStatus struct {
 	// PSSBytes is the proportional set size of the browser's whole process
 	// tree; 0 when unknown (or not asked for).
 	PSSBytes int64 `json:"pss_bytes"`
+	// Contents are the browser's watched content processes, one per
+	// browser user context (a token's, or a pre-loaded page's: token 0).
+	Contents []ContentStatus `json:"contents,omitempty"`
+	// ContentCrashes counts its content processes that died by themselves
+	// (a crash, the OOM killer, a kill from outside); LimitKills those the
+	// engine killed for a limit (memory).
+	ContentCrashes int64 `json:"content_crashes"`
+	LimitKills     int64 `json:"limit_kills"`
+}
+
+// ContentStatus is one content process of a browser.
+type ContentStatus struct {
+	PID int `json:"pid"`
+	// Token is the id of the token whose user context it runs (0: none).
+	Token       int64  `json:"token"`
+	UserContext string `json:"user_context"`
+	// MemoryBytes is its anonymous resident memory; MemoryLimitBytes the
+	// limit past which it is killed (0: none).
+	MemoryBytes      int64 `json:"memory_bytes"`
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// CPUSeconds is the CPU time it used; Niced that it is busy and runs
+	// at a lower priority.
+	CPUSeconds float64 `json:"cpu_s"`
+	Niced      bool    `json:"niced"`
 }
 
 // Status is what GET /status answers, as JSON.

@@ -232,6 +232,11 @@ CREATE TABLE runs (
 ALTER TABLE sessions ADD COLUMN run_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_unended ON sessions(run_id) WHERE ended IS NULL;
 `,
+	// 6: per-token containment limits (0: the server's).
+	`
+ALTER TABLE tokens ADD COLUMN worker_memory      INTEGER NOT NULL DEFAULT 0; -- bytes
+ALTER TABLE tokens ADD COLUMN worker_lifetime_ms INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -213,7 +213,8 @@ func TestTokenAddLookup(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	db.now = clk.now
 
-	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "alice", Sources: []string{"https://Example.com/", "http://127.0.0.1:*"}, MaxWorkers: 3})
+	tok, secret, err := db.AddToken(ctx, domain.NewToken{Name: "alice", Sources: []string{"https://Example.com/", "http://127.0.0.1:*"}, MaxWorkers: 3,
+		WorkerMemory: 128 << 20, WorkerLifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,8 @@ func TestTokenAddLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != tok.ID || got.Name != "alice" || got.MaxWorkers != 3 || !got.LastUsed.Equal(clk.now()) {
+	if got.ID != tok.ID || got.Name != "alice" || got.MaxWorkers != 3 || !got.LastUsed.Equal(clk.now()) ||
+		got.WorkerMemory != 128<<20 || got.WorkerLifetime != time.Hour {
 		t.Errorf("lookup %+v", got)
 	}
 	toks, err := db.ListTokens(ctx)
@@ -267,6 +269,7 @@ func TestTokenAddErrors(t *testing.T) {
 	for _, nt := range []domain.NewToken{
 		{Name: ""}, {Name: "123"}, {Name: "has space"}, {Name: "é"}, {Name: string(bytes.Repeat([]byte("a"), 65))},
 		{Name: "x", TTL: -time.Second}, {Name: "x", MaxWorkers: -1}, {Name: "x", Sources: []string{"example.com"}},
+		{Name: "x", WorkerMemory: -1}, {Name: "x", WorkerLifetime: -time.Second},
 	} {
 		if _, _, err := db.AddToken(ctx, nt); !errors.Is(err, domain.ErrInvalid) {
 			t.Errorf("AddToken(%+v): %v, want ErrInvalid", nt, err)

@@ -40,15 +40,19 @@ func (db *DB) AddToken(ctx context.Context, nt domain.NewToken) (domain.Token, s
 		Sources:    sources,
 		MaxWorkers: nt.MaxWorkers,
 		Rate:       nt.Rate,
+
+		WorkerMemory:   nt.WorkerMemory,
+		WorkerLifetime: nt.WorkerLifetime,
 	}
 	if nt.TTL > 0 {
 		t.Expires = time.UnixMilli(now.Add(nt.TTL).UnixMilli()).UTC()
 	}
 	res, err := db.sql.ExecContext(ctx,
-		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers, rate_count, rate_window_ms)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO tokens (name, prefix, hash, created, expires, sources, max_workers, rate_count, rate_window_ms,
+		 worker_memory, worker_lifetime_ms)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Name, t.Prefix, domain.HashSecret(secret), millis(t.Created), millis(t.Expires), string(srcJSON), t.MaxWorkers,
-		t.Rate.Count, t.Rate.Window.Milliseconds())
+		t.Rate.Count, t.Rate.Window.Milliseconds(), t.WorkerMemory, t.WorkerLifetime.Milliseconds())
 	if err != nil {
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -62,7 +66,7 @@ func (db *DB) AddToken(ctx context.Context, nt domain.NewToken) (domain.Token, s
 	return t, secret, nil
 }
 
-const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers, rate_count, rate_window_ms`
+const tokenColumns = `id, name, prefix, created, expires, revoked, last_used, sources, max_workers, rate_count, rate_window_ms, worker_memory, worker_lifetime_ms`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -72,15 +76,16 @@ func scanToken(s scanner, extra ...any) (domain.Token, error) {
 		created                    int64
 		expires, revoked, lastUsed sql.NullInt64
 		sources                    string
-		rateWindowMS               int64
+		rateWindowMS, lifetimeMS   int64
 	)
 	dest := append([]any{&t.ID, &t.Name, &t.Prefix, &created, &expires, &revoked, &lastUsed, &sources, &t.MaxWorkers,
-		&t.Rate.Count, &rateWindowMS}, extra...)
+		&t.Rate.Count, &rateWindowMS, &t.WorkerMemory, &lifetimeMS}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return domain.Token{}, err
 	}
 	t.Created = time.UnixMilli(created).UTC()
 	t.Rate.Window = time.Duration(rateWindowMS) * time.Millisecond
+	t.WorkerLifetime = time.Duration(lifetimeMS) * time.Millisecond
 	if t.Rate.Count <= 0 || t.Rate.Window <= 0 {
 		t.Rate = domain.Rate{}
 	}

@@ -224,3 +224,43 @@ func ChannelArg(channel string) any {
 func StringArg(s string) any {
 	return map[string]any{"type": "string", "value": s}
 }
+
+// EvaluateChrome evaluates expression in the browser's privileged (chrome)
+// scope, in its first top-level chrome window, awaiting a returned promise,
+// and returns the result as RemoteValue JSON. Firefox allows it only when
+// started with --remote-allow-system-access ("moz:scope": "chrome", a
+// Firefox extension of WebDriver BiDi).
+func (c *Conn) EvaluateChrome(ctx context.Context, expression string) (json.RawMessage, error) {
+	var tree struct {
+		Contexts []struct {
+			Context string `json:"context"`
+		} `json:"contexts"`
+	}
+	if err := c.Call(ctx, "browsingContext.getTree", map[string]any{"moz:scope": "chrome", "maxDepth": 0}, &tree); err != nil {
+		return nil, fmt.Errorf("find the chrome window: %w", err)
+	}
+	if len(tree.Contexts) == 0 {
+		return nil, fmt.Errorf("find the chrome window: %w: none", ErrBadMessage)
+	}
+	var r struct {
+		Type             string          `json:"type"`
+		Result           json.RawMessage `json:"result"`
+		ExceptionDetails struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
+	}
+	err := c.Call(ctx, "script.evaluate", map[string]any{
+		"expression":      expression,
+		"target":          map[string]any{"context": tree.Contexts[0].Context},
+		"awaitPromise":    true,
+		"resultOwnership": "none",
+		"moz:scope":       "chrome",
+	}, &r)
+	if err != nil {
+		return nil, err
+	}
+	if r.Type != "success" {
+		return nil, &ScriptError{Text: r.ExceptionDetails.Text}
+	}
+	return r.Result, nil
+}

@@ -98,6 +98,8 @@ type stack struct {
 	tokenA  string
 	tokenB  string
 	dir     string
+	// tokenAID and tokenBID are the tokens' ids.
+	tokenAID, tokenBID int64
 
 	mu      sync.Mutex
 	fetched map[string]chan struct{} // path → closed on the next request
@@ -190,12 +192,14 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 	if err != nil {
 		return fail(err)
 	}
-	if _, s.tokenA, err = s.db.AddToken(ctx, domain.NewToken{Name: "a"}); err != nil {
+	var ta, tb domain.Token
+	if ta, s.tokenA, err = s.db.AddToken(ctx, domain.NewToken{Name: "a"}); err != nil {
 		return fail(err)
 	}
-	if _, s.tokenB, err = s.db.AddToken(ctx, domain.NewToken{Name: "b"}); err != nil {
+	if tb, s.tokenB, err = s.db.AddToken(ctx, domain.NewToken{Name: "b"}); err != nil {
 		return fail(err)
 	}
+	s.tokenAID, s.tokenBID = ta.ID, tb.ID
 	log := testLogger()
 	// E2E_PREFS=name=true,name=false,name=64 adds Firefox prefs (for exploring).
 	for _, kv := range strings.Split(os.Getenv("E2E_PREFS"), ",") {

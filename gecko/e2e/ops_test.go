@@ -25,7 +25,8 @@ func poolBrowsers(pool *gecko.Pool) func(bool) []host.BrowserStatus {
 	return func(memory bool) []host.BrowserStatus {
 		var out []host.BrowserStatus
 		for _, b := range pool.Slots() {
-			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts}
+			bs := host.BrowserStatus{Index: b.Index, PID: b.PID, State: b.State, Workers: b.Workers, Capacity: b.Capacity, Restarts: b.Restarts,
+				Contents: contentStatus(b), ContentCrashes: b.ContentCrashes, LimitKills: b.LimitKills}
 			if memory && b.PID > 0 {
 				bs.PSSBytes, _ = gecko.GroupPSS(b.PID)
 			}
@@ -294,4 +295,14 @@ func TestQueueRealPool(t *testing.T) {
 	if v := value(mfs, "geckohost_sessions_total", "result", "GECKO_CRASHED"); v != 0 {
 		t.Errorf("%v sessions failed with 303; the queued ones must not", v)
 	}
+}
+
+// contentStatus is host's view of a browser's content processes.
+func contentStatus(b gecko.BrowserInfo) []host.ContentStatus {
+	var out []host.ContentStatus
+	for _, c := range b.Contents {
+		out = append(out, host.ContentStatus{PID: c.PID, Token: c.Token, UserContext: c.UserContext, MemoryBytes: c.Memory,
+			MemoryLimitBytes: c.MemoryLimit, CPUSeconds: c.CPU.Seconds(), Niced: c.Niced})
+	}
+	return out
 }

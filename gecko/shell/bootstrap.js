@@ -32,6 +32,11 @@
   }
 
   function run(code, url) {
+    // Nested workers are refused: a worker could otherwise spawn workers
+    // without bound (each a thread in its token's content process, and
+    // every one counted in Firefox's per-domain worker cap).
+    delete self.Worker;
+    delete self.SharedWorker;
     self.importScripts = function (...urls) {
       return realImport(...urls.map((u) => new URL(String(u), url).href));
     };
@@ -57,7 +62,9 @@
     closeKey = e.data.closeKey;
     port.onmessage = (m) => {
       const d = m.data;
-      if (d.t === "run") {
+      if (d.t === "ping") {
+        port.postMessage({ pong: true }); // the worker is back in its event loop
+      } else if (d.t === "run") {
         port.postMessage(run(d.code, d.url));
       } else if (d.t === "close") {
         closeNow(); // the page ends the worker (idle): after what it posted

@@ -47,6 +47,8 @@
   // to close: a message in flight either way is answered and delivered.
   const QUIET_MS = 500;
   const QUIESCE_MS = 3000;
+  // A pre-spawned worker must be ready this long after a start needs it.
+  const READY_MS = 5000;
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -97,6 +99,7 @@
     s.port = mc.port1;
     s.ready = new Promise((resolve) => {
       s.port.onmessage = (m) => {
+        if (m.data && m.data.pong) { s.pong = performance.now(); return; }
         if (m.data && m.data.ready) { s.ok = true; resolve(); return; }
         if (s.onPort) s.onPort(m.data);
       };
@@ -201,6 +204,8 @@
       scheduleFill(); // a full page has room again
       if (w.idleTimer) clearInterval(w.idleTimer);
       if (w.stopTimer) clearTimeout(w.stopTimer);
+      if (w.busyTimer) clearInterval(w.busyTimer);
+      if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r({ ok: false }); }
       if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
       try { if (w.dc) w.dc.close(); } catch (_) {}
       try { s.pc.close(); } catch (_) {}
@@ -323,6 +328,21 @@
     s.onPort = (d) => {
       if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r(d); }
     };
+    // The busy limit: the worker is pinged on its control port; one that
+    // does not answer for cfg.busyMs (it never returns to its event loop)
+    // is ended "cpu-limit" (terminated).
+    if (cfg.busyMs > 0) {
+      s.pong = performance.now();
+      const every = Math.max(50, Math.min(cfg.busyMs / 4, 5000));
+      w.busyTimer = setInterval(() => {
+        if (w.ended) return;
+        if (performance.now() - s.pong >= cfg.busyMs) {
+          w.end("cpu-limit", false, "it did not return to its event loop for " + (cfg.busyMs / 1000) + " s (--worker-busy-limit)");
+          return;
+        }
+        try { s.port.postMessage({ t: "ping" }); } catch (_) {}
+      }, every);
+    }
     return w;
   }
 
@@ -356,8 +376,12 @@
     const t0 = performance.now();
     const tm = { entry: Date.now() };
     try {
-      await s.ready;
+      // A slot that does not get ready: Firefox did not start its Worker
+      // (past its per-domain worker cap, dom.workers.maxPerDomain, it
+      // queues new ones silently).
+      const ready = await Promise.race([s.ready.then(() => true), sleep(READY_MS).then(() => false)]);
       if (w.ended) return null;
+      if (!ready) return w.fail(301, "the browser did not start the worker within " + READY_MS / 1000 + " s (its worker cap, dom.workers.maxPerDomain, may be reached)");
       setIceServers(w, s.pc, ice);
       const ran = new Promise((resolve) => { w.runResolve = resolve; }).then((r) => { tm.run = performance.now() - t0; return r; });
       s.port.postMessage({ t: "run", code, url });
