@@ -88,6 +88,7 @@ func TestOfferedWithheld(t *testing.T) {
 
 func TestPeerFailedReason(t *testing.T) {
 	var loop, mdns, none, lan offered
+	page := offered{browser: true}
 	loop.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host", false)
 	mdns.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host", false)
 	lan.add("candidate:0 1 UDP 2122187007 198.51.100.1 35258 typ host", false)
@@ -97,7 +98,8 @@ func TestPeerFailedReason(t *testing.T) {
 		want           []string
 	}{
 		{"ICE", &loop, &mdns, []string{"ICE found no candidate pair", "the worker offered host 127.0.0.1, the client offered only mDNS .local names (1)", "run serve without --ice-loopback"}},
-		{"ICE", &loop, &none, []string{"the client offered no candidates", "gathers none on a machine with no network route"}},
+		{"ICE", &loop, &page, []string{"the client offered no candidates", "a browser gathers none on a machine with no network route"}},
+		{"ICE", &loop, &none, []string{"the client offered no candidates", "many WebRTC libraries", "gather loopback candidates"}},
 		{"ICE", &lan, &mdns, []string{"the worker offered host 198.51.100.1", "--turn-listen", "blocks UDP"}},
 		{"DTLS", &lan, &mdns, []string{"DTLS did not complete"}},
 	}

@@ -48,6 +48,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.clientICE.browser = se.origin != ""
 	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.setActive(stateNegotiating)
 

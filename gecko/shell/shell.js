@@ -78,6 +78,19 @@
     return a === "127.0.0.1" || a === "::1" || a.startsWith("127.");
   }
 
+  // endOfCandidates is the end-of-candidates marker the host relays: an
+  // empty candidate with the sdpMid and sdpMLineIndex the worker answered
+  // for (those of its last candidate, else the answer's first m-line),
+  // which client libraries expect on every candidate.
+  function endOfCandidates(pc, last) {
+    if (last && last.sdpMid != null && last.sdpMLineIndex != null) {
+      return { candidate: "", sdpMid: last.sdpMid, sdpMLineIndex: last.sdpMLineIndex };
+    }
+    const sdp = (pc.localDescription && pc.localDescription.sdp) || "";
+    const m = /^a=mid:(\S+)/m.exec(sdp);
+    return { candidate: "", sdpMid: m ? m[1] : "0", sdpMLineIndex: 0 };
+  }
+
   function reportWarm() {
     let n = 0;
     for (const s of slots) if (s.ok) n++;
@@ -181,6 +194,7 @@
       finishing: "", // the orderly end runs (its end reason)
       closeOnOpen: "", // the worker closed before the channel opened, with messages to deliver
       stopTimer: null,
+      lastMid: null, // sdpMid and sdpMLineIndex of the last candidate gathered
       quiescing: false, // the host asked for an orderly end (quiesce)
     };
     const tell = (o) => { o.id = id; send(o); };
@@ -284,9 +298,10 @@
     const pc = s.pc;
     pc.onicecandidate = (e) => {
       if (w.ended) return;
-      if (!e.candidate) { tell({ t: "cand", c: { candidate: "" } }); return; }
+      if (!e.candidate) { tell({ t: "cand", c: endOfCandidates(pc, w.lastMid) }); return; }
       if (!e.candidate.candidate) return; // end of a generation; null follows
       const c = e.candidate.toJSON();
+      w.lastMid = { sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex };
       if (cfg.loopback && !isLoopback(c.candidate)) return;
       tell({ t: "cand", c });
     };
