@@ -57,13 +57,16 @@ type benchConfig struct {
 	MetricsURL string
 	// Trace prints the steps of every session's negotiation.
 	Trace bool
+	// NoNudge runs a plain pion client: pion's ICE nomination as it is
+	// (client.Options.StockNomination), as other pion users have it.
+	NoNudge bool
 }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--no-nudge] [--json]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p95, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
@@ -82,6 +85,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "trace", Usage: "also print each session's negotiation steps (client side: answer, candidates, ICE, DTLS, data channel), in ms since its hello", EnvVars: []string{"GECKOHOST_BENCH_TRACE"}},
 			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
+			&cli.BoolFlag{Name: "no-nudge", Usage: "run a plain pion client: leave pion's ICE nomination as it is (by default the client replays the worker's early binding request so that pion nominates at once); what other pion users get", EnvVars: []string{"GECKOHOST_BENCH_NO_NUDGE"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -110,6 +114,7 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 		Hold:        c.Bool("hold"),
 		JSON:        c.Bool("json"),
 		Trace:       c.Bool("trace"),
+		NoNudge:     c.Bool("no-nudge"),
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {
@@ -210,6 +215,7 @@ type benchReport struct {
 	Concurrency int           `json:"concurrency"`
 	Messages    int           `json:"messages"`
 	Loopback    bool          `json:"loopback"`
+	NoNudge     bool          `json:"no_nudge"`
 	Hold        bool          `json:"hold"`
 	Started     int           `json:"started"`
 	OK          int           `json:"ok"`
@@ -336,7 +342,7 @@ feed:
 func benchOne(ctx context.Context, cfg benchConfig, i int) benchSession {
 	r := benchSession{started: true}
 	dctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace})
+	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace, StockNomination: cfg.NoNudge})
 	cancel()
 	if err != nil {
 		r.err = err
@@ -408,7 +414,7 @@ func benchEcho(ctx context.Context, s *client.Session, session, n int) ([]time.D
 // benchSummary computes the report from the sessions' outcomes.
 func benchSummary(cfg benchConfig, results []benchSession, wall time.Duration) benchReport {
 	rep := benchReport{URL: cfg.URL, Source: cfg.Source, Sessions: cfg.Sessions, Concurrency: cfg.Concurrency,
-		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []benchErrors{}}
+		Messages: cfg.Messages, Loopback: cfg.Loopback, NoNudge: cfg.NoNudge, Hold: cfg.Hold, WallMS: msf(wall), Errors: []benchErrors{}}
 	var answer, connected, open, rtts []time.Duration
 	byErrno := map[int]int{} // errno → index in rep.Errors
 	for i, r := range results {
@@ -506,7 +512,11 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 		rate = float64(rep.OK) / (rep.WallMS / 1000)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "geckohost bench %s (worker %s)\n", rep.URL, rep.Source)
+	client := ""
+	if rep.NoNudge {
+		client = ", a plain pion client (--no-nudge)"
+	}
+	fmt.Fprintf(&b, "geckohost bench %s (worker %s%s)\n", rep.URL, rep.Source, client)
 	fmt.Fprintf(&b, "%s, %d at a time, %s each%s: %d ok, %d failed",
 		plural(rep.Sessions, "session"), rep.Concurrency, plural(rep.Messages, "echo round trip"), hold, rep.OK, rep.Failed)
 	if rep.Interrupted {
