@@ -42,6 +42,8 @@ type aiortcResult struct {
 	runResult
 	WorkerCandidates []engine.Candidate `json:"workerCandidates"`
 	EndOfCandidates  *engine.Candidate  `json:"endOfCandidates"`
+	AnswerCandidates []string           `json:"answerCandidates"`
+	AnswerMid        *string            `json:"answerMid"`
 }
 
 // runAiortc runs the aiortc client for runs sessions, one after the
@@ -63,9 +65,9 @@ func runAiortc(t *testing.T, ctx context.Context, ns *netns.Namespace, s *netSer
 
 // TestInteropAiortc: aiortc on another machine of the LAN (aioice never
 // gathers loopback candidates, so it needs a network) connects to serve's
-// echo worker every time. It takes the worker's candidates with their
-// "candidate:" prefix stripped, and the end-of-candidates marker carries
-// the mid and m-line index of the worker's candidates.
+// echo worker every time. It takes the worker's candidates (in the answer,
+// and trickled with their "candidate:" prefix, which it strips), and the
+// end-of-candidates marker carries the answer's mid and m-line index.
 func TestInteropAiortc(t *testing.T) {
 	if why := aiortcMissing(); why != "" {
 		t.Skip(why)
@@ -88,21 +90,25 @@ func TestInteropAiortc(t *testing.T) {
 		what := fmt.Sprintf("aiortc %d", i+1)
 		wantEcho(t, ctx, s, what, r.runResult)
 		open = append(open, r.Timings.ChannelOpen)
-		if len(r.WorkerCandidates) == 0 {
-			t.Errorf("%s: no worker candidates", what)
+		if len(r.WorkerCandidates)+len(r.AnswerCandidates) == 0 {
+			t.Errorf("%s: no worker candidates, in the answer or trickled", what)
 			continue
+		}
+		for _, ac := range r.AnswerCandidates {
+			if !strings.HasPrefix(ac, "candidate:") {
+				t.Errorf("%s: answer candidate %q", what, ac)
+			}
 		}
 		for _, wc := range r.WorkerCandidates {
 			if !strings.HasPrefix(wc.Candidate, "candidate:") || wc.SDPMid == nil || wc.SDPMLineIndex == nil {
 				t.Errorf("%s: worker candidate %+v, want the candidate: prefix, sdpMid and sdpMLineIndex", what, wc)
 			}
 		}
-		first := r.WorkerCandidates[0]
 		if e := r.EndOfCandidates; e == nil {
 			t.Logf("%s: no end-of-candidates marker before connected", what)
-		} else if e.Candidate != "" || e.SDPMid == nil || first.SDPMid == nil || *e.SDPMid != *first.SDPMid ||
-			e.SDPMLineIndex == nil || first.SDPMLineIndex == nil || *e.SDPMLineIndex != *first.SDPMLineIndex {
-			t.Errorf("%s: end of candidates %+v, want an empty candidate with the mid and index of %+v", what, e, first)
+		} else if e.Candidate != "" || e.SDPMid == nil || r.AnswerMid == nil || *e.SDPMid != *r.AnswerMid ||
+			e.SDPMLineIndex == nil || *e.SDPMLineIndex != 0 {
+			t.Errorf("%s: end of candidates %+v, want an empty candidate with the answer's mid %v and index 0", what, e, r.AnswerMid)
 		}
 	}
 	if len(open) > 0 {

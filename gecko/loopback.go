@@ -8,7 +8,8 @@ import (
 
 // In ICELoopback mode a worker uses loopback candidates only, and takes
 // only the client's loopback candidates: one rule (loopbackCandidate) for
-// the a=candidate lines of the offer and the candidates trickled after it.
+// the a=candidate lines of the offer and of the answer, and the candidates
+// trickled either way.
 
 // offer is the client's offer as the worker gets it: in ICELoopback mode
 // without its non-loopback a=candidate lines.
@@ -16,13 +17,24 @@ func (w *worker) offer() string {
 	if !w.p.opts.ICELoopback {
 		return w.req.Offer
 	}
-	return loopbackOffer(w.req.Offer)
+	return loopbackSDP(w.req.Offer)
 }
 
-// loopbackOffer returns sdp without its a=candidate lines whose address is
+// answer is the worker's answer as the client gets it: in ICELoopback
+// mode without its non-loopback a=candidate lines (the page trickles
+// only loopback candidates, and the answer carries those it gathered
+// before it was sent).
+func (w *worker) answer(sdp string) string {
+	if !w.p.opts.ICELoopback {
+		return sdp
+	}
+	return loopbackSDP(sdp)
+}
+
+// loopbackSDP returns sdp without its a=candidate lines whose address is
 // not loopback (mDNS names included); other lines, and their line endings,
 // are kept.
-func loopbackOffer(sdp string) string {
+func loopbackSDP(sdp string) string {
 	if !strings.Contains(sdp, "a=candidate:") {
 		return sdp
 	}

@@ -22,11 +22,11 @@ func TestLoopbackRule(t *testing.T) {
 		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
 		"a=candidate:3 1 udp 2130706431 ::1 40002 typ host\r\n" +
 		"a=end-of-candidates\r\n"
-	if got := loopbackOffer(offer); got != want {
-		t.Errorf("loopbackOffer =\n%q\nwant\n%q", got, want)
+	if got := loopbackSDP(offer); got != want {
+		t.Errorf("loopbackSDP =\n%q\nwant\n%q", got, want)
 	}
-	if lf := "v=0\na=candidate:1 1 udp 1 198.51.100.1 1 typ host\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n"; loopbackOffer(lf) != "v=0\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n" {
-		t.Errorf("loopbackOffer(LF offer) = %q", loopbackOffer(lf))
+	if lf := "v=0\na=candidate:1 1 udp 1 198.51.100.1 1 typ host\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n"; loopbackSDP(lf) != "v=0\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n" {
+		t.Errorf("loopbackSDP(LF offer) = %q", loopbackSDP(lf))
 	}
 	// The same lines trickled.
 	var cs []engine.Candidate

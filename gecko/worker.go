@@ -453,7 +453,7 @@ func (w *worker) answered(e shellEvent) {
 			"page_to_go_ms", now-e.TM["sent"],
 			"since_startworker_ms", time.Since(w.created).Milliseconds())
 	}
-	w.emit(engine.Event{Kind: engine.EventAnswer, Answer: e.SDP})
+	w.emit(engine.Event{Kind: engine.EventAnswer, Answer: w.answer(e.SDP)})
 }
 
 // finish ends the worker in its page (the page stays), releases its place

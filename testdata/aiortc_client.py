@@ -8,7 +8,8 @@ usage: aiortc_client.py PAGE TOKEN RUNS [SOURCE]
 Prints one JSON list, a result per run:
   {"echo", "workerId", "errno", "name", "reason", "timings": {"answer",
    "connected", "channelOpen"} (ms since the hello), "ms", "path",
-   "workerCandidates": [...], "endOfCandidates": {...} | null}
+   "workerCandidates": [...] (trickled), "endOfCandidates": {...} | null,
+   "answerCandidates": [...] (a=candidate lines of the answer), "answerMid"}
 """
 
 import asyncio
@@ -94,7 +95,7 @@ def selected_path(pc):
 async def run_once(page, token, source):
     res = {"echo": "", "workerId": "", "errno": 0, "name": "", "reason": "", "path": None,
            "timings": {"answer": 0, "connected": 0, "channelOpen": 0}, "ms": 0,
-           "workerCandidates": [], "endOfCandidates": None}
+           "workerCandidates": [], "endOfCandidates": None, "answerCandidates": [], "answerMid": None}
     t0 = time.monotonic()
     ms = lambda: (time.monotonic() - hello_at) * 1000  # noqa: E731
     # No ICE servers: aiortc would otherwise ask a public STUN server.
@@ -120,6 +121,9 @@ async def run_once(page, token, source):
             if f.get("messageType") == "hello" and f.get("action") == "worker-hello":
                 res["workerId"] = f["workerId"]
                 res["timings"]["answer"] = ms()
+                answer = f["webrtcAnswer"].splitlines()
+                res["answerCandidates"] = [l[2:] for l in answer if l.startswith("a=candidate:")]
+                res["answerMid"] = next((l[6:] for l in answer if l.startswith("a=mid:")), None)
                 await pc.setRemoteDescription(RTCSessionDescription(f["webrtcAnswer"], "answer"))
             elif f.get("messageType") == "ice" and f.get("action") == "worker-candidate":
                 c = f["candidate"]
