@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -60,13 +61,15 @@ type benchConfig struct {
 	// NoNudge runs a plain pion client: pion's ICE nomination as it is
 	// (client.Options.StockNomination), as other pion users have it.
 	NoNudge bool
+	// HTTPClient, when set (--ca), makes every request to the server.
+	HTTPClient *http.Client
 }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--no-nudge] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--no-nudge] [--json] [--ca FILE]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p95, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
@@ -87,6 +90,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
 			&cli.BoolFlag{Name: "no-nudge", Usage: "run a plain pion client: leave pion's ICE nomination as it is (by default the client replays the worker's early binding request so that pion nominates at once); what other pion users get", EnvVars: []string{"GECKOHOST_BENCH_NO_NUDGE"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
+			caFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -118,6 +122,9 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {
+		return benchConfig{}, err
+	}
+	if cfg.HTTPClient, err = caHTTPClient(c.String("ca")); err != nil {
 		return benchConfig{}, err
 	}
 	cfg.URL = ws
@@ -239,20 +246,6 @@ type benchReport struct {
 	Traces []benchTrace `json:"traces,omitempty"`
 }
 
-// benchTrace is one session's negotiation steps.
-type benchTrace struct {
-	Session int         `json:"session"`
-	OpenMS  float64     `json:"open_ms"`
-	Steps   []benchStep `json:"steps"`
-}
-
-// benchStep is one step, in ms since the session's hello.
-type benchStep struct {
-	Name   string  `json:"name"`
-	AtMS   float64 `json:"at_ms"`
-	Detail string  `json:"detail,omitempty"`
-}
-
 // runBench runs the sessions, writes the report to stdout and returns an
 // error when any session failed or ctx ended first.
 func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
@@ -262,7 +255,7 @@ func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
 	var before map[string]histogram
 	if cfg.MetricsURL != "" {
 		var err error
-		if before, err = scrapeHistograms(ctx, cfg.MetricsURL); err != nil {
+		if before, err = scrapeHistograms(ctx, cfg.HTTPClient, cfg.MetricsURL); err != nil {
 			return err
 		}
 	}
@@ -309,7 +302,7 @@ feed:
 	if cfg.MetricsURL != "" {
 		// The last sessions' records are written as they end; the
 		// histograms are observed before that, at answer and connected.
-		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.MetricsURL)
+		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.HTTPClient, cfg.MetricsURL)
 		if err != nil {
 			return err
 		}
@@ -342,7 +335,7 @@ feed:
 func benchOne(ctx context.Context, cfg benchConfig, i int) benchSession {
 	r := benchSession{started: true}
 	dctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace, StockNomination: cfg.NoNudge})
+	s, err := client.Dial(dctx, cfg.URL, cfg.clientOptions())
 	cancel()
 	if err != nil {
 		r.err = err
@@ -512,11 +505,7 @@ func writeBenchTable(w io.Writer, rep benchReport) error {
 		rate = float64(rep.OK) / (rep.WallMS / 1000)
 	}
 	var b strings.Builder
-	client := ""
-	if rep.NoNudge {
-		client = ", a plain pion client (--no-nudge)"
-	}
-	fmt.Fprintf(&b, "geckohost bench %s (worker %s%s)\n", rep.URL, rep.Source, client)
+	fmt.Fprintf(&b, "geckohost bench %s (worker %s%s)\n", rep.URL, rep.Source, clientName(rep.NoNudge))
 	fmt.Fprintf(&b, "%s, %d at a time, %s each%s: %d ok, %d failed",
 		plural(rep.Sessions, "session"), rep.Concurrency, plural(rep.Messages, "echo round trip"), hold, rep.OK, rep.Failed)
 	if rep.Interrupted {
