@@ -29,7 +29,7 @@ serve: build
 
 deps:
 	$(SUDO) apt-get update
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y firefox-esr chromium iproute2 nftables gcc redis-server
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y firefox-esr chromium iproute2 nftables gcc redis-server python3-aiortc
 	$(GO) mod download
 
 test:

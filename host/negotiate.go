@@ -48,6 +48,7 @@ func (se *session) negotiate() {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.clientICE.browser = se.origin != ""
 	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.setActive(stateNegotiating)
 
@@ -75,6 +76,7 @@ func (se *session) negotiate() {
 		se.fail(werr)
 		return
 	}
+	offer := se.deferOfferCandidates(hello.Offer)
 	if werr := s.reserve(se.ctx, tok, se.id); werr != nil {
 		se.fail(werr)
 		return
@@ -89,7 +91,7 @@ func (se *session) negotiate() {
 	sctx, scancel := context.WithDeadline(se.ctx, answerDeadline)
 	stopWatch := context.AfterFunc(s.stopCtx, scancel) // Shutdown cancels a waiting StartWorker
 	w, ok := se.startWorker(sctx, engine.WorkerRequest{
-		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: hello.Offer,
+		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Code: code, Offer: offer,
 		ICEServers: s.iceServers(tok, true),
 	})
 	stopWatch()
