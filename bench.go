@@ -16,7 +16,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json] [--ca FILE]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--no-nudge] [--json] [--ca FILE]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p95, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
@@ -35,6 +35,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "trace", Usage: "also print each session's negotiation steps (client side: answer, candidates, ICE, DTLS, data channel), in ms since its hello", EnvVars: []string{"GECKOHOST_BENCH_TRACE"}},
 			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
+			&cli.BoolFlag{Name: "no-nudge", Usage: "run a plain pion client: leave pion's ICE nomination as it is (by default the client replays the worker's early binding request so that pion nominates at once); what other pion users get", EnvVars: []string{"GECKOHOST_BENCH_NO_NUDGE"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 			caFlag(),
 		},
@@ -64,6 +65,7 @@ func benchConfigFrom(c *cli.Context) (bench.Config, error) {
 		Hold:        c.Bool("hold"),
 		JSON:        c.Bool("json"),
 		Trace:       c.Bool("trace"),
+		NoNudge:     c.Bool("no-nudge"),
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {

@@ -71,6 +71,27 @@ func TestBenchAgainstServe(t *testing.T) {
 		}
 	})
 
+	t.Run("no nudge", func(t *testing.T) {
+		r := geckohost(t, "bench", "--url", url, "--token", secret, "-n", "3", "--messages", "1", "--loopback", "--no-nudge", "--trace", "--json")
+		wantOK(t, r)
+		rep := decodeBench(t, r)
+		if !rep.NoNudge || rep.OK != 3 || len(rep.Traces) != 3 {
+			t.Fatalf("report %+v", rep)
+		}
+		for _, tr := range rep.Traces {
+			for _, st := range tr.Steps {
+				if st.Name == "nudge" {
+					t.Errorf("session %d nudged with --no-nudge: %+v", tr.Session, tr.Steps)
+				}
+			}
+		}
+		r = geckohost(t, "bench", "--url", url, "--token", secret, "-n", "1", "--messages", "0", "--loopback", "--no-nudge")
+		wantOK(t, r)
+		if !strings.Contains(r.stdout, "a plain pion client (--no-nudge)") {
+			t.Errorf("table does not name the client:\n%s", r.stdout)
+		}
+	})
+
 	t.Run("table hold env", func(t *testing.T) {
 		t.Setenv("GECKOHOST_URL", url)
 		t.Setenv("GECKOHOST_TOKEN", secret)

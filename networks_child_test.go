@@ -190,6 +190,12 @@ func connectJS(j clientJob) string {
 				s.channel.onmessage = (e) => { clearTimeout(t); resolve(e.data); };
 				s.channel.send("hello over the network");
 			});
+			// The worker's candidates in its answer count too (it sends those
+			// gathered before it answered there, not trickled).
+			for (const l of (s.pc.remoteDescription ? s.pc.remoteDescription.sdp : "").split(/\r?\n/)) {
+				const f = l.split(" ");
+				if (l.startsWith("a=candidate:") && f.length >= 8 && !remoteTypes.includes(f[7])) remoteTypes.push(f[7]);
+			}
 			const path = await s.path();
 			s.close();
 			return JSON.stringify({ echo, workerId: s.workerId, path, timings: s.timings, ms, remoteTypes });

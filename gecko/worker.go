@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -311,7 +310,7 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 		FunctionDeclaration: "(id, code, url, offer, ice) => gh.start(id, code, url, offer, ice)",
 		Context:             pg.tab,
 		Args: []any{bidi.StringArg(w.req.WorkerID), bidi.StringArg(w.req.Code), bidi.StringArg(w.req.Source),
-			bidi.StringArg(w.req.Offer), bidi.StringArg(w.iceServersJSON())},
+			bidi.StringArg(w.offer()), bidi.StringArg(w.iceServersJSON())},
 		AwaitPromise: true,
 	})
 	cancel()
@@ -496,7 +495,7 @@ func (w *worker) answered(e shellEvent) {
 			"page_to_go_ms", now-e.TM["sent"],
 			"since_startworker_ms", time.Since(w.created).Milliseconds())
 	}
-	w.emit(engine.Event{Kind: engine.EventAnswer, Answer: e.SDP})
+	w.emit(engine.Event{Kind: engine.EventAnswer, Answer: w.answer(e.SDP)})
 }
 
 // finish ends the worker in its page (the page stays), releases its place
@@ -570,27 +569,4 @@ func (w *worker) doneNegotiating() {
 	}
 	w.p.mu.Unlock()
 	w.g.wake()
-}
-
-// loopbackOnly returns the candidates of cs with a loopback address (and
-// the end-of-candidates marker).
-func loopbackOnly(cs []engine.Candidate) []engine.Candidate {
-	out := cs[:0:0]
-	for _, c := range cs {
-		if c.Candidate == "" || loopbackCandidate(c.Candidate) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// loopbackCandidate reports whether an ICE candidate line has a loopback
-// address.
-func loopbackCandidate(c string) bool {
-	f := strings.Fields(strings.TrimPrefix(c, "a="))
-	if len(f) < 8 {
-		return false
-	}
-	a := f[4]
-	return a == "::1" || strings.HasPrefix(a, "127.")
 }

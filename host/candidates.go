@@ -62,6 +62,10 @@ type offered struct {
 	// withheld counts the loopback candidates not passed on (between a
 	// client on another machine and the worker); not in order.
 	withheld int
+	// browser: the side is a web page (its WebSocket came with an
+	// Origin, which browsers always send and programs seldom do); the
+	// advice of a 305 is written for the kind of client it is.
+	browser bool
 }
 
 // maxOfferedShown bounds the addresses named per side.
@@ -175,13 +179,22 @@ func peerFailed(detail string, worker, client *offered) string {
 	case what == "DTLS":
 		b.WriteString(". Something on the path drops or alters the DTLS packets; try again, or relay through TURN (serve --turn-listen)")
 	case client.n == 0:
-		b.WriteString(". The client gathered no candidates: a browser gathers none on a machine with no network route (offline) and, like stock Firefox, uses loopback only when configured to; connect from a machine with a network, or use the Go client")
+		b.WriteString(noClientCandidates(client.browser))
 	case worker.onlyLoopback() && !client.onlyLoopback():
 		b.WriteString(". The workers use loopback candidates only (serve --ice-loopback), which only a client on this machine that uses loopback can reach (stock Chromium and the Go client do; stock Firefox and clients on other machines do not): run serve without --ice-loopback")
 	default:
 		b.WriteString(". There is no network path between them: a client on another network needs serve --turn-listen (clients get the relay from GET /ice-servers) or a TURN server given with --ice-server; a network that blocks UDP needs TURN over TCP (both are offered by --turn-listen)")
 	}
 	return b.String()
+}
+
+// noClientCandidates is the advice of a 305 whose client offered no
+// candidates, for a browser or for a program (a WebRTC library).
+func noClientCandidates(browser bool) string {
+	if browser {
+		return ". The client gathered no candidates: a browser gathers none on a machine with no network route (offline) and, like stock Firefox, uses loopback only when configured to; connect from a machine with a network"
+	}
+	return ". The client gathered no candidates: many WebRTC libraries (aiortc's aioice and libdatachannel among them) leave loopback interfaces out, so on a machine whose only interface is loopback they have none to offer; run the client where it has a network interface, or have its ICE agent gather loopback candidates (pion: SettingEngine.SetIncludeLoopbackCandidate)"
 }
 
 // isLoopbackAddr reports whether a host:port (or bare host) is a loopback

@@ -88,6 +88,7 @@ func TestOfferedWithheld(t *testing.T) {
 
 func TestPeerFailedReason(t *testing.T) {
 	var loop, mdns, none, lan offered
+	page := offered{browser: true}
 	loop.add("candidate:0 1 UDP 2122187007 127.0.0.1 35258 typ host", false)
 	mdns.add("candidate:1 1 udp 2113937151 abc.local 33686 typ host", false)
 	lan.add("candidate:0 1 UDP 2122187007 198.51.100.1 35258 typ host", false)
@@ -97,7 +98,8 @@ func TestPeerFailedReason(t *testing.T) {
 		want           []string
 	}{
 		{"ICE", &loop, &mdns, []string{"ICE found no candidate pair", "the worker offered host 127.0.0.1, the client offered only mDNS .local names (1)", "run serve without --ice-loopback"}},
-		{"ICE", &loop, &none, []string{"the client offered no candidates", "gathers none on a machine with no network route"}},
+		{"ICE", &loop, &page, []string{"the client offered no candidates", "a browser gathers none on a machine with no network route"}},
+		{"ICE", &loop, &none, []string{"the client offered no candidates", "many WebRTC libraries", "gather loopback candidates"}},
 		{"ICE", &lan, &mdns, []string{"the worker offered host 198.51.100.1", "--turn-listen", "blocks UDP"}},
 		{"DTLS", &lan, &mdns, []string{"DTLS did not complete"}},
 	}
@@ -155,10 +157,48 @@ func FuzzCandidates(f *testing.F) {
 		if len(out) > len(s) {
 			t.Fatalf("filter grew the SDP: %q → %q", s, out)
 		}
+		if rest, _ := splitOfferCandidates(s, true); len(rest) > len(s) {
+			t.Fatalf("split grew the SDP: %q → %q", s, rest)
+		} else if _, left := splitOfferCandidates(rest, false); len(left) > 0 {
+			t.Fatalf("split left candidates %v in %q", left, rest)
+		}
 		var again offered
 		again.addSDP(out, false)
 		if again.loop != 0 {
 			t.Fatalf("loopback candidate left in %q", out)
 		}
 	})
+}
+
+// TestSplitOfferCandidates: the offer's candidates leave the SDP and
+// become candidates of their section, in order; loopback ones of a client
+// on another machine are left out.
+func TestSplitOfferCandidates(t *testing.T) {
+	offer := "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
+		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n" +
+		"a=candidate:1 1 udp 2130706431 198.51.100.2 40000 typ host\r\n" +
+		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
+		"a=end-of-candidates\r\n" +
+		"a=mid:data\r\na=sctp-port:5000\r\n"
+	rest, cs := splitOfferCandidates(offer, true)
+	want := "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
+		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n" +
+		"a=mid:data\r\na=sctp-port:5000\r\n"
+	if rest != want {
+		t.Errorf("rest = %q\nwant %q", rest, want)
+	}
+	if len(cs) != 2 || cs[0].Candidate != "candidate:1 1 udp 2130706431 198.51.100.2 40000 typ host" || cs[1].Candidate != "" {
+		t.Fatalf("candidates = %+v", cs)
+	}
+	for _, c := range cs {
+		if c.SDPMid == nil || *c.SDPMid != "data" || c.SDPMLineIndex == nil || *c.SDPMLineIndex != 0 {
+			t.Errorf("candidate %+v: want mid data, index 0", c)
+		}
+	}
+	if _, cs := splitOfferCandidates(offer, false); len(cs) != 3 {
+		t.Errorf("local client: %d candidates, want 3 (loopback kept)", len(cs))
+	}
+	if rest, cs := splitOfferCandidates("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", true); cs != nil || rest != "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" {
+		t.Errorf("no candidates: %q %v", rest, cs)
+	}
 }

@@ -58,7 +58,11 @@
 // A client that is not on loopback (by its TCP peer address) is sent none
 // of the worker's loopback candidates (in the answer or trickled), and the
 // worker none of its: neither could reach the other's loopback, and a
-// browser tries the higher-priority loopback pairs first. GET /ice-servers
+// browser tries the higher-priority loopback pairs first. The a=candidate
+// lines of the client's offer reach the worker as trickled candidates do,
+// once the answer is on its way to the client (the WorkerRequest's Offer
+// has none): otherwise the worker's first checks reach a client that has
+// neither the answer nor the worker's candidates yet. GET /ice-servers
 // answers the token's Options.ICEServers to a bearer of a valid token
 // ({"iceServers":[...]}, 401 with the errno otherwise, CORS for allowed
 // origins); each worker gets the same list in its WorkerRequest.

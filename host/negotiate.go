@@ -200,6 +200,7 @@ func (se *session) admit(hello wire.ClientHello) {
 	se.id = newWorkerID()
 	se.helloAt = time.Now()
 	se.source = hello.Source
+	se.clientICE.browser = se.origin != ""
 	se.clientICE.addSDP(hello.Offer, !se.localClient)
 	se.setActive(stateNegotiating)
 
@@ -230,10 +231,11 @@ func (se *session) admit(hello wire.ClientHello) {
 		return
 	}
 	se.counted = true
+	offer := se.deferOfferCandidates(hello.Offer)
 	se.ls.answerDeadline = se.helloAt.Add(s.opts.AnswerTimeout)
 	se.ls.answerT.set(s.opts.AnswerTimeout)
 	se.ls.req = engine.WorkerRequest{
-		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: hello.Offer,
+		WorkerID: se.id, TokenID: tok.ID, TokenName: tok.Name, Source: hello.Source, Offer: offer,
 		ICEServers: s.iceServers(tok, true),
 		Limits:     engine.Limits{Memory: tok.WorkerMemory, Lifetime: tok.WorkerLifetime},
 	}

@@ -121,8 +121,12 @@ func TestWorkerErrors(t *testing.T) {
 		reason string
 	}{
 		{"/missing.js", engine.UnableToFetchWorkerCode, "404"},
-		{"/syntax.js", engine.SyntaxErrorInWorkerCode, "SyntaxError"},
-		{"/throw.js", engine.UncaughtExceptionInWorkerCode, "boom"},
+		// Positions are those of the user's file (1-based); a parse error at
+		// the end of input is at the end of the source.
+		{"/syntax.js", engine.SyntaxErrorInWorkerCode, "SyntaxError: missing } after function body (line 2, column 1)"},
+		{"/throw.js", engine.UncaughtExceptionInWorkerCode, "Error: boom (line 2, column 7)"},
+		{"/syntax1.js", engine.SyntaxErrorInWorkerCode, "SyntaxError: unexpected token: ')' (line 1, column 52)"},
+		{"/json.js", engine.UncaughtExceptionInWorkerCode, "(line 2, column 8)"},
 	}
 	for _, c := range cases {
 		t.Run(strings.TrimPrefix(c.path, "/"), func(t *testing.T) {

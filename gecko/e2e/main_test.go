@@ -29,7 +29,11 @@ var workerSources = map[string]string{
 	"/echo.js":   "self.onmessage = (e) => self.postMessage(e.data);",
 	"/syntax.js": "self.onmessage = (e) => {;\n",
 	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
-	"/close.js":  "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
+	// syntax1.js is one line with a syntax error at column 52 (the ")").
+	"/syntax1.js": "self.onmessage = (e) => { self.postMessage(e.data) );",
+	// json.js throws a SyntaxError while it runs: a 203, not a 202.
+	"/json.js":  "const a = 1;\n  JSON.parse('{');",
+	"/close.js": "self.onmessage = (e) => { self.postMessage(e.data); self.close(); };",
 	// lateecho.js answers each message 200 ms after it came.
 	"/lateecho.js": "self.onmessage = (e) => setTimeout(() => self.postMessage(e.data), 200);",
 	// burst.js, on a message "N", keeps busy for N ms, then posts 50

@@ -4,19 +4,36 @@
 (() => {
   let port = null;
   let closeKey = null; // names the close marker; from the page
-  let started = false;
   const realClose = self.close.bind(self);
   const realPost = self.postMessage.bind(self);
   const realImport = self.importScripts.bind(self);
-  const markName = "__gh_" + Math.random().toString(36).slice(2) + Date.now().toString(36);
 
-  function describe(e) {
+  // describe is an error's reason: "Name: message (line L, column C)",
+  // the position in the user's source (1-based). A parse error at the end
+  // of input is placed at the source's end, not on the sourceURL comment
+  // the bootstrap appends (see run).
+  function describe(e, code) {
     if (e && typeof e === "object") {
       let s = (e.name ? e.name + ": " : "") + (e.message !== undefined ? e.message : String(e));
-      if (e.lineNumber) s += " (line " + e.lineNumber + (e.columnNumber ? ", column " + e.columnNumber : "") + ")";
+      let line = e.lineNumber, col = e.columnNumber;
+      if (line && typeof code === "string") {
+        const lines = code.split(/\r\n|[\n\r\u2028\u2029]/);
+        if (line > lines.length) { line = lines.length; col = lines[line - 1].length + 1; }
+      }
+      if (line) s += " (line " + line + (col ? ", column " + col : "") + ")";
       return s;
     }
     try { return "uncaught " + String(e); } catch (_) { return "uncaught exception"; }
+  }
+
+  // parseError reports whether e was thrown while the source was parsed
+  // (a 202), not while it ran (a 203, even a SyntaxError of JSON.parse or
+  // of a nested eval): a parse error's stack starts in run itself, a run's
+  // in the user's source (or deeper).
+  function parseError(e) {
+    if (!(e instanceof SyntaxError)) return false;
+    const top = String(e.stack || "").split("\n")[0];
+    return top.startsWith("run@" + self.location.href + ":");
   }
 
   // closeNow ends the worker. The close marker travels on the same channel
@@ -41,17 +58,12 @@
       return realImport(...urls.map((u) => new URL(String(u), url).href));
     };
     self.close = function () { closeNow(); };
-    Object.defineProperty(self, markName, {
-      configurable: true,
-      value: () => { started = true; },
-    });
+    // The source is evaluated exactly as fetched (nothing before it), so
+    // that positions in errors and stacks are those of the user's file.
     try {
-      (0, eval)(markName + "();" + code + "\n//# sourceURL=" + url);
+      (0, eval)(code + "\n//# sourceURL=" + url);
     } catch (e) {
-      const syntax = !started && e instanceof SyntaxError;
-      return { errno: syntax ? 202 : 203, reason: describe(e) };
-    } finally {
-      delete self[markName];
+      return { errno: parseError(e) ? 202 : 203, reason: describe(e, code) };
     }
     return { ok: true };
   }

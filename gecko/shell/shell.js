@@ -80,6 +80,42 @@
     return a === "127.0.0.1" || a === "::1" || a.startsWith("127.");
   }
 
+  // endOfCandidates is the end-of-candidates marker the host relays: an
+  // empty candidate with the sdpMid and sdpMLineIndex the worker answered
+  // for (those of its last candidate, else the answer's first m-line),
+  // which client libraries expect on every candidate.
+  function endOfCandidates(pc, last) {
+    if (last && last.sdpMid != null && last.sdpMLineIndex != null) {
+      return { candidate: "", sdpMid: last.sdpMid, sdpMLineIndex: last.sdpMLineIndex };
+    }
+    const sdp = (pc.localDescription && pc.localDescription.sdp) || "";
+    const m = /^a=mid:(\S+)/m.exec(sdp);
+    return { candidate: "", sdpMid: m ? m[1] : "0", sdpMLineIndex: 0 };
+  }
+
+  // The answer waits for the worker's candidates, at most GATHER_MS after
+  // setLocalDescription: with its candidates in the answer, a client
+  // starts its connectivity checks as soon as it has the answer, instead of
+  // waiting for trickled candidates (events reach the host later than the
+  // answer, which is a command's result). Host candidates take about a
+  // millisecond; candidates still gathering (STUN, TURN) trickle after.
+  const GATHER_MS = 15;
+
+  // gathered resolves once pc has gathered all its candidates, or after ms.
+  function gathered(pc, ms) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      const t = setTimeout(done, ms);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
   function reportWarm() {
     let n = 0;
     for (const s of slots) if (s.ok) n++;
@@ -184,6 +220,8 @@
       finishing: "", // the orderly end runs (its end reason)
       closeOnOpen: "", // the worker closed before the channel opened, with messages to deliver
       stopTimer: null,
+      lastMid: null, // sdpMid and sdpMLineIndex of the last candidate gathered
+      inAnswer: true, // candidates gathered now go out in the answer, not trickled
       quiescing: false, // the host asked for an orderly end (quiesce)
     };
     const tell = (o) => { o.id = id; send(o); };
@@ -289,9 +327,11 @@
     const pc = s.pc;
     pc.onicecandidate = (e) => {
       if (w.ended) return;
-      if (!e.candidate) { tell({ t: "cand", c: { candidate: "" } }); return; }
+      if (!e.candidate) { tell({ t: "cand", c: endOfCandidates(pc, w.lastMid) }); return; }
       if (!e.candidate.candidate) return; // end of a generation; null follows
       const c = e.candidate.toJSON();
+      w.lastMid = { sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex };
+      if (w.inAnswer) return; // it is in the answer's SDP
       if (cfg.loopback && !isLoopback(c.candidate)) return;
       tell({ t: "cand", c });
     };
@@ -397,8 +437,11 @@
       tm.create = performance.now() - t0;
       await s.pc.setLocalDescription(answer);
       tm.local = performance.now() - t0;
+      await gathered(s.pc, GATHER_MS);
+      tm.gathered = performance.now() - t0;
       if (w.ended) return null;
       tm.sent = Date.now();
+      w.inAnswer = false; // candidates gathered from now on are trickled
       return { t: "answer", sdp: s.pc.localDescription.sdp, tm };
     } catch (e) {
       return w.fail(204, "answer failed: " + (e && e.message ? e.message : String(e)));

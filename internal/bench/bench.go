@@ -64,6 +64,9 @@ type Config struct {
 	MetricsURL string
 	// Trace prints the steps of every session's negotiation.
 	Trace bool
+	// NoNudge runs a plain pion client: pion's ICE nomination as it is
+	// (client.Options.StockNomination), as other pion users have it.
+	NoNudge bool
 	// HTTPClient, when set (--ca), makes every request to the server.
 	HTTPClient *http.Client
 }
@@ -128,6 +131,7 @@ type Report struct {
 	Concurrency int          `json:"concurrency"`
 	Messages    int          `json:"messages"`
 	Loopback    bool         `json:"loopback"`
+	NoNudge     bool         `json:"no_nudge"`
 	Hold        bool         `json:"hold"`
 	Started     int          `json:"started"`
 	OK          int          `json:"ok"`
@@ -254,7 +258,7 @@ feed:
 func One(ctx context.Context, cfg Config, i int) Session {
 	r := Session{Started: true}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace, HTTPClient: cfg.HTTPClient})
+	s, err := client.Dial(dctx, cfg.URL, cfg.clientOptions())
 	cancel()
 	if err != nil {
 		r.Err = err
@@ -326,7 +330,7 @@ func Echo(ctx context.Context, s *client.Session, session, n int) ([]time.Durati
 // summary computes the report from the sessions' outcomes.
 func summary(cfg Config, results []Session, wall time.Duration) Report {
 	rep := Report{URL: cfg.URL, Source: cfg.Source, Sessions: cfg.Sessions, Concurrency: cfg.Concurrency,
-		Messages: cfg.Messages, Loopback: cfg.Loopback, Hold: cfg.Hold, WallMS: msf(wall), Errors: []ErrorCount{}}
+		Messages: cfg.Messages, Loopback: cfg.Loopback, NoNudge: cfg.NoNudge, Hold: cfg.Hold, WallMS: msf(wall), Errors: []ErrorCount{}}
 	var answer, connected, open, rtts []time.Duration
 	byErrno := map[int]int{} // errno → index in rep.Errors
 	for i, r := range results {
@@ -424,7 +428,7 @@ func writeTable(w io.Writer, rep Report) error {
 		rate = float64(rep.OK) / (rep.WallMS / 1000)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "geckohost bench %s (worker %s)\n", rep.URL, rep.Source)
+	fmt.Fprintf(&b, "geckohost bench %s (worker %s%s)\n", rep.URL, rep.Source, clientName(rep.NoNudge))
 	fmt.Fprintf(&b, "%s, %d at a time, %s each%s: %d ok, %d failed",
 		plural(rep.Sessions, "session"), rep.Concurrency, plural(rep.Messages, "echo round trip"), hold, rep.OK, rep.Failed)
 	if rep.Interrupted {
