@@ -15,6 +15,7 @@ import (
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/internal/netns"
+	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // The interop check: a WebRTC stack that is neither pion nor a browser
@@ -73,7 +74,7 @@ func TestInteropAiortc(t *testing.T) {
 		t.Skip(why)
 	}
 	if _, err := gecko.FindFirefox(""); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
 	}
 	tp := netns.NewTopology(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
