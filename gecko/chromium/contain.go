@@ -37,7 +37,6 @@ func (g *generation) loseContext(bc cdp.BrowserContextID, reason engine.EndReaso
 	_ = context.Background
 }
 
-
 // guard watches g's renderer processes until g is gone.
 func (g *generation) guard() {
 	defer g.wg.Done()
