@@ -25,9 +25,11 @@ import (
 
 // sources are the worker sources the tests' source server serves.
 var sources = map[string]string{
-	"/echo.js":   "self.onmessage = (e) => self.postMessage(e.data);",
-	"/syntax.js": "self.onmessage = (e) => {;\n",
-	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
+	"/echo.js":    "self.onmessage = (e) => self.postMessage(e.data);",
+	"/syntax.js":  "self.onmessage = (e) => {;\n",
+	"/throw.js":   "const x = 1;\nthrow new Error('boom');",
+	"/syntax1.js": "self.onmessage = (e) => { self.postMessage(e.data) );",
+	"/json.js":    "const a = 1;\n  JSON.parse('{');",
 	"/probe.js": `self.onmessage = (e) => {
   fetch(String(e.data), { mode: "no-cors" }).then((r) => self.postMessage("ok " + r.status), (err) => self.postMessage("err " + err));
 };`,
