@@ -30,7 +30,7 @@ var sources = map[string]string{
 	"/throw.js":   "const x = 1;\nthrow new Error('boom');",
 	"/syntax1.js": "self.onmessage = (e) => { self.postMessage(e.data) );",
 	"/json.js":    "const a = 1;\n  JSON.parse('{');",
-	"/busy.js":  "self.onmessage = (e) => { for (;;) {} };",
+	"/busy.js":    "self.onmessage = (e) => { for (;;) {} };",
 	"/bomb.js": `const keep = [];
 self.onmessage = (e) => { setInterval(() => { const b = new Uint8Array(16 << 20); b.fill(1); keep.push(b); }, 20); self.postMessage("growing"); };`,
 	"/quota.js": `self.onmessage = async (e) => {

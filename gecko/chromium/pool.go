@@ -103,11 +103,11 @@ type Pool struct {
 
 	// mu guards the pool's state and everything below it (generations,
 	// pages, token contexts, workers' places). Nothing blocks holding it.
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	shell    *shell.Server
-	egress   *egress.Proxy
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	shell   *shell.Server
+	egress  *egress.Proxy
 	// quiet refuses every request of the default browser context
 	// (Chromium's own: it has no workers), through global.
 	quiet    *egress.Proxy
