@@ -267,6 +267,11 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.launcher = NewLauncher(fopts)
 	if cg, err := proc.NewCPUGroup(fmt.Sprintf("geckohost-%d-busy", os.Getpid())); err == nil {
 		p.cpuGroup = cg
+		cg.RemoveStale(func(name string) bool { // of a geckohost killed
+			var pid int
+			_, err := fmt.Sscanf(name, "geckohost-%d-busy", &pid)
+			return err == nil && !proc.Alive(pid)
+		})
 	} else {
 		p.log.Debug("no cpu cgroup for busy content processes: renicing them", "err", err)
 	}

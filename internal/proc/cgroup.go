@@ -105,3 +105,17 @@ func (g *CPUGroup) Close() error {
 	}
 	return nil
 }
+
+// RemoveStale removes the empty sibling groups for which stale(name) is
+// true (groups left by a process that was killed before its Close).
+func (g *CPUGroup) RemoveStale(stale func(name string) bool) {
+	ents, err := os.ReadDir(g.parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() && filepath.Join(g.parent, e.Name()) != g.dir && stale(e.Name()) {
+			_ = os.Remove(filepath.Join(g.parent, e.Name())) // fails while not empty
+		}
+	}
+}
