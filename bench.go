@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -57,13 +58,15 @@ type benchConfig struct {
 	MetricsURL string
 	// Trace prints the steps of every session's negotiation.
 	Trace bool
+	// HTTPClient, when set (--ca), makes every request to the server.
+	HTTPClient *http.Client
 }
 
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure a running geckohost serve: negotiation times and echo round trips",
-		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json]\n\n" +
+		UsageText: "geckohost bench --token TOKEN [--url ws://127.0.0.1:8765/] [-n 20] [-c 1] [--messages 10] [--loopback] [--hold] [--metrics [--metrics-url URL]] [--trace] [--json] [--ca FILE]\n\n" +
 			"Opens N sessions to the echo worker (C at a time), sends MESSAGES text round trips on each,\n" +
 			"closes them and prints count, p50, p90, p95, p99 and max of: hello → worker-hello (answer),\n" +
 			"hello → connected, hello → data channel open (open) and the echo round trip, with the\n" +
@@ -83,6 +86,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
+			caFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -113,6 +117,9 @@ func benchConfigFrom(c *cli.Context) (benchConfig, error) {
 	}
 	ws, httpBase, err := benchURLs(cfg.URL)
 	if err != nil {
+		return benchConfig{}, err
+	}
+	if cfg.HTTPClient, err = caHTTPClient(c.String("ca")); err != nil {
 		return benchConfig{}, err
 	}
 	cfg.URL = ws
@@ -256,7 +263,7 @@ func runBench(ctx context.Context, cfg benchConfig, stdout io.Writer) error {
 	var before map[string]histogram
 	if cfg.MetricsURL != "" {
 		var err error
-		if before, err = scrapeHistograms(ctx, cfg.MetricsURL); err != nil {
+		if before, err = scrapeHistograms(ctx, cfg.HTTPClient, cfg.MetricsURL); err != nil {
 			return err
 		}
 	}
@@ -303,7 +310,7 @@ feed:
 	if cfg.MetricsURL != "" {
 		// The last sessions' records are written as they end; the
 		// histograms are observed before that, at answer and connected.
-		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.MetricsURL)
+		after, err := scrapeHistograms(context.WithoutCancel(ctx), cfg.HTTPClient, cfg.MetricsURL)
 		if err != nil {
 			return err
 		}
@@ -336,7 +343,7 @@ feed:
 func benchOne(ctx context.Context, cfg benchConfig, i int) benchSession {
 	r := benchSession{started: true}
 	dctx, cancel := context.WithTimeout(ctx, benchDialTimeout)
-	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace})
+	s, err := client.Dial(dctx, cfg.URL, client.Options{Token: cfg.Token, Source: cfg.Source, Loopback: cfg.Loopback, Trace: cfg.Trace, HTTPClient: cfg.HTTPClient})
 	cancel()
 	if err != nil {
 		r.err = err

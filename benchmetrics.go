@@ -46,15 +46,16 @@ type histogram struct {
 	cum    []uint64  // cumulative counts per bound
 }
 
-// scrapeHistograms GETs a /metrics URL and returns the named histograms.
-func scrapeHistograms(ctx context.Context, url string) (map[string]histogram, error) {
+// scrapeHistograms GETs a /metrics URL with hc (nil: the default client)
+// and returns the named histograms.
+func scrapeHistograms(ctx context.Context, hc *http.Client, url string) (map[string]histogram, error) {
 	ctx, cancel := context.WithTimeout(ctx, benchMetricsTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bench --metrics: %w", err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := orDefault(hc).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("bench --metrics: GET %s: %w", url, err)
 	}

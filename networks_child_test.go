@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +45,10 @@ type clientJob struct {
 	Runs   int
 	// NoICEServers connects without asking GET /ice-servers (no TURN).
 	NoICEServers bool
+	// CA is a PEM CA certificate file the client trusts, as a user makes
+	// it trusted (Chromium: in the NSS database of its HOME; the Go
+	// client: Options.HTTPClient), for an https:// Page.
+	CA string
 }
 
 // runResult is one connection's outcome.
@@ -132,7 +138,7 @@ func runJobs(ctx context.Context, jobs []clientJob) (out [][]runResult, err erro
 			switch j.Client {
 			case "chromium":
 				if chrome == nil {
-					if chrome, err = startStockChromium(ctx); err != nil {
+					if chrome, err = startStockChromium(ctx, j.CA); err != nil {
 						return nil, err
 					}
 				}
@@ -209,14 +215,25 @@ func decodeResult(s string) (runResult, error) {
 type stockChromium struct {
 	tab                 context.Context
 	cancelTab, cancelEA context.CancelFunc
+	home                string // the HOME with the NSS database trusting a CA ("": none)
 }
 
-func startStockChromium(ctx context.Context) (*stockChromium, error) {
+// startStockChromium starts Chromium; with ca (a PEM CA file), in a HOME
+// whose NSS database trusts it, as `certutil -A` does for a user.
+func startStockChromium(ctx context.Context, ca string) (*stockChromium, error) {
 	if _, err := os.Stat(browsers.ChromiumPath); err != nil {
 		return nil, fmt.Errorf("chromium: %w", err)
 	}
 	opts := browsers.ChromiumOptions()
 	c := &stockChromium{}
+	if ca != "" {
+		home, err := nssHome(ctx, ca)
+		if err != nil {
+			return nil, err
+		}
+		c.home = home
+		opts = append(opts, chromedp.Env("HOME="+home))
+	}
 	var actx context.Context
 	actx, c.cancelEA = chromedp.NewExecAllocator(context.Background(), opts...)
 	c.tab, c.cancelTab = chromedp.NewContext(actx)
@@ -253,6 +270,34 @@ func (c *stockChromium) connect(ctx context.Context, j clientJob) (runResult, er
 func (c *stockChromium) close() {
 	c.cancelTab()
 	c.cancelEA() // waits for Chromium to exit and removes its data dir
+	if c.home != "" {
+		_ = os.RemoveAll(c.home)
+	}
+}
+
+// nssHome makes a HOME whose NSS database ($HOME/.pki/nssdb, where
+// Chromium on Linux looks) trusts the CA certificate in the PEM file ca
+// for servers: what a user does with certutil (Debian: libnss3-tools).
+func nssHome(ctx context.Context, ca string) (string, error) {
+	home, err := os.MkdirTemp("", "geckohost-nss-")
+	if err != nil {
+		return "", err
+	}
+	db := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700); err != nil {
+		_ = os.RemoveAll(home)
+		return "", err
+	}
+	for _, args := range [][]string{
+		{"-N", "-d", db, "--empty-password"},
+		{"-A", "-d", db, "-n", "geckohost test CA", "-t", "C,,", "-i", ca},
+	} {
+		if out, err := exec.CommandContext(ctx, "certutil", args...).CombinedOutput(); err != nil {
+			_ = os.RemoveAll(home)
+			return "", fmt.Errorf("certutil %s (Debian: apt-get install libnss3-tools): %v: %s", args[0], err, out)
+		}
+	}
+	return home, nil
 }
 
 // stockFirefox is a client Firefox with Firefox's own WebRTC defaults
@@ -315,7 +360,15 @@ func goConnect(ctx context.Context, j clientJob) (runResult, error) {
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	s, err := client.Dial(ctx, ws, client.Options{Token: j.Token, Source: j.Page + "workers/echo.js", NoFetchICEServers: j.NoICEServers})
+	opts := client.Options{Token: j.Token, Source: j.Page + "workers/echo.js", NoFetchICEServers: j.NoICEServers}
+	if j.CA != "" {
+		hc, err := caHTTPClient(j.CA)
+		if err != nil {
+			return r, err
+		}
+		opts.HTTPClient = hc
+	}
+	s, err := client.Dial(ctx, ws, opts)
 	r.MS = float64(time.Since(t0).Microseconds()) / 1000
 	var we *engine.Error
 	switch {

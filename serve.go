@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -43,7 +42,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go's profiler (net/http/pprof, /debug/pprof/) on this `ADDRESS` (host:port); off by default", EnvVars: []string{"GECKOHOST_DEBUG_LISTEN"}},
 			&cli.StringSliceFlag{Name: "ice-server", Usage: "STUN/TURN server `URL` for the workers' peer connections (repeatable), e.g. stun:stun.example.com:3478", EnvVars: []string{"GECKOHOST_ICE_SERVER"}},
 			&cli.BoolFlag{Name: "ice-loopback", Usage: "gather loopback (127.0.0.1/::1) ICE candidates only: for clients on this machine", EnvVars: []string{"GECKOHOST_ICE_LOOPBACK"}},
-			turnListenFlag(), turnPublicIPFlag(),
+			turnListenFlag(), turnPublicIPFlag(), tlsCertFlag(), tlsKeyFlag(),
 			&cli.StringSliceFlag{Name: "public-url", Usage: "another `URL` this server is reached at (repeatable), e.g. https://geckohost.example.com behind a reverse proxy or http://workstation.lan:8765; requests naming any other host get 421", EnvVars: []string{"GECKOHOST_PUBLIC_URL"}},
 			&cli.StringFlag{Name: "worker-egress", Value: "public", Usage: "where workers may connect: `MODE` public (public addresses, their own source origin and this server), none (only --worker-allow) or all (anything but geckohost's internal listeners)", EnvVars: []string{"GECKOHOST_WORKER_EGRESS"}},
 			&cli.StringSliceFlag{Name: "worker-allow", Usage: "let workers connect to this origin `PATTERN` (repeatable), whatever its address, e.g. http://127.0.0.1:9000 or https://*.corp.example", EnvVars: []string{"GECKOHOST_WORKER_ALLOW"}},
@@ -95,10 +94,9 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		}
 	}()
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	ln, err := cfg.listen(ctx, log) // with TLS for --tls-cert (serve_tls.go)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return err
 	}
 	// This run's record; the sessions of runs that died are ended before
 	// any hello is served (nothing is accepted on ln before Serve).
@@ -133,8 +131,8 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if warm == 0 {
 		warm = -1 // gecko reads 0 as its default; serve's 0 means none
 	}
-	egressOrigins, hostURLs := ownOrigins(cfg.Listen, ln.Addr(), cfg.PublicURLs)
-	popts := gecko.PoolOptions{
+	egressOrigins, hostURLs := serverOrigins(cfg, ln.Addr())
+	pool := gecko.NewPool(cfg.Limits.pool(gecko.PoolOptions{
 		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
 		Browsers:             cfg.Browsers,
 		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
@@ -144,9 +142,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		ICELoopback:          cfg.ICELoopback,
 		Egress:               egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow, ServerOrigins: append(egressOrigins, iceOrigins(append(slices.Clone(cfg.ICEServers), relayURLs(relay)...))...)},
 		Logger:               log.With("component", "gecko"),
-	}
-	cfg.Limits.poolLimits(&popts)
-	pool := gecko.NewPool(popts)
+	}))
 	queueSize := cfg.QueueSize
 	if queueSize == 0 {
 		queueSize = -1 // host reads 0 as its default; serve's 0 means no queue
@@ -167,6 +163,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		PublicURLs:   hostURLs,
 		Web:          web.Handler(),
 		ICEServers:   iceServers(cfg.ICEServers, relay),
+		RelayPeers:   relayPeers(relay),
 		QueueSize:    queueSize,
 		QueueTimeout: cfg.QueueTimeout,
 		Browsers:     poolBrowsers(pool),
@@ -218,7 +215,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	log.Info("geckohost serving", "url", "http://"+ln.Addr().String()+"/", "db", db.Path(), "run", run.id,
+	log.Info("geckohost serving", "url", cfg.scheme()+"://"+ln.Addr().String()+"/", "db", db.Path(), "run", run.id,
 		"version", build.Version, "commit", build.Commit, "built", build.Date)
 	if cfg.onListen != nil {
 		cfg.onListen(ln.Addr())
@@ -247,7 +244,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr, closePool())
 	}
 	if ctx.Err() == nil {
-		log.Info("geckohost ready", "demo", web.DemoURL(ln.Addr().String()), "startup", time.Since(start).Round(time.Millisecond))
+		log.Info("geckohost ready", "demo", cfg.schemeURL(web.DemoURL(ln.Addr().String())), "startup", time.Since(start).Round(time.Millisecond))
 	}
 
 	serveErr := <-served // returns once ctx is done and the server has shut down

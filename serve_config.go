@@ -68,6 +68,10 @@ type serveConfig struct {
 	// KeepSessions prunes session records older than this, at start and
 	// every hour; 0 keeps them all.
 	KeepSessions time.Duration
+	// TLSCert and TLSKey, when set, are the PEM certificate chain and key
+	// of --listen: https:// and wss://, re-read when the files change or
+	// on SIGHUP (serve_tls.go).
+	TLSCert, TLSKey string
 	// Redis is the cluster's Redis URL ("": no cluster); NodeID this
 	// node's id ("": hostname:port).
 	Redis, NodeID string
@@ -77,6 +81,9 @@ type serveConfig struct {
 
 	// onListen, when set, is called with the listening address (tests).
 	onListen func(net.Addr)
+	// certPollEvery is how often the TLS files are looked at (0:
+	// certPollEvery; tests).
+	certPollEvery time.Duration
 }
 
 // serveConfigFrom builds and validates the serve configuration from flags.
@@ -116,6 +123,7 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 	if err := cfg.turnFrom(c); err != nil {
 		return serveConfig{}, err
 	}
+	cfg.tlsFrom(c)
 	if cfg.KeepSessions, err = parseKeep(c.String("keep-sessions")); err != nil {
 		return serveConfig{}, err
 	}
@@ -190,6 +198,9 @@ func (cfg serveConfig) validate() error {
 	if err := cfg.validateTURN(); err != nil {
 		return err
 	}
+	if err := cfg.validateTLS(); err != nil {
+		return err
+	}
 	if _, err := newLogger(io.Discard, cfg.LogFormat, cfg.LogLevel); err != nil {
 		return err
 	}
@@ -240,6 +251,12 @@ func publicOrigin(s string) (string, error) {
 // address (loopback forms for a wildcard listener), localhost for a
 // loopback one, a --listen host name, and the --public-url origins.
 func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigins, hostURLs []string) {
+	return listenerOrigins("http", listen, addr, publicURLs)
+}
+
+// listenerOrigins is ownOrigins for a listener serving scheme ("http", or
+// "https" with --tls-cert).
+func listenerOrigins(scheme, listen string, addr net.Addr, publicURLs []string) (egressOrigins, hostURLs []string) {
 	for _, u := range publicURLs {
 		o, err := publicOrigin(u)
 		if err == nil {
@@ -249,7 +266,7 @@ func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigin
 	}
 	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && net.ParseIP(h) == nil && h != "localhost" {
 		_, port, _ := net.SplitHostPort(addr.String())
-		o := "http://" + net.JoinHostPort(h, port)
+		o := scheme + "://" + net.JoinHostPort(h, port)
 		egressOrigins = append(egressOrigins, o)
 		hostURLs = append(hostURLs, o)
 	}
@@ -261,11 +278,11 @@ func ownOrigins(listen string, addr net.Addr, publicURLs []string) (egressOrigin
 	a := ap.Addr().Unmap()
 	switch {
 	case a.IsUnspecified():
-		egressOrigins = append(egressOrigins, "http://127.0.0.1:"+port, "http://[::1]:"+port, "http://localhost:"+port)
+		egressOrigins = append(egressOrigins, scheme+"://127.0.0.1:"+port, scheme+"://[::1]:"+port, scheme+"://localhost:"+port)
 	case a.IsLoopback():
-		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port), "http://localhost:"+port)
+		egressOrigins = append(egressOrigins, scheme+"://"+net.JoinHostPort(a.String(), port), scheme+"://localhost:"+port)
 	default:
-		egressOrigins = append(egressOrigins, "http://"+net.JoinHostPort(a.String(), port))
+		egressOrigins = append(egressOrigins, scheme+"://"+net.JoinHostPort(a.String(), port))
 	}
 	return egressOrigins, hostURLs
 }

@@ -153,7 +153,7 @@ func waitReady(t *testing.T, ctx context.Context, logs *syncbuf.Buffer, done <-c
 			switch l["msg"] {
 			case "geckohost serving":
 				u, _ := l["url"].(string)
-				addr = strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/")
+				addr = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://"), "/")
 			case "geckohost ready":
 				ready = true
 			}

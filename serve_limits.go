@@ -75,12 +75,13 @@ func none[T int64 | time.Duration](v T) T {
 	return v
 }
 
-// poolLimits applies l to the pool's options.
-func (l workerLimits) poolLimits(o *gecko.PoolOptions) {
+// pool returns the pool's options o with l applied.
+func (l workerLimits) pool(o gecko.PoolOptions) gecko.PoolOptions {
 	o.WorkerMemory = none(l.Memory)
 	o.WorkerStorage = none(l.Storage)
 	o.WorkerBusyLimit = none(l.BusyLimit)
 	o.WorkerMaxLifetime = none(l.MaxLifetime)
+	return o
 }
 
 // parseSize reads a byte size: a number with an optional unit B, KiB,

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/turn"
 	"github.com/geckohost/geckohost/store"
 )
@@ -115,6 +116,15 @@ func iceServers(urls []string, relay *turn.Server) func(store.Token, bool) []eng
 		}
 		return out
 	}
+}
+
+// relayPeers is what host tells of the live workers' candidates: the
+// relay, whose clients may reach those only (nil without a relay).
+func relayPeers(relay *turn.Server) host.RelayPeers {
+	if relay == nil {
+		return nil
+	}
+	return relay
 }
 
 // relayURLs are the embedded relay's TURN URLs (none without one).

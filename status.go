@@ -22,10 +22,11 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "show a running geckohost serve: version, uptime, browsers, queue, sessions",
-		UsageText: "geckohost status [--url http://127.0.0.1:8765/] [--json]",
+		UsageText: "geckohost status [--url http://127.0.0.1:8765/] [--json] [--ca FILE]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8765/", Usage: "`URL` of the server (http://, https://; ws:// and wss:// are read as http:// and https://)", EnvVars: []string{"GECKOHOST_URL"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the server's JSON (GET /status) as is", EnvVars: []string{"GECKOHOST_JSON"}},
+			caFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -35,9 +36,13 @@ func statusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			hc, err := caHTTPClient(c.String("ca"))
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(c.Context, statusTimeout)
 			defer cancel()
-			raw, st, err := fetchStatus(ctx, base.JoinPath("status").String())
+			raw, st, err := fetchStatus(ctx, hc, base.JoinPath("status").String())
 			if err != nil {
 				return err
 			}
@@ -50,14 +55,15 @@ func statusCommand() *cli.Command {
 	}
 }
 
-// fetchStatus GETs url (a server's /status) and decodes it.
-func fetchStatus(ctx context.Context, url string) ([]byte, host.Status, error) {
+// fetchStatus GETs url (a server's /status) with hc (nil: the default
+// client) and decodes it.
+func fetchStatus(ctx context.Context, hc *http.Client, url string) ([]byte, host.Status, error) {
 	var st host.Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, st, fmt.Errorf("status: %w", err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := orDefault(hc).Do(req)
 	if err != nil {
 		return nil, st, fmt.Errorf("status: is geckohost serve running there? %w", err)
 	}

@@ -100,6 +100,7 @@ func (se *session) negotiate() {
 	}
 	se.worker = w
 	se.relay(answerDeadline)
+	se.dropRelayPeers() // the worker ended (turnperm.go)
 }
 
 // fetchSource fetches the worker's code while it keeps reading the
@@ -245,6 +246,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				se.state = stateAnswered
 				se.save()
 				se.workerICE.addSDP(ev.Answer, !se.localClient)
+				se.addRelayPeers(ev.Answer)
 				answer := ev.Answer
 				if !se.localClient {
 					answer = dropLoopbackCandidates(answer)
@@ -256,6 +258,7 @@ func (se *session) relay(answerDeadline time.Time) {
 				defer t.Stop()
 				connectT = t.C
 			case engine.EventCandidate:
+				se.addRelayPeer(ev.Candidate.Candidate)
 				if se.workerICE.add(ev.Candidate.Candidate, !se.localClient) && !se.localClient {
 					continue
 				}

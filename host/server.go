@@ -96,6 +96,9 @@ type Options struct {
 	// and each of the token's workers gets them in its WorkerRequest
 	// (worker true). nil: none (GET /ice-servers answers an empty list).
 	ICEServers func(tok store.Token, worker bool) []engine.ICEServer
+	// RelayPeers, when set, is told each live worker's candidates (for
+	// the embedded TURN relay's permissions). nil: nobody is.
+	RelayPeers RelayPeers
 	// QueueSize is the most hellos that wait for a browser when the engine
 	// has no capacity (engine.ErrNoCapacity: every browser full, starting
 	// or restarting); one more is refused with 301 at once. 0 means 200,

@@ -86,6 +86,10 @@ type Options struct {
 	Loopback bool
 	// Header is sent with the WebSocket handshake (e.g. Origin).
 	Header http.Header
+	// HTTPClient makes the WebSocket handshake and GET /ice-servers (for
+	// wss://, its Transport's TLSClientConfig.RootCAs can trust a private
+	// CA); nil means http.DefaultClient.
+	HTTPClient *http.Client
 	// GatherFirst gathers every candidate before the hello and sends them
 	// in the offer instead of trickling them (on loopback gathering takes
 	// about a millisecond, and the worker can start ICE checks at once).
@@ -206,7 +210,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Session, error) {
 	}
 	cfg.ICEServers = append(cfg.ICEServers, opts.ICEServerEntries...)
 	if len(cfg.ICEServers) == 0 && !opts.Loopback && !opts.NoFetchICEServers {
-		servers, err := FetchICEServers(ctx, url, opts.Token, opts.Header)
+		servers, err := fetchICEServers(ctx, opts.HTTPClient, url, opts.Token, opts.Header)
 		if err != nil {
 			log.Debug("client: no ICE servers from the server", "err", err)
 		}
@@ -248,7 +252,7 @@ func negotiate(ctx context.Context, url string, opts Options, label string, pc *
 		})
 	})
 
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header})
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header, HTTPClient: opts.HTTPClient})
 	if err != nil {
 		return nil, fmt.Errorf("dial signaling: %w", err)
 	}

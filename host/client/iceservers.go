@@ -24,6 +24,14 @@ const fetchTimeout = 3 * time.Second
 // path (an older geckohost) or refuses the token gives an error, and so
 // does no answer: Dial then goes on without ICE servers.
 func FetchICEServers(ctx context.Context, wsURL, token string, header http.Header) ([]webrtc.ICEServer, error) {
+	return fetchICEServers(ctx, nil, wsURL, token, header)
+}
+
+// fetchICEServers is FetchICEServers with hc (nil: http.DefaultClient).
+func fetchICEServers(ctx context.Context, hc *http.Client, wsURL, token string, header http.Header) ([]webrtc.ICEServer, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, fmt.Errorf("fetch ice servers: %w", err)
@@ -50,7 +58,7 @@ func FetchICEServers(ctx context.Context, wsURL, token string, header http.Heade
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Close = true // one request: no idle connection left behind
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch ice servers: %w", err)
 	}

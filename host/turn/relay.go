@@ -36,7 +36,7 @@ func (g *relayGen) AllocatePacketConn(conf pturn.AllocateListenerConfig) (net.Pa
 		return nil, nil, fmt.Errorf("allocate relay: %w", err)
 	}
 	port := c.LocalAddr().(*net.UDPAddr).Port
-	return &peerConn{PacketConn: s.track.packetConn(c), s: s}, &net.UDPAddr{IP: s.relayIP, Port: port}, nil
+	return &peerConn{PacketConn: s.track.packetConn(c), s: s, user: conf.UserID}, &net.UDPAddr{IP: s.relayIP, Port: port}, nil
 }
 
 func (g *relayGen) AllocateListener(pturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -47,17 +47,18 @@ func (g *relayGen) AllocateConn(pturn.AllocateConnConfig) (net.Conn, error) {
 	return nil, ErrTCPRelay
 }
 
-// peerConn is a relay socket that sends only to allowed peers (this
-// host's addresses, ports from 1024) and drops what comes from others
-// (pion also checks its permissions).
+// peerConn is the relay socket of an allocation of user: it sends only
+// to the peers Server.peerAllowed allows it, checked on each packet, and
+// drops what comes from others (pion also checks its permissions, by IP).
 type peerConn struct {
 	net.PacketConn
-	s *Server
+	s    *Server
+	user string
 }
 
 func (c *peerConn) allowed(a net.Addr) bool {
 	u, ok := a.(*net.UDPAddr)
-	return ok && u.Port >= minPeerPort && c.s.peerAllowed(u.IP)
+	return ok && c.s.peerAllowed(c.user, u.AddrPort())
 }
 
 func (c *peerConn) WriteTo(p []byte, a net.Addr) (int, error) {

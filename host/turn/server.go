@@ -65,6 +65,7 @@ type Server struct {
 	pion    *pturn.Server
 	track   *tracker
 	peers   *hostAddrs
+	peerSet *peers // what each token's client allocations may reach
 
 	mu     sync.Mutex
 	allocs map[string]int // live allocations per user id (token id)
@@ -89,7 +90,7 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("turn listen %q: want host:port: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, log: opts.Logger, track: &tracker{}, allocs: map[string]int{}, peers: &hostAddrs{}}
+	s := &Server{opts: opts, log: opts.Logger, track: &tracker{}, allocs: map[string]int{}, peers: &hostAddrs{}, peerSet: newPeers()}
 	s.secret = make([]byte, 32)
 	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
 
@@ -128,21 +129,26 @@ func Listen(opts Options) (*Server, error) {
 	s.urlHost = net.JoinHostPort(s.relayIP.String(), port)
 
 	gen := &relayGen{s: s}
-	permit := func(_ net.Addr, peer net.IP) bool { return s.peerAllowed(peer) }
 	s.pion, err = pturn.NewServer(pturn.ServerConfig{
 		Realm:         opts.Realm,
 		AuthHandler:   s.auth,
 		QuotaHandler:  s.quota,
 		LoggerFactory: pionLogs{s.log},
 		EventHandler: pturn.EventHandler{
-			OnAllocationCreated: func(_, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) { s.countAlloc(userID, 1) },
-			OnAllocationDeleted: func(_, _ net.Addr, _, userID, _ string) { s.countAlloc(userID, -1) },
+			OnAllocationCreated: func(src, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) {
+				s.peerSet.setUser(src, userID)
+				s.countAlloc(userID, 1)
+			},
+			OnAllocationDeleted: func(src, _ net.Addr, _, userID, _ string) {
+				s.peerSet.setUser(src, "")
+				s.countAlloc(userID, -1)
+			},
 		},
 		PacketConnConfigs: []pturn.PacketConnConfig{{
-			PacketConn: s.track.packetConn(udp), RelayAddressGenerator: gen, PermissionHandler: permit,
+			PacketConn: s.track.packetConn(udp), RelayAddressGenerator: gen, PermissionHandler: s.permission(),
 		}},
 		ListenerConfigs: []pturn.ListenerConfig{{
-			Listener: s.track.listener(tcp), RelayAddressGenerator: gen, PermissionHandler: permit,
+			Listener: s.track.listener(tcp), RelayAddressGenerator: gen, PermissionHandler: s.permission(),
 		}},
 	})
 	if err != nil {
@@ -243,23 +249,6 @@ func (s *Server) countAlloc(userID string, d int) {
 
 // Allocations returns the number of live allocations.
 func (s *Server) Allocations() int { return s.pion.AllocationCount() }
-
-// peerAllowed reports whether an allocation may reach ip: the relay
-// address, or an address of one of this host's interfaces, not loopback.
-func (s *Server) peerAllowed(ip net.IP) bool {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return false
-	}
-	a = a.Unmap()
-	if a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() {
-		return false
-	}
-	if r, ok := netip.AddrFromSlice(s.relayIP); ok && r.Unmap() == a {
-		return true
-	}
-	return s.peers.has(a)
-}
 
 // Close stops the relay: its listeners, every client connection and
 // every allocation, and waits (up to 5 s) until their reads returned.

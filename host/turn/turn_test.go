@@ -88,7 +88,10 @@ func dialTURN(t *testing.T, s *turn.Server, transport, user, pass string) *pturn
 
 // TestRelayToWorker: over UDP and over TCP, a client with the relay's
 // credentials gets an allocation on the relay address and exchanges
-// packets with a "worker" socket on this host, and with nothing else.
+// packets with a "worker" socket on this host once that is a candidate of
+// a live worker of its token, and with nothing else: not before, not
+// after the worker ended, not another port of the same address, not
+// loopback, not another host.
 func TestRelayToWorker(t *testing.T) {
 	setup(t)
 	s := listen(t, turn.Options{})
@@ -99,16 +102,10 @@ func TestRelayToWorker(t *testing.T) {
 	if !strings.HasSuffix(ice.Username, ":7") || ice.Credential == "" {
 		t.Fatalf("credentials %+v", ice)
 	}
-	worker, err := net.ListenPacket("udp4", hostIP+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer worker.Close()
-	loop, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loop.Close()
+	worker := udpSocket(t, hostIP+":0")
+	other := udpSocket(t, hostIP+":0") // a port of the same address that is no candidate
+	loop := udpSocket(t, "127.0.0.1:0")
+	wa := worker.LocalAddr().(*net.UDPAddr).AddrPort()
 
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
@@ -122,52 +119,160 @@ func TestRelayToWorker(t *testing.T) {
 			if !ra.IP.Equal(net.ParseIP(hostIP)) {
 				t.Fatalf("relayed address %v, want on %s", ra, hostIP)
 			}
-			// Ping until a pong comes back: pion's client may drop a
-			// packet that races its own channel binding.
-			buf := make([]byte, 1500)
-			deadline := time.Now().Add(15 * time.Second)
-			for {
-				if time.Now().After(deadline) {
-					t.Fatal("no pong through the relay")
-				}
-				if _, err := relay.WriteTo([]byte("ping "+transport), worker.LocalAddr()); err != nil {
-					t.Fatalf("write to the worker: %v", err)
-				}
-				_ = worker.SetReadDeadline(time.Now().Add(time.Second))
-				n, from, err := worker.ReadFrom(buf)
-				if err != nil {
-					continue
-				}
-				if string(buf[:n]) != "ping "+transport || from.(*net.UDPAddr).Port != ra.Port {
-					t.Fatalf("worker read %q from %v, want the ping from %v", buf[:n], from, ra)
-				}
-				if _, err := worker.WriteTo([]byte("pong"), from); err != nil {
-					t.Fatal(err)
-				}
-				_ = relay.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-				n, from, err = relay.ReadFrom(buf)
-				if err != nil {
-					continue
-				}
-				if string(buf[:n]) != "pong" || from.String() != worker.LocalAddr().String() {
-					t.Fatalf("client read %q from %v", buf[:n], from)
-				}
-				break
+			if err := cl.CreatePermission(worker.LocalAddr()); err == nil {
+				t.Fatal("permission to a socket that is no worker's candidate granted")
 			}
+			s.AddPeer(8, "other-token", wa) // another token's worker: not for token 7
+			if err := cl.CreatePermission(worker.LocalAddr()); err == nil {
+				t.Fatal("permission to another token's worker granted")
+			}
+			s.AddPeer(7, "session-"+transport, wa)
+			pingPong(t, relay, worker, transport)
 
-			// Not an open relay: loopback and other hosts are refused.
+			// Not an open relay: loopback, other hosts and other ports
+			// are refused.
 			for _, to := range []net.Addr{loop.LocalAddr(), &net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 4000}} {
 				if err := cl.CreatePermission(to); err == nil {
 					t.Errorf("permission to %v granted", to)
 				}
 			}
-			_, _ = relay.WriteTo([]byte("leak"), loop.LocalAddr())
-			_ = loop.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			if n, _, err := loop.ReadFrom(buf); err == nil {
-				t.Errorf("loopback got %q through the relay", buf[:n])
+			for _, to := range []net.PacketConn{loop, other} {
+				_, _ = relay.WriteTo([]byte("leak"), to.LocalAddr())
+				wantNothing(t, to, "through the relay")
+			}
+			// The worker ended: the permission pion holds stays, but not
+			// a packet passes.
+			s.DropPeers("session-" + transport)
+			s.DropPeers("other-token")
+			if n := s.LivePeers(7); n != 0 {
+				t.Fatalf("%d live peers after the worker ended", n)
+			}
+			_, _ = relay.WriteTo([]byte("late"), worker.LocalAddr())
+			wantNothing(t, worker, "after its session ended")
+		})
+	}
+}
+
+// TestNoWayToLocalServices: a UDP echo service on this host's address is
+// out of reach of a client with valid credentials, while a worker of its
+// token on the same address is not.
+func TestNoWayToLocalServices(t *testing.T) {
+	setup(t)
+	s := listen(t, turn.Options{})
+	echo := udpSocket(t, hostIP+":0")
+	done := make(chan struct{})
+	go func() { // the echo service
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = echo.WriteTo(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { _ = echo.Close(); <-done })
+	worker := udpSocket(t, hostIP+":0")
+	s.AddPeer(9, "live-session", worker.LocalAddr().(*net.UDPAddr).AddrPort())
+	defer s.DropPeers("live-session")
+
+	ice := s.ICEServer(9)
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			cl := dialTURN(t, s, transport, ice.Username, ice.Credential)
+			relay, err := cl.Allocate()
+			if err != nil {
+				t.Fatalf("allocate: %v", err)
+			}
+			defer relay.Close()
+			pingPong(t, relay, worker, transport) // the session's worker: reached
+			// The echo service shares the worker's address, so the IP
+			// permission is there: the port check refuses.
+			buf := make([]byte, 1500)
+			for range 5 {
+				if _, err := relay.WriteTo([]byte("echo?"), echo.LocalAddr()); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+				_ = relay.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				// (a late pong of the worker may come)
+				if n, from, err := relay.ReadFrom(buf); err == nil && from.String() == echo.LocalAddr().String() {
+					t.Fatalf("the echo service answered %q through the relay", buf[:n])
+				}
 			}
 		})
 	}
+	// A token with no live worker gets no permission at all.
+	other := s.ICEServer(10)
+	cl := dialTURN(t, s, "udp", other.Username, other.Credential)
+	relay, err := cl.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	if err := cl.CreatePermission(echo.LocalAddr()); err == nil {
+		t.Fatal("permission to the echo service granted")
+	}
+}
+
+func udpSocket(t *testing.T, addr string) net.PacketConn {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// pingPong sends pings through relay until the worker's pong comes back
+// (pion's client may drop a packet that races its own channel binding).
+func pingPong(t *testing.T, relay net.PacketConn, worker net.PacketConn, what string) {
+	t.Helper()
+	ra := relay.LocalAddr().(*net.UDPAddr)
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("no pong through the relay")
+		}
+		if _, err := relay.WriteTo([]byte("ping "+what), worker.LocalAddr()); err != nil {
+			t.Fatalf("write to the worker: %v", err)
+		}
+		_ = worker.SetReadDeadline(time.Now().Add(time.Second))
+		n, from, err := worker.ReadFrom(buf)
+		if err != nil {
+			continue
+		}
+		if string(buf[:n]) != "ping "+what || from.(*net.UDPAddr).Port != ra.Port {
+			t.Fatalf("worker read %q from %v, want the ping from %v", buf[:n], from, ra)
+		}
+		if _, err := worker.WriteTo([]byte("pong"), from); err != nil {
+			t.Fatal(err)
+		}
+		_ = relay.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, from, err = relay.ReadFrom(buf)
+		if err != nil {
+			continue
+		}
+		if string(buf[:n]) != "pong" || from.String() != worker.LocalAddr().String() {
+			t.Fatalf("client read %q from %v", buf[:n], from)
+		}
+		_ = worker.SetReadDeadline(time.Time{})
+		_ = relay.SetReadDeadline(time.Time{})
+		return
+	}
+}
+
+// wantNothing fails when c reads a packet within 300 ms.
+func wantNothing(t *testing.T, c net.PacketConn, what string) {
+	t.Helper()
+	buf := make([]byte, 1500)
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, from, err := c.ReadFrom(buf); err == nil {
+		t.Errorf("%v got %q from %v %s", c.LocalAddr(), buf[:n], from, what)
+	}
+	_ = c.SetReadDeadline(time.Time{})
 }
 
 // TestCredentials: a wrong password, an expired or malformed username and
