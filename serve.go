@@ -172,7 +172,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 		RunID:        run.id,
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
-		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers * cfg.MaxWorkersPerBrowser),
+		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers*cfg.MaxWorkersPerBrowser, cfg.Redis != ""),
 	}
 	if cm != nil {
 		// Cluster mode: the node is the token store, the limiter and the
