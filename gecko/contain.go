@@ -129,7 +129,7 @@ func (g *generation) onRealm(method string, params json.RawMessage) {
 		return
 	}
 	delete(g.realms, r.Realm)
-	if pg.closing {
+	if pg.closing || g.stopping {
 		return
 	}
 	g.losePage(pg)
@@ -192,6 +192,9 @@ func (g *generation) watchProcs() bool {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if g.stopping {
+		return false
+	}
 	for uc, cp := range g.procs {
 		if proc.Check(cp.id) == proc.Gone {
 			delete(g.procs, uc)
