@@ -237,8 +237,7 @@ func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Serve
 			ServerOrigins: append(egressOrigins, iceOrigins(iceURLs)...)},
 		Logger: log.With("component", "gecko"),
 	}
-	cfg.Limits.poolLimits(&popts)
-	return gecko.NewPool(popts)
+	return gecko.NewPool(cfg.Limits.pool(popts))
 }
 
 // hostOptions wires the engine to host: the pool, or in cluster mode the
@@ -266,7 +265,7 @@ func (sv *served) hostOptions(relay *turn.Server) host.Options {
 		RunID:        sv.run.ID(),
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
-		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers * cfg.MaxWorkersPerBrowser),
+		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers*cfg.MaxWorkersPerBrowser, cfg.Redis != ""),
 	}
 	if sv.cm != nil {
 		hopts.Store, hopts.Limiter, hopts.Engine = sv.cm.node, sv.cm.node, sv.cm.node.Engine()
