@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,7 +235,9 @@ func failedWith(e *engine.Error) engine.Event {
 
 // failure maps an error of a browser call to the event that ends the worker.
 func (w *worker) failure(what string, err error) engine.Event {
-	lost := false
+	// chromedp's error when the browser's connection went away (the
+	// browser was killed): the process's end is noticed a moment later.
+	lost := strings.Contains(err.Error(), "lost the connection to the browser")
 	select {
 	case <-w.g.bp.Done():
 		lost = true
