@@ -326,3 +326,66 @@ func TestBrowserFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestClientsLAN (run with E2E_FLOOR=1; FLOOR_RUNS sessions per client,
+// default 30) is the LAN rows of docs/measuring.md's clients table: serve
+// with its defaults on 198.51.100.1, the clients in another namespace over
+// a veth (as TestNetworkLAN), one client after the other against the same
+// serve: stock Chromium and stock Firefox through the demo page's
+// geckohost.js (answer → connected, and answer → the client's channel
+// open), then aiortc (testdata/aiortc_client.py, hello → open). Each
+// client's first session is untimed. It logs p50/p95 and the load before
+// and after each row; it asserts the echoes only.
+func TestClientsLAN(t *testing.T) {
+	if os.Getenv("E2E_FLOOR") != "1" {
+		t.Skip("a measurement: run with E2E_FLOOR=1 (see docs/measuring.md)")
+	}
+	runs := 30
+	if n, err := strconv.Atoi(os.Getenv(floorRunsEnv)); err == nil && n > 0 {
+		runs = n
+	}
+	ctx, tp := netTest(t, false)
+	h := tp.Namespace("host")
+	c := tp.Namespace("client")
+	tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
+	c.Route("default", "198.51.100.1")
+	s := startNetServe(t, h, "198.51.100.1:8765")
+	s.waitReady(t, ctx)
+	row := func(what string, ms map[string][]float64, before string) {
+		for k, xs := range ms {
+			t.Logf("%s, %s: p50 %.1f ms, p95 %.1f ms (min %.1f, max %.1f), n %d; load %s → %s",
+				what, k, quantile(xs, 0.5), quantile(xs, 0.95), slices.Min(xs), slices.Max(xs), len(xs), before, loadavg())
+		}
+	}
+	for _, browser := range []string{"chromium", "firefox"} {
+		before := loadavg()
+		res := runClients(t, ctx, c, s.job(browser, runs+1))
+		ms := map[string][]float64{}
+		for i, r := range res[0] {
+			if r.Echo != "hello over the network" {
+				t.Fatalf("%s %d: %+v", browser, i, r)
+			}
+			if i == 0 {
+				continue
+			}
+			ms["answer → connected"] = append(ms["answer → connected"], r.Timings.Connected-r.Timings.Answer)
+			ms["answer → channel open"] = append(ms["answer → channel open"], r.Timings.ChannelOpen-r.Timings.Answer)
+		}
+		row("stock "+browser+" via geckohost.js", ms, before)
+	}
+	if why := aiortcMissing(); why != "" {
+		t.Skip(why)
+	}
+	before := loadavg()
+	ms := map[string][]float64{}
+	for i, r := range runAiortc(t, ctx, c, s, runs+1) {
+		if r.Echo != "hello over the network" {
+			t.Fatalf("aiortc %d: %+v", i, r)
+		}
+		if i > 0 {
+			ms["hello → open"] = append(ms["hello → open"], r.Timings.ChannelOpen)
+			ms["answer → open"] = append(ms["answer → open"], r.Timings.ChannelOpen-r.Timings.Answer)
+		}
+	}
+	row("aiortc", ms, before)
+}
