@@ -32,6 +32,7 @@ var sessionLeaks = []leaktest.Option{
 	leaktest.Only(
 		"geckohost/host.(*session)",
 		"geckohost/gecko.(*worker)",
+		"geckohost/gecko/chromium.(*worker)",
 		"geckohost/host/client.",
 		"github.com/pion/",
 	),
