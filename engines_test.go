@@ -108,6 +108,18 @@ func needServeEngine(t *testing.T, e serveEngine) {
 // check of the test's goroutines is the parent's, around both.
 func forServeEngines(t *testing.T, check bool, body func(t *testing.T, e serveEngine)) {
 	t.Helper()
+	runServeEngines(t, check, true, body)
+}
+
+// forServeEnginesSerial is forServeEngines with the subtests one after
+// the other (tests that start several browsers at once).
+func forServeEnginesSerial(t *testing.T, check bool, body func(t *testing.T, e serveEngine)) {
+	t.Helper()
+	runServeEngines(t, check, false, body)
+}
+
+func runServeEngines(t *testing.T, check, parallel bool, body func(t *testing.T, e serveEngine)) {
+	t.Helper()
 	netns.Skip(t)
 	if check {
 		leaktest.Check(t)
@@ -115,7 +127,9 @@ func forServeEngines(t *testing.T, check bool, body func(t *testing.T, e serveEn
 	for _, e := range rootEngines() {
 		t.Run(e.name, func(t *testing.T) {
 			needServeEngine(t, e)
-			t.Parallel()
+			if parallel {
+				t.Parallel()
+			}
 			body(t, e)
 		})
 	}
