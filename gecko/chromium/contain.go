@@ -37,11 +37,6 @@ func (g *generation) loseContext(bc cdp.BrowserContextID, reason engine.EndReaso
 	_ = context.Background
 }
 
-// grant gives the shell page of browser context bc what it needs: a media
-// permission (so that Chromium gathers real host candidates) and the
-// storage quota.
-func (p *Pool) grant(ctx context.Context, g *generation, bc cdp.BrowserContextID) error { return nil }
-
 // guard watches g's renderer processes until g is gone.
 func (g *generation) guard() {
 	defer g.wg.Done()

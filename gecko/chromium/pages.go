@@ -157,13 +157,17 @@ func (p *Pool) makePage(ctx context.Context, g *generation, bc cdp.BrowserContex
 		tcancel()
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	// The first Do binds the tab's life to its context: tctx itself,
+	// closed (cancelled) if ctx ends first.
+	stopTab := context.AfterFunc(ctx, tcancel)
+	err := chromedp.Do(tctx)
+	if !stopTab() || err != nil {
+		return fail("create tab", errors.Join(err, ctx.Err()))
+	}
 	cctx, cancel := context.WithCancel(tctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	if err := chromedp.Do(cctx); err != nil {
-		return fail("create tab", err)
-	}
 	pg.t = chromedp.FromContext(tctx).Target
 	if _, err := cdp.Call(cctx, pg.t, target.SetAutoAttach, target.SetAutoAttachParams{AutoAttach: false}); err != nil {
 		return fail("create tab", err)
@@ -178,19 +182,19 @@ func (p *Pool) makePage(ctx context.Context, g *generation, bc cdp.BrowserContex
 	p.mu.Lock()
 	g.pages[pg] = true
 	p.mu.Unlock()
+	if err := p.grant(cctx, g, pg); err != nil {
+		p.dropPage(g, pg)
+		return nil, err
+	}
 	loaded := func() {}
 	if id := g.identity(bc); id != nil {
 		loaded = id.ExpectShell()
 	}
-	err := chromedp.Do(cctx, chromedp.Navigate(p.shellURL(bc)))
+	err = chromedp.Do(cctx, chromedp.Navigate(p.shellURL(bc)))
 	loaded()
 	if err != nil {
 		p.dropPage(g, pg)
 		return nil, fmt.Errorf("load worker shell: %w", err)
-	}
-	if err := p.grant(cctx, g, bc); err != nil {
-		p.dropPage(g, pg)
-		return nil, err
 	}
 	raw, err := pg.eval(cctx, "gh.init(globalThis."+bindingName+", JSON.parse("+jsString(p.shellConfigJSON())+"))")
 	if err != nil {

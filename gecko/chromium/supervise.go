@@ -34,7 +34,7 @@ type generation struct {
 	generic []*page // loaded pages in fresh browser contexts, for new tokens
 	pending int     // generic pages being made
 	tokens  map[int64]*tokenCtx
-	retired []*tokenCtx   // replaced token contexts still running workers
+	retired []*tokenCtx    // replaced token contexts still running workers
 	pages   map[*page]bool // every loaded page
 	idents  map[cdp.BrowserContextID]*egress.Identity
 	byID    map[string]*worker
