@@ -39,8 +39,8 @@ type serveEngine struct {
 // serveEngines is the table. E2E_ENGINES=firefox (a comma-separated list)
 // runs only those rows.
 var serveEngines = []serveEngine{
-	{name: "firefox", started: "firefox started", dirs: []string{"geckohost-profile-*", "geckohost-template-*"}, stale: "removed a stale firefox profile", deb: "firefox-esr"},
-	{name: "chromium", started: "chromium started", dirs: []string{"geckohost-chromium-*"}, stale: "removed a stale chromium profile", deb: "chromium"},
+	{name: "firefox", started: "firefox started", dirs: []string{"geckohost-profile-*", "geckohost-template-*"}, stale: "removed a stale browser profile", deb: "firefox-esr"},
+	{name: "chromium", started: "chromium started", dirs: []string{"geckohost-chromium-*"}, stale: "removed a stale browser profile", deb: "chromium"},
 }
 
 // serveExceptions are the root tests that cannot hold for an engine because
@@ -143,15 +143,10 @@ func engineTest(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// errNoEngineSetting: serve's configuration has no engine choice yet.
-var errNoEngineSetting = errors.New("serveConfig has no engine setting yet (serve --engine comes with the chromium engine)")
-
 // setEngine makes cfg run engine e (in-process serves).
 func setEngine(cfg *serveConfig, e serveEngine) error {
-	if e.name == "firefox" {
-		return nil
-	}
-	return errNoEngineSetting
+	cfg.Engine = e.name
+	return nil
 }
 
 // engineConfig returns a startServeWith tweak that selects engine e, then
