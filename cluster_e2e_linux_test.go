@@ -92,7 +92,10 @@ func startNode(t *testing.T, ctx context.Context, e serveEngine, id, url string,
 		t.Fatal(err)
 	}
 	args := append([]string{"serve", "--db", p.db, "--listen", "127.0.0.1:0", "--redis", url, "--node-id", id,
-		"--browsers", "1", "--max-workers-per-browser", "2", "--warm", "1", "--ice-loopback",
+		// No default per-token cap (half the capacity: 1 here): a token's
+		// next hello right after its session closed must not race the
+		// cluster's count of the one that ended.
+		"--browsers", "1", "--max-workers-per-browser", "2", "--token-max-workers", "-1", "--warm", "1", "--ice-loopback",
 		"--allow-source", "http://127.0.0.1:*", "--log-format", "json", "--log-level", "debug"}, append(e.flags(), extra...)...)
 	b, _ := json.Marshal(args)
 	self, err := os.Executable()
