@@ -233,7 +233,7 @@ func (sv *served) hostOptions(relay *turn.Server) host.Options {
 		RunID:        sv.run.ID(),
 
 		MaxFetchesPerToken: cfg.MaxFetchesPerToken,
-		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers * cfg.MaxWorkersPerBrowser),
+		TokenMaxWorkers:    cfg.Limits.tokenMaxWorkers(cfg.Browsers*cfg.MaxWorkersPerBrowser, cfg.Redis != ""),
 	}
 	if sv.cm != nil {
 		hopts.Store, hopts.Limiter, hopts.Engine = sv.cm.node, sv.cm.node, sv.cm.node.Engine()

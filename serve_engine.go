@@ -57,7 +57,7 @@ func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Serve
 			ServerOrigins: append(egressOrigins, iceOrigins(iceURLs)...)},
 		Logger: log.With("component", "gecko"),
 	}
-	cfg.Limits.poolLimits(&popts)
+	popts = cfg.Limits.pool(popts)
 	if cfg.Engine != engineChromium {
 		return gecko.NewPool(popts)
 	}

@@ -28,12 +28,13 @@ type workerLimits struct {
 
 // tokenMaxWorkers is host's TokenMaxWorkers for a server running at most
 // capacity workers: half of it (at least 1) by default, 0 (none) when the
-// flag is negative.
-func (l workerLimits) tokenMaxWorkers(capacity int) int {
+// flag is negative. In cluster mode the limit counts a token's workers on
+// every node, so the default (one node's capacity) is none.
+func (l workerLimits) tokenMaxWorkers(capacity int, cluster bool) int {
 	switch {
 	case l.TokenMaxWorkers > 0:
 		return l.TokenMaxWorkers
-	case l.TokenMaxWorkers < 0:
+	case l.TokenMaxWorkers < 0 || cluster:
 		return 0
 	}
 	return max(1, capacity/2)
@@ -43,7 +44,7 @@ func workerLimitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "worker-memory", Value: "512MiB", Usage: "a token's content process in a browser (its workers there) may use at most this `SIZE` of memory (such as 256MiB, 1GiB; 0: no limit); past it the process is killed and its workers end memory-limit (205 before connected)", EnvVars: []string{"GECKOHOST_WORKER_MEMORY"}},
 		&cli.StringFlag{Name: "worker-storage", Value: "256MiB", Usage: "a token's storage quota (IndexedDB, Cache API) in a browser: writes past this `SIZE` get QuotaExceededError (0: Firefox's own, up to 10 GiB)", EnvVars: []string{"GECKOHOST_WORKER_STORAGE"}},
-		&cli.IntFlag{Name: "token-max-workers", Usage: "a token without its own --max-workers (token add) runs at most `N` workers at a time (default 0: half the capacity, --browsers × --max-workers-per-browser / 2; negative: no limit)", EnvVars: []string{"GECKOHOST_DEFAULT_TOKEN_MAX_WORKERS"}},
+		&cli.IntFlag{Name: "token-max-workers", Usage: "a token without its own --max-workers (token add) runs at most `N` workers at a time (default 0: half the capacity, --browsers × --max-workers-per-browser / 2, none in cluster mode; negative: no limit)", EnvVars: []string{"GECKOHOST_DEFAULT_TOKEN_MAX_WORKERS"}},
 		&cli.DurationFlag{Name: "worker-busy-limit", Value: gecko.DefaultWorkerBusyLimit, Usage: "end a worker that does not return to its event loop for this `DURATION` (cpu-limit; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_BUSY_LIMIT"}},
 		&cli.DurationFlag{Name: "worker-max-lifetime", Value: gecko.DefaultWorkerMaxLifetime, Usage: "end every worker this `DURATION` after its hello (lifetime; 0: never)", EnvVars: []string{"GECKOHOST_WORKER_MAX_LIFETIME"}},
 	}
@@ -75,12 +76,13 @@ func none[T int64 | time.Duration](v T) T {
 	return v
 }
 
-// poolLimits applies l to the pool's options.
-func (l workerLimits) poolLimits(o *gecko.PoolOptions) {
+// pool returns the pool's options o with l applied.
+func (l workerLimits) pool(o gecko.PoolOptions) gecko.PoolOptions {
 	o.WorkerMemory = none(l.Memory)
 	o.WorkerStorage = none(l.Storage)
 	o.WorkerBusyLimit = none(l.BusyLimit)
 	o.WorkerMaxLifetime = none(l.MaxLifetime)
+	return o
 }
 
 // parseSize reads a byte size: a number with an optional unit B, KiB,

@@ -61,7 +61,9 @@ type WorkerRequest struct {
 	// Code is the worker's JavaScript, fetched by the front from Source
 	// (following its checked redirects). An empty Code is an empty script.
 	Code string
-	// Offer is the client's SDP offer.
+	// Offer is the client's SDP offer. The host takes its a=candidate
+	// lines out and passes them with Worker.AddCandidates, after the
+	// answer, ahead of the candidates trickled after the hello.
 	Offer string
 	// ICEServers are the STUN/TURN servers for the worker's peer
 	// connection (the same the client gets from GET /ice-servers, with

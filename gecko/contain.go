@@ -28,9 +28,10 @@ import (
 //   - Memory: a content process whose anonymous resident memory goes past
 //     its token's limit is killed (SIGKILL), which ends its workers with
 //     "memory-limit".
-//   - CPU: a content process that keeps a core busy is given a lower
-//     priority (nice), so that a token's busy workers cannot starve other
-//     tokens; it gets its priority back once it is quiet.
+//   - CPU: a content process that keeps a core busy is moved into a CPU
+//     cgroup of the lowest weight (where this process may make one: see
+//     proc.CPUGroup; else it is reniced to 19), so that a token's busy
+//     workers cannot starve other tokens; it is moved back once quiet.
 //
 // The pid of a user context's content process comes from Firefox's own
 // process list (ChromeUtils.requestProcInfo, in the browser's privileged
@@ -128,7 +129,7 @@ func (g *generation) onRealm(method string, params json.RawMessage) {
 		return
 	}
 	delete(g.realms, r.Realm)
-	if pg.closing {
+	if pg.closing || g.stopping {
 		return
 	}
 	g.losePage(pg)
@@ -191,6 +192,9 @@ func (g *generation) watchProcs() bool {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if g.stopping {
+		return false
+	}
 	for uc, cp := range g.procs {
 		if proc.Check(cp.id) == proc.Gone {
 			delete(g.procs, uc)
@@ -239,9 +243,17 @@ func (g *generation) pace(cp *contentProc, now time.Time) {
 	}
 	share := float64(cp.cpu-cp.cpuBase) / float64(span)
 	cp.cpuAt, cp.cpuBase = now, cp.cpu
+	cg := g.b.p.cpuGroup
 	switch {
 	case share >= busyShare && !cp.niced:
-		if err := proc.Renice(cp.id.PID, busyNice); err != nil {
+		var err error
+		if cg != nil {
+			err = cg.Add(cp.id.PID)
+		}
+		if cg == nil || err != nil {
+			err = proc.Renice(cp.id.PID, busyNice)
+		}
+		if err != nil {
 			g.b.log.Debug("lower a busy content process's priority", "err", err)
 		}
 		cp.niced = true
@@ -249,11 +261,20 @@ func (g *generation) pace(cp *contentProc, now time.Time) {
 		g.b.log.Debug("busy content process: lower priority", "user_context", cp.uc, "pid", cp.id.PID, "cpu_share", share)
 	case share >= busyShare:
 		cp.quiet = time.Time{}
-		_ = proc.Renice(cp.id.PID, busyNice) // threads started since
+		if cg == nil {
+			_ = proc.Renice(cp.id.PID, busyNice) // threads started since
+		}
 	case cp.niced && cp.quiet.IsZero():
 		cp.quiet = now
 	case cp.niced && now.Sub(cp.quiet) >= quietFor:
-		if err := proc.Renice(cp.id.PID, 0); err != nil {
+		var err error
+		if cg != nil {
+			err = cg.Remove(cp.id.PID)
+		}
+		if cg == nil || err != nil {
+			err = proc.Renice(cp.id.PID, 0)
+		}
+		if err != nil {
 			g.b.log.Debug("restore a content process's priority", "err", err)
 		}
 		cp.niced = false

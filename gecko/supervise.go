@@ -65,6 +65,7 @@ type generation struct {
 	// guardCh wakes the guard; crashes and limitKills count content
 	// processes that died and that the guard killed.
 	guardCh    chan struct{}
+	stopping   bool // stop runs: its pages and processes go by our hand
 	crashes    atomic.Int64
 	limitKills atomic.Int64
 }
@@ -401,6 +402,7 @@ func (b *browser) stop(g *generation) {
 	if b.gen == g {
 		b.gen = nil
 	}
+	g.stopping = true
 	ctx := b.closeCtx
 	p.mu.Unlock()
 	if ctx == nil {

@@ -25,9 +25,21 @@ import (
 
 // sources are the worker sources the tests' source server serves.
 var sources = map[string]string{
-	"/echo.js":   "self.onmessage = (e) => self.postMessage(e.data);",
-	"/syntax.js": "self.onmessage = (e) => {;\n",
-	"/throw.js":  "const x = 1;\nthrow new Error('boom');",
+	"/echo.js":    "self.onmessage = (e) => self.postMessage(e.data);",
+	"/syntax.js":  "self.onmessage = (e) => {;\n",
+	"/throw.js":   "const x = 1;\nthrow new Error('boom');",
+	"/syntax1.js": "self.onmessage = (e) => { self.postMessage(e.data) );",
+	"/json.js":    "const a = 1;\n  JSON.parse('{');",
+	"/busy.js":    "self.onmessage = (e) => { for (;;) {} };",
+	"/bomb.js": `const keep = [];
+self.onmessage = (e) => { setInterval(() => { const b = new Uint8Array(16 << 20); b.fill(1); keep.push(b); }, 20); self.postMessage("growing"); };`,
+	"/quota.js": `self.onmessage = async (e) => {
+  try {
+    const c = await caches.open("q");
+    for (let i = 0; i < 40; i++) await c.put("https://q.example/x" + i, new Response(new Uint8Array(1 << 20)));
+    self.postMessage("stored");
+  } catch (err) { self.postMessage("err " + err.name + (err.name === "QuotaExceededError" ? "" : ": " + err.message)); }
+};`,
 	"/probe.js": `self.onmessage = (e) => {
   fetch(String(e.data), { mode: "no-cors" }).then((r) => self.postMessage("ok " + r.status), (err) => self.postMessage("err " + err));
 };`,

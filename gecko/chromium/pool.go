@@ -103,12 +103,15 @@ type Pool struct {
 
 	// mu guards the pool's state and everything below it (generations,
 	// pages, token contexts, workers' places). Nothing blocks holding it.
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	shell    *shell.Server
-	egress   *egress.Proxy
-	global   *egress.Identity // the default browser context's requests
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	shell   *shell.Server
+	egress  *egress.Proxy
+	// quiet refuses every request of the default browser context
+	// (Chromium's own: it has no workers), through global.
+	quiet    *egress.Proxy
+	global   *egress.Identity
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm page
 
@@ -199,7 +202,12 @@ func (p *Pool) Start(ctx context.Context) error {
 	px, err := egress.New(egress.Options{Policy: p.opts.Egress, Shell: sh.Addr(), Logger: p.log.With("component", "egress")})
 	if err == nil {
 		p.egress = px
-		p.global, err = px.NewIdentity("global")
+		// Chromium's own requests (component updates, variations:
+		// Chromium makes some whatever its flags) go nowhere.
+		p.quiet, err = egress.New(egress.Options{Policy: egress.Policy{Mode: egress.None}, Shell: sh.Addr(), Logger: p.log.With("component", "egress")})
+	}
+	if err == nil {
+		p.global, err = p.quiet.NewIdentity("global")
 	}
 	if err != nil {
 		p.mu.Unlock()
@@ -296,9 +304,11 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.cancel()
 	p.supWG.Wait()
 	<-waited
-	if p.egress != nil {
-		if err := p.egress.Close(); err != nil {
-			errs = append(errs, err)
+	for _, px := range []*egress.Proxy{p.egress, p.quiet} {
+		if px != nil {
+			if err := px.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if p.shell != nil {

@@ -41,6 +41,3 @@ func (g *generation) info() gecko.BrowserInfo {
 	}
 	return bi
 }
-
-// contents describes g's renderer processes. Caller holds p.mu.
-func (g *generation) contents() []gecko.ContentInfo { return nil }

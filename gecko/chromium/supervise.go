@@ -86,7 +86,7 @@ func (g *generation) alive() bool {
 }
 
 // launchArgs are the flags a Pool adds to Chromium's defaults: the
-// default context's proxy (the global egress identity, loopback
+// default context's proxy (one that refuses everything, loopback
 // included), and loopback ICE only in ICELoopback mode.
 func (p *Pool) launchArgs() []string {
 	args := []string{"--proxy-server=socks5://" + p.global.Addr().String(), "--proxy-bypass-list=<-loopback>",

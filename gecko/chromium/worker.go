@@ -311,6 +311,9 @@ func (w *worker) negotiate(ctx context.Context) engine.Event {
 	switch e.T {
 	case "error":
 		w.pageEnded = true
+		if e.Errno == int(engine.SyntaxErrorInWorkerCode) {
+			e.Reason = w.withParsePosition(pg, e.Reason)
+		}
 		return failedWith(&engine.Error{Errno: engine.Errno(e.Errno), Reason: e.Reason})
 	case "answer":
 		w.answered(e)

@@ -460,10 +460,12 @@ func BenchmarkOpenBesideHogs(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			hogs = append(hogs, h)
+		}
+		for _, h := range hogs { // all connected: now they spin
 			if err := h.Channel.SendText("go"); err != nil {
 				b.Fatal(err)
 			}
-			hogs = append(hogs, h)
 		}
 		time.Sleep(3 * time.Second) // a measurement's setup: the hogs' process is seen busy
 		busy := p50()
