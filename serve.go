@@ -8,14 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/geckohost/geckohost/gecko"
-	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/host/turn"
 	"github.com/geckohost/geckohost/internal/serverun"
@@ -29,12 +27,13 @@ const shutdownTimeout = 10 * time.Second
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
-		Usage: "accept clients on a WebSocket and run their workers in headless Firefox",
+		Usage: "accept clients on a WebSocket and run their workers in headless Firefox (or Chromium: --engine chromium)",
 		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8765", Usage: "listen on this `ADDRESS` (host:port)", EnvVars: []string{"GECKOHOST_LISTEN"}},
 			&cli.StringSliceFlag{Name: "allow-source", Usage: "allow worker sources from this origin `PATTERN` (repeatable), e.g. https://example.com, http://127.0.0.1:* or https://*.example.com, or * for any; the bundled demo workers are always allowed", EnvVars: []string{"GECKOHOST_ALLOW_SOURCE"}},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "accept browser clients (WebSocket Origin header) from this origin `PATTERN` (repeatable), same syntax as --allow-source; the server's own origin is always accepted, clients without an Origin header too", EnvVars: []string{"GECKOHOST_ALLOW_ORIGIN"}},
+			engineFlags()[0], engineFlags()[1],
 			&cli.StringFlag{Name: "firefox", Usage: "Firefox binary `PATH` (default: firefox-esr, then firefox, on PATH)", EnvVars: []string{"GECKOHOST_FIREFOX"}},
 			&cli.IntFlag{Name: "browsers", Value: 1, Usage: "run `N` Firefox processes", EnvVars: []string{"GECKOHOST_BROWSERS"}},
 			&cli.IntFlag{Name: "max-workers-per-browser", Value: 150, Usage: "one Firefox runs at most `N` workers", EnvVars: []string{"GECKOHOST_MAX_WORKERS_PER_BROWSER"}},
@@ -86,7 +85,7 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFirefox(cfg.Firefox); err != nil {
+	if err := checkEngine(cfg); err != nil {
 		return err
 	}
 	cs := &closers{log: log}
@@ -141,7 +140,7 @@ type served struct {
 	db      *store.DB
 	ln      net.Listener
 	run     *serverun.Run
-	pool    *gecko.Pool
+	pool    enginePool
 	cm      *clusterMode
 	srv     *host.Server
 	serving *atomic.Bool // srv.Serve took over ln and the server's shutdown
@@ -209,37 +208,6 @@ func setUpServe(ctx context.Context, cfg serveConfig, log *slog.Logger, cs *clos
 	return sv, nil
 }
 
-// removeStaleProfiles removes the profiles of browsers whose geckohost was
-// killed (kill -9 leaves no chance to clean up).
-func removeStaleProfiles(log *slog.Logger) {
-	removed, err := gecko.RemoveStaleProfiles()
-	for _, dir := range removed {
-		log.Info("removed a stale firefox profile", "dir", dir)
-	}
-	if err != nil {
-		log.Warn("remove stale firefox profiles", "err", err)
-	}
-}
-
-// newPool builds the Firefox pool (not started) serve configures.
-func newPool(cfg serveConfig, log *slog.Logger, addr net.Addr, relay *turn.Server) *gecko.Pool {
-	egressOrigins, _ := serverOrigins(cfg, addr)
-	iceURLs := append(slices.Clone(cfg.ICEServers), relayURLs(relay)...)
-	popts := gecko.PoolOptions{
-		Firefox:              gecko.FirefoxOptions{Path: cfg.Firefox, Logger: log.With("component", "firefox")},
-		Browsers:             cfg.Browsers,
-		MaxWorkersPerBrowser: cfg.MaxWorkersPerBrowser,
-		Warm:                 cfg.poolWarm(),
-		WorkerIdle:           cfg.WorkerIdle,
-		ICEServers:           cfg.ICEServers,
-		ICELoopback:          cfg.ICELoopback,
-		Egress: egress.Policy{Mode: egress.Mode(cfg.WorkerEgress), Allow: cfg.WorkerAllow,
-			ServerOrigins: append(egressOrigins, iceOrigins(iceURLs)...)},
-		Logger: log.With("component", "gecko"),
-	}
-	return gecko.NewPool(cfg.Limits.pool(popts))
-}
-
 // hostOptions wires the engine to host: the pool, or in cluster mode the
 // node, which is then also the token store and the limiter (the records
 // still go to this node's SQLite, through it).
@@ -250,7 +218,7 @@ func (sv *served) hostOptions(relay *turn.Server) host.Options {
 		Store:        sv.db,
 		Engine:       sv.pool,
 		Logger:       sv.log.With("component", "host"),
-		EngineName:   "firefox",
+		EngineName:   cfg.engineName(),
 		AllowSources: cfg.AllowSources,
 		AllowOrigins: cfg.AllowOrigins,
 		PublicURLs:   hostURLs,
@@ -278,7 +246,7 @@ func (sv *served) closePool(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := sv.pool.Close(cctx); err != nil {
-		return fmt.Errorf("close firefox pool: %w", err)
+		return fmt.Errorf("close %s pool: %w", sv.cfg.engineName(), err)
 	}
 	return nil
 }
@@ -305,7 +273,7 @@ func (sv *served) serve(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return serveErr
 		}
-		return errors.Join(fmt.Errorf("start firefox: %w", err), serveErr)
+		return errors.Join(fmt.Errorf("start %s: %w", sv.cfg.engineName(), err), serveErr)
 	}
 	if ctx.Err() == nil {
 		log.Info("geckohost ready", "demo", sv.cfg.schemeURL(web.DemoURL(addr.String())), "startup", time.Since(start).Round(time.Millisecond))
@@ -392,7 +360,7 @@ func closeSides(ctx context.Context, sides []*sideServer) error {
 
 // poolBrowsers reports the pool's browser slots for host's /status and
 // /metrics.
-func poolBrowsers(pool *gecko.Pool) func(memory bool) []host.BrowserStatus {
+func poolBrowsers(pool enginePool) func(memory bool) []host.BrowserStatus {
 	return func(memory bool) []host.BrowserStatus {
 		slots := pool.Slots() // gecko's browser states are host's (running, starting, standby, draining)
 		out := make([]host.BrowserStatus, 0, len(slots))

@@ -49,7 +49,7 @@ type clusterMode struct {
 
 // startCluster connects to Redis and starts this node; nil without
 // --redis. The node's id defaults to hostname:port.
-func startCluster(ctx context.Context, cfg serveConfig, log *slog.Logger, db *store.DB, pool *gecko.Pool, addr net.Addr) (*clusterMode, error) {
+func startCluster(ctx context.Context, cfg serveConfig, log *slog.Logger, db *store.DB, pool enginePool, addr net.Addr) (*clusterMode, error) {
 	if cfg.Redis == "" {
 		return nil, nil
 	}

@@ -31,6 +31,9 @@ type serveConfig struct {
 	AllowSources, AllowOrigins []string
 	// Firefox is the browser binary; empty: firefox-esr, then firefox, on PATH.
 	Firefox string
+	// Engine is --engine (firefox or chromium); Chromium is --chromium,
+	// the Chromium binary (empty: chromium.FindChromium's default).
+	Engine, Chromium string
 	// Browsers (≥ 1) and MaxWorkersPerBrowser (≥ 1) size the pool.
 	Browsers, MaxWorkersPerBrowser int
 	// Warm is --warm: the number of pre-spawned workers each worker page
@@ -115,6 +118,8 @@ func serveConfigFrom(c *cli.Context) (serveConfig, error) {
 		DBPath:               db,
 		Listen:               c.String("listen"),
 		Firefox:              c.String("firefox"),
+		Engine:               c.String("engine"),
+		Chromium:             c.String("chromium"),
 		Browsers:             c.Int("browsers"),
 		MaxWorkersPerBrowser: c.Int("max-workers-per-browser"),
 		Warm:                 c.Int("warm"),

@@ -37,6 +37,6 @@
 // slots: restarts, recycling, draining), pages.go (shell pages and user
 // contexts), worker.go (one worker), firefox.go (one Firefox process),
 // launcher.go (launches and the template profile), profile.go (profile
-// directories), prefs.go (Firefox prefs), shellserver.go and shell/ (the
+// directories), prefs.go (Firefox prefs), package gecko/shell (the
 // worker shell), egress.go (the egress proxy's wiring), stats.go (Browsers).
 package gecko

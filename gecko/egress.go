@@ -22,10 +22,7 @@ import (
 // startEgress starts the egress proxy and its global identity. Caller
 // holds p.mu; p.shell is running.
 func (p *Pool) startEgress() error {
-	shellAddr, err := netip.ParseAddrPort(p.shell.ln.Addr().String())
-	if err != nil {
-		return fmt.Errorf("start egress proxy: %w", err)
-	}
+	shellAddr := p.shell.Addr()
 	px, err := egress.New(egress.Options{Policy: p.opts.Egress, Shell: shellAddr, Logger: p.log.With("component", "egress")})
 	if err != nil {
 		return fmt.Errorf("start egress proxy: %w", err)

@@ -71,3 +71,13 @@ func loopbackCandidate(c string) bool {
 	a := f[4]
 	return a == "::1" || strings.HasPrefix(a, "127.")
 }
+
+// LoopbackSDP returns sdp without its a=candidate lines whose address is
+// not loopback (mDNS names included): what a worker of an engine in
+// ICELoopback mode takes from the offer and gives in its answer. The
+// Chromium engine shares it.
+func LoopbackSDP(sdp string) string { return loopbackSDP(sdp) }
+
+// LoopbackCandidates returns the candidates of cs with a loopback address
+// (and the end-of-candidates marker).
+func LoopbackCandidates(cs []engine.Candidate) []engine.Candidate { return loopbackOnly(cs) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/egress"
+	"github.com/geckohost/geckohost/gecko/shell"
 	"github.com/geckohost/geckohost/internal/proc"
 )
 
@@ -143,7 +144,7 @@ type Pool struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool
-	shell    *shellServer
+	shell    *shell.Server
 	egress   *egress.Proxy
 	global   *egress.Identity // the default user context's (and Firefox's own) requests
 	launcher *Launcher
@@ -248,12 +249,12 @@ func (p *Pool) Start(ctx context.Context) error {
 		return fmt.Errorf("start pool: %w", ErrPoolStarted)
 	}
 	p.started = true
-	shell, err := startShellServer(p.log.With("component", "shell"))
+	sh, err := shell.Start(p.log.With("component", "shell"))
 	if err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("start pool: %w", err)
 	}
-	p.shell = shell
+	p.shell = sh
 	if err := p.startEgress(); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("start pool: %w", err)
@@ -261,7 +262,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	// One launcher for every browser and restart: after the first launch
 	// it builds a template profile, so later launches start faster.
 	fopts := p.opts.Firefox
-	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), shell.Origin())
+	fopts.CameraOrigins = append(slices.Clone(fopts.CameraOrigins), sh.Origin())
 	// The pool reads Firefox's process list (contain.go) in the browser's
 	// privileged scope; only the BiDi session can, and workers cannot
 	// reach it.

@@ -103,9 +103,17 @@ func cleanProfile(dir string) {
 // file, and, without either, by an age of ten minutes. Call it when a
 // server starts. It returns the directories it removed.
 func RemoveStaleProfiles() ([]string, error) {
+	return RemoveStaleDirs("geckohost-profile-*", "geckohost-template-*")
+}
+
+// RemoveStaleDirs is RemoveStaleProfiles for the directories of
+// os.TempDir() matching patterns (filepath.Glob patterns): those whose
+// owner (WriteOwner) is gone are removed. The Chromium engine uses it for
+// its user data directories.
+func RemoveStaleDirs(patterns ...string) ([]string, error) {
 	var removed []string
 	var errs []error
-	for _, pattern := range []string{"geckohost-profile-*", "geckohost-template-*"} {
+	for _, pattern := range patterns {
 		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), pattern))
 		if err != nil {
 			return nil, fmt.Errorf("list stale profiles: %w", err)
@@ -123,6 +131,10 @@ func RemoveStaleProfiles() ([]string, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// WriteOwner records in dir that this process made it, so that
+// RemoveStaleDirs removes dir once this process is gone.
+func WriteOwner(dir string) error { return writeOwner(dir) }
 
 // writeOwner records in dir that this process made it (RemoveStaleProfiles).
 func writeOwner(dir string) error {

@@ -378,7 +378,8 @@ func (se *session) onEvent(ev engine.Event, ok bool) {
 		}
 		ls.phase = phaseConnected
 		ls.connectT.stop()
-		ls.pending = nil // ICE is done: late client candidates are dropped
+		// Client candidates read before this are still handed over (the
+		// protocol drops none); none come after it: the WebSocket closes.
 		se.connected()
 	case engine.EventEnded:
 		ls.ended = true

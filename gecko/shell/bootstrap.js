@@ -12,10 +12,17 @@
   // the position in the user's source (1-based). A parse error at the end
   // of input is placed at the source's end, not on the sourceURL comment
   // the bootstrap appends (see run).
-  function describe(e, code) {
+  //
+  // Engine differences (this file's only ones): Firefox's errors carry
+  // lineNumber and columnNumber, and their stacks read "fn@url:line:col";
+  // V8's (Chromium) carry neither, and their stacks read "    at fn
+  // (url:line:col)" or "    at url:line:col". A parse error in V8 has no
+  // position at all: the Chromium engine adds it (Runtime.compileScript).
+  function describe(e, code, url) {
     if (e && typeof e === "object") {
       let s = (e.name ? e.name + ": " : "") + (e.message !== undefined ? e.message : String(e));
       let line = e.lineNumber, col = e.columnNumber;
+      if (line === undefined) [line, col] = v8Position(e, url);
       if (line && typeof code === "string") {
         const lines = code.split(/\r\n|[\n\r\u2028\u2029]/);
         if (line > lines.length) { line = lines.length; col = lines[line - 1].length + 1; }
@@ -30,10 +37,24 @@
   // (a 202), not while it ran (a 203, even a SyntaxError of JSON.parse or
   // of a nested eval): a parse error's stack starts in run itself, a run's
   // in the user's source (or deeper).
-  function parseError(e) {
+  function parseError(e, url) {
     if (!(e instanceof SyntaxError)) return false;
-    const top = String(e.stack || "").split("\n")[0];
+    const stack = String(e.stack || "");
+    if (stack.includes("\n    at ")) return v8Position(e, url)[0] === undefined; // V8: no frame in the source
+    const top = stack.split("\n")[0];
     return top.startsWith("run@" + self.location.href + ":");
+  }
+
+  // v8Position is [line, column] of the first frame of V8's stack in the
+  // user's source (url), or [undefined, undefined].
+  function v8Position(e, url) {
+    for (const l of String(e.stack || "").split("\n").slice(1)) {
+      const i = l.indexOf(url + ":");
+      if (i < 0) continue;
+      const m = /:(\d+):(\d+)\)?$/.exec(l.slice(i + url.length));
+      if (m) return [Number(m[1]), Number(m[2])];
+    }
+    return [undefined, undefined];
   }
 
   // closeNow ends the worker. The close marker travels on the same channel
@@ -63,7 +84,7 @@
     try {
       (0, eval)(code + "\n//# sourceURL=" + url);
     } catch (e) {
-      return { errno: parseError(e) ? 202 : 203, reason: describe(e, code) };
+      return { errno: parseError(e, url) ? 202 : 203, reason: describe(e, code, url) };
     }
     return { ok: true };
   }

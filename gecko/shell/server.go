@@ -1,4 +1,10 @@
-package gecko
+// Package shell is the worker shell both engines load: one page (shell.html
+// with shell.js and bootstrap.js inlined) that hosts many workers, and the
+// loopback server that serves it to the browsers only. The JavaScript is
+// shared; what differs between the browsers is passed to gh.init (its
+// config's engine field) and handled in one place in each file (see
+// shell.js and bootstrap.js: "engine differences").
+package shell
 
 import (
 	"context"
@@ -10,12 +16,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 )
 
-//go:embed shell/shell.html shell/shell.js shell/bootstrap.js
+//go:embed shell.html shell.js bootstrap.js
 var shellFiles embed.FS
 
 // shellPage is the shell page as served: shell.html with shell.js and
@@ -24,7 +31,7 @@ var shellPage, shellPageErr = buildShellPage()
 
 func buildShellPage() ([]byte, error) {
 	read := func(name string) (string, error) {
-		b, err := shellFiles.ReadFile("shell/" + name)
+		b, err := shellFiles.ReadFile(name)
 		if err != nil {
 			return "", fmt.Errorf("build shell page: %w", err)
 		}
@@ -53,13 +60,21 @@ func buildShellPage() ([]byte, error) {
 	return []byte(html), nil
 }
 
-// shellServer serves the embedded worker shell page to the browsers only:
+// Page returns the shell page as served (a copy).
+func Page() ([]byte, error) {
+	if shellPageErr != nil {
+		return nil, shellPageErr
+	}
+	return append([]byte(nil), shellPage...), nil
+}
+
+// Server serves the embedded worker shell page to the browsers only:
 // it listens on loopback and serves the page under an unguessable prefix;
 // every other path is 404. The browsers reach it through the egress proxy,
 // which passes on page navigations only (a worker's requests never get
 // here), and each response closes its connection, so a connection carries
 // one request.
-type shellServer struct {
+type Server struct {
 	ln     net.Listener
 	srv    *http.Server
 	prefix string // "/<hex>/"
@@ -68,7 +83,9 @@ type shellServer struct {
 	err    error
 }
 
-func startShellServer(log *slog.Logger) (*shellServer, error) {
+// Start starts a Server on a loopback port of its own; log gets its
+// errors. Close stops it.
+func Start(log *slog.Logger) (*Server, error) {
 	if shellPageErr != nil {
 		return nil, shellPageErr
 	}
@@ -80,7 +97,7 @@ func startShellServer(log *slog.Logger) (*shellServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for shell server: %w", err)
 	}
-	s := &shellServer{ln: ln, prefix: "/" + hex.EncodeToString(b[:]) + "/", log: log}
+	s := &Server{ln: ln, prefix: "/" + hex.EncodeToString(b[:]) + "/", log: log}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -98,12 +115,20 @@ func startShellServer(log *slog.Logger) (*shellServer, error) {
 }
 
 // Origin is the shell's origin, http://127.0.0.1:PORT.
-func (s *shellServer) Origin() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) Origin() string { return "http://" + s.ln.Addr().String() }
 
 // URL is the shell page's URL.
-func (s *shellServer) URL() string { return s.Origin() + s.prefix + "shell.html" }
+func (s *Server) URL() string { return s.Origin() + s.prefix + "shell.html" }
 
-func (s *shellServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Addr is the server's address (127.0.0.1:PORT).
+func (s *Server) Addr() netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(s.ln.Addr().String())
+	return ap
+}
+
+// ServeHTTP serves the page under the server's prefix, and 404 for
+// anything else.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, s.prefix)
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		http.NotFound(w, r)
@@ -121,7 +146,8 @@ func (s *shellServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(shellPage)
 }
 
-func (s *shellServer) Close(ctx context.Context) error {
+// Close stops the server (bounded by ctx) and waits for it.
+func (s *Server) Close(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		_ = s.srv.Close()

@@ -1,0 +1,20 @@
+// Package chromium is the Chromium engine: it runs worker JavaScript as
+// dedicated Workers in headless stock Chromium (Debian's chromium package),
+// driven over the Chrome DevTools Protocol with github.com/chromedp/chromedp.
+//
+// It is the Firefox engine's (package gecko) twin behind the same contract
+// (package engine): Pool supervises Chromium processes (restarted with
+// backoff, their process groups and temporary --user-data-dir removed),
+// keeps shell pages loaded per token, one browser context per token
+// (Target.createBrowserContext, so that storage is never shared between
+// tokens), each with its own egress proxy listener (gecko/egress: the
+// context's proxyServer, loopback included), and starts workers in them.
+// The shell page and its bootstrap (package gecko/shell) are the Firefox
+// engine's; the page reports to Go through a CDP binding
+// (Runtime.addBinding) where Firefox's uses a BiDi channel.
+//
+// Files: chromium.go (one Chromium process), pool.go (Pool: start, close,
+// StartWorker), supervise.go (browser slots and restarts), pages.go (shell
+// pages and browser contexts), worker.go (one worker), contain.go
+// (renderer crashes and the memory limit), stats.go (Browsers, Slots).
+package chromium

@@ -1,0 +1,346 @@
+package chromium
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
+	"github.com/geckohost/geckohost/gecko/egress"
+)
+
+// browser is one supervised Chromium slot of the pool; gen is the running
+// process (nil while down).
+type browser struct {
+	p        *Pool
+	idx      int
+	log      *slog.Logger
+	gen      *generation // guarded by p.mu
+	closeCtx context.Context
+	closeErr error
+	restarts int // times its browser died and was restarted (p.mu)
+}
+
+// generation is one launched Chromium with its pages and workers.
+type generation struct {
+	b       *browser
+	bp      *browserProc
+	dead    chan struct{} // closed when the process is gone
+	wakeCh  chan struct{}
+	generic []*page // loaded pages in fresh browser contexts, for new tokens
+	pending int     // generic pages being made
+	tokens  map[int64]*tokenCtx
+	retired []*tokenCtx    // replaced token contexts still running workers
+	pages   map[*page]bool // every loaded page
+	idents  map[cdp.BrowserContextID]*egress.Identity
+	byID    map[string]*worker
+	// recycleCh tells watch that the browser has started
+	// RecycleBrowserAfter workers and runs none.
+	recycleCh chan struct{}
+	served    int
+	live      int
+	// negotiating counts workers between StartWorker and connected (page
+	// loads that are not urgent wait while it is non-zero, as in gecko).
+	negotiating int
+	lastJob     time.Time
+	ready       bool
+	wg          sync.WaitGroup
+
+	// Containment (contain.go), guarded by p.mu; makeMu serialises page
+	// loads in new browser contexts (to tell their renderer's pid).
+	makeMu     sync.Mutex
+	procs      map[cdp.BrowserContextID]*rendererProc
+	guardCh    chan struct{}
+	crashes    atomic.Int64
+	limitKills atomic.Int64
+}
+
+// generations returns b's running generation (none while down). Caller
+// holds p.mu.
+func (b *browser) generations() []*generation {
+	if b.gen == nil {
+		return nil
+	}
+	return []*generation{b.gen}
+}
+
+func (g *generation) wake() {
+	select {
+	case g.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// alive reports whether g has not been stopped.
+func (g *generation) alive() bool {
+	select {
+	case <-g.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// launchArgs are the flags a Pool adds to Chromium's defaults: the
+// default context's proxy (one that refuses everything, loopback
+// included), and loopback ICE only in ICELoopback mode.
+func (p *Pool) launchArgs() []string {
+	args := []string{"--proxy-server=socks5://" + p.global.Addr().String(), "--proxy-bypass-list=<-loopback>",
+		// A spare renderer, started ahead for the next page, would
+		// hide which process a new browser context's page runs in
+		// (contain.go).
+		"--disable-features=SpareRendererForSitePerProcess"}
+	if p.opts.ICELoopback {
+		args = append(args, "--allow-loopback-in-peer-connection")
+	}
+	return args
+}
+
+func (b *browser) supervise(failed chan<- error) {
+	p := b.p
+	defer p.supWG.Done()
+	backoff := backoffMin
+	reported := false
+	for {
+		t0 := time.Now()
+		bp, err := launch(p.ctx, p.opts.Chromium, p.launchArgs(), p.opts.Chromium.Logger.With("browser", b.idx))
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			b.log.Error("chromium did not start", "err", err, "retry_in", backoff)
+			if !reported {
+				reported = true
+				failed <- err
+			}
+			if !sleepCtx(p.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		b.log.Info("chromium started", "pid", bp.PID(), "took", time.Since(t0).Round(time.Millisecond))
+		reported = true
+		g := b.install(bp)
+		end := b.watch(g)
+		b.stop(g)
+		if end == watchClosed {
+			return
+		}
+		if end == watchRecycle {
+			b.log.Info("replacing chromium", "pid", bp.PID())
+			continue
+		}
+		p.mu.Lock()
+		b.restarts++
+		p.mu.Unlock()
+		if time.Since(t0) > backoffResetRun {
+			backoff = backoffMin
+		}
+		b.log.Info("restarting chromium", "in", backoff)
+		if !sleepCtx(p.ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// install makes a generation of bp the browser's current one and starts
+// its refiller and guard.
+func (b *browser) install(bp *browserProc) *generation {
+	p := b.p
+	g := &generation{
+		b: b, bp: bp,
+		dead:      make(chan struct{}),
+		wakeCh:    make(chan struct{}, 1),
+		recycleCh: make(chan struct{}, 1),
+		tokens:    map[int64]*tokenCtx{},
+		pages:     map[*page]bool{},
+		idents:    map[cdp.BrowserContextID]*egress.Identity{},
+		byID:      map[string]*worker{},
+		procs:     map[cdp.BrowserContextID]*rendererProc{},
+		guardCh:   make(chan struct{}, 1),
+	}
+	undo := p.egress.DenyPort(wsPort(bp.wsURL))
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); <-g.dead; undo() }()
+	p.mu.Lock()
+	b.gen = g
+	if p.opts.Warm == 0 {
+		p.markReady(g)
+	}
+	p.mu.Unlock()
+	g.wg.Add(2)
+	go g.refill()
+	go g.guard()
+	g.wake()
+	return g
+}
+
+// watchEnd says why watch returned.
+type watchEnd int
+
+const (
+	watchDied    watchEnd = iota // the browser died
+	watchClosed                  // the pool is closing
+	watchRecycle                 // the browser is to be replaced
+)
+
+// watch waits until the browser dies, the pool closes or the browser is
+// to be replaced, removing idle token contexts meanwhile.
+func (b *browser) watch(g *generation) watchEnd {
+	p := b.p
+	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.bp.Done():
+			b.log.Error("chromium died", "err", g.bp.Err())
+			return watchDied
+		case <-p.ctx.Done():
+			return watchClosed
+		case <-g.recycleCh:
+			return watchRecycle
+		case <-tick.C:
+			b.dropIdleTokens(g)
+		}
+	}
+}
+
+// maybeRecycle tells watch to replace the browser once it has started
+// RecycleBrowserAfter workers and runs none. Caller holds p.mu.
+func (g *generation) maybeRecycle() {
+	p := g.b.p
+	if p.opts.RecycleBrowserAfter > 0 && g.served >= p.opts.RecycleBrowserAfter && g.live == 0 {
+		select {
+		case g.recycleCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dropIdleTokens removes the browser contexts (pages and storage) of
+// tokens idle for TokenIdle and of retired contexts without workers.
+func (b *browser) dropIdleTokens(g *generation) {
+	p := b.p
+	var drop []*tokenCtx
+	p.mu.Lock()
+	for id, tc := range g.tokens {
+		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
+			delete(g.tokens, id)
+			drop = append(drop, tc)
+		}
+	}
+	keep := g.retired[:0]
+	for _, tc := range g.retired {
+		if tc.workers > 0 || tc.making != nil {
+			keep = append(keep, tc)
+		} else {
+			drop = append(drop, tc)
+		}
+	}
+	g.retired = keep
+	p.mu.Unlock()
+	for _, tc := range drop {
+		g.dropContext(tc)
+	}
+}
+
+// stop marks g gone, ends its workers (they see g.dead), closes the
+// process and waits for g's goroutines.
+func (b *browser) stop(g *generation) {
+	p := b.p
+	p.mu.Lock()
+	if b.gen == g {
+		b.gen = nil
+	}
+	ctx := b.closeCtx
+	p.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	close(g.dead)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	if err := g.bp.Close(cctx); err != nil {
+		p.mu.Lock()
+		b.closeErr = fmt.Errorf("close chromium %d: %w", b.idx, err)
+		p.mu.Unlock()
+	}
+	cancel()
+	g.wg.Wait()
+	g.closeIdentities()
+}
+
+// createContext creates a browser context with an egress identity of its
+// own: its proxy is the identity's listener, loopback included.
+func (g *generation) createContext(ctx context.Context) (cdp.BrowserContextID, error) {
+	p := g.b.p
+	id, err := p.egress.NewIdentity(fmt.Sprintf("chromium %d", g.b.idx))
+	if err != nil {
+		return "", fmt.Errorf("create browser context: %w", err)
+	}
+	res, err := cdp.Call(ctx, g.bp.Browser(), target.CreateBrowserContext, target.CreateBrowserContextParams{
+		ProxyServer: "socks5://" + id.Addr().String(), ProxyBypassList: "<-loopback>"})
+	if err != nil {
+		_ = id.Close()
+		return "", fmt.Errorf("create browser context: %w", err)
+	}
+	p.mu.Lock()
+	g.idents[res.BrowserContextID] = id
+	p.mu.Unlock()
+	return res.BrowserContextID, nil
+}
+
+// removeContext disposes of browser context bc (its pages and storage)
+// and closes its egress identity.
+func (g *generation) removeContext(bc cdp.BrowserContextID) {
+	ctx, cancel := context.WithTimeout(g.b.p.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cdp.Call(ctx, g.bp.Browser(), target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc}); err != nil && g.alive() {
+		g.b.log.Debug("dispose browser context", "err", err)
+	}
+	p := g.b.p
+	p.mu.Lock()
+	id := g.idents[bc]
+	delete(g.idents, bc)
+	delete(g.procs, bc)
+	p.mu.Unlock()
+	if id != nil {
+		_ = id.Close()
+	}
+}
+
+// identity returns the egress identity of browser context bc (nil if none).
+func (g *generation) identity(bc cdp.BrowserContextID) *egress.Identity {
+	p := g.b.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return g.idents[bc]
+}
+
+// closeIdentities closes every egress identity of g (the browser is gone).
+func (g *generation) closeIdentities() {
+	p := g.b.p
+	p.mu.Lock()
+	ids := g.idents
+	g.idents = map[cdp.BrowserContextID]*egress.Identity{}
+	p.mu.Unlock()
+	for _, id := range ids {
+		_ = id.Close()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
