@@ -334,7 +334,8 @@ func TestBrowserFloor(t *testing.T) {
 // serve: stock Chromium and stock Firefox through the demo page's
 // geckohost.js (answer → connected, and answer → the client's channel
 // open), then aiortc (testdata/aiortc_client.py, hello → open). Each
-// client's first session is untimed. It logs p50/p95 and the load before
+// client's first session is untimed. The engine is Firefox (the table's;
+// one serve, so no other engine's row runs beside it). It logs p50/p95 and the load before
 // and after each row; it asserts the echoes only.
 func TestClientsLAN(t *testing.T) {
 	if os.Getenv("E2E_FLOOR") != "1" {
@@ -349,7 +350,7 @@ func TestClientsLAN(t *testing.T) {
 	c := tp.Namespace("client")
 	tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
 	c.Route("default", "198.51.100.1")
-	s := startNetServe(t, h, "198.51.100.1:8765")
+	s := startNetServe(t, serveEngines[0], h, "198.51.100.1:8765") // Firefox, the table's engine
 	s.waitReady(t, ctx)
 	row := func(what string, ms map[string][]float64, before string) {
 		for k, xs := range ms {
