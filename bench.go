@@ -36,6 +36,7 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "metrics", Usage: "also print the server's histograms (hello → answer, hello → connected, queue wait) over the run, read from its /metrics", EnvVars: []string{"GECKOHOST_BENCH_METRICS"}},
 			&cli.StringFlag{Name: "metrics-url", Usage: "the server's metrics `URL` for --metrics (default: <http form of --url>/metrics; for serve --metrics-listen ADDRESS: http://ADDRESS/metrics)", EnvVars: []string{"GECKOHOST_BENCH_METRICS_URL"}},
 			&cli.BoolFlag{Name: "no-nudge", Usage: "run a plain pion client: leave pion's ICE nomination as it is (by default the client replays the worker's early binding request so that pion nominates at once); what other pion users get", EnvVars: []string{"GECKOHOST_BENCH_NO_NUDGE"}},
+			&cli.BoolFlag{Name: "pss", Usage: "with --hold: read the server's /status before the first hello and once every session is open, and print the browsers' PSS (whole process trees) and its growth per live worker", EnvVars: []string{"GECKOHOST_BENCH_PSS"}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", EnvVars: []string{"GECKOHOST_JSON"}},
 			caFlag(),
 		},
@@ -86,6 +87,9 @@ func benchConfigFrom(c *cli.Context) (bench.Config, error) {
 		if cfg.MetricsURL == "" {
 			cfg.MetricsURL = httpBase.JoinPath("metrics").String()
 		}
+	}
+	if c.Bool("pss") {
+		cfg.StatusURL = httpBase.JoinPath("status").String()
 	}
 	return cfg, cfg.Validate()
 }

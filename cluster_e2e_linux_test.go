@@ -84,7 +84,7 @@ func placedRecord(t *testing.T, ctx context.Context, db, id string) (domain.Sess
 }
 
 // startNode runs serve as node id with --redis url.
-func startNode(t *testing.T, ctx context.Context, id, url string, extra ...string) *serveProc {
+func startNode(t *testing.T, ctx context.Context, e serveEngine, id, url string, extra ...string) *serveProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &serveProc{id: id, db: filepath.Join(dir, id+".db"), tmp: filepath.Join(dir, "tmp"), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
@@ -92,8 +92,11 @@ func startNode(t *testing.T, ctx context.Context, id, url string, extra ...strin
 		t.Fatal(err)
 	}
 	args := append([]string{"serve", "--db", p.db, "--listen", "127.0.0.1:0", "--redis", url, "--node-id", id,
-		"--browsers", "1", "--max-workers-per-browser", "2", "--warm", "1", "--ice-loopback",
-		"--allow-source", "http://127.0.0.1:*", "--log-format", "json", "--log-level", "debug"}, extra...)
+		// No default per-token cap (half the capacity: 1 here): a token's
+		// next hello right after its session closed must not race the
+		// cluster's count of the one that ended.
+		"--browsers", "1", "--max-workers-per-browser", "2", "--token-max-workers", "-1", "--warm", "1", "--ice-loopback",
+		"--allow-source", "http://127.0.0.1:*", "--log-format", "json", "--log-level", "debug"}, append(e.flags(), extra...)...)
 	b, _ := json.Marshal(args)
 	self, err := os.Executable()
 	if err != nil {
@@ -306,146 +309,149 @@ func addToken(t *testing.T, url, name string, extra ...string) string {
 // TestClusterEndToEnd: three serve processes with real Firefox and one
 // Redis, as the cluster issue's "done when" lists.
 func TestClusterEndToEnd(t *testing.T) {
-	serveTest(t)
-	// Three Firefox processes on two cores, beside other tests: generous.
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	rs := redistest.Start(t)
-	url := rs.URL()
-	all := addToken(t, url, "all")
+	// One engine after the other: three browsers at once are enough for
+	// two cores.
+	forServeEnginesSerial(t, true, func(t *testing.T, e serveEngine) {
+		// Three Firefox processes on two cores, beside other tests: generous.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		rs := redistest.Start(t)
+		url := rs.URL()
+		all := addToken(t, url, "all")
 
-	// One after the other: three Firefox starting at once on a loaded
-	// machine can miss their start timeout.
-	var nodes []*serveProc
-	for _, id := range []string{"a", "b", "c"} {
-		p := startNode(t, ctx, id, url)
-		p.waitReady(t, ctx)
-		nodes = append(nodes, p)
-	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	idle := map[string]int{"a": 0, "b": 0, "c": 0}
-	waitWorkers(t, ctx, url, idle)
-
-	// A token added with --redis works on every node.
-	for _, p := range nodes {
-		s := mustDial(t, ctx, p, all)
-		_ = s.Close()
-	}
-
-	// A rate of 3/1m spread over three nodes refuses the fourth.
-	rated := addToken(t, url, "rated", "--rate", "3/1m")
-	for _, p := range nodes {
-		s := mustDial(t, ctx, p, rated)
-		_ = s.Close()
-	}
-	_, err := a.dial(t, ctx, rated, "")
-	wantErrno(t, err, engine.LimitReached, "rate limit of 3 workers per 1m0s")
-	waitWorkers(t, ctx, url, idle)
-
-	// A token's second worker lands beside its first.
-	aff := addToken(t, url, "aff")
-	s1 := mustDial(t, ctx, a, aff)
-	s2 := mustDial(t, ctx, c, aff)
-	rec, err := placedRecord(t, ctx, c.db, s2.WorkerID)
-	if err != nil || rec.NodeID != "a" {
-		t.Errorf("second worker of the token ran on %q (%v), want a (beside the first)", rec.NodeID, err)
-	}
-	_, _ = s1.Close(), s2.Close()
-	waitWorkers(t, ctx, url, idle)
-
-	// Six held sessions through a land two per node.
-	var held []*client.Session
-	for range 6 {
-		held = append(held, mustDial(t, ctx, a, all))
-	}
-	waitWorkers(t, ctx, url, map[string]int{"a": 2, "b": 2, "c": 2})
-	for _, s := range held {
-		_ = s.Close()
-	}
-	waitWorkers(t, ctx, url, idle)
-
-	// A revoke is honoured by every node within 1 s.
-	rev := addToken(t, url, "rev")
-	s := mustDial(t, ctx, c, rev) // c has looked the token up
-	_ = s.Close()
-	wantOK(t, geckohost(t, "token", "revoke", "--redis", url, "rev"))
-	revoked := time.Now()
-	select {
-	case <-time.After(time.Until(revoked.Add(time.Second))):
-	case <-ctx.Done():
-	}
-	_, err = c.dial(t, ctx, rev, "")
-	wantErrno(t, err, engine.InvalidToken, "revoked")
-
-	// kill -9 of b while it negotiates a client of a: the client gets a
-	// 303, and new hellos succeed on a and c. The client below has b's
-	// answer but never sends a candidate, so it stays negotiating.
-	kb := addToken(t, url, "kb")
-	hold := mustDial(t, ctx, b, kb) // the token's node is now b
-	defer func() { _ = hold.Close() }()
-	neg := helloAnswered(t, ctx, a, kb)
-	rec, err = placedRecord(t, ctx, a.db, neg.id)
-	if err != nil || rec.NodeID != "b" {
-		t.Fatalf("negotiating worker on %q (%v), want b (the token's node)", rec.NodeID, err)
-	}
-	killed := time.Now()
-	b.kill(t)
-	neg.expectError(t, ctx, engine.GeckoCrashed, "node b stopped answering")
-	t.Logf("303 %v after kill -9 of b", time.Since(killed).Round(time.Millisecond))
-	for _, p := range []*serveProc{a, c} {
-		s := mustDial(t, ctx, p, kb)
-		_ = s.Close()
-	}
-	waitWorkers(t, ctx, url, map[string]int{"a": 0, "c": 0})
-
-	// Redis stops: 301 and 503, connected sessions untouched; it comes
-	// back: hellos succeed again, serve not restarted.
-	held1 := mustDial(t, ctx, a, all)
-	defer func() { _ = held1.Close() }()
-	rs.Stop(t)
-	for {
-		code, body := httpGet(t, "http://"+a.addr+"/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(body, "cluster store unreachable") {
-			break
+		// One after the other: three Firefox starting at once on a loaded
+		// machine can miss their start timeout.
+		var nodes []*serveProc
+		for _, id := range []string{"a", "b", "c"} {
+			p := startNode(t, ctx, e, id, url)
+			p.waitReady(t, ctx)
+			nodes = append(nodes, p)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("readyz %d %q while Redis is down", code, body)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	_, err = c.dial(t, ctx, all, "")
-	wantErrno(t, err, engine.NoGeckoAvailable, "cluster store unreachable")
-	echo(t, ctx, held1, "during the outage")
-	rs.Restart(t)
-	for {
-		s, err := c.dial(t, ctx, all, "")
-		if err == nil {
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		idle := map[string]int{"a": 0, "b": 0, "c": 0}
+		waitWorkers(t, ctx, url, idle)
+
+		// A token added with --redis works on every node.
+		for _, p := range nodes {
+			s := mustDial(t, ctx, p, all)
 			_ = s.Close()
-			break
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no hello after Redis came back: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	echo(t, ctx, held1, "after the outage")
-	_ = held1.Close()
 
-	// SIGTERM: each node drains and exits cleanly.
-	a.stop(t)
-	c.stop(t)
-	waitWorkers(t, ctx, url, map[string]int{})
-	r := geckohost(t, "sessions", "--redis", url, "--json", "--limit", "100")
-	wantOK(t, r)
-	var recs []struct {
-		NodeID string `json:"node_id"`
-		Front  string `json:"front"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &recs); err != nil || len(recs) < 15 {
-		t.Errorf("sessions --redis: %d records (%v)", len(recs), err)
-	}
+		// A rate of 3/1m spread over three nodes refuses the fourth.
+		rated := addToken(t, url, "rated", "--rate", "3/1m")
+		for _, p := range nodes {
+			s := mustDial(t, ctx, p, rated)
+			_ = s.Close()
+		}
+		_, err := a.dial(t, ctx, rated, "")
+		wantErrno(t, err, engine.LimitReached, "rate limit of 3 workers per 1m0s")
+		waitWorkers(t, ctx, url, idle)
+
+		// A token's second worker lands beside its first.
+		aff := addToken(t, url, "aff")
+		s1 := mustDial(t, ctx, a, aff)
+		s2 := mustDial(t, ctx, c, aff)
+		rec, err := placedRecord(t, ctx, c.db, s2.WorkerID)
+		if err != nil || rec.NodeID != "a" {
+			t.Errorf("second worker of the token ran on %q (%v), want a (beside the first)", rec.NodeID, err)
+		}
+		_, _ = s1.Close(), s2.Close()
+		waitWorkers(t, ctx, url, idle)
+
+		// Six held sessions through a land two per node.
+		var held []*client.Session
+		for range 6 {
+			held = append(held, mustDial(t, ctx, a, all))
+		}
+		waitWorkers(t, ctx, url, map[string]int{"a": 2, "b": 2, "c": 2})
+		for _, s := range held {
+			_ = s.Close()
+		}
+		waitWorkers(t, ctx, url, idle)
+
+		// A revoke is honoured by every node within 1 s.
+		rev := addToken(t, url, "rev")
+		s := mustDial(t, ctx, c, rev) // c has looked the token up
+		_ = s.Close()
+		wantOK(t, geckohost(t, "token", "revoke", "--redis", url, "rev"))
+		revoked := time.Now()
+		select {
+		case <-time.After(time.Until(revoked.Add(time.Second))):
+		case <-ctx.Done():
+		}
+		_, err = c.dial(t, ctx, rev, "")
+		wantErrno(t, err, engine.InvalidToken, "revoked")
+
+		// kill -9 of b while it negotiates a client of a: the client gets a
+		// 303, and new hellos succeed on a and c. The client below has b's
+		// answer but never sends a candidate, so it stays negotiating.
+		kb := addToken(t, url, "kb")
+		hold := mustDial(t, ctx, b, kb) // the token's node is now b
+		defer func() { _ = hold.Close() }()
+		neg := helloAnswered(t, ctx, a, kb)
+		rec, err = placedRecord(t, ctx, a.db, neg.id)
+		if err != nil || rec.NodeID != "b" {
+			t.Fatalf("negotiating worker on %q (%v), want b (the token's node)", rec.NodeID, err)
+		}
+		killed := time.Now()
+		b.kill(t)
+		neg.expectError(t, ctx, engine.GeckoCrashed, "node b stopped answering")
+		t.Logf("303 %v after kill -9 of b", time.Since(killed).Round(time.Millisecond))
+		for _, p := range []*serveProc{a, c} {
+			s := mustDial(t, ctx, p, kb)
+			_ = s.Close()
+		}
+		waitWorkers(t, ctx, url, map[string]int{"a": 0, "c": 0})
+
+		// Redis stops: 301 and 503, connected sessions untouched; it comes
+		// back: hellos succeed again, serve not restarted.
+		held1 := mustDial(t, ctx, a, all)
+		defer func() { _ = held1.Close() }()
+		rs.Stop(t)
+		for {
+			code, body := httpGet(t, "http://"+a.addr+"/readyz")
+			if code == http.StatusServiceUnavailable && strings.Contains(body, "cluster store unreachable") {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("readyz %d %q while Redis is down", code, body)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		_, err = c.dial(t, ctx, all, "")
+		wantErrno(t, err, engine.NoGeckoAvailable, "cluster store unreachable")
+		echo(t, ctx, held1, "during the outage")
+		rs.Restart(t)
+		for {
+			s, err := c.dial(t, ctx, all, "")
+			if err == nil {
+				_ = s.Close()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no hello after Redis came back: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		echo(t, ctx, held1, "after the outage")
+		_ = held1.Close()
+
+		// SIGTERM: each node drains and exits cleanly.
+		a.stop(t)
+		c.stop(t)
+		waitWorkers(t, ctx, url, map[string]int{})
+		r := geckohost(t, "sessions", "--redis", url, "--json", "--limit", "100")
+		wantOK(t, r)
+		var recs []struct {
+			NodeID string `json:"node_id"`
+			Front  string `json:"front"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &recs); err != nil || len(recs) < 15 {
+			t.Errorf("sessions --redis: %d records (%v)", len(recs), err)
+		}
+	})
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -45,12 +45,13 @@ const markEnv = "GECKOHOST_TEST_MARK"
 
 // faultProc is a `geckohost serve` child process.
 type faultProc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	pid  int // the serve process
-	addr string
-	db   string // its database (a path in its mount namespace)
-	tmp  string // its TMPDIR (profiles)
+	t      *testing.T
+	engine serveEngine
+	cmd    *exec.Cmd
+	pid    int // the serve process
+	addr   string
+	db     string // its database (a path in its mount namespace)
+	tmp    string // its TMPDIR (profiles)
 	// ns, in tmpfs mode, is the pid of the shell holding serve's mount
 	// namespace; files there are reached through /proc/NS/root, except the
 	// database: SQLite resolves that link to "/" and would open the file
@@ -69,8 +70,9 @@ type faultProc struct {
 
 // procOpts say how to start a serve process.
 type procOpts struct {
-	db, tmp string   // database path and TMPDIR (both required)
-	args    []string // more serve flags
+	engine  serveEngine // the engine's row (its --engine flag, log lines, profiles)
+	db, tmp string      // database path and TMPDIR (both required)
+	args    []string    // more serve flags
 	// tmpfs, when set (a size such as "8m"), runs serve in a mount
 	// namespace of its own where the database's directory is a tmpfs of
 	// that size, holding a copy of db; the mount goes with the namespace.
@@ -87,9 +89,9 @@ func startServeProc(t *testing.T, ctx context.Context, o procOpts) *faultProc {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	sp := &faultProc{t: t, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	args, _ := json.Marshal(append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
-		"--log-format", "json"}, o.args...))
+	sp := &faultProc{t: t, engine: o.engine, db: o.db, tmp: o.tmp, mark: hex.EncodeToString(b[:]), logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	args, _ := json.Marshal(append(append([]string{"serve", "--db", o.db, "--listen", "127.0.0.1:0", "--ice-loopback", "--warm", "2",
+		"--log-format", "json"}, o.engine.flags()...), o.args...))
 	dir := filepath.Dir(o.db)
 	if o.tmpfs == "" {
 		sp.cmd = exec.Command(self)
@@ -219,12 +221,12 @@ func (sp *faultProc) lines(msg string) []map[string]any {
 	return out
 }
 
-// firefoxPID returns the pid of the Firefox started last.
-func (sp *faultProc) firefoxPID() int {
+// browserPID returns the pid of the browser started last.
+func (sp *faultProc) browserPID() int {
 	sp.t.Helper()
-	ls := sp.lines("firefox started")
+	ls := sp.lines(sp.engine.started)
 	if len(ls) == 0 {
-		sp.t.Fatalf("no firefox started:\n%s", sp.logs.String())
+		sp.t.Fatalf("no %s:\n%s", sp.engine.started, sp.logs.String())
 	}
 	pid, _ := ls[len(ls)-1]["pid"].(float64)
 	return int(pid)
@@ -300,16 +302,6 @@ func markedProcs(mark string) []string {
 			continue
 		}
 		out = append(out, string(st[:i+1]))
-	}
-	return out
-}
-
-// profiles lists the Firefox profiles and templates in dir.
-func profiles(dir string) []string {
-	var out []string
-	for _, p := range []string{"geckohost-profile-*", "geckohost-template-*"} {
-		m, _ := filepath.Glob(filepath.Join(dir, p))
-		out = append(out, m...)
 	}
 	return out
 }
@@ -415,7 +407,7 @@ func (sp *faultProc) assertClean(ctx context.Context) {
 	if len(left) > 0 {
 		sp.t.Errorf("processes left after serve exited: %v", left)
 	}
-	if left := profiles(sp.tmp); len(left) > 0 {
+	if left := sp.engine.profilesIn(sp.tmp); len(left) > 0 {
 		sp.t.Errorf("profiles left: %v", left)
 	}
 	for _, s := range sp.records(ctx) {
@@ -533,7 +525,7 @@ func errnoOf(err error) engine.Errno {
 }
 
 // faultTest is serveTest for the fault tests (a longer bound).
-func faultTest(t *testing.T) context.Context { return serveTestFor(t, 3*time.Minute) }
+func faultTest(t *testing.T) context.Context { return engineTest(t, 3*time.Minute) }
 
 // killPID sends SIGKILL to pid.
 func killPID(t *testing.T, pid int) {
@@ -592,91 +584,93 @@ func closeHeld(t *testing.T, r bench.Session) {
 // browser-died); serve restarts Firefox and serves again, and leaves
 // nothing behind at SIGTERM.
 func TestFaultFirefoxKilled(t *testing.T) {
-	ctx := faultTest(t)
-	db, secret, tmp := faultServe(t)
-	src := newSources(t)
-	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: []string{"--allow-source", src.URL}})
-	first := sp.firefoxPID()
+	forServeEngines(t, true, func(t *testing.T, e serveEngine) {
+		ctx := faultTest(t)
+		db, secret, tmp := faultServe(t)
+		src := newSources(t)
+		sp := startServeProc(t, ctx, procOpts{engine: e, db: db, tmp: tmp, args: []string{"--allow-source", src.URL}})
+		first := sp.browserPID()
 
-	// Mid-negotiation: both workers run their first (long) run.
-	res := make(chan bench.Session, 2)
-	for range 2 {
-		go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/slow.js") }()
-	}
-	poll(t, ctx, "workers running", func() error {
-		if n := src.running(); n < 2 {
-			return fmt.Errorf("%d of 2 running", n)
+		// Mid-negotiation: both workers run their first (long) run.
+		res := make(chan bench.Session, 2)
+		for range 2 {
+			go func() { res <- echoSession(ctx, sp.addr, secret, src.URL+"/slow.js") }()
 		}
-		return nil
-	})
-	killPID(t, first)
-	for range 2 {
-		r := <-res
-		closeHeld(t, r)
-		if errnoOf(r.Err) != engine.GeckoCrashed {
-			t.Errorf("negotiating client got %v, want 303", r.Err)
-		}
-	}
-
-	// While connected.
-	sp.waitLog(ctx, "firefox started", 2)
-	sp.waitReadyz(ctx)
-	second := sp.firefoxPID()
-	var live []bench.Session
-	for range 3 {
-		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-		if r.Err != nil {
-			t.Fatalf("session before the second kill: %v", r.Err)
-		}
-		live = append(live, r)
-	}
-	killPID(t, second)
-	poll(t, ctx, "records of the connected sessions", func() error {
-		recs := sessionByID(sp.records(ctx))
-		for _, r := range live {
-			if s := recs[r.Held.WorkerID]; s.State != domain.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
-				return fmt.Errorf("record %+v", s)
-			}
-		}
-		return nil
-	})
-	for _, r := range live {
-		closeHeld(t, r)
-	}
-
-	// Restarted: serves again; the killed browsers' processes are gone.
-	sp.waitLog(ctx, "firefox started", 3)
-	sp.waitReadyz(ctx)
-	r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-	if r.Err != nil {
-		t.Fatalf("session after the restart: %v", r.Err)
-	}
-	closeHeld(t, r)
-	for _, pid := range []int{first, second} {
-		poll(t, ctx, "killed firefox's processes gone", func() error {
-			if left := groupLeft(pid); len(left) > 0 {
-				return fmt.Errorf("group %d: %v", pid, left)
+		poll(t, ctx, "workers running", func() error {
+			if n := src.running(); n < 2 {
+				return fmt.Errorf("%d of 2 running", n)
 			}
 			return nil
 		})
-	}
-	poll(t, ctx, "last session ended", func() error {
-		if s := sessionByID(sp.records(ctx))[r.Held.WorkerID]; s.State != domain.StateEnded {
-			return fmt.Errorf("record %+v", s)
+		killPID(t, first)
+		for range 2 {
+			r := <-res
+			closeHeld(t, r)
+			if errnoOf(r.Err) != engine.GeckoCrashed {
+				t.Errorf("negotiating client got %v, want 303", r.Err)
+			}
 		}
-		return nil
+
+		// While connected.
+		sp.waitLog(ctx, sp.engine.started, 2)
+		sp.waitReadyz(ctx)
+		second := sp.browserPID()
+		var live []bench.Session
+		for range 3 {
+			r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+			if r.Err != nil {
+				t.Fatalf("session before the second kill: %v", r.Err)
+			}
+			live = append(live, r)
+		}
+		killPID(t, second)
+		poll(t, ctx, "records of the connected sessions", func() error {
+			recs := sessionByID(sp.records(ctx))
+			for _, r := range live {
+				if s := recs[r.Held.WorkerID]; s.State != domain.StateEnded || s.EndReason != string(engine.EndBrowserDied) {
+					return fmt.Errorf("record %+v", s)
+				}
+			}
+			return nil
+		})
+		for _, r := range live {
+			closeHeld(t, r)
+		}
+
+		// Restarted: serves again; the killed browsers' processes are gone.
+		sp.waitLog(ctx, sp.engine.started, 3)
+		sp.waitReadyz(ctx)
+		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+		if r.Err != nil {
+			t.Fatalf("session after the restart: %v", r.Err)
+		}
+		closeHeld(t, r)
+		for _, pid := range []int{first, second} {
+			poll(t, ctx, "killed firefox's processes gone", func() error {
+				if left := groupLeft(pid); len(left) > 0 {
+					return fmt.Errorf("group %d: %v", pid, left)
+				}
+				return nil
+			})
+		}
+		poll(t, ctx, "last session ended", func() error {
+			if s := sessionByID(sp.records(ctx))[r.Held.WorkerID]; s.State != domain.StateEnded {
+				return fmt.Errorf("record %+v", s)
+			}
+			return nil
+		})
+		sp.signal(ctx, syscall.SIGTERM)
+		sp.assertClean(ctx)
+		crashed := 0
+		for _, s := range sp.records(ctx) {
+			if s.Errno == int(engine.GeckoCrashed) {
+				crashed++
+			}
+		}
+		if crashed != 2 {
+			t.Errorf("%d records with errno 303, want 2", crashed)
+		}
 	})
-	sp.signal(ctx, syscall.SIGTERM)
-	sp.assertClean(ctx)
-	crashed := 0
-	for _, s := range sp.records(ctx) {
-		if s.Errno == int(engine.GeckoCrashed) {
-			crashed++
-		}
-	}
-	if crashed != 2 {
-		t.Errorf("%d records with errno 303, want 2", crashed)
-	}
 }
 
 // TestFaultServeKilled: kill -9 of serve with three connected sessions and
@@ -684,127 +678,129 @@ func TestFaultFirefoxKilled(t *testing.T) {
 // removes the dead serve's profiles and ends its sessions (host-restart,
 // at its last heartbeat) before it serves; then it serves, and stops clean.
 func TestFaultServeKilled(t *testing.T) {
-	ctx := faultTest(t)
-	db, secret, tmp := faultServe(t)
-	src := newSources(t)
-	args := []string{"--allow-source", src.URL}
-	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: args})
-	run1 := sp.runID()
-	var live []bench.Session
-	for range 3 {
-		r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
-		if r.Err != nil {
-			t.Fatalf("session: %v", r.Err)
+	forServeEngines(t, true, func(t *testing.T, e serveEngine) {
+		ctx := faultTest(t)
+		db, secret, tmp := faultServe(t)
+		src := newSources(t)
+		args := []string{"--allow-source", src.URL}
+		sp := startServeProc(t, ctx, procOpts{engine: e, db: db, tmp: tmp, args: args})
+		run1 := sp.runID()
+		var live []bench.Session
+		for range 3 {
+			r := echoSession(ctx, sp.addr, secret, src.URL+"/echo.js")
+			if r.Err != nil {
+				t.Fatalf("session: %v", r.Err)
+			}
+			live = append(live, r)
 		}
-		live = append(live, r)
-	}
-	negotiating := make(chan bench.Session, 1)
-	go func() { negotiating <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
-	poll(t, ctx, "records of the live sessions", func() error {
-		n := 0
+		negotiating := make(chan bench.Session, 1)
+		go func() { negotiating <- echoSession(ctx, sp.addr, secret, src.URL+"/hold.js") }()
+		poll(t, ctx, "records of the live sessions", func() error {
+			n := 0
+			for _, s := range readSessions(t, ctx, db) {
+				if s.State == domain.StateConnected || (s.State == domain.StateNegotiating && src.holding() == 1) {
+					n++
+				}
+			}
+			if n != 4 {
+				return fmt.Errorf("%d of 4 live records", n)
+			}
+			return nil
+		})
+
+		killPID(t, sp.pid)
+		<-sp.exited
+		src.releaseAll()
+		if r := <-negotiating; r.Err == nil {
+			closeHeld(t, r)
+			t.Error("the negotiating client connected to a killed serve")
+		} else {
+			t.Logf("negotiating client: %v", r.Err)
+		}
+		for _, r := range live {
+			closeHeld(t, r)
+		}
+		poll(t, ctx, "the killed serve's processes gone", func() error {
+			if left := markedProcs(sp.mark); len(left) > 0 {
+				return fmt.Errorf("left: %v", left)
+			}
+			return nil
+		})
+		left := sp.engine.profilesIn(tmp)
+		if len(left) == 0 {
+			t.Fatal("the killed serve left no profile: nothing to test")
+		}
+		running := 0
 		for _, s := range readSessions(t, ctx, db) {
-			if s.State == domain.StateConnected || (s.State == domain.StateNegotiating && src.holding() == 1) {
-				n++
+			if s.Ended.IsZero() {
+				running++
 			}
 		}
-		if n != 4 {
-			return fmt.Errorf("%d of 4 live records", n)
+		if running != 4 {
+			t.Fatalf("%d records left running by the kill, want 4", running)
 		}
-		return nil
-	})
 
-	killPID(t, sp.pid)
-	<-sp.exited
-	src.releaseAll()
-	if r := <-negotiating; r.Err == nil {
-		closeHeld(t, r)
-		t.Error("the negotiating client connected to a killed serve")
-	} else {
-		t.Logf("negotiating client: %v", r.Err)
-	}
-	for _, r := range live {
-		closeHeld(t, r)
-	}
-	poll(t, ctx, "the killed serve's processes gone", func() error {
-		if left := markedProcs(sp.mark); len(left) > 0 {
-			return fmt.Errorf("left: %v", left)
+		sp2 := startServeProc(t, ctx, procOpts{engine: e, db: db, tmp: tmp, args: args})
+		hb := readRun(t, ctx, db, run1)
+		if hb.Stop != store.RunDied || !hb.Ended.Equal(hb.Heartbeat) {
+			t.Errorf("dead run %+v", hb)
 		}
-		return nil
-	})
-	left := profiles(tmp)
-	if len(left) == 0 {
-		t.Fatal("the killed serve left no profile: nothing to test")
-	}
-	running := 0
-	for _, s := range readSessions(t, ctx, db) {
-		if s.Ended.IsZero() {
-			running++
-		}
-	}
-	if running != 4 {
-		t.Fatalf("%d records left running by the kill, want 4", running)
-	}
-
-	sp2 := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, args: args})
-	hb := readRun(t, ctx, db, run1)
-	if hb.Stop != store.RunDied || !hb.Ended.Equal(hb.Heartbeat) {
-		t.Errorf("dead run %+v", hb)
-	}
-	for _, s := range readSessions(t, ctx, db) {
-		if s.RunID != run1 {
-			continue
-		}
-		want := hb.Heartbeat
-		for _, e := range []time.Time{s.Created, s.Answered, s.Connected} {
-			if e.After(want) {
-				want = e
+		for _, s := range readSessions(t, ctx, db) {
+			if s.RunID != run1 {
+				continue
+			}
+			want := hb.Heartbeat
+			for _, e := range []time.Time{s.Created, s.Answered, s.Connected} {
+				if e.After(want) {
+					want = e
+				}
+			}
+			if s.State != domain.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
+				t.Errorf("record of the killed run: %+v, want ended host-restart at %v", s, want)
 			}
 		}
-		if s.State != domain.StateEnded || s.EndReason != string(engine.EndHostRestart) || !s.Ended.Equal(want) {
-			t.Errorf("record of the killed run: %+v, want ended host-restart at %v", s, want)
+		// Before serving: the ending and the removals come before "serving".
+		var order []string
+		for _, l := range logLines(sp2.logs.String()) {
+			order = append(order, fmt.Sprint(l["msg"]))
 		}
-	}
-	// Before serving: the ending and the removals come before "serving".
-	var order []string
-	for _, l := range logLines(sp2.logs.String()) {
-		order = append(order, fmt.Sprint(l["msg"]))
-	}
-	text := strings.Join(order, "|")
-	reaped, serving := strings.Index(text, "ended the sessions of a serve run that died"), strings.Index(text, "geckohost serving")
-	if reaped < 0 || serving < 0 || reaped > serving {
-		t.Errorf("log order: %v", order)
-	}
-	if ls := sp2.lines("ended the sessions of a serve run that died"); len(ls) != 1 || ls[0]["sessions"] != 4.0 || ls[0]["run"] != run1 {
-		t.Errorf("reap lines %v", ls)
-	} else {
-		t.Logf("restart: %v; removed %d stale profiles", ls[0], len(sp2.lines("removed a stale firefox profile")))
-	}
-	removed := map[string]bool{}
-	for _, l := range sp2.lines("removed a stale firefox profile") {
-		removed[fmt.Sprint(l["dir"])] = true
-	}
-	for _, d := range left {
-		if !removed[d] {
-			t.Errorf("stale profile %s not removed (removed %v)", d, removed)
+		text := strings.Join(order, "|")
+		reaped, serving := strings.Index(text, "ended the sessions of a serve run that died"), strings.Index(text, "geckohost serving")
+		if reaped < 0 || serving < 0 || reaped > serving {
+			t.Errorf("log order: %v", order)
 		}
-		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("stale profile %s still there: %v", d, err)
+		if ls := sp2.lines("ended the sessions of a serve run that died"); len(ls) != 1 || ls[0]["sessions"] != 4.0 || ls[0]["run"] != run1 {
+			t.Errorf("reap lines %v", ls)
+		} else {
+			t.Logf("restart: %v; removed %d stale profiles", ls[0], len(sp2.lines(sp2.engine.stale)))
 		}
-	}
-	if out := geckohost(t, "sessions", "--db", db); strings.Contains(out.stdout, "+ ") {
-		t.Errorf("sessions shows running sessions:\n%s", out.stdout)
-	}
+		removed := map[string]bool{}
+		for _, l := range sp2.lines(sp2.engine.stale) {
+			removed[fmt.Sprint(l["dir"])] = true
+		}
+		for _, d := range left {
+			if !removed[d] {
+				t.Errorf("stale profile %s not removed (removed %v)", d, removed)
+			}
+			if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("stale profile %s still there: %v", d, err)
+			}
+		}
+		if out := geckohost(t, "sessions", "--db", db); strings.Contains(out.stdout, "+ ") {
+			t.Errorf("sessions shows running sessions:\n%s", out.stdout)
+		}
 
-	r := echoSession(ctx, sp2.addr, secret, src.URL+"/echo.js")
-	if r.Err != nil {
-		t.Fatalf("session after the restart: %v", r.Err)
-	}
-	closeHeld(t, r)
-	sp2.signal(ctx, syscall.SIGTERM)
-	sp2.assertClean(ctx)
-	if run := readRun(t, ctx, db, sp2.runID()); run.Stop != store.RunStopped {
-		t.Errorf("second run %+v", run)
-	}
+		r := echoSession(ctx, sp2.addr, secret, src.URL+"/echo.js")
+		if r.Err != nil {
+			t.Fatalf("session after the restart: %v", r.Err)
+		}
+		closeHeld(t, r)
+		sp2.signal(ctx, syscall.SIGTERM)
+		sp2.assertClean(ctx)
+		if run := readRun(t, ctx, db, sp2.runID()); run.Stop != store.RunStopped {
+			t.Errorf("second run %+v", run)
+		}
+	})
 }
 
 // TestFaultSigtermUnderLoad: SIGTERM while eight clients at a time open
@@ -816,92 +812,94 @@ func TestFaultServeKilled(t *testing.T) {
 // closes), and its session is recorded as ended by the shutdown. None
 // waits for a timeout.
 func TestFaultSigtermUnderLoad(t *testing.T) {
-	ctx := faultTest(t)
-	db, secret, tmp := faultServe(t)
-	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp})
-	const n, c, termAfter = 200, 8, 100
-	cfg := bench.Config{URL: "ws://" + sp.addr + "/", Token: secret, Source: "http://" + sp.addr + "/workers/echo.js", Messages: 1, Loopback: true}
-	results := make([]bench.Session, n)
-	took := make([]time.Duration, n)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	finished := 0
-	termed := make(chan time.Time, 1)
-	for range c {
-		wg.Go(func() {
-			for i := range jobs {
-				t0 := time.Now()
-				results[i] = bench.One(ctx, cfg, i)
-				took[i] = time.Since(t0)
-				mu.Lock()
-				finished++
-				if finished == termAfter {
-					termed <- time.Now()
-					if err := syscall.Kill(sp.pid, syscall.SIGTERM); err != nil {
-						t.Error(err)
+	forServeEngines(t, true, func(t *testing.T, e serveEngine) {
+		ctx := faultTest(t)
+		db, secret, tmp := faultServe(t)
+		sp := startServeProc(t, ctx, procOpts{engine: e, db: db, tmp: tmp})
+		const n, c, termAfter = 200, 8, 100
+		cfg := bench.Config{URL: "ws://" + sp.addr + "/", Token: secret, Source: "http://" + sp.addr + "/workers/echo.js", Messages: 1, Loopback: true}
+		results := make([]bench.Session, n)
+		took := make([]time.Duration, n)
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		finished := 0
+		termed := make(chan time.Time, 1)
+		for range c {
+			wg.Go(func() {
+				for i := range jobs {
+					t0 := time.Now()
+					results[i] = bench.One(ctx, cfg, i)
+					took[i] = time.Since(t0)
+					mu.Lock()
+					finished++
+					if finished == termAfter {
+						termed <- time.Now()
+						if err := syscall.Kill(sp.pid, syscall.SIGTERM); err != nil {
+							t.Error(err)
+						}
 					}
+					mu.Unlock()
 				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	at := <-termed
-	select {
-	case <-sp.exited:
-	case <-ctx.Done():
-		t.Fatal("serve did not exit after SIGTERM")
-	}
-	t.Logf("serve exited %d, %v after SIGTERM", sp.status, sp.exitedAt.Sub(at).Round(time.Millisecond))
-	if sp.status != 0 {
-		t.Errorf("serve exited %d:\n%s", sp.status, sp.logs.String())
-	}
-	sp.assertClean(ctx)
+			})
+		}
+		for i := range n {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		at := <-termed
+		select {
+		case <-sp.exited:
+		case <-ctx.Done():
+			t.Fatal("serve did not exit after SIGTERM")
+		}
+		t.Logf("serve exited %d, %v after SIGTERM", sp.status, sp.exitedAt.Sub(at).Round(time.Millisecond))
+		if sp.status != 0 {
+			t.Errorf("serve exited %d:\n%s", sp.status, sp.logs.String())
+		}
+		sp.assertClean(ctx)
 
-	count := map[string]int{}
-	for i, r := range results {
-		switch e := errnoOf(r.Err); {
-		case r.Err == nil:
-			count["echo"]++
-		case e != 0:
-			count[fmt.Sprint("errno ", int(e))]++
-			if e != engine.ShuttingDown {
-				t.Errorf("client %d: %v", i, r.Err)
+		count := map[string]int{}
+		for i, r := range results {
+			switch e := errnoOf(r.Err); {
+			case r.Err == nil:
+				count["echo"]++
+			case e != 0:
+				count[fmt.Sprint("errno ", int(e))]++
+				if e != engine.ShuttingDown {
+					t.Errorf("client %d: %v", i, r.Err)
+				}
+			case strings.HasPrefix(r.Err.Error(), "dial signaling:"):
+				count["refused"]++
+			case r.Timings.Open > 0 && strings.Contains(r.Err.Error(), "data channel closed by the worker"):
+				count["closed by the shutdown"]++
+				t.Errorf("client %d: connected, then %v: the shutdown did not end its worker in order", i, r.Err)
+			default:
+				count["other"]++
+				t.Errorf("client %d (after %v): %v", i, took[i], r.Err)
 			}
-		case strings.HasPrefix(r.Err.Error(), "dial signaling:"):
-			count["refused"]++
-		case r.Timings.Open > 0 && strings.Contains(r.Err.Error(), "data channel closed by the worker"):
-			count["closed by the shutdown"]++
-			t.Errorf("client %d: connected, then %v: the shutdown did not end its worker in order", i, r.Err)
-		default:
-			count["other"]++
-			t.Errorf("client %d (after %v): %v", i, took[i], r.Err)
+			if took[i] > 30*time.Second {
+				t.Errorf("client %d waited %v", i, took[i])
+			}
 		}
-		if took[i] > 30*time.Second {
-			t.Errorf("client %d waited %v", i, took[i])
+		t.Logf("SIGTERM after %d sessions; clients: %v", termAfter, count)
+		if count["echo"] < termAfter {
+			t.Errorf("%d echoes, want at least the %d before SIGTERM", count["echo"], termAfter)
 		}
-	}
-	t.Logf("SIGTERM after %d sessions; clients: %v", termAfter, count)
-	if count["echo"] < termAfter {
-		t.Errorf("%d echoes, want at least the %d before SIGTERM", count["echo"], termAfter)
-	}
-	shut := 0
-	for _, s := range readSessions(t, ctx, db) {
-		if s.Errno == int(engine.ShuttingDown) && s.EndReason != string(engine.EndShutdown) {
-			t.Errorf("a 304 session ended %q", s.EndReason)
+		shut := 0
+		for _, s := range readSessions(t, ctx, db) {
+			if s.Errno == int(engine.ShuttingDown) && s.EndReason != string(engine.EndShutdown) {
+				t.Errorf("a 304 session ended %q", s.EndReason)
+			}
+			if !s.Connected.IsZero() && s.EndReason == string(engine.EndShutdown) {
+				shut++
+			}
 		}
-		if !s.Connected.IsZero() && s.EndReason == string(engine.EndShutdown) {
-			shut++
+		if shut < count["closed by the shutdown"] {
+			t.Errorf("%d clients saw their channel closed, %d sessions ended by the shutdown after connecting", count["closed by the shutdown"], shut)
 		}
-	}
-	if shut < count["closed by the shutdown"] {
-		t.Errorf("%d clients saw their channel closed, %d sessions ended by the shutdown after connecting", count["closed by the shutdown"], shut)
-	}
+	})
 }
 
 // fill writes into dir until its file system is full and returns the
@@ -934,56 +932,58 @@ const recordNotWritten = "session record not written; sessions go on, and the re
 // written are logged and written once space returns, so that no record is
 // left running.
 func TestFaultDiskFull(t *testing.T) {
-	ctx := faultTest(t)
-	db, secret, tmp := faultServe(t)
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		testenv.Skip(t, "nsenter", "apt-get install util-linux")
-	}
-	sp := startServeProc(t, ctx, procOpts{db: db, tmp: tmp, tmpfs: "4m"})
-	demo := "http://" + sp.addr + "/workers/echo.js"
-	dir := sp.hostPath(filepath.Dir(db)) // the tmpfs, seen from here
+	forServeEngines(t, true, func(t *testing.T, e serveEngine) {
+		ctx := faultTest(t)
+		db, secret, tmp := faultServe(t)
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			testenv.Skip(t, "nsenter", "apt-get install util-linux")
+		}
+		sp := startServeProc(t, ctx, procOpts{engine: e, db: db, tmp: tmp, tmpfs: "4m"})
+		demo := "http://" + sp.addr + "/workers/echo.js"
+		dir := sp.hostPath(filepath.Dir(db)) // the tmpfs, seen from here
 
-	a := echoSession(ctx, sp.addr, secret, demo)
-	if a.Err != nil {
-		t.Fatal(a.Err)
-	}
-	filler := fill(t, dir)
-	// A new session works, and so does the live one.
-	b := echoSession(ctx, sp.addr, secret, demo)
-	if b.Err != nil {
-		t.Fatalf("new session on a full disk: %v", b.Err)
-	}
-	if _, err := bench.Echo(ctx, a.Held, 0, 1); err != nil {
-		t.Fatalf("live session on a full disk: %v", err)
-	}
-	closeHeld(t, b) // its end cannot be written now
-	sp.waitLog(ctx, recordNotWritten, 1)
-	t.Logf("disk full: %v", sp.lines(recordNotWritten)[0]["err"])
+		a := echoSession(ctx, sp.addr, secret, demo)
+		if a.Err != nil {
+			t.Fatal(a.Err)
+		}
+		filler := fill(t, dir)
+		// A new session works, and so does the live one.
+		b := echoSession(ctx, sp.addr, secret, demo)
+		if b.Err != nil {
+			t.Fatalf("new session on a full disk: %v", b.Err)
+		}
+		if _, err := bench.Echo(ctx, a.Held, 0, 1); err != nil {
+			t.Fatalf("live session on a full disk: %v", err)
+		}
+		closeHeld(t, b) // its end cannot be written now
+		sp.waitLog(ctx, recordNotWritten, 1)
+		t.Logf("disk full: %v", sp.lines(recordNotWritten)[0]["err"])
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	sp.waitLog(ctx, "session records written again", 1)
-	closeHeld(t, a)
-	poll(t, ctx, "the records", func() error {
-		recs := sp.records(ctx)
-		for _, s := range recs {
-			if s.State != domain.StateEnded {
-				return fmt.Errorf("record %+v", s)
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		sp.waitLog(ctx, "session records written again", 1)
+		closeHeld(t, a)
+		poll(t, ctx, "the records", func() error {
+			recs := sp.records(ctx)
+			for _, s := range recs {
+				if s.State != domain.StateEnded {
+					return fmt.Errorf("record %+v", s)
+				}
 			}
+			if len(recs) != 2 {
+				return fmt.Errorf("%d records, want 2", len(recs))
+			}
+			return nil
+		})
+		sp.signal(ctx, syscall.SIGTERM)
+		sp.assertClean(ctx)
+		sp.release()
+		if os.Getenv("FAULT_DEBUG") != "" {
+			t.Logf("logs:\n%s", sp.logs.String())
 		}
-		if len(recs) != 2 {
-			return fmt.Errorf("%d records, want 2", len(recs))
+		if left := markedProcs(sp.mark); len(left) > 0 {
+			t.Errorf("left: %v", left)
 		}
-		return nil
 	})
-	sp.signal(ctx, syscall.SIGTERM)
-	sp.assertClean(ctx)
-	sp.release()
-	if os.Getenv("FAULT_DEBUG") != "" {
-		t.Logf("logs:\n%s", sp.logs.String())
-	}
-	if left := markedProcs(sp.mark); len(left) > 0 {
-		t.Errorf("left: %v", left)
-	}
 }

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
-	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/internal/netns"
-	"github.com/geckohost/geckohost/internal/testenv"
 )
 
 // The interop check: a WebRTC stack that is neither pion nor a browser
@@ -73,47 +71,46 @@ func TestInteropAiortc(t *testing.T) {
 	if why := aiortcMissing(); why != "" {
 		t.Skip(why)
 	}
-	if _, err := gecko.FindFirefox(""); err != nil {
-		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
-	}
-	tp := netns.NewTopology(t, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	h := tp.Namespace("host")
-	c := tp.Namespace("client")
-	tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
-	c.Route("default", "198.51.100.1")
-	s := startNetServe(t, h, "198.51.100.1:8765")
-	s.waitReady(t, ctx)
-	const runs = 8
-	var open []float64
-	for i, r := range runAiortc(t, ctx, c, s, runs) {
-		what := fmt.Sprintf("aiortc %d", i+1)
-		wantEcho(t, ctx, s, what, r.runResult)
-		open = append(open, r.Timings.ChannelOpen)
-		if len(r.WorkerCandidates)+len(r.AnswerCandidates) == 0 {
-			t.Errorf("%s: no worker candidates, in the answer or trickled", what)
-			continue
-		}
-		for _, ac := range r.AnswerCandidates {
-			if !strings.HasPrefix(ac, "candidate:") {
-				t.Errorf("%s: answer candidate %q", what, ac)
+	forServeEngines(t, false, func(t *testing.T, e serveEngine) {
+		tp := netns.NewTopology(t, false)
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		h := tp.Namespace("host")
+		c := tp.Namespace("client")
+		tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
+		c.Route("default", "198.51.100.1")
+		s := startNetServe(t, e, h, "198.51.100.1:8765")
+		s.waitReady(t, ctx)
+		const runs = 8
+		var open []float64
+		for i, r := range runAiortc(t, ctx, c, s, runs) {
+			what := fmt.Sprintf("aiortc %d", i+1)
+			wantEcho(t, ctx, s, what, r.runResult)
+			open = append(open, r.Timings.ChannelOpen)
+			if len(r.WorkerCandidates)+len(r.AnswerCandidates) == 0 {
+				t.Errorf("%s: no worker candidates, in the answer or trickled", what)
+				continue
+			}
+			for _, ac := range r.AnswerCandidates {
+				if !strings.HasPrefix(ac, "candidate:") {
+					t.Errorf("%s: answer candidate %q", what, ac)
+				}
+			}
+			for _, wc := range r.WorkerCandidates {
+				if !strings.HasPrefix(wc.Candidate, "candidate:") || wc.SDPMid == nil || wc.SDPMLineIndex == nil {
+					t.Errorf("%s: worker candidate %+v, want the candidate: prefix, sdpMid and sdpMLineIndex", what, wc)
+				}
+			}
+			if e := r.EndOfCandidates; e == nil {
+				t.Logf("%s: no end-of-candidates marker before connected", what)
+			} else if e.Candidate != "" || e.SDPMid == nil || r.AnswerMid == nil || *e.SDPMid != *r.AnswerMid ||
+				e.SDPMLineIndex == nil || *e.SDPMLineIndex != 0 {
+				t.Errorf("%s: end of candidates %+v, want an empty candidate with the answer's mid %v and index 0", what, e, r.AnswerMid)
 			}
 		}
-		for _, wc := range r.WorkerCandidates {
-			if !strings.HasPrefix(wc.Candidate, "candidate:") || wc.SDPMid == nil || wc.SDPMLineIndex == nil {
-				t.Errorf("%s: worker candidate %+v, want the candidate: prefix, sdpMid and sdpMLineIndex", what, wc)
-			}
+		if len(open) > 0 {
+			t.Logf("aiortc over the LAN, hello → data channel open over %d runs: p50 %.1f ms (min %.1f, max %.1f)",
+				runs, p50(open), slices.Min(open), slices.Max(open))
 		}
-		if e := r.EndOfCandidates; e == nil {
-			t.Logf("%s: no end-of-candidates marker before connected", what)
-		} else if e.Candidate != "" || e.SDPMid == nil || r.AnswerMid == nil || *e.SDPMid != *r.AnswerMid ||
-			e.SDPMLineIndex == nil || *e.SDPMLineIndex != 0 {
-			t.Errorf("%s: end of candidates %+v, want an empty candidate with the answer's mid %v and index 0", what, e, r.AnswerMid)
-		}
-	}
-	if len(open) > 0 {
-		t.Logf("aiortc over the LAN, hello → data channel open over %d runs: p50 %.1f ms (min %.1f, max %.1f)",
-			runs, p50(open), slices.Min(open), slices.Max(open))
-	}
+	})
 }

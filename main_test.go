@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,12 +43,18 @@ type result struct {
 	stdout, stderr string
 }
 
+// cliMu serialises in-process runs of the app: urfave/cli applies its
+// flags to shared package state (the per-engine subtests run in parallel).
+var cliMu sync.Mutex
+
 // geckohost runs the app in-process with args (without the program name).
 func geckohost(t *testing.T, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
+	cliMu.Lock()
+	defer cliMu.Unlock()
 	code := run(ctx, append([]string{"geckohost"}, args...), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }

@@ -31,7 +31,7 @@ import (
 )
 
 const (
-	childEnv  = "GECKOHOST_TEST_CHILD" // "cli" or "client"
+	childEnv  = "GECKOHOST_TEST_CHILD" // "cli", "client" or "floor"
 	childArgs = "GECKOHOST_TEST_ARGS"  // cli: the JSON list of arguments
 	childJobs = "GECKOHOST_TEST_JOBS"  // client: the JSON list of jobs
 )
@@ -111,6 +111,8 @@ func runChild() int {
 		b, _ := json.Marshal(out)
 		fmt.Println(string(b))
 		return 0
+	case "floor":
+		return runFloorChild(ctx)
 	}
 	fmt.Fprintln(os.Stderr, "child: unknown", childEnv)
 	return 2

@@ -61,14 +61,14 @@ type netServe struct {
 // with a fresh database and token; waitReady waits until it is ready. It
 // is stopped with SIGTERM at cleanup and must exit cleanly (serve closes
 // its Firefox; the topology reports anything left in ns).
-func startNetServe(t *testing.T, ns *netns.Namespace, listen string, flags ...string) *netServe {
+func startNetServe(t *testing.T, e serveEngine, ns *netns.Namespace, listen string, flags ...string) *netServe {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "geckohost.db")
 	r := geckohost(t, "token", "add", "--db", db, "--name", "net")
 	wantOK(t, r)
 	s := &netServe{page: "http://" + listen + "/", db: db, token: strings.TrimSpace(r.stdout), logs: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	args, _ := json.Marshal(append([]string{"serve", "--db", db, "--listen", listen, "--warm", "2",
-		"--log-format", "json", "--log-level", "info"}, flags...))
+		"--log-format", "json", "--log-level", "info"}, append(e.flags(), flags...)...))
 	sctx, stop := context.WithCancel(context.Background())
 	cmd, err := ns.Reexec(sctx, []string{childEnv + "=cli", childArgs + "=" + string(args)})
 	if err != nil {
@@ -212,43 +212,45 @@ func loopbackAddr(a string) bool { return a == "127.0.0.1" || a == "::1" }
 // nothing: a 305 that says so, within 10 s; the Go client still connects
 // over loopback.
 func TestNetworkSameMachine(t *testing.T) {
-	ctx, tp := netTest(t, false)
-	h := tp.Namespace("host")
-	up := tp.Namespace("uplink")
-	hIf, _ := tp.Link(h, "192.0.2.2/24", up, "192.0.2.1/24")
-	h.Route("default", "192.0.2.1")
+	forServeEngines(t, false, func(t *testing.T, e serveEngine) {
+		ctx, tp := netTest(t, false)
+		h := tp.Namespace("host")
+		up := tp.Namespace("uplink")
+		hIf, _ := tp.Link(h, "192.0.2.2/24", up, "192.0.2.1/24")
+		h.Route("default", "192.0.2.1")
 
-	// One after the other: two Firefox starting at once on a loaded
-	// 2-core machine can take longer than gecko's 30 s start bound.
-	def := startNetServe(t, h, "127.0.0.1:8765")
-	def.waitReady(t, ctx)
-	loop := startNetServe(t, h, "127.0.0.1:8766", "--ice-loopback")
-	loop.waitReady(t, ctx)
-	if !strings.Contains(loop.logs.String(), "--ice-loopback: workers use loopback candidates only") {
-		t.Errorf("serve --ice-loopback did not say which clients it cannot serve:\n%s", loop.logs.String())
-	}
-	res := runClients(t, ctx, h,
-		def.job("chromium", 1), def.job("firefox", 1), def.job("go", 1),
-		loop.job("chromium", 1), loop.job("go", 1), loop.job("firefox", 1))
-	wantEcho(t, ctx, def, "default, chromium", res[0][0])
-	wantEcho(t, ctx, def, "default, firefox", res[1][0])
-	wantEcho(t, ctx, def, "default, go", res[2][0])
-	for i, what := range map[int]string{3: "--ice-loopback, chromium", 4: "--ice-loopback, go"} {
-		r := res[i][0]
-		wantEcho(t, ctx, loop, what, r)
-		if r.Path != nil && !loopbackAddr(r.Path.RemoteAddress) {
-			t.Errorf("%s: remote %s, want the worker's loopback address", what, r.Path.RemoteAddress)
+		// One after the other: two Firefox starting at once on a loaded
+		// 2-core machine can take longer than gecko's 30 s start bound.
+		def := startNetServe(t, e, h, "127.0.0.1:8765")
+		def.waitReady(t, ctx)
+		loop := startNetServe(t, e, h, "127.0.0.1:8766", "--ice-loopback")
+		loop.waitReady(t, ctx)
+		if !strings.Contains(loop.logs.String(), "--ice-loopback: workers use loopback candidates only") {
+			t.Errorf("serve --ice-loopback did not say which clients it cannot serve:\n%s", loop.logs.String())
 		}
-	}
-	wantFailure(t, ctx, loop, "--ice-loopback, firefox", res[5][0], engine.PeerConnectionFailed, 10*time.Second,
-		"the worker offered host 127.0.0.1", "only mDNS .local names", "run serve without --ice-loopback")
+		res := runClients(t, ctx, h,
+			def.job("chromium", 1), def.job("firefox", 1), def.job("go", 1),
+			loop.job("chromium", 1), loop.job("go", 1), loop.job("firefox", 1))
+		wantEcho(t, ctx, def, "default, chromium", res[0][0])
+		wantEcho(t, ctx, def, "default, firefox", res[1][0])
+		wantEcho(t, ctx, def, "default, go", res[2][0])
+		for i, what := range map[int]string{3: "--ice-loopback, chromium", 4: "--ice-loopback, go"} {
+			r := res[i][0]
+			wantEcho(t, ctx, loop, what, r)
+			if r.Path != nil && !loopbackAddr(r.Path.RemoteAddress) {
+				t.Errorf("%s: remote %s, want the worker's loopback address", what, r.Path.RemoteAddress)
+			}
+		}
+		wantFailure(t, ctx, loop, "--ice-loopback, firefox", res[5][0], engine.PeerConnectionFailed, 10*time.Second,
+			"the worker offered host 127.0.0.1", "only mDNS .local names", "run serve without --ice-loopback")
 
-	// Offline: the uplink is down, only lo is left.
-	h.IP("link", "set", hIf, "down")
-	res = runClients(t, ctx, h, def.job("chromium", 1), def.job("go", 1))
-	wantFailure(t, ctx, def, "offline, chromium", res[0][0], engine.PeerConnectionFailed, 10*time.Second,
-		"the client offered no candidates", "no network route")
-	wantEcho(t, ctx, def, "offline, go", res[1][0]) // over loopback
+		// Offline: the uplink is down, only lo is left.
+		h.IP("link", "set", hIf, "down")
+		res = runClients(t, ctx, h, def.job("chromium", 1), def.job("go", 1))
+		wantFailure(t, ctx, def, "offline, chromium", res[0][0], engine.PeerConnectionFailed, 10*time.Second,
+			"the client offered no candidates", "no network route")
+		wantEcho(t, ctx, def, "offline, go", res[1][0]) // over loopback
+	})
 }
 
 // TestNetworkLAN: the client on another machine of the LAN (a veth
@@ -257,35 +259,37 @@ func TestNetworkSameMachine(t *testing.T) {
 // connected figure), stock Firefox and the Go client connect host to
 // host, never offered the worker's loopback candidates.
 func TestNetworkLAN(t *testing.T) {
-	ctx, tp := netTest(t, false)
-	h := tp.Namespace("host")
-	c := tp.Namespace("client")
-	tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
-	c.Route("default", "198.51.100.1")
+	forServeEngines(t, false, func(t *testing.T, e serveEngine) {
+		ctx, tp := netTest(t, false)
+		h := tp.Namespace("host")
+		c := tp.Namespace("client")
+		tp.Link(h, "198.51.100.1/24", c, "198.51.100.2/24")
+		c.Route("default", "198.51.100.1")
 
-	s := startNetServe(t, h, "198.51.100.1:8765")
-	s.waitReady(t, ctx)
-	const runs = 10
-	res := runClients(t, ctx, c, s.job("chromium", runs), s.job("firefox", 1), s.job("go", 1))
-	var connect, record []float64
-	for i, r := range res[0] {
-		wantEcho(t, ctx, s, fmt.Sprintf("chromium %d", i+1), r)
-		if r.Path != nil && r.Path.RemoteAddress != "198.51.100.1" {
-			t.Errorf("chromium %d: remote %s, want 198.51.100.1", i+1, r.Path.RemoteAddress)
+		s := startNetServe(t, e, h, "198.51.100.1:8765")
+		s.waitReady(t, ctx)
+		const runs = 10
+		res := runClients(t, ctx, c, s.job("chromium", runs), s.job("firefox", 1), s.job("go", 1))
+		var connect, record []float64
+		for i, r := range res[0] {
+			wantEcho(t, ctx, s, fmt.Sprintf("chromium %d", i+1), r)
+			if r.Path != nil && r.Path.RemoteAddress != "198.51.100.1" {
+				t.Errorf("chromium %d: remote %s, want 198.51.100.1", i+1, r.Path.RemoteAddress)
+			}
+			connect = append(connect, r.Timings.Connected-r.Timings.Answer)
+			rec := waitRecord(t, ctx, s, r.WorkerID, func(rec domain.Session) bool { return !rec.Connected.IsZero() })
+			record = append(record, float64(rec.Connected.Sub(rec.Answered).Microseconds())/1000)
 		}
-		connect = append(connect, r.Timings.Connected-r.Timings.Answer)
-		rec := waitRecord(t, ctx, s, r.WorkerID, func(rec domain.Session) bool { return !rec.Connected.IsZero() })
-		record = append(record, float64(rec.Connected.Sub(rec.Answered).Microseconds())/1000)
-	}
-	wantEcho(t, ctx, s, "firefox", res[1][0])
-	wantEcho(t, ctx, s, "go", res[2][0])
-	for _, r := range []runResult{res[1][0], res[2][0]} {
-		if r.Path != nil && r.Path.RemoteAddress != "198.51.100.1" && r.Path.RemoteAddress != "" {
-			t.Errorf("remote %s, want 198.51.100.1", r.Path.RemoteAddress)
+		wantEcho(t, ctx, s, "firefox", res[1][0])
+		wantEcho(t, ctx, s, "go", res[2][0])
+		for _, r := range []runResult{res[1][0], res[2][0]} {
+			if r.Path != nil && r.Path.RemoteAddress != "198.51.100.1" && r.Path.RemoteAddress != "" {
+				t.Errorf("remote %s, want 198.51.100.1", r.Path.RemoteAddress)
+			}
 		}
-	}
-	t.Logf("LAN, stock Chromium, answer → connected over %d runs: client p50 %.1f ms (min %.1f, max %.1f); host record p50 %.1f ms (min %.1f, max %.1f)",
-		runs, p50(connect), slices.Min(connect), slices.Max(connect), p50(record), slices.Min(record), slices.Max(record))
+		t.Logf("LAN, stock Chromium, answer → connected over %d runs: client p50 %.1f ms (min %.1f, max %.1f); host record p50 %.1f ms (min %.1f, max %.1f)",
+			runs, p50(connect), slices.Min(connect), slices.Max(connect), p50(record), slices.Min(record), slices.Max(record))
+	})
 }
 
 func p50(xs []float64) float64 {
@@ -303,34 +307,36 @@ func p50(xs []float64) float64 {
 // Go client fetch the relay from /ice-servers and connect through it over
 // TCP. With no TURN, stock Chromium gets a 305 that says so, within 10 s.
 func TestNetworkUDPBlocked(t *testing.T) {
-	ctx, tp := netTest(t, true)
-	c := tp.Namespace("client")
-	r := tp.Namespace("router")
-	h := tp.Namespace("host")
-	tp.Link(c, "203.0.113.2/24", r, "203.0.113.1/24")
-	tp.Link(r, "198.51.100.254/24", h, "198.51.100.1/24")
-	c.Route("default", "203.0.113.1")
-	h.Route("default", "198.51.100.254")
-	r.Forward()
-	r.NFT("table inet geckohost_test {\n chain forward {\n  type filter hook forward priority 0;\n  meta l4proto udp drop\n }\n}\n")
+	forServeEngines(t, false, func(t *testing.T, e serveEngine) {
+		ctx, tp := netTest(t, true)
+		c := tp.Namespace("client")
+		r := tp.Namespace("router")
+		h := tp.Namespace("host")
+		tp.Link(c, "203.0.113.2/24", r, "203.0.113.1/24")
+		tp.Link(r, "198.51.100.254/24", h, "198.51.100.1/24")
+		c.Route("default", "203.0.113.1")
+		h.Route("default", "198.51.100.254")
+		r.Forward()
+		r.NFT("table inet geckohost_test {\n chain forward {\n  type filter hook forward priority 0;\n  meta l4proto udp drop\n }\n}\n")
 
-	turn := startNetServe(t, h, "198.51.100.1:8765", "--turn-listen", "198.51.100.1:3478")
-	turn.waitReady(t, ctx)
-	plain := startNetServe(t, h, "198.51.100.1:8766")
-	plain.waitReady(t, ctx)
-	noTURN := plain.job("chromium", 1)
-	res := runClients(t, ctx, c, turn.job("chromium", 1), turn.job("go", 1), noTURN)
-	for i, what := range []string{"turn, chromium", "turn, go"} {
-		r := res[i][0]
-		wantEcho(t, ctx, turn, what, r)
-		if r.Path != nil && (r.Path.Local != "relay" || r.Path.RelayProtocol != "tcp") {
-			t.Errorf("%s: path %+v, want a local relay candidate reached over TCP", what, r.Path)
+		turn := startNetServe(t, e, h, "198.51.100.1:8765", "--turn-listen", "198.51.100.1:3478")
+		turn.waitReady(t, ctx)
+		plain := startNetServe(t, e, h, "198.51.100.1:8766")
+		plain.waitReady(t, ctx)
+		noTURN := plain.job("chromium", 1)
+		res := runClients(t, ctx, c, turn.job("chromium", 1), turn.job("go", 1), noTURN)
+		for i, what := range []string{"turn, chromium", "turn, go"} {
+			r := res[i][0]
+			wantEcho(t, ctx, turn, what, r)
+			if r.Path != nil && (r.Path.Local != "relay" || r.Path.RelayProtocol != "tcp") {
+				t.Errorf("%s: path %+v, want a local relay candidate reached over TCP", what, r.Path)
+			}
 		}
-	}
-	// The workers use the same relay (the host hands them its servers).
-	if !slices.Contains(res[0][0].RemoteTypes, "relay") {
-		t.Errorf("the worker offered %v, want a relay candidate among them", res[0][0].RemoteTypes)
-	}
-	wantFailure(t, ctx, plain, "no turn, chromium", res[2][0], engine.PeerConnectionFailed, 10*time.Second,
-		"ICE found no candidate pair", "--turn-listen")
+		// The workers use the same relay (the host hands them its servers).
+		if !slices.Contains(res[0][0].RemoteTypes, "relay") {
+			t.Errorf("the worker offered %v, want a relay candidate among them", res[0][0].RemoteTypes)
+		}
+		wantFailure(t, ctx, plain, "no turn, chromium", res[2][0], engine.PeerConnectionFailed, 10*time.Second,
+			"ICE found no candidate pair", "--turn-listen")
+	})
 }

@@ -34,7 +34,7 @@ func defaultStack(b *testing.B) *stack {
 	benchOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		benchStack, benchErr = newStack(ctx, gecko.PoolOptions{})
+		benchStack, benchErr = newStack(ctx, firefox, gecko.PoolOptions{})
 		if benchErr == nil {
 			extraClose = append(extraClose, benchStack)
 		}
@@ -133,7 +133,7 @@ func BenchmarkWarmStart(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		t0 := time.Now()
-		s, err := newStack(ctx, gecko.PoolOptions{})
+		s, err := newStack(ctx, firefox, gecko.PoolOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func BenchmarkMemory250Workers2Browsers(b *testing.B) {
 	netns.Skip(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := newStack(ctx, gecko.PoolOptions{Browsers: 2})
+	s, err := newStack(ctx, firefox, gecko.PoolOptions{Browsers: 2})
 	if err != nil {
 		b.Fatal(err)
 	}

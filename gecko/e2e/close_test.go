@@ -10,7 +10,6 @@ import (
 
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/host/client"
-	"github.com/geckohost/geckohost/internal/leaktest"
 )
 
 // burst sends msg to the burst.js worker and returns every message that
@@ -73,26 +72,26 @@ func checkBurst(got []webrtc.DataChannelMessage) error {
 // ArrayBuffer and "last", then calls self.close(): the client gets all of
 // them, in order, before the data channel closes, in 20 runs of 20.
 func TestSelfCloseDeliversEverything(t *testing.T) {
-	s := setup(t)
-	leaktest.Check(t, sessionLeaks...)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	const runs = 20
-	failed := 0
-	for i := range runs {
-		sess, err := dial(ctx, t, s, s.tokenA, "/burst.js")
-		if err != nil {
-			t.Fatalf("run %d: %v", i, err)
+	forShared(t, func(t *testing.T, s *stack) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		const runs = 20
+		failed := 0
+		for i := range runs {
+			sess, err := dial(ctx, t, s, s.tokenA, "/burst.js")
+			if err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
+			got := burst(ctx, t, sess, "0")
+			closeSession(t, sess)
+			if err := checkBurst(got); err != nil {
+				failed++
+				t.Errorf("run %d: %v", i, err)
+			}
+			waitSession(ctx, t, s, sess.WorkerID, "worker-closed")
 		}
-		got := burst(ctx, t, sess, "0")
-		closeSession(t, sess)
-		if err := checkBurst(got); err != nil {
-			failed++
-			t.Errorf("run %d: %v", i, err)
-		}
-		waitSession(ctx, t, s, sess.WorkerID, "worker-closed")
-	}
-	t.Logf("%d runs of %d received everything", runs-failed, runs)
+		t.Logf("%d runs of %d received everything", runs-failed, runs)
+	})
 }
 
 // TestShutdownEndsInOrder: the host stops while a connected worker has a
@@ -100,50 +99,52 @@ func TestSelfCloseDeliversEverything(t *testing.T) {
 // in order: the reply reaches the client before the data channel closes,
 // and the session is recorded as ended by the shutdown.
 func TestShutdownEndsInOrder(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1})
-	sess, err := dial(ctx, t, s, s.tokenA, "/lateecho.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, sess)
-	got := make(chan string, 1)
-	closed := make(chan struct{})
-	sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) {
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1})
+		sess, err := dial(ctx, t, s, s.tokenA, "/lateecho.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, sess)
+		got := make(chan string, 1)
+		closed := make(chan struct{})
+		sess.Channel.OnMessage(func(m webrtc.DataChannelMessage) {
+			select {
+			case got <- string(m.Data):
+			default:
+			}
+		})
+		sess.Channel.OnClose(func() { close(closed) })
+		if err := sess.Channel.SendText("in flight"); err != nil {
+			t.Fatal(err)
+		}
+		// The host's Serve returns once its sessions are ended and recorded.
+		s.cancel()
+		s.cancel = nil
+		if err := <-s.serveDone; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 		select {
-		case got <- string(m.Data):
+		case <-closed:
+		case <-ctx.Done():
+			t.Fatal("data channel not closed by the shutdown")
+		}
+		select {
+		case m := <-got:
+			if m != "in flight" {
+				t.Errorf("reply %q", m)
+			}
 		default:
+			t.Error("the reply in flight was lost: the channel closed first")
+		}
+		rec, err := s.db.GetSession(ctx, sess.WorkerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.State != "ended" || rec.EndReason != "shutdown" {
+			t.Errorf("record %+v, want ended by the shutdown", rec)
 		}
 	})
-	sess.Channel.OnClose(func() { close(closed) })
-	if err := sess.Channel.SendText("in flight"); err != nil {
-		t.Fatal(err)
-	}
-	// The host's Serve returns once its sessions are ended and recorded.
-	s.cancel()
-	s.cancel = nil
-	if err := <-s.serveDone; err != nil {
-		t.Errorf("serve: %v", err)
-	}
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		t.Fatal("data channel not closed by the shutdown")
-	}
-	select {
-	case m := <-got:
-		if m != "in flight" {
-			t.Errorf("reply %q", m)
-		}
-	default:
-		t.Error("the reply in flight was lost: the channel closed first")
-	}
-	rec, err := s.db.GetSession(ctx, sess.WorkerID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.State != "ended" || rec.EndReason != "shutdown" {
-		t.Errorf("record %+v, want ended by the shutdown", rec)
-	}
 }

@@ -138,115 +138,117 @@ func noLiveRecords(ctx context.Context, t *testing.T, s *stack) {
 // within 2 s, recorded "content-crashed"; token B's session lives on; A's
 // next hello connects; no slot stays taken.
 func TestContentProcessKilled(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1})
-	a1, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a1)
-	a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a2)
-	b1, err := dial(ctx, t, s, s.tokenB, "/echo.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, b1)
-	closed1, closed2, closedB := onClosed(a1), onClosed(a2), onClosed(b1)
-	ca := contentOf(ctx, t, s, s.tokenAID)
-	cb := contentOf(ctx, t, s, s.tokenBID)
-	if ca.PID == cb.PID {
-		t.Fatalf("tokens share content process %d", ca.PID)
-	}
-	// /status shows the content processes with their tokens and memory.
-	st := getStatus(ctx, t, s)
-	seen := map[int64]bool{}
-	for _, b := range st.Browsers {
-		for _, c := range b.Contents {
-			if c.MemoryBytes <= 0 || c.MemoryLimitBytes != gecko.DefaultWorkerMemory {
-				t.Errorf("/status content %+v", c)
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1})
+		a1, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, a1)
+		a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, a2)
+		b1, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, b1)
+		closed1, closed2, closedB := onClosed(a1), onClosed(a2), onClosed(b1)
+		ca := contentOf(ctx, t, s, s.tokenAID)
+		cb := contentOf(ctx, t, s, s.tokenBID)
+		if ca.PID == cb.PID {
+			t.Fatalf("tokens share content process %d", ca.PID)
+		}
+		// /status shows the content processes with their tokens and memory.
+		st := getStatus(ctx, t, s)
+		seen := map[int64]bool{}
+		for _, b := range st.Browsers {
+			for _, c := range b.Contents {
+				if c.MemoryBytes <= 0 || c.MemoryLimitBytes != gecko.DefaultWorkerMemory {
+					t.Errorf("/status content %+v", c)
+				}
+				seen[c.Token] = true
 			}
-			seen[c.Token] = true
 		}
-	}
-	if !seen[s.tokenAID] || !seen[s.tokenBID] {
-		t.Errorf("/status contents %+v lack a token", st.Browsers)
-	}
-
-	// A negotiating worker of A, busy in its first run.
-	running := s.onFetch("/started.js")
-	negErr := make(chan error, 1)
-	go func() {
-		sess, err := dial(ctx, t, s, s.tokenA, "/slow.js")
-		if sess != nil {
-			sess.Close()
+		if !seen[s.tokenAID] || !seen[s.tokenBID] {
+			t.Errorf("/status contents %+v lack a token", st.Browsers)
 		}
-		negErr <- err
-	}()
-	select {
-	case <-running:
-	case <-ctx.Done():
-		t.Fatal("the slow worker never ran")
-	}
-	killed := time.Now()
-	if err := syscall.Kill(ca.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err = <-negErr
-	if !isErrno(err, engine.GeckoCrashed) {
-		t.Errorf("negotiating A: %v, want 303", err)
-	}
-	if d := time.Since(killed); d > 2*time.Second {
-		t.Errorf("303 %v after the kill, want ≤ 2 s", d)
-	}
-	t.Logf("A's workers ended %v after the kill (%v)", time.Since(killed), err)
-	waitSession(ctx, t, s, a1.WorkerID, string(engine.EndContentCrashed))
-	waitSession(ctx, t, s, a2.WorkerID, string(engine.EndContentCrashed))
-	if d := time.Since(killed); d > 2*time.Second {
-		t.Errorf("A's sessions recorded ended %v after the kill, want ≤ 2 s", d)
-	}
-	for _, c := range []<-chan struct{}{closed1, closed2} {
-		t.Logf("A's client saw its session end %v after the kill", waitClosed(ctx, t, c, "A's session").Sub(killed))
-	}
 
-	// B lives on.
-	select {
-	case <-closedB:
-		t.Fatal("B's channel closed")
-	default:
-	}
-	if out := exchange(ctx, t, b1, "b alive"); string(out[0].Data) != "b alive" {
-		t.Fatalf("B echo = %q", out[0].Data)
-	}
-	// A's next hello connects (in a new content process).
-	a3, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-	if err != nil {
-		t.Fatalf("A's hello after the kill: %v", err)
-	}
-	if out := exchange(ctx, t, a3, "a again"); string(out[0].Data) != "a again" {
-		t.Fatalf("A echo = %q", out[0].Data)
-	}
-	if c := contentOf(ctx, t, s, s.tokenAID); c.PID == ca.PID {
-		t.Errorf("A's content process is still %d", c.PID)
-	}
-	closeSession(t, a3)
-	closeSession(t, b1)
-	noLiveRecords(ctx, t, s)
-	bs := s.pool.Browsers()
-	if len(bs) != 1 || bs[0].ContentCrashes != 1 {
-		t.Errorf("ContentCrashes: %+v", bs)
-	}
-	mfs := getMetrics(ctx, t, s)
-	if v := value(mfs, "geckohost_worker_ends_total", "reason", "content-crashed"); v != 3 {
-		t.Errorf("geckohost_worker_ends_total{reason=content-crashed} = %v, want 3", v)
-	}
-	if v := value(mfs, "geckohost_content_crashes_total", "cause", "crashed"); v != 1 {
-		t.Errorf("geckohost_content_crashes_total{cause=crashed} = %v, want 1", v)
-	}
+		// A negotiating worker of A, busy in its first run.
+		running := s.onFetch("/started.js")
+		negErr := make(chan error, 1)
+		go func() {
+			sess, err := dial(ctx, t, s, s.tokenA, "/slow.js")
+			if sess != nil {
+				sess.Close()
+			}
+			negErr <- err
+		}()
+		select {
+		case <-running:
+		case <-ctx.Done():
+			t.Fatal("the slow worker never ran")
+		}
+		killed := time.Now()
+		if err := syscall.Kill(ca.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err = <-negErr
+		if !isErrno(err, engine.GeckoCrashed) {
+			t.Errorf("negotiating A: %v, want 303", err)
+		}
+		if d := time.Since(killed); d > 2*time.Second {
+			t.Errorf("303 %v after the kill, want ≤ 2 s", d)
+		}
+		t.Logf("A's workers ended %v after the kill (%v)", time.Since(killed), err)
+		waitSession(ctx, t, s, a1.WorkerID, string(engine.EndContentCrashed))
+		waitSession(ctx, t, s, a2.WorkerID, string(engine.EndContentCrashed))
+		if d := time.Since(killed); d > 2*time.Second {
+			t.Errorf("A's sessions recorded ended %v after the kill, want ≤ 2 s", d)
+		}
+		for _, c := range []<-chan struct{}{closed1, closed2} {
+			t.Logf("A's client saw its session end %v after the kill", waitClosed(ctx, t, c, "A's session").Sub(killed))
+		}
+
+		// B lives on.
+		select {
+		case <-closedB:
+			t.Fatal("B's channel closed")
+		default:
+		}
+		if out := exchange(ctx, t, b1, "b alive"); string(out[0].Data) != "b alive" {
+			t.Fatalf("B echo = %q", out[0].Data)
+		}
+		// A's next hello connects (in a new content process).
+		a3, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err != nil {
+			t.Fatalf("A's hello after the kill: %v", err)
+		}
+		if out := exchange(ctx, t, a3, "a again"); string(out[0].Data) != "a again" {
+			t.Fatalf("A echo = %q", out[0].Data)
+		}
+		if c := contentOf(ctx, t, s, s.tokenAID); c.PID == ca.PID {
+			t.Errorf("A's content process is still %d", c.PID)
+		}
+		closeSession(t, a3)
+		closeSession(t, b1)
+		noLiveRecords(ctx, t, s)
+		bs := s.pool.Browsers()
+		if len(bs) != 1 || bs[0].ContentCrashes != 1 {
+			t.Errorf("ContentCrashes: %+v", bs)
+		}
+		mfs := getMetrics(ctx, t, s)
+		if v := value(mfs, "geckohost_worker_ends_total", "reason", "content-crashed"); v != 3 {
+			t.Errorf("geckohost_worker_ends_total{reason=content-crashed} = %v, want 3", v)
+		}
+		if v := value(mfs, "geckohost_content_crashes_total", "cause", "crashed"); v != 1 {
+			t.Errorf("geckohost_content_crashes_total{cause=crashed} = %v, want 1", v)
+		}
+	})
 }
 
 // TestMemoryBomb: a worker that allocates without end, before and after
@@ -254,95 +256,97 @@ func TestContentProcessKilled(t *testing.T) {
 // content process passes the limit; another token's 5 sessions keep
 // echoing all along.
 func TestMemoryBomb(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerMemory: 192 << 20})
-	var bs []*client.Session
-	for range 5 {
-		b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1, WorkerMemory: 192 << 20})
+		var bs []*client.Session
+		for range 5 {
+			b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeSession(t, b)
+			bs = append(bs, b)
+		}
+		stop := make(chan struct{})
+		echoed := make(chan error, 1)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					echoed <- nil
+					return
+				default:
+				}
+				for i, b := range bs {
+					want := "b" + string(rune('0'+i))
+					if out := exchange(ctx, t, b, want); string(out[0].Data) != want {
+						echoed <- errEcho(string(out[0].Data))
+						return
+					}
+				}
+				n++
+			}
+		}()
+
+		// After connected: the first message starts the bomb.
+		a, err := dial(ctx, t, s, s.tokenA, "/bomb.js")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer closeSession(t, b)
-		bs = append(bs, b)
-	}
-	stop := make(chan struct{})
-	echoed := make(chan error, 1)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-stop:
-				echoed <- nil
-				return
-			default:
-			}
-			for i, b := range bs {
-				want := "b" + string(rune('0'+i))
-				if out := exchange(ctx, t, b, want); string(out[0].Data) != want {
-					echoed <- errEcho(string(out[0].Data))
-					return
-				}
-			}
-			n++
+		defer closeSession(t, a)
+		closedA := onClosed(a)
+		if err := a.Channel.SendText("go"); err != nil {
+			t.Fatal(err)
 		}
-	}()
+		t0 := time.Now()
+		waitClosed(ctx, t, closedA, "bomb after connected")
+		t.Logf("connected bomb ended %v after its start", time.Since(t0))
+		rec := waitEnded(ctx, t, s, a.WorkerID)
+		if rec.EndReason != string(engine.EndMemoryLimit) {
+			t.Errorf("connected bomb ended %q, want memory-limit", rec.EndReason)
+		}
 
-	// After connected: the first message starts the bomb.
-	a, err := dial(ctx, t, s, s.tokenA, "/bomb.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a)
-	closedA := onClosed(a)
-	if err := a.Channel.SendText("go"); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	waitClosed(ctx, t, closedA, "bomb after connected")
-	t.Logf("connected bomb ended %v after its start", time.Since(t0))
-	rec := waitEnded(ctx, t, s, a.WorkerID)
-	if rec.EndReason != string(engine.EndMemoryLimit) {
-		t.Errorf("connected bomb ended %q, want memory-limit", rec.EndReason)
-	}
+		// Before connected: the bomb goes off in its first run.
+		t0 = time.Now()
+		_, err = dial(ctx, t, s, s.tokenA, "/bombnow.js")
+		if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "192 MiB") {
+			t.Errorf("bomb before connected: %v, want 205 naming the limit", err)
+		}
+		t.Logf("negotiating bomb: %v after the hello: %v", time.Since(t0), err)
 
-	// Before connected: the bomb goes off in its first run.
-	t0 = time.Now()
-	_, err = dial(ctx, t, s, s.tokenA, "/bombnow.js")
-	if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "192 MiB") {
-		t.Errorf("bomb before connected: %v, want 205 naming the limit", err)
-	}
-	t.Logf("negotiating bomb: %v after the hello: %v", time.Since(t0), err)
+		// A token's own limit (token add --worker-memory) overrides the pool's.
+		_, small, err := s.db.AddToken(ctx, domain.NewToken{Name: "small", WorkerMemory: 160 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dial(ctx, t, s, small, "/bombnow.js"); !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "160 MiB") {
+			t.Errorf("bomb of a token with its own limit: %v, want 205 naming 160 MiB", err)
+		}
 
-	// A token's own limit (token add --worker-memory) overrides the pool's.
-	_, small, err := s.db.AddToken(ctx, domain.NewToken{Name: "small", WorkerMemory: 160 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dial(ctx, t, s, small, "/bombnow.js"); !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "160 MiB") {
-		t.Errorf("bomb of a token with its own limit: %v, want 205 naming 160 MiB", err)
-	}
-
-	close(stop)
-	if err := <-echoed; err != nil {
-		t.Fatal(err)
-	}
-	// A's next hello connects.
-	a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-	if err != nil {
-		t.Fatalf("A's hello after the bombs: %v", err)
-	}
-	if out := exchange(ctx, t, a2, "a"); string(out[0].Data) != "a" {
-		t.Fatalf("A echo = %q", out[0].Data)
-	}
-	closeSession(t, a2)
-	for _, b := range bs {
-		closeSession(t, b)
-	}
-	noLiveRecords(ctx, t, s)
-	if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "memory-limit"); v != 3 {
-		t.Errorf("geckohost_worker_ends_total{reason=memory-limit} = %v, want 3", v)
-	}
+		close(stop)
+		if err := <-echoed; err != nil {
+			t.Fatal(err)
+		}
+		// A's next hello connects.
+		a2, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+		if err != nil {
+			t.Fatalf("A's hello after the bombs: %v", err)
+		}
+		if out := exchange(ctx, t, a2, "a"); string(out[0].Data) != "a" {
+			t.Fatalf("A echo = %q", out[0].Data)
+		}
+		closeSession(t, a2)
+		for _, b := range bs {
+			closeSession(t, b)
+		}
+		noLiveRecords(ctx, t, s)
+		if v := value(getMetrics(ctx, t, s), "geckohost_worker_ends_total", "reason", "memory-limit"); v != 3 {
+			t.Errorf("geckohost_worker_ends_total{reason=memory-limit} = %v, want 3", v)
+		}
+	})
 }
 
 type errEcho string
@@ -352,65 +356,69 @@ func (e errEcho) Error() string { return "echo = " + string(e) }
 // TestWorkerLifetime: a ticking worker past its lifetime is ended
 // "lifetime".
 func TestWorkerLifetime(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerMaxLifetime: 3 * time.Second})
-	a, err := dial(ctx, t, s, s.tokenA, "/tick.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a)
-	closed := onClosed(a)
-	t0 := time.Now()
-	waitClosed(ctx, t, closed, "ticking worker")
-	t.Logf("closed %v after connected", time.Since(t0))
-	waitSession(ctx, t, s, a.WorkerID, string(engine.EndLifetime))
-	noLiveRecords(ctx, t, s)
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1, WorkerMaxLifetime: 3 * time.Second})
+		a, err := dial(ctx, t, s, s.tokenA, "/tick.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, a)
+		closed := onClosed(a)
+		t0 := time.Now()
+		waitClosed(ctx, t, closed, "ticking worker")
+		t.Logf("closed %v after connected", time.Since(t0))
+		waitSession(ctx, t, s, a.WorkerID, string(engine.EndLifetime))
+		noLiveRecords(ctx, t, s)
+	})
 }
 
 // TestBusyWorker: a worker that never returns to its event loop, at top
 // level (205 before connected) or in onmessage, is ended "cpu-limit";
 // another token's session echoes meanwhile.
 func TestBusyWorker(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerBusyLimit: 2 * time.Second})
-	b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, b)
-	t0 := time.Now()
-	_, err = dial(ctx, t, s, s.tokenA, "/spinnow.js")
-	if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "2 s") {
-		t.Errorf("busy first run: %v, want 205 naming the limit", err)
-	}
-	t.Logf("busy first run: %v after the hello: %v", time.Since(t0), err)
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1, WorkerBusyLimit: 2 * time.Second})
+		b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, b)
+		t0 := time.Now()
+		_, err = dial(ctx, t, s, s.tokenA, "/spinnow.js")
+		if !isErrno(err, engine.WorkerLimitExceeded) || !strings.Contains(err.Error(), "2 s") {
+			t.Errorf("busy first run: %v, want 205 naming the limit", err)
+		}
+		t.Logf("busy first run: %v after the hello: %v", time.Since(t0), err)
 
-	a, err := dial(ctx, t, s, s.tokenA, "/spin.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a)
-	closed := onClosed(a)
-	if err := a.Channel.SendText("go"); err != nil {
-		t.Fatal(err)
-	}
-	t0 = time.Now()
-	if out := exchange(ctx, t, b, "b"); string(out[0].Data) != "b" {
-		t.Fatalf("B echo = %q", out[0].Data)
-	}
-	waitClosed(ctx, t, closed, "busy worker")
-	t.Logf("busy worker closed %v after its message", time.Since(t0))
-	waitSession(ctx, t, s, a.WorkerID, string(engine.EndCPULimit))
-	if rec, err := s.db.GetSession(ctx, b.WorkerID); err != nil || rec.State == "ended" {
-		t.Fatalf("B's session: %+v, %v", rec, err)
-	}
-	if out := exchange(ctx, t, b, "b2"); string(out[0].Data) != "b2" {
-		t.Fatalf("B echo = %q", out[0].Data)
-	}
-	closeSession(t, b)
-	noLiveRecords(ctx, t, s)
+		a, err := dial(ctx, t, s, s.tokenA, "/spin.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, a)
+		closed := onClosed(a)
+		if err := a.Channel.SendText("go"); err != nil {
+			t.Fatal(err)
+		}
+		t0 = time.Now()
+		if out := exchange(ctx, t, b, "b"); string(out[0].Data) != "b" {
+			t.Fatalf("B echo = %q", out[0].Data)
+		}
+		waitClosed(ctx, t, closed, "busy worker")
+		t.Logf("busy worker closed %v after its message", time.Since(t0))
+		waitSession(ctx, t, s, a.WorkerID, string(engine.EndCPULimit))
+		if rec, err := s.db.GetSession(ctx, b.WorkerID); err != nil || rec.State == "ended" {
+			t.Fatalf("B's session: %+v, %v", rec, err)
+		}
+		if out := exchange(ctx, t, b, "b2"); string(out[0].Data) != "b2" {
+			t.Fatalf("B echo = %q", out[0].Data)
+		}
+		closeSession(t, b)
+		noLiveRecords(ctx, t, s)
+	})
 }
 
 // BenchmarkOpenBesideHogs is the fairness target: token B's hello → open
@@ -421,7 +429,7 @@ func BenchmarkOpenBesideHogs(b *testing.B) {
 	netns.Skip(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	s, err := newStack(ctx, gecko.PoolOptions{})
+	s, err := newStack(ctx, firefox, gecko.PoolOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -480,67 +488,72 @@ func BenchmarkOpenBesideHogs(b *testing.B) {
 
 // TestNestedWorkersRefused: a worker cannot spawn workers.
 func TestNestedWorkersRefused(t *testing.T) {
-	s := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sess, err := dial(ctx, t, s, s.tokenA, "/nest.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, sess)
-	if out := exchange(ctx, t, sess, "go"); !strings.HasPrefix(string(out[0].Data), "refused") {
-		t.Errorf("nested worker: %q, want refused", out[0].Data)
-	}
+	forShared(t, func(t *testing.T, s *stack) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sess, err := dial(ctx, t, s, s.tokenA, "/nest.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, sess)
+		if out := exchange(ctx, t, sess, "go"); !strings.HasPrefix(string(out[0].Data), "refused") {
+			t.Errorf("nested worker: %q, want refused", out[0].Data)
+		}
+	})
 }
 
 // TestStorageQuota: IndexedDB writes past a token's storage quota fail
 // with QuotaExceededError inside the worker.
 func TestStorageQuota(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, WorkerStorage: 64 << 20})
-	a, err := dial(ctx, t, s, s.tokenA, "/fill.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeSession(t, a)
-	out := string(exchange(ctx, t, a, "go")[0].Data)
-	t.Logf("fill: %s", out)
-	var n int
-	var name string
-	if _, err := fmt.Sscanf(out, "full %d %s", &n, &name); err != nil || name != "QuotaExceededError" || n > 64 || n < 16 {
-		t.Errorf("fill = %q, want QuotaExceededError at most 64 MiB in", out)
-	}
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1, WorkerStorage: 64 << 20})
+		a, err := dial(ctx, t, s, s.tokenA, "/fill.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, a)
+		out := string(exchange(ctx, t, a, "go")[0].Data)
+		t.Logf("fill: %s", out)
+		var n int
+		var name string
+		if _, err := fmt.Sscanf(out, "full %d %s", &n, &name); err != nil || name != "QuotaExceededError" || n > 64 || n < 16 {
+			t.Errorf("fill = %q, want QuotaExceededError at most 64 MiB in", out)
+		}
+	})
 }
 
 // TestWorkerCapHonest: past Firefox's per-domain worker cap (set low here;
 // the pool sets it from its capacity) a hello gets a 301 naming the cap
 // within seconds, never a 305 after 40 s.
 func TestWorkerCapHonest(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := ownStack(t, ctx, gecko.PoolOptions{Warm: 1, Firefox: gecko.FirefoxOptions{Prefs: map[string]any{"dom.workers.maxPerDomain": 4}}})
-	var open []*client.Session
-	defer func() {
-		for _, o := range open {
-			closeSession(t, o)
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1, Firefox: gecko.FirefoxOptions{Prefs: map[string]any{"dom.workers.maxPerDomain": 4}}})
+		var open []*client.Session
+		defer func() {
+			for _, o := range open {
+				closeSession(t, o)
+			}
+		}()
+		for i := range 8 {
+			t0 := time.Now()
+			sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
+			if err == nil {
+				open = append(open, sess)
+				continue
+			}
+			t.Logf("hello %d: %v after %v", i, err, time.Since(t0))
+			if !isErrno(err, engine.NoGeckoAvailable) || !strings.Contains(err.Error(), "maxPerDomain") {
+				t.Errorf("hello past the cap: %v, want 301 naming dom.workers.maxPerDomain", err)
+			}
+			if d := time.Since(t0); d > 10*time.Second {
+				t.Errorf("hello past the cap failed after %v, want ≤ 10 s", d)
+			}
+			return
 		}
-	}()
-	for i := range 8 {
-		t0 := time.Now()
-		sess, err := dial(ctx, t, s, s.tokenA, "/echo.js")
-		if err == nil {
-			open = append(open, sess)
-			continue
-		}
-		t.Logf("hello %d: %v after %v", i, err, time.Since(t0))
-		if !isErrno(err, engine.NoGeckoAvailable) || !strings.Contains(err.Error(), "maxPerDomain") {
-			t.Errorf("hello past the cap: %v, want 301 naming dom.workers.maxPerDomain", err)
-		}
-		if d := time.Since(t0); d > 10*time.Second {
-			t.Errorf("hello past the cap failed after %v, want ≤ 10 s", d)
-		}
-		return
-	}
-	t.Errorf("8 sessions connected under a cap of 4 workers")
+		t.Errorf("8 sessions connected under a cap of 4 workers")
+	})
 }

@@ -91,7 +91,9 @@ var workerSources = map[string]string{
 
 // stack is one geckohost: a store, a pool, a host server and a source server.
 type stack struct {
-	pool *gecko.Pool
+	// kind is the stack's engine.
+	kind engineKind
+	pool enginePool
 	db   *store.DB
 	src  *httptest.Server
 	// open is a loopback server the workers may reach (--worker-allow).
@@ -113,10 +115,6 @@ type stack struct {
 }
 
 var (
-	shared    *stack
-	sharedErr error
-	once      sync.Once
-
 	extraClose []*stack // stacks started by benchmarks, closed by TestMain
 )
 
@@ -125,8 +123,10 @@ func TestMain(m *testing.M) {
 	// may be left.
 	snap := leaktest.Take(leaktest.Only("geckohost/", "github.com/pion/", "net/http."), leaktest.Timeout(10*time.Second))
 	code := netns.Run(m)
-	if shared != nil {
-		extraClose = append(extraClose, shared)
+	for _, e := range allEngines {
+		if ss := sharedOf(e); ss.s != nil {
+			extraClose = append(extraClose, ss.s)
+		}
 	}
 	for _, s := range extraClose {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -150,18 +150,19 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// newStack starts a complete geckohost on loopback.
-func newStack(ctx context.Context, popts gecko.PoolOptions) (*stack, error) {
-	return newStackWith(ctx, popts, nil)
+// newStack starts a complete geckohost on loopback with the engine kind,
+// its pool built from popts (for Chromium: the same options by name).
+func newStack(ctx context.Context, kind engineKind, popts gecko.PoolOptions) (*stack, error) {
+	return newStackWith(ctx, kind, popts, nil)
 }
 
 // newStackWith is newStack with host options changed by hopts.
-func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host.Options)) (*stack, error) {
+func newStackWith(ctx context.Context, kind engineKind, popts gecko.PoolOptions, hopts func(*host.Options)) (*stack, error) {
 	dir, err := os.MkdirTemp("", "geckohost-e2e-*")
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, fetched: map[string]chan struct{}{}}
+	s := &stack{kind: kind, dir: dir, fetched: map[string]chan struct{}{}}
 	s.src = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		if ch, ok := s.fetched[r.URL.Path]; ok {
@@ -220,7 +221,11 @@ func newStackWith(ctx context.Context, popts gecko.PoolOptions, hopts func(*host
 	}
 	popts.ICELoopback = true
 	popts.Logger = log
-	s.pool = gecko.NewPool(popts)
+	pool, err := newPool(kind, popts)
+	if err != nil {
+		return fail(err)
+	}
+	s.pool = pool
 	if err := s.pool.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -286,25 +291,48 @@ func (s *stack) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// setup returns the stack shared by the tests (Warm 2), started once.
-func setup(t testing.TB) *stack {
+// newPool builds the pool of engine kind from popts.
+func newPool(kind engineKind, popts gecko.PoolOptions) (enginePool, error) {
+	switch kind {
+	case firefox:
+		return gecko.NewPool(popts), nil
+	case chromium:
+		return newChromiumPool(popts)
+	}
+	return nil, fmt.Errorf("unknown engine %q", kind)
+}
+
+// setup returns engine e's stack shared by the tests (Warm 2), started
+// once.
+func setup(t testing.TB, e engineKind) *stack {
 	t.Helper()
 	netns.Skip(t)
-	once.Do(func() {
+	ss := startShared(e)
+	if ss.err != nil {
+		t.Fatal(ss.err)
+	}
+	return ss.s
+}
+
+// startShared starts engine e's shared stack once and returns it (or why
+// it could not start).
+func startShared(e engineKind) *sharedStack {
+	ss := sharedOf(e)
+	ss.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		shared, sharedErr = newStack(ctx, gecko.PoolOptions{Warm: 2})
+		ss.s, ss.err = newStack(ctx, e, gecko.PoolOptions{Warm: 2})
 		// Let the warm slots fill so that the first test's goroutine
 		// baseline is taken on a quiet pool.
-		for sharedErr == nil && ctx.Err() == nil {
-			if bs := shared.pool.Browsers(); len(bs) == 1 && bs[0].Warm >= 2 {
+		for ss.err == nil && ctx.Err() == nil {
+			if bs := ss.s.pool.Browsers(); len(bs) == 1 && bs[0].Warm >= 2 {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		if ss.err != nil {
+			ss.err = fmt.Errorf("start the shared %s stack: %w", e, ss.err)
+		}
 	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	return shared
+	return ss
 }

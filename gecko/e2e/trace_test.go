@@ -13,7 +13,7 @@ func TestTraceLatency(t *testing.T) {
 	if os.Getenv("E2E_TRACE") == "" {
 		t.Skip("opt-in: set E2E_TRACE=1 to trace negotiation latencies")
 	}
-	s := setup(t)
+	s := setup(t, firefox)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for range 10 {

@@ -69,6 +69,10 @@ type Config struct {
 	NoNudge bool
 	// HTTPClient, when set (--ca), makes every request to the server.
 	HTTPClient *http.Client
+	// StatusURL, when set (--pss, with Hold), is the server's /status:
+	// the browsers' PSS is read before the run and once every session is
+	// open (Report.Memory).
+	StatusURL string
 }
 
 // Validate checks the values flags cannot check by type.
@@ -84,6 +88,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Messages < 0 {
 		return fmt.Errorf("--messages %d: want 0 or more", cfg.Messages)
+	}
+	if cfg.StatusURL != "" && !cfg.Hold {
+		return errors.New("bench: --pss needs --hold (the workers must be live when their memory is read)")
 	}
 	return nil
 }
@@ -153,6 +160,9 @@ type Report struct {
 	ClientCPUMS float64 `json:"client_cpu_ms"`
 	// Traces are the sessions' steps (--trace).
 	Traces []Trace `json:"traces,omitempty"`
+	// Memory is the browsers' PSS before and with the held sessions
+	// (--pss).
+	Memory *Memory `json:"memory,omitempty"`
 }
 
 // Trace is one session's negotiation steps.
@@ -182,6 +192,14 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) error {
 			return err
 		}
 	}
+	var mem *Memory
+	if cfg.StatusURL != "" {
+		pss, err := statusPSS(ctx, cfg.HTTPClient, cfg.StatusURL)
+		if err != nil {
+			return err
+		}
+		mem = &Memory{BeforeBytes: pss}
+	}
 	results := make([]Session, cfg.Sessions)
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
@@ -205,6 +223,27 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	wall := time.Since(start) // the sessions', not the memory read's
+	cpu1, _ := processCPU()
+	if mem != nil {
+		if err := heldMemory(ctx, cfg, mem, results); err != nil {
+			closeHeld(results)
+			return err
+		}
+	}
+	closeHeld(results)
+
+	rep := summary(cfg, results, wall)
+	rep.Memory = mem
+	rep.ClientCPUMS = -1
+	if cpuOK {
+		rep.ClientCPUMS = msf(cpu1 - cpu0)
+	}
+	return report(ctx, cfg, before, rep, stdout)
+}
+
+// closeHeld closes the sessions kept open for Config.Hold.
+func closeHeld(results []Session) {
 	for i := range results {
 		if s := results[i].Held; s != nil {
 			if err := s.Close(); err != nil && results[i].Err == nil {
@@ -213,14 +252,11 @@ feed:
 			results[i].Held = nil
 		}
 	}
-	wall := time.Since(start)
-	cpu1, _ := processCPU()
+}
 
-	rep := summary(cfg, results, wall)
-	rep.ClientCPUMS = -1
-	if cpuOK {
-		rep.ClientCPUMS = msf(cpu1 - cpu0)
-	}
+// report finishes rep (interruption, the server's histograms), writes it
+// and returns Run's error.
+func report(ctx context.Context, cfg Config, before map[string]histogram, rep Report, stdout io.Writer) error {
 	rep.Interrupted = ctx.Err() != nil
 	if cfg.MetricsURL != "" {
 		// The last sessions' records are written as they end; the
@@ -497,6 +533,7 @@ func writeTable(w io.Writer, rep Report) error {
 			b.WriteString("\n")
 		}
 	}
+	writeMemory(&b, rep.Memory)
 	// Cells padded by tabwriter leave trailing blanks on rows without a target.
 	lines := strings.SplitAfter(b.String(), "\n")
 	for i, l := range lines {
