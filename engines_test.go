@@ -49,7 +49,6 @@ var serveEngines = []serveEngine{
 var serveExceptions = map[string]map[string]string{
 	// Known gaps of the Chromium engine (issue 23 stays open): faults still
 	// to fix, not missing mechanisms; listed by make test.
-	"TestFaultFirefoxKilled": {"chromium": "known gap (issue 23): kill -9 of Chromium while a worker negotiates gives 301, not 303"},
 	"TestNetworkSameMachine": {"chromium": "known gap (issue 23): offline, the worker's ICE failure is a 302 after 30 s, not a 305"},
 	"TestNetworkUDPBlocked":  {"chromium": "known gap (issue 23): Chromium's ICE failure comes after about 18 s, the 305 reason lacks the TURN advice"},
 }

@@ -51,7 +51,6 @@ var exceptions = map[string]map[engineKind]string{
 	"TestWorkerCapHonest": {chromium: "dom.workers.maxPerDomain is Firefox's per-origin worker cap; Chromium has no such cap to meet"},
 	// Known gap of the Chromium engine (issue 23 stays open): not a missing
 	// mechanism, a fault still to fix; listed by make test.
-	"TestKillFirefox":          {chromium: "known gap (issue 23): kill -9 of Chromium while a worker negotiates gives 301, not 303"},
 	"TestContentProcessKilled": {chromium: "known gap (issue 23): a kill -9 of the renderer is not yet reported within this test's bounds for every session"},
 }
 
