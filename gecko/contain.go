@@ -192,7 +192,10 @@ func (g *generation) watchProcs() bool {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if g.stopping {
+	if g.stopping || !proc.Alive(g.ff.PID()) {
+		// Content processes end with their parent: that is the browser
+		// dying, which supervise reports (browser-died), not a crash of
+		// one context's process whose freed places new workers would take.
 		return false
 	}
 	for uc, cp := range g.procs {

@@ -194,6 +194,12 @@ func (g *generation) guard() {
 			bc             cdp.BrowserContextID
 			reason, detail string
 		}
+		if !proc.Alive(g.bp.PID()) {
+			// Renderers end with the browser: that is browser-died, which
+			// supervise reports, not a renderer crash whose freed places
+			// new workers would take.
+			continue
+		}
 		var lost []loss
 		p.mu.Lock()
 		for bc, rp := range g.procs {
