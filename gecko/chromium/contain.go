@@ -89,9 +89,15 @@ func (g *generation) learnRenderer(bc cdp.BrowserContextID, before map[int]bool)
 	if err != nil {
 		return
 	}
+	// Measured at once, so /status never shows a known renderer at 0 bytes
+	// until the guard's next tick.
+	rp := &rendererProc{id: id, cpu: proc.CPU(id.PID)}
+	if mem, err := proc.AnonRSS(id.PID); err == nil {
+		rp.mem = mem
+	}
 	p := g.b.p
 	p.mu.Lock()
-	g.procs[bc] = &rendererProc{id: id}
+	g.procs[bc] = rp
 	p.mu.Unlock()
 }
 

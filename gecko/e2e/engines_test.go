@@ -49,9 +49,6 @@ var _ enginePool = (*gecko.Pool)(nil)
 // "exception: <reason>" (listed by make test, not a missing component).
 var exceptions = map[string]map[engineKind]string{
 	"TestWorkerCapHonest": {chromium: "dom.workers.maxPerDomain is Firefox's per-origin worker cap; Chromium has no such cap to meet"},
-	// Known gap of the Chromium engine (issue 23 stays open): not a missing
-	// mechanism, a fault still to fix; listed by make test.
-	"TestContentProcessKilled": {chromium: "known gap (issue 23): a kill -9 of the renderer is not yet reported within this test's bounds for every session"},
 }
 
 // engines returns the engines to run: allEngines, or E2E_ENGINES's.
