@@ -253,6 +253,19 @@ func quantile(xs []float64, q float64) float64 {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
+// floorRuns skips t unless E2E_FLOOR=1 and returns the sessions per row:
+// floorRunsEnv's, else 30.
+func floorRuns(t *testing.T) int {
+	t.Helper()
+	if os.Getenv("E2E_FLOOR") != "1" {
+		t.Skip("a measurement: run with E2E_FLOOR=1 (see docs/measuring.md)")
+	}
+	if n, err := strconv.Atoi(os.Getenv(floorRunsEnv)); err == nil && n > 0 {
+		return n
+	}
+	return 30
+}
+
 // TestBrowserFloor (run with E2E_FLOOR=1; FLOOR_RUNS timed runs per pair,
 // default 30) measures each stock browser against itself over the veth
 // LAN of TestNetworkLAN: the offering page in one namespace
@@ -273,13 +286,7 @@ func quantile(xs []float64, q float64) float64 {
 // names here and it does not connect). It logs p50/p95/min/max, the paths and the load; it
 // asserts nothing of the times.
 func TestBrowserFloor(t *testing.T) {
-	if os.Getenv("E2E_FLOOR") != "1" {
-		t.Skip("a measurement: run with E2E_FLOOR=1 (see docs/measuring.md)")
-	}
-	runs := 30
-	if n, err := strconv.Atoi(os.Getenv(floorRunsEnv)); err == nil && n > 0 {
-		runs = n
-	}
+	runs := floorRuns(t)
 	for _, c := range []struct {
 		off, ans string
 		ip       bool // the answer's mDNS names replaced by the answerer's address
@@ -338,13 +345,7 @@ func TestBrowserFloor(t *testing.T) {
 // one serve, so no other engine's row runs beside it). It logs p50/p95 and the load before
 // and after each row; it asserts the echoes only.
 func TestClientsLAN(t *testing.T) {
-	if os.Getenv("E2E_FLOOR") != "1" {
-		t.Skip("a measurement: run with E2E_FLOOR=1 (see docs/measuring.md)")
-	}
-	runs := 30
-	if n, err := strconv.Atoi(os.Getenv(floorRunsEnv)); err == nil && n > 0 {
-		runs = n
-	}
+	runs := floorRuns(t)
 	ctx, tp := netTest(t, false)
 	h := tp.Namespace("host")
 	c := tp.Namespace("client")

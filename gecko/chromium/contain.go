@@ -196,15 +196,15 @@ func (g *generation) guard() {
 			return
 		case <-tick.C:
 		}
-		type loss struct {
-			bc             cdp.BrowserContextID
-			reason, detail string
-		}
 		if !proc.Alive(g.bp.PID()) {
 			// Renderers end with the browser: that is browser-died, which
 			// supervise reports, not a renderer crash whose freed places
 			// new workers would take.
 			continue
+		}
+		type loss struct {
+			bc             cdp.BrowserContextID
+			reason, detail string
 		}
 		var lost []loss
 		p.mu.Lock()
