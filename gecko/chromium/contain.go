@@ -131,7 +131,7 @@ func (g *generation) rendererCrashed(pg *page) {
 
 // loseContext ends every worker of browser context bc at once (its
 // renderer died), takes its pages out of service and retires the token's
-// context. It is idempotent.
+// context. It is idempotent: the first report of a death ends it.
 func (g *generation) loseContext(bc cdp.BrowserContextID, reason engine.EndReason, detail string) {
 	p := g.b.p
 	var pages []*page
@@ -155,13 +155,17 @@ func (g *generation) loseContext(bc cdp.BrowserContextID, reason engine.EndReaso
 			g.retired = append(g.retired, tc)
 		}
 	}
+	// Only the workers of pages this call takes out of service: a second
+	// report of the same death (targetCrashed after the guard's poll, or
+	// the other way round) finds their pages closing already and its
+	// workers still ending, and must neither count nor end them again.
 	for _, w := range g.byID {
-		if w.pg != nil && w.pg.bc == bc {
+		if w.pg != nil && slices.Contains(pages, w.pg) {
 			ws = append(ws, w)
 		}
 	}
 	p.mu.Unlock()
-	if len(pages) == 0 && len(ws) == 0 {
+	if len(pages) == 0 {
 		return
 	}
 	if reason == engine.EndContentCrashed {
