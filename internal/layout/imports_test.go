@@ -26,6 +26,8 @@ func TestImportFacts(t *testing.T) {
 			"cluster is an adapter of domain's contracts, not a part of host"},
 		{"./store/...", []string{mod + "/host", mod + "/cluster", mod + "/gecko"}, "store is the SQLite adapter only"},
 		{"./engine/...", []string{mod + "/"}, "engine is a leaf"},
+		{"./gecko/core/...", []string{mod + "/gecko", mod + "/gecko/chromium", mod + "/gecko/bidi", "github.com/chromedp/chromedp"},
+			"core is what both engines share: the engines import it, never the other way round"},
 		{"./domain/...", []string{mod + "/store", mod + "/cluster", mod + "/host", mod + "/gecko", mod + "/internal/",
 			"github.com/mattn/go-sqlite3", "github.com/redis/go-redis/v9"}, "domain has no storage in it"},
 	} {
