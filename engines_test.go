@@ -47,10 +47,9 @@ var serveEngines = []serveEngine{
 // it lacks a mechanism, with the reason (as the README's per-engine limits
 // say); that row skips with "exception: ...".
 var serveExceptions = map[string]map[string]string{
-	// Known gaps of the Chromium engine (issue 23 stays open): faults still
-	// to fix, not missing mechanisms; listed by make test.
-	"TestNetworkSameMachine": {"chromium": "known gap (issue 23): offline, the worker's ICE failure is a 302 after 30 s, not a 305"},
-	"TestNetworkUDPBlocked":  {"chromium": "known gap (issue 23): Chromium's ICE failure comes after about 18 s, the 305 reason lacks the TURN advice"},
+	// A known gap of the Chromium engine (issue 23 stays open): a fault
+	// still to fix, not a missing mechanism; listed by make test.
+	"TestNetworkUDPBlocked": {"chromium": "known gap (issue 23): the worker's relay candidate is trickled about 70-900 ms after its answer, often after the client connected, so the client is not sent one"},
 }
 
 // flags are the serve flags that select the engine: none for Firefox (the

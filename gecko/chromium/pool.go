@@ -47,7 +47,7 @@ type PoolOptions struct {
 	// ICEServers are stun:/turn: URLs for the workers' peer connections.
 	ICEServers []string
 	// ICELoopback makes workers gather and accept loopback candidates only
-	// (Chromium then runs with --allow-loopback-in-peer-connection).
+	// (Chromium always runs with --allow-loopback-in-peer-connection).
 	ICELoopback bool
 	// Egress is where workers may connect (serve --worker-egress,
 	// --worker-allow); every browser context has a proxy listener of its

@@ -87,16 +87,15 @@ func (g *generation) alive() bool {
 
 // launchArgs are the flags a Pool adds to Chromium's defaults: the
 // default context's proxy (one that refuses everything, loopback
-// included), and loopback ICE only in ICELoopback mode.
+// included), and loopback ICE (always, as Firefox's workers gather
+// loopback candidates: an offline client still connects over loopback).
 func (p *Pool) launchArgs() []string {
 	args := []string{"--proxy-server=socks5://" + p.global.Addr().String(), "--proxy-bypass-list=<-loopback>",
 		// A spare renderer, started ahead for the next page, would
 		// hide which process a new browser context's page runs in
 		// (contain.go).
-		"--disable-features=SpareRendererForSitePerProcess"}
-	if p.opts.ICELoopback {
-		args = append(args, "--allow-loopback-in-peer-connection")
-	}
+		"--disable-features=SpareRendererForSitePerProcess",
+		"--allow-loopback-in-peer-connection"}
 	return args
 }
 

@@ -49,6 +49,17 @@
   const QUIESCE_MS = 3000;
   // A pre-spawned worker must be ready this long after a start needs it.
   const READY_MS = 5000;
+  // The ICE watch (see watchICE in session) reports ICE failed when the
+  // worker has no candidate pair, or every one failed, ICE_NOPAIR_MS after
+  // it gathered its candidates (Firefox's own trickle grace period,
+  // media.peerconnection.ice.trickle_grace_period: time for a
+  // peer-reflexive pair to appear, or a late client candidate), or when
+  // no pair has heard from the client ICE_SILENT_MS after both sides'
+  // end of candidates (longer than Firefox's own STUN timeout, about
+  // 7.9 s). It looks every ICE_POLL_MS.
+  const ICE_NOPAIR_MS = 5000;
+  const ICE_SILENT_MS = 8000;
+  const ICE_POLL_MS = 250;
 
   function send(o) { emit(JSON.stringify(o)); }
 
@@ -243,6 +254,7 @@
       if (w.idleTimer) clearInterval(w.idleTimer);
       if (w.stopTimer) clearTimeout(w.stopTimer);
       if (w.busyTimer) clearInterval(w.busyTimer);
+      if (w.iceTimer) clearTimeout(w.iceTimer);
       if (w.runResolve) { const r = w.runResolve; w.runResolve = null; r({ ok: false }); }
       if (!quiet) tell(detail ? { t: "end", reason, detail } : { t: "end", reason });
       try { if (w.dc) w.dc.close(); } catch (_) {}
@@ -327,7 +339,11 @@
     const pc = s.pc;
     pc.onicecandidate = (e) => {
       if (w.ended) return;
-      if (!e.candidate) { tell({ t: "cand", c: endOfCandidates(pc, w.lastMid) }); return; }
+      if (!e.candidate) {
+        tell({ t: "cand", c: endOfCandidates(pc, w.lastMid) });
+        w.iceKnown("local");
+        return;
+      }
       if (!e.candidate.candidate) return; // end of a generation; null follows
       const c = e.candidate.toJSON();
       w.lastMid = { sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex };
@@ -345,6 +361,41 @@
       const st = pc.iceConnectionState;
       if (st === "connected" || st === "completed") iceUp = true;
       if (st === "failed" && !w.opened) failed();
+    };
+    // The ICE watch: Chromium never fails a peer connection that has no
+    // candidate pair (it stays "new" or "checking", whatever the client's
+    // end of candidates), and fails pairs nobody answers only after about
+    // 15-18 s, later than a client gives up on its own (without the
+    // host's advice); Firefox fails both itself (see ICE_NOPAIR_MS). So
+    // once the worker's candidates are gathered (w.iceKnown), the page
+    // looks at its candidate pairs (getStats) until the channel opens, ICE
+    // connects or the worker ends: no pair, or every pair failed,
+    // ICE_NOPAIR_MS after that, or, once the client's end-of-candidates
+    // is in too, no pair that heard from the client ICE_SILENT_MS after
+    // both, is an ICE failure (failed, as the browser's own). A pair that
+    // got a request or a response is never cut: ICE is under way on it.
+    const known = { local: 0, remote: 0 }; // when each side's candidates were all known
+    w.iceKnown = (side) => {
+      if (known[side]) return;
+      known[side] = performance.now();
+      if (side === "local" && !w.ended && !w.opened) w.iceTimer = setTimeout(watchICE, ICE_POLL_MS);
+    };
+    const watchICE = async () => {
+      w.iceTimer = null;
+      if (w.ended || w.opened || iceUp) return;
+      let p;
+      try { p = pairsOf(await pc.getStats()); } catch (_) { return; } // closed
+      if (w.ended || w.opened || iceUp) return;
+      const now = performance.now();
+      let why = "";
+      if (p.failed === p.n && now - known.local >= ICE_NOPAIR_MS) {
+        why = (p.n ? "every candidate pair failed" : "no candidate pair") + " " + Math.round(now - known.local) + " ms after the worker gathered its candidates";
+      } else if (!p.heard && known.remote && now - Math.max(known.local, known.remote) >= ICE_SILENT_MS) {
+        why = "no candidate pair heard from the client " + Math.round(now - Math.max(known.local, known.remote)) + " ms after both sides' end of candidates";
+      }
+      if (!why) { w.iceTimer = setTimeout(watchICE, ICE_POLL_MS); return; }
+      tell({ t: "log", msg: "ICE watch: " + why + " (" + p.n + " pairs)" });
+      failed();
     };
     pc.onconnectionstatechange = () => {
       const st = pc.connectionState;
@@ -448,9 +499,24 @@
     }
   }
 
+  // pairsOf counts the candidate pairs of a getStats report: n, failed,
+  // and heard (one of them got a request or a response from the client,
+  // or succeeded).
+  function pairsOf(stats) {
+    const p = { n: 0, failed: 0, heard: false };
+    stats.forEach((r) => {
+      if (r.type !== "candidate-pair") return;
+      p.n++;
+      if (r.state === "failed") p.failed++;
+      if (r.state === "succeeded" || r.responsesReceived > 0 || r.requestsReceived > 0 || r.bytesReceived > 0 || r.readable === true) p.heard = true;
+    });
+    return p;
+  }
+
   async function addCandidate(w, c) {
     if (!c.candidate) {
       await w.s.pc.addIceCandidate(null).catch(() => w.s.pc.addIceCandidate({ candidate: "" }));
+      w.iceKnown("remote");
       return;
     }
     if (cfg.loopback && !isLoopback(c.candidate)) return;
