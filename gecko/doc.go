@@ -35,7 +35,8 @@
 //
 // Files: pool.go (Pool: start, close, StartWorker), supervise.go (browser
 // slots: restarts, recycling, draining), pages.go (shell pages and user
-// contexts), worker.go (one worker), firefox.go (one Firefox process),
+// contexts), worker.go (one worker's BiDi calls and its place: its
+// negotiation is package gecko/core's), firefox.go (one Firefox process),
 // launcher.go (launches and the template profile), profile.go (profile
 // directories), prefs.go (Firefox prefs), package gecko/shell (the
 // worker shell), egress.go (the egress proxy's wiring), stats.go (Browsers).

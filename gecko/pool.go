@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/gecko/shell"
 	"github.com/geckohost/geckohost/internal/proc"
@@ -116,8 +117,7 @@ const (
 	backoffMin      = 250 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
-	callTimeout     = 10 * time.Second
-	startTimeout    = 40 * time.Second // gh.start: the host's 302 comes first
+	callTimeout     = core.CallTimeout
 	refillHold      = time.Second
 	// workersPerPage is how many workers one shell page hosts.
 	workersPerPage = 50

@@ -15,6 +15,8 @@
 //
 // Files: chromium.go (one Chromium process), pool.go (Pool: start, close,
 // StartWorker), supervise.go (browser slots and restarts), pages.go (shell
-// pages and browser contexts), worker.go (one worker), contain.go
-// (renderer crashes and the memory limit), stats.go (Browsers, Slots).
+// pages and browser contexts), worker.go (one worker's CDP calls and
+// its place: its negotiation is package gecko/core's), errpos.go (a 202's
+// position), contain.go (renderer crashes and the memory limit), stats.go
+// (Browsers, Slots).
 package chromium

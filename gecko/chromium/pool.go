@@ -10,6 +10,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/gecko/shell"
 )
@@ -79,8 +80,7 @@ const (
 	backoffMin      = 250 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
-	callTimeout     = 10 * time.Second
-	startTimeoutJS  = 40 * time.Second // gh.start: the host's 302 comes first
+	callTimeout     = core.CallTimeout
 	// workersPerPage is how many workers one shell page hosts.
 	workersPerPage = 50
 	// pageSpare: a token's next page is pre-loaded once fewer free places
