@@ -145,11 +145,3 @@ func (g *generation) info() BrowserInfo {
 	}
 	return bi
 }
-
-// plural is n and the noun, with an "s" unless n is 1: "1 worker", "2 workers".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}

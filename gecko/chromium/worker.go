@@ -43,7 +43,7 @@ type worker struct {
 func newWorker(p *Pool, b *browser, g *generation, tc *tokenCtx, pg *page, req engine.WorkerRequest) *worker {
 	w := &worker{p: p, b: b, g: g, tc: tc, req: req, pg: pg, log: b.log.With("worker", req.WorkerID)}
 	w.Worker = core.NewWorker(core.WorkerOptions{Request: req, Log: w.log, ICELoopback: p.opts.ICELoopback,
-		MaxLifetime: p.opts.WorkerMaxLifetime, Dead: g.dead, Abandon: p.abandon}, w)
+		MaxLifetime: p.opts.WorkerMaxLifetime, Dead: g.dead, Abandon: p.shut.Abandoned()}, w)
 	return w
 }
 
