@@ -11,6 +11,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/internal/proc"
 )
 
@@ -74,23 +75,7 @@ type contentProc struct {
 
 // ContentInfo describes the content process of one user context of a
 // browser (see BrowserInfo.Contents).
-type ContentInfo struct {
-	// PID is the process id.
-	PID int
-	// Token is the id of the token whose user context it runs; 0 for a
-	// generic page's (not yet taken by a token).
-	Token int64
-	// UserContext is the browser user context's id.
-	UserContext string
-	// Memory is its anonymous resident memory in bytes.
-	Memory int64
-	// MemoryLimit is the limit past which it is killed, in bytes (0: none).
-	MemoryLimit int64
-	// CPU is the CPU time it has used.
-	CPU time.Duration
-	// Niced: it is busy and runs at a lower priority.
-	Niced bool
-}
+type ContentInfo = core.ContentInfo
 
 // shellURL is the shell page's URL for user context uc (the URL names it,
 // so that Firefox's process list tells which process runs it).
