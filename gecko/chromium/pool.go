@@ -113,6 +113,7 @@ type Pool struct {
 	global   *egress.Identity
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm page
+	pacing   *core.Pacing  // busy renderers (contain.go)
 
 	supWG    sync.WaitGroup // supervisors
 	workerWG sync.WaitGroup // worker goroutines
@@ -207,6 +208,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		p.mu.Unlock()
 		return fmt.Errorf("start pool: start egress proxy: %w", err)
 	}
+	p.pacing = core.NewPacing(p.log)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
 		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
@@ -269,11 +271,12 @@ func (pc *poolCloser) CloseSlots() []*browser {
 // Cancel implements core.PoolCloser.
 func (pc *poolCloser) Cancel() { pc.cancel() }
 
-// CloseRest implements core.PoolCloser: the egress proxies and the shell
-// server.
+// CloseRest implements core.PoolCloser: the CPU pacing, the egress
+// proxies and the shell server.
 func (pc *poolCloser) CloseRest(ctx context.Context) []error {
 	p := (*Pool)(pc)
 	var errs []error
+	p.pacing.Close()
 	for _, px := range []*egress.Proxy{p.egress, p.quiet} {
 		if px != nil {
 			if err := px.Close(); err != nil {
