@@ -128,6 +128,13 @@ type tokenCtx struct {
 	limits    engine.Limits // the token's own (from its latest request)
 }
 
+// Busy reports whether tc runs workers or has a page being made. Caller
+// holds p.mu.
+func (tc *tokenCtx) Busy() bool { return tc.workers > 0 || tc.making != nil }
+
+// IdleSince is when tc's last worker ended. Caller holds p.mu.
+func (tc *tokenCtx) IdleSince() time.Time { return tc.idleSince }
+
 // placed counts the workers that have a place in tc's pages (the others
 // wait for a page). Caller holds p.mu.
 func (tc *tokenCtx) placed() int {

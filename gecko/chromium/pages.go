@@ -101,6 +101,13 @@ func (g *generation) tokenFor(token int64) *tokenCtx {
 	return tc
 }
 
+// Busy reports whether tc runs workers or has a page being made. Caller
+// holds p.mu.
+func (tc *tokenCtx) Busy() bool { return tc.workers > 0 || tc.making != nil }
+
+// IdleSince is when tc's last worker ended. Caller holds p.mu.
+func (tc *tokenCtx) IdleSince() time.Time { return tc.idleSince }
+
 func (tc *tokenCtx) placed() int {
 	n := 0
 	for _, pg := range tc.pages {
