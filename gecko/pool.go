@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/gecko/shell"
-	"github.com/geckohost/geckohost/internal/proc"
 )
 
 // NoWarm is PoolOptions.Warm for no pre-spawned worker and no generic page
@@ -148,7 +147,7 @@ type Pool struct {
 	egress   *egress.Proxy
 	global   *egress.Identity // the default user context's (and Firefox's own) requests
 	launcher *Launcher
-	cpuGroup *proc.CPUGroup // busy content processes (nil: renice them)
+	pacing   *core.Pacing // busy content processes (contain.go)
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm slot
 	firstErr error
@@ -270,16 +269,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	fopts.Prefs = maps.Clone(fopts.Prefs)
 	maps.Copy(fopts.Prefs, proxyPrefs(p.global.Addr()))
 	p.launcher = NewLauncher(fopts)
-	if cg, err := proc.NewCPUGroup(fmt.Sprintf("geckohost-%d-busy", os.Getpid())); err == nil {
-		p.cpuGroup = cg
-		cg.RemoveStale(func(name string) bool { // of a geckohost killed
-			var pid int
-			_, err := fmt.Sscanf(name, "geckohost-%d-busy", &pid)
-			return err == nil && !proc.Alive(pid)
-		})
-	} else {
-		p.log.Debug("no cpu cgroup for busy content processes: renicing them", "err", err)
-	}
+	p.pacing = core.NewPacing(p.log)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
 		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
@@ -378,11 +368,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.supWG.Wait()
 	<-waited
-	if p.cpuGroup != nil {
-		if err := p.cpuGroup.Close(); err != nil {
-			p.log.Debug("remove the cpu cgroup", "err", err)
-		}
-	}
+	p.pacing.Close()
 	if p.launcher != nil {
 		if err := p.launcher.Close(ctx); err != nil {
 			errs = append(errs, err)

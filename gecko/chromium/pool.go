@@ -10,6 +10,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/gecko/shell"
 )
@@ -114,6 +115,7 @@ type Pool struct {
 	global   *egress.Identity
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm page
+	pacing   *core.Pacing  // busy renderers (contain.go)
 
 	supWG     sync.WaitGroup // supervisors
 	workerWG  sync.WaitGroup // worker goroutines
@@ -213,6 +215,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		p.mu.Unlock()
 		return fmt.Errorf("start pool: start egress proxy: %w", err)
 	}
+	p.pacing = core.NewPacing(p.log)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
 		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
@@ -304,6 +307,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.cancel()
 	p.supWG.Wait()
 	<-waited
+	p.pacing.Close()
 	for _, px := range []*egress.Proxy{p.egress, p.quiet} {
 		if px != nil {
 			if err := px.Close(); err != nil {

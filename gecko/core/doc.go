@@ -2,8 +2,9 @@
 // package gecko/chromium for Chromium) do the same way, whatever protocol
 // drives the browser: one worker's negotiation and its events, the pool's
 // admission, a browser process's launch and supervision, the pre-loading of
-// pages. Each engine keeps only what its browser does differently (BiDi or
-// CDP, user contexts or browser contexts, content processes or renderers).
+// pages, the CPU pacing of busy processes (pace.go). Each engine keeps only
+// what its browser does differently (BiDi or CDP, user contexts or browser
+// contexts, content processes or renderers).
 //
 // It imports nothing of the project but engine and internal helpers: the
 // engines import it, never the other way round.
