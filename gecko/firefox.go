@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -63,19 +62,7 @@ type FirefoxOptions struct {
 // is "", the first of firefox-esr and firefox found on PATH. The error wraps
 // ErrFirefoxNotFound.
 func FindFirefox(path string) (string, error) {
-	if path != "" {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return "", fmt.Errorf("find firefox %q: %w (%w)", path, ErrFirefoxNotFound, err)
-		}
-		return p, nil
-	}
-	for _, name := range []string{"firefox-esr", "firefox"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("find firefox on PATH: %w", ErrFirefoxNotFound)
+	return core.FindBinary("firefox", path, []string{"firefox-esr", "firefox"}, ErrFirefoxNotFound)
 }
 
 // Firefox is a running, supervised headless Firefox with an open BiDi

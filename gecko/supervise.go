@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/core"
-	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // browser is one supervised Firefox slot of the pool; gen is the running
@@ -41,11 +40,11 @@ type generation struct {
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
 	recycleCh chan struct{}
-	served    int                         // workers started
-	pages     map[string]*page            // by tab
-	idents    map[string]*egress.Identity // egress identities by user context
-	undoDeny  func()                      // lets the BiDi port be reached again once the browser is gone
-	byID      map[string]*worker          // its workers by id, from StartWorker to their end
+	served    int                     // workers started
+	pages     map[string]*page        // by tab
+	idents    core.Identities[string] // egress identities by user context
+	undoDeny  func()                  // lets the BiDi port be reached again once the browser is gone
+	byID      map[string]*worker      // its workers by id, from StartWorker to their end
 	// ready: its first page is loaded (or Warm is 0), so a new token's
 	// first worker need not wait for one.
 	ready bool
@@ -181,7 +180,6 @@ func (b *browser) newGeneration(ff *Firefox) *generation {
 		tokens:    map[int64]*tokenCtx{},
 		pages:     map[string]*page{},
 		byID:      map[string]*worker{},
-		idents:    map[string]*egress.Identity{},
 		undoDeny:  b.p.denyBiDi(ff),
 		realms:    map[string]*page{},
 		procs:     map[string]*contentProc{},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"time"
 
@@ -38,22 +37,7 @@ const debianChromium = "/usr/lib/chromium/chromium"
 // chromium and chromium-browser on PATH. The error wraps
 // ErrChromiumNotFound.
 func FindChromium(path string) (string, error) {
-	if path != "" {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return "", fmt.Errorf("find chromium %q: %w (%w)", path, ErrChromiumNotFound, err)
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath(debianChromium); err == nil {
-		return p, nil
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("find chromium on PATH: %w", ErrChromiumNotFound)
+	return core.FindBinary("chromium", path, []string{debianChromium, "chromium", "chromium-browser"}, ErrChromiumNotFound)
 }
 
 // Timeouts of a Chromium's life.

@@ -286,13 +286,3 @@ func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
-
-// wsPort is the port of the CDP URL (0 if none).
-func wsPort(ws string) uint16 {
-	u, err := url.Parse(ws)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseUint(u.Port(), 10, 16)
-	return uint16(n)
-}

@@ -37,7 +37,7 @@ type generation struct {
 	tokens  map[int64]*tokenCtx
 	retired []*tokenCtx    // replaced token contexts still running workers
 	pages   map[*page]bool // every loaded page
-	idents  map[cdp.BrowserContextID]*egress.Identity
+	idents  core.Identities[cdp.BrowserContextID]
 	byID    map[string]*worker
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
@@ -130,12 +130,12 @@ func (b *browser) install(bp *browserProc) *generation {
 		recycleCh: make(chan struct{}, 1),
 		tokens:    map[int64]*tokenCtx{},
 		pages:     map[*page]bool{},
-		idents:    map[cdp.BrowserContextID]*egress.Identity{},
 		byID:      map[string]*worker{},
 		procs:     map[cdp.BrowserContextID]*rendererProc{},
 		guardCh:   make(chan struct{}, 1),
 	}
-	undo := p.egress.DenyPort(wsPort(bp.wsURL))
+	port, _ := core.URLPort(bp.wsURL)
+	undo := p.egress.DenyPort(port)
 	g.wg.Add(1)
 	go func() { defer g.wg.Done(); <-g.dead; undo() }()
 	p.mu.Lock()
@@ -218,9 +218,7 @@ func (g *generation) createContext(ctx context.Context) (cdp.BrowserContextID, e
 		_ = id.Close()
 		return "", fmt.Errorf("create browser context: %w", err)
 	}
-	p.mu.Lock()
-	g.idents[res.BrowserContextID] = id
-	p.mu.Unlock()
+	g.idents.Add(res.BrowserContextID, id)
 	return res.BrowserContextID, nil
 }
 
@@ -234,34 +232,16 @@ func (g *generation) removeContext(bc cdp.BrowserContextID) {
 	}
 	p := g.b.p
 	p.mu.Lock()
-	id := g.idents[bc]
-	delete(g.idents, bc)
 	delete(g.procs, bc)
 	p.mu.Unlock()
-	if id != nil {
-		_ = id.Close()
-	}
+	g.idents.Remove(bc)
 }
 
 // identity returns the egress identity of browser context bc (nil if none).
-func (g *generation) identity(bc cdp.BrowserContextID) *egress.Identity {
-	p := g.b.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return g.idents[bc]
-}
+func (g *generation) identity(bc cdp.BrowserContextID) *egress.Identity { return g.idents.Get(bc) }
 
 // closeIdentities closes every egress identity of g (the browser is gone).
-func (g *generation) closeIdentities() {
-	p := g.b.p
-	p.mu.Lock()
-	ids := g.idents
-	g.idents = map[cdp.BrowserContextID]*egress.Identity{}
-	p.mu.Unlock()
-	for _, id := range ids {
-		_ = id.Close()
-	}
-}
+func (g *generation) closeIdentities() { g.idents.CloseAll() }
 
 // sleepCtx waits for d or until ctx ends; it reports whether d passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool { return core.Sleep(ctx, d) }

@@ -1,0 +1,71 @@
+package core
+
+import (
+	"net/url"
+	"strconv"
+	"sync"
+
+	"github.com/geckohost/geckohost/gecko/egress"
+)
+
+// Identities are the egress identities (package gecko/egress) of one
+// browser's contexts (Firefox's user contexts, Chromium's browser
+// contexts), by context id. The zero value is empty and ready; its methods
+// are safe for concurrent use.
+type Identities[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]*egress.Identity
+}
+
+// Add records id as context k's identity.
+func (s *Identities[K]) Add(k K, id *egress.Identity) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[K]*egress.Identity{}
+	}
+	s.m[k] = id
+}
+
+// Get returns context k's identity (nil if none).
+func (s *Identities[K]) Get(k K) *egress.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[k]
+}
+
+// Remove forgets context k's identity and closes it.
+func (s *Identities[K]) Remove(k K) {
+	s.mu.Lock()
+	id := s.m[k]
+	delete(s.m, k)
+	s.mu.Unlock()
+	if id != nil {
+		_ = id.Close()
+	}
+}
+
+// CloseAll forgets and closes every identity (the browser is gone).
+func (s *Identities[K]) CloseAll() {
+	s.mu.Lock()
+	ids := s.m
+	s.m = nil
+	s.mu.Unlock()
+	for _, id := range ids {
+		_ = id.Close()
+	}
+}
+
+// URLPort returns the port of a browser's protocol URL
+// (ws://127.0.0.1:PORT/...), and false when it has none.
+func URLPort(u string) (uint16, bool) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(pu.Port(), 10, 16)
+	if err != nil {
+		return 0, false
+	}
+	return uint16(n), true
+}
