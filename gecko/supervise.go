@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/core"
+	"github.com/geckohost/geckohost/gecko/egress"
 )
 
 // browser is one supervised Firefox slot of the pool; gen is the running
@@ -40,11 +41,11 @@ type generation struct {
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
 	recycleCh chan struct{}
-	served    int                     // workers started
-	pages     map[string]*page        // by tab
-	idents    core.Identities[string] // egress identities by user context
-	undoDeny  func()                  // lets the BiDi port be reached again once the browser is gone
-	byID      map[string]*worker      // its workers by id, from StartWorker to their end
+	served    int                                       // workers started
+	pages     map[string]*page                          // by tab
+	idents    core.Identities[string, *egress.Identity] // egress identities by user context
+	undoDeny  func()                                    // lets the BiDi port be reached again once the browser is gone
+	byID      map[string]*worker                        // its workers by id, from StartWorker to their end
 	// ready: its first page is loaded (or Warm is 0), so a new token's
 	// first worker need not wait for one.
 	ready bool

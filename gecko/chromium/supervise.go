@@ -37,7 +37,7 @@ type generation struct {
 	tokens  map[int64]*tokenCtx
 	retired []*tokenCtx    // replaced token contexts still running workers
 	pages   map[*page]bool // every loaded page
-	idents  core.Identities[cdp.BrowserContextID]
+	idents  core.Identities[cdp.BrowserContextID, *egress.Identity]
 	byID    map[string]*worker
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.

@@ -1,52 +1,51 @@
 package core
 
 import (
+	"io"
 	"net/url"
 	"strconv"
 	"sync"
-
-	"github.com/geckohost/geckohost/gecko/egress"
 )
 
-// Identities are the egress identities (package gecko/egress) of one
+// Identities are the egress identities (I: *egress.Identity) of one
 // browser's contexts (Firefox's user contexts, Chromium's browser
-// contexts), by context id. The zero value is empty and ready; its methods
-// are safe for concurrent use.
-type Identities[K comparable] struct {
+// contexts), by context id (K). The zero value is empty and ready; its
+// methods are safe for concurrent use.
+type Identities[K comparable, I io.Closer] struct {
 	mu sync.Mutex
-	m  map[K]*egress.Identity
+	m  map[K]I
 }
 
 // Add records id as context k's identity.
-func (s *Identities[K]) Add(k K, id *egress.Identity) {
+func (s *Identities[K, I]) Add(k K, id I) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[K]*egress.Identity{}
+		s.m = map[K]I{}
 	}
 	s.m[k] = id
 }
 
-// Get returns context k's identity (nil if none).
-func (s *Identities[K]) Get(k K) *egress.Identity {
+// Get returns context k's identity (the zero I, nil, if none).
+func (s *Identities[K, I]) Get(k K) I {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m[k]
 }
 
 // Remove forgets context k's identity and closes it.
-func (s *Identities[K]) Remove(k K) {
+func (s *Identities[K, I]) Remove(k K) {
 	s.mu.Lock()
-	id := s.m[k]
+	id, ok := s.m[k]
 	delete(s.m, k)
 	s.mu.Unlock()
-	if id != nil {
+	if ok {
 		_ = id.Close()
 	}
 }
 
 // CloseAll forgets and closes every identity (the browser is gone).
-func (s *Identities[K]) CloseAll() {
+func (s *Identities[K, I]) CloseAll() {
 	s.mu.Lock()
 	ids := s.m
 	s.m = nil
