@@ -25,6 +25,8 @@ import (
 	"github.com/geckohost/geckohost/domain"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/host/client"
+	"github.com/geckohost/geckohost/internal/leaktest"
+	"github.com/geckohost/geckohost/internal/netns"
 	"github.com/geckohost/geckohost/internal/redistest"
 	"github.com/geckohost/geckohost/internal/syncbuf"
 )
@@ -563,4 +565,63 @@ func (rs *rawSession) expectError(t *testing.T, ctx context.Context, errno engin
 		}
 		return
 	}
+}
+
+// TestClusterMixedEngines: a cluster's nodes may run different engines.
+// "geckohost nodes" names each node's engine, a token's worker relayed to
+// a Chromium node from a Firefox node's client runs there and echoes, and
+// its record names the engine that ran it.
+func TestClusterMixedEngines(t *testing.T) {
+	netns.Skip(t)
+	leaktest.Check(t)
+	ff, cr := serveEngines[0], serveEngines[1]
+	needServeEngine(t, ff)
+	needServeEngine(t, cr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rs := redistest.Start(t)
+	url := rs.URL()
+	// b first: a's view of the registry (read every half heartbeat) has b
+	// ready by the time a's own browser is.
+	b := startNode(t, ctx, cr, "b", url)
+	b.waitReady(t, ctx)
+	a := startNode(t, ctx, ff, "a", url)
+	a.waitReady(t, ctx)
+
+	r := geckohost(t, "nodes", "--redis", url, "--json")
+	wantOK(t, r)
+	var nodes []struct{ ID, Engine string }
+	if err := json.Unmarshal([]byte(r.stdout), &nodes); err != nil {
+		t.Fatalf("nodes --json: %v: %s", err, r.stdout)
+	}
+	engines := map[string]string{}
+	for _, n := range nodes {
+		engines[n.ID] = n.Engine
+	}
+	if engines["a"] != "firefox" || engines["b"] != "chromium" {
+		t.Errorf("nodes' engines %v, want a firefox, b chromium", engines)
+	}
+
+	mix := addToken(t, url, "mix")
+	first := mustDial(t, ctx, b, mix) // the token's node is now b
+	defer func() { _ = first.Close() }()
+	relayed := mustDial(t, ctx, a, mix)
+	defer func() { _ = relayed.Close() }()
+	rec, err := placedRecord(t, ctx, a.db, relayed.WorkerID)
+	if err != nil || rec.NodeID != "b" || rec.Engine != "chromium" {
+		t.Errorf("relayed worker's record: node %q, engine %q (%v); want b, chromium", rec.NodeID, rec.Engine, err)
+	}
+	echo(t, ctx, relayed, "relayed to a Chromium node")
+
+	own := mustDial(t, ctx, a, addToken(t, url, "own"))
+	defer func() { _ = own.Close() }()
+	rec, err = placedRecord(t, ctx, a.db, own.WorkerID)
+	if err != nil || rec.NodeID != "a" || rec.Engine != "firefox" {
+		t.Errorf("local worker's record: node %q, engine %q (%v); want a, firefox", rec.NodeID, rec.Engine, err)
+	}
+	echo(t, ctx, own, "on the Firefox node")
+	_, _, _ = first.Close(), relayed.Close(), own.Close()
+	waitWorkers(t, ctx, url, map[string]int{"a": 0, "b": 0})
+	a.stop(t)
+	b.stop(t)
 }

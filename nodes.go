@@ -59,6 +59,7 @@ type nodeJSON struct {
 	State       string  `json:"state"`
 	Addr        string  `json:"addr"`
 	Version     string  `json:"version"`
+	Engine      string  `json:"engine"`
 	Browsers    int     `json:"browsers"`
 	Workers     int     `json:"workers"`
 	Capacity    int     `json:"capacity"`
@@ -84,7 +85,7 @@ func nodesList(c *cli.Context) error {
 	if c.Bool("json") {
 		out := make([]nodeJSON, 0, len(nodes))
 		for _, n := range nodes {
-			out = append(out, nodeJSON{ID: n.ID, State: n.State, Addr: n.Addr, Version: n.Version, Browsers: n.Browsers,
+			out = append(out, nodeJSON{ID: n.ID, State: n.State, Addr: n.Addr, Version: n.Version, Engine: n.Engine, Browsers: n.Browsers,
 				Workers: n.Workers, Capacity: n.Capacity, Relayed: n.Relayed, Negotiating: n.Negotiating,
 				Started: jsonTime(n.Started), HeartbeatMS: n.Age.Milliseconds()})
 		}
@@ -95,14 +96,14 @@ func nodesList(c *cli.Context) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tWORKERS\tCAPACITY\tBROWSERS\tRELAYED\tNEGOTIATING\tHEARTBEAT\tUP\tADDR\tVERSION")
+	fmt.Fprintln(tw, "NODE\tSTATE\tENGINE\tWORKERS\tCAPACITY\tBROWSERS\tRELAYED\tNEGOTIATING\tHEARTBEAT\tUP\tADDR\tVERSION")
 	now := time.Now()
 	for _, n := range nodes {
 		up := "-"
 		if !n.Started.IsZero() {
 			up = fmtDur(now.Sub(n.Started))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s ago\t%s\t%s\t%s\n", n.ID, n.State, n.Workers, n.Capacity, n.Browsers,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s ago\t%s\t%s\t%s\n", n.ID, n.State, orDash(n.Engine), n.Workers, n.Capacity, n.Browsers,
 			n.Relayed, n.Negotiating, fmtDur(n.Age), up, orDash(n.Addr), orDash(n.Version))
 	}
 	if err := tw.Flush(); err != nil {

@@ -67,7 +67,7 @@ func startCluster(ctx context.Context, cfg serveConfig, log *slog.Logger, db *st
 		return nil, err
 	}
 	node, err := cluster.New(cluster.Options{
-		Client: c, ID: id, Local: pool, Records: db, Addr: addr.String(), Version: buildInfo().Version,
+		Client: c, ID: id, Local: pool, Records: db, Addr: addr.String(), Version: buildInfo().Version, Engine: cfg.engineName(),
 		Logger: log.With("component", "cluster"),
 		Load: func() cluster.Load {
 			var ld cluster.Load

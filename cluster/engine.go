@@ -202,7 +202,7 @@ func (n *Node) startLocal(ctx context.Context, req engine.WorkerRequest) (engine
 	}
 	lw := &localWorker{n: n, w: w, id: req.WorkerID, tokenID: req.TokenID, events: make(chan engine.Event), counted: true}
 	n.mu.Lock()
-	n.placed[req.WorkerID] = n.opts.ID
+	n.placed[req.WorkerID] = placement{node: n.opts.ID, engine: n.opts.Engine}
 	n.negotiating++
 	n.mu.Unlock()
 	n.trackLocal(req.WorkerID, req.TokenID)

@@ -49,9 +49,9 @@ type Options struct {
 	Records Recorder
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
-	// Addr and Version are published in the registry, for "geckohost
-	// nodes".
-	Addr, Version string
+	// Addr, Version and Engine (the name of the node's engine: "firefox",
+	// "chromium") are published in the registry, for "geckohost nodes".
+	Addr, Version, Engine string
 	// Heartbeat is how often the node publishes its state; 0 means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -103,7 +103,7 @@ type Node struct {
 	pending     map[string]int            // workers placed per node since that read
 	remotes     map[string]*remoteWorker  // workers of this node's clients running elsewhere, by worker id
 	served      map[string]*served        // workers run for other nodes' clients, by front/worker id
-	placed      map[string]string         // worker id → node running it (until its ended record)
+	placed      map[string]placement      // worker id → where it runs (until its ended record)
 	remoteOwned map[string]bool           // worker ids whose count the running node releases
 	local       map[string]int64          // live workers on this node (own or relayed): worker id → token id
 	reserved    map[string]map[string]int // worker id → the token's live workers per node, from Reserve
@@ -137,7 +137,7 @@ func New(opts Options) (*Node, error) {
 		opts: opts, c: opts.Client, log: opts.Logger, instance: hex.EncodeToString(b[:]), started: time.Now(),
 		kick: make(chan struct{}, 1), kickRel: make(chan struct{}, 1),
 		view: map[string]NodeInfo{}, pending: map[string]int{}, remotes: map[string]*remoteWorker{},
-		served: map[string]*served{}, placed: map[string]string{}, remoteOwned: map[string]bool{},
+		served: map[string]*served{}, placed: map[string]placement{}, remoteOwned: map[string]bool{},
 		local: map[string]int64{}, reserved: map[string]map[string]int{}, releases: map[string]int64{},
 		closes: map[string]string{}, records: newMailbox[SessionRecord](),
 	}
@@ -342,10 +342,14 @@ func (n *Node) info() NodeInfo {
 	n.mu.Lock()
 	relayed, neg := len(n.served), n.negotiating
 	n.mu.Unlock()
-	return NodeInfo{ID: n.opts.ID, State: state, Addr: n.opts.Addr, Version: n.opts.Version,
+	return NodeInfo{ID: n.opts.ID, State: state, Addr: n.opts.Addr, Version: n.opts.Version, Engine: n.opts.Engine,
 		Browsers: ld.Browsers, Workers: ld.Workers, Capacity: ld.Capacity, Relayed: relayed, Negotiating: neg,
 		Started: n.started.UTC(), Instance: n.instance}
 }
+
+// placement is the node running a worker and that node's engine (what its
+// session record names).
+type placement struct{ node, engine string }
 
 // heartbeatNow asks the heartbeat loop to publish at once.
 func (n *Node) heartbeatNow() {

@@ -113,20 +113,24 @@ func decodeLegacyRecord(b []byte) (SessionRecord, error) {
 }
 
 // SaveSession implements domain.Store: the record names the node that ran
-// the worker (Session.NodeID) and goes to the node's SQLite (Options.
+// the worker (Session.NodeID) and its engine (Session.Engine, where that
+// node published one: a cluster's nodes may run different engines) and goes to the node's SQLite (Options.
 // Records; without the token id, which is the cluster's, not that file's);
 // an ended session is also appended to the cluster's stream.
 func (n *Node) SaveSession(ctx context.Context, s domain.Session) error {
 	n.mu.Lock()
-	node := n.placed[s.WorkerID]
+	pl := n.placed[s.WorkerID]
 	if s.State == domain.StateEnded {
 		delete(n.placed, s.WorkerID)
 	}
 	n.mu.Unlock()
-	if node == "" {
-		node = n.opts.ID
+	if pl.node == "" {
+		pl.node = n.opts.ID
 	}
-	s.NodeID = node
+	s.NodeID = pl.node
+	if pl.engine != "" {
+		s.Engine = pl.engine
+	}
 	if s.State == domain.StateEnded {
 		n.records.put(SessionRecord{Session: s, Front: n.opts.ID})
 	}

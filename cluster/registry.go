@@ -44,6 +44,8 @@ type NodeInfo struct {
 	Addr string `json:"addr,omitempty"`
 	// Version is the geckohost version.
 	Version string `json:"version,omitempty"`
+	// Engine is the engine its workers run in ("firefox", "chromium").
+	Engine string `json:"engine,omitempty"`
 	// Browsers is the number of running browsers; Workers the live
 	// workers (its own clients' and relayed ones); Capacity the most
 	// workers it can run (browsers × --max-workers-per-browser).

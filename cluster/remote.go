@@ -119,7 +119,7 @@ func (n *Node) startRemote(ctx context.Context, node string, req engine.WorkerRe
 		return nil, fmt.Errorf("start worker on node %s: %w", node, ctx.Err())
 	}
 	n.mu.Lock()
-	n.placed[req.WorkerID] = node
+	n.placed[req.WorkerID] = placement{node: node, engine: n.view[node].Engine}
 	n.remoteOwned[req.WorkerID] = true
 	n.pending[node]++
 	n.negotiating++

@@ -317,7 +317,7 @@ func (sv *served) ended(last engine.Event) {
 	}
 	rec := SessionRecord{Front: sv.from, Session: domain.Session{
 		WorkerID: sv.sid, TokenID: sv.req.TokenID, TokenName: sv.req.TokenName, Source: sv.req.Source,
-		State: domain.StateEnded, Ended: time.Now(), EndReason: reason, NodeID: sv.n.opts.ID}}
+		State: domain.StateEnded, Ended: time.Now(), EndReason: reason, NodeID: sv.n.opts.ID, Engine: sv.n.opts.Engine}}
 	if last.Err != nil {
 		rec.Errno, rec.Reason = int(last.Err.Errno), last.Err.Reason
 	}

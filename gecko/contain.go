@@ -11,6 +11,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/internal/proc"
 )
 
@@ -28,10 +29,9 @@ import (
 //   - Memory: a content process whose anonymous resident memory goes past
 //     its token's limit is killed (SIGKILL), which ends its workers with
 //     "memory-limit".
-//   - CPU: a content process that keeps a core busy is moved into a CPU
-//     cgroup of the lowest weight (where this process may make one: see
-//     proc.CPUGroup; else it is reniced to 19), so that a token's busy
-//     workers cannot starve other tokens; it is moved back once quiet.
+//   - CPU: a content process that keeps a core busy is paced (core.Pacing:
+//     a CPU cgroup of the lowest weight, else nice 19), so that a token's
+//     busy workers cannot starve other tokens; it is moved back once quiet.
 //
 // The pid of a user context's content process comes from Firefox's own
 // process list (ChromeUtils.requestProcInfo, in the browser's privileged
@@ -44,29 +44,16 @@ const (
 	// mapEvery bounds how often the guard asks Firefox for its process
 	// list while some user context's process is not known.
 	mapEvery = time.Second
-	// busyShare is the share of one core above which a content process
-	// counts as busy (measured over busyWindow), and busyNice the nice
-	// value it then gets.
-	busyShare  = 0.5
-	busyWindow = 2 * time.Second
-	busyNice   = 19
-	// quietFor: a busy process gets its priority back after being under
-	// busyShare this long.
-	quietFor = 5 * time.Second
 )
 
 // contentProc is the content process of one user context in a generation.
 // Guarded by p.mu.
 type contentProc struct {
-	uc  string
-	id  proc.ID
-	mem int64         // anonymous resident memory, bytes, at the last look
-	cpu time.Duration // CPU time used so far
-	// cpuAt and cpuBase: the CPU time at the start of the busy window.
-	cpuAt   time.Time
-	cpuBase time.Duration
-	niced   bool
-	quiet   time.Time // since when it is under busyShare (while niced)
+	uc   string
+	id   proc.ID
+	mem  int64         // anonymous resident memory, bytes, at the last look
+	cpu  time.Duration // CPU time used so far
+	pace core.PaceState
 	// kill is why the guard killed it (memory-limit), with detail.
 	kill       engine.EndReason
 	killDetail string
@@ -74,23 +61,7 @@ type contentProc struct {
 
 // ContentInfo describes the content process of one user context of a
 // browser (see BrowserInfo.Contents).
-type ContentInfo struct {
-	// PID is the process id.
-	PID int
-	// Token is the id of the token whose user context it runs; 0 for a
-	// generic page's (not yet taken by a token).
-	Token int64
-	// UserContext is the browser user context's id.
-	UserContext string
-	// Memory is its anonymous resident memory in bytes.
-	Memory int64
-	// MemoryLimit is the limit past which it is killed, in bytes (0: none).
-	MemoryLimit int64
-	// CPU is the CPU time it has used.
-	CPU time.Duration
-	// Niced: it is busy and runs at a lower priority.
-	Niced bool
-}
+type ContentInfo = core.ContentInfo
 
 // shellURL is the shell page's URL for user context uc (the URL names it,
 // so that Firefox's process list tells which process runs it).
@@ -222,7 +193,8 @@ func (g *generation) watchProcs() bool {
 			_ = syscall.Kill(cp.id.PID, syscall.SIGKILL)
 			continue
 		}
-		g.pace(cp, now)
+		cp.cpu = proc.CPU(cp.id.PID)
+		g.b.p.pacing.Pace(&cp.pace, cp.id.PID, cp.cpu, now, "user_context", uc)
 	}
 	for _, pg := range g.pages {
 		if !pg.closing && pg.realm != "" && g.procs[pg.uc] == nil {
@@ -230,58 +202,6 @@ func (g *generation) watchProcs() bool {
 		}
 	}
 	return false
-}
-
-// pace nices a busy content process and restores a quiet one. Caller
-// holds p.mu.
-func (g *generation) pace(cp *contentProc, now time.Time) {
-	cp.cpu = proc.CPU(cp.id.PID)
-	if cp.cpuAt.IsZero() {
-		cp.cpuAt, cp.cpuBase = now, cp.cpu
-		return
-	}
-	span := now.Sub(cp.cpuAt)
-	if span < busyWindow {
-		return
-	}
-	share := float64(cp.cpu-cp.cpuBase) / float64(span)
-	cp.cpuAt, cp.cpuBase = now, cp.cpu
-	cg := g.b.p.cpuGroup
-	switch {
-	case share >= busyShare && !cp.niced:
-		var err error
-		if cg != nil {
-			err = cg.Add(cp.id.PID)
-		}
-		if cg == nil || err != nil {
-			err = proc.Renice(cp.id.PID, busyNice)
-		}
-		if err != nil {
-			g.b.log.Debug("lower a busy content process's priority", "err", err)
-		}
-		cp.niced = true
-		cp.quiet = time.Time{}
-		g.b.log.Debug("busy content process: lower priority", "user_context", cp.uc, "pid", cp.id.PID, "cpu_share", share)
-	case share >= busyShare:
-		cp.quiet = time.Time{}
-		if cg == nil {
-			_ = proc.Renice(cp.id.PID, busyNice) // threads started since
-		}
-	case cp.niced && cp.quiet.IsZero():
-		cp.quiet = now
-	case cp.niced && now.Sub(cp.quiet) >= quietFor:
-		var err error
-		if cg != nil {
-			err = cg.Remove(cp.id.PID)
-		}
-		if cg == nil || err != nil {
-			err = proc.Renice(cp.id.PID, 0)
-		}
-		if err != nil {
-			g.b.log.Debug("restore a content process's priority", "err", err)
-		}
-		cp.niced = false
-	}
 }
 
 // memoryLimit is the memory limit of user context uc's process: its
@@ -464,7 +384,7 @@ func (g *generation) contents() []ContentInfo {
 	out := make([]ContentInfo, 0, len(g.procs))
 	for uc, cp := range g.procs {
 		out = append(out, ContentInfo{PID: cp.id.PID, Token: g.ucToken(uc), UserContext: uc, Memory: cp.mem,
-			MemoryLimit: g.memoryLimit(uc), CPU: cp.cpu, Niced: cp.niced})
+			MemoryLimit: g.memoryLimit(uc), CPU: cp.cpu, Niced: cp.pace.Niced()})
 	}
 	slices.SortFunc(out, func(a, b ContentInfo) int { return a.PID - b.PID })
 	return out

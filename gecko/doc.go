@@ -33,9 +33,16 @@
 // engine events and leaves every decision about the client (errnos, 304,
 // records) to the front. gecko never imports host.
 //
+// What both engines do the same way lives in package gecko/core (the
+// process's launch and life, the slots' restarts, the pages' pre-loading,
+// one worker's negotiation, the pool's admission);
+// the files here hold what Firefox does differently.
+//
 // Files: pool.go (Pool: start, close, StartWorker), supervise.go (browser
-// slots: restarts, recycling, draining), pages.go (shell pages and user
-// contexts), worker.go (one worker), firefox.go (one Firefox process),
+// slots: standby replacement, draining), pages.go (shell pages and user
+// contexts), worker.go (one worker's BiDi calls and its place in a page),
+// firefox.go (one Firefox: its command line, BiDi session and
+// browser.close; firefox_linux.go its crash helper),
 // launcher.go (launches and the template profile), profile.go (profile
 // directories), prefs.go (Firefox prefs), package gecko/shell (the
 // worker shell), egress.go (the egress proxy's wiring), stats.go (Browsers).

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"net/url"
-	"strconv"
 
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 )
 
@@ -71,9 +70,7 @@ func (g *generation) createUserContext(ctx context.Context) (string, error) {
 		_ = id.Close()
 		return "", fmt.Errorf("create user context: %w", err)
 	}
-	p.mu.Lock()
-	g.idents[uc] = id
-	p.mu.Unlock()
+	g.idents.Add(uc, id)
 	return uc, nil
 }
 
@@ -85,47 +82,20 @@ func (g *generation) removeUserContext(ctx context.Context, uc string) error {
 }
 
 // dropIdentity closes the egress identity of user context uc.
-func (g *generation) dropIdentity(uc string) {
-	p := g.b.p
-	p.mu.Lock()
-	id := g.idents[uc]
-	delete(g.idents, uc)
-	p.mu.Unlock()
-	if id != nil {
-		_ = id.Close()
-	}
-}
+func (g *generation) dropIdentity(uc string) { g.idents.Remove(uc) }
 
 // identity returns the egress identity of user context uc (nil if none).
-func (g *generation) identity(uc string) *egress.Identity {
-	p := g.b.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return g.idents[uc]
-}
+func (g *generation) identity(uc string) *egress.Identity { return g.idents.Get(uc) }
 
 // closeIdentities closes every egress identity of g (the browser is gone).
-func (g *generation) closeIdentities() {
-	p := g.b.p
-	p.mu.Lock()
-	ids := g.idents
-	g.idents = map[string]*egress.Identity{}
-	p.mu.Unlock()
-	for _, id := range ids {
-		_ = id.Close()
-	}
-}
+func (g *generation) closeIdentities() { g.idents.CloseAll() }
 
 // denyBiDi makes the browser's BiDi port unreachable from workers; undo
 // when the browser is gone.
 func (p *Pool) denyBiDi(ff *Firefox) (undo func()) {
-	u, err := url.Parse(ff.SessionURL())
-	if err != nil {
+	port, ok := core.URLPort(ff.SessionURL())
+	if !ok {
 		return func() {}
 	}
-	port, err := strconv.ParseUint(u.Port(), 10, 16)
-	if err != nil {
-		return func() {}
-	}
-	return p.egress.DenyPort(uint16(port))
+	return p.egress.DenyPort(port)
 }

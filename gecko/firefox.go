@@ -1,20 +1,16 @@
 package gecko
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/core"
 )
 
 // defaultStartTimeout is FirefoxOptions.StartTimeout's default.
@@ -30,9 +26,6 @@ var (
 	// exitAfterBrowserClose is how long Close lets Firefox exit by itself
 	// after browser.close before it sends SIGTERM.
 	exitAfterBrowserClose = 3 * time.Second
-	// outputDrainTimeout bounds waiting for the output reader after the
-	// process group is dead.
-	outputDrainTimeout = 2 * time.Second
 )
 
 // listeningPrefix starts the stderr line that carries the BiDi URL.
@@ -69,46 +62,19 @@ type FirefoxOptions struct {
 // is "", the first of firefox-esr and firefox found on PATH. The error wraps
 // ErrFirefoxNotFound.
 func FindFirefox(path string) (string, error) {
-	if path != "" {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return "", fmt.Errorf("find firefox %q: %w (%w)", path, ErrFirefoxNotFound, err)
-		}
-		return p, nil
-	}
-	for _, name := range []string{"firefox-esr", "firefox"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("find firefox on PATH: %w", ErrFirefoxNotFound)
+	return core.FindBinary("firefox", path, []string{"firefox-esr", "firefox"}, ErrFirefoxNotFound)
 }
 
 // Firefox is a running, supervised headless Firefox with an open BiDi
-// session. Its methods are safe for concurrent use.
+// session (its process is a core.Process). Its methods are safe for
+// concurrent use.
 type Firefox struct {
-	cmd     *exec.Cmd
+	proc    *core.Process
 	conn    *bidi.Conn
 	profile string
 	// sessionURL is the BiDi session endpoint; set before conn.
 	sessionURL string
-	// keepProfile keeps the profile after exit (template builds) instead
-	// of removing it.
-	keepProfile bool
-	log         *slog.Logger
-	stop        context.CancelFunc // cancels the exec context: SIGTERM
-
-	done     chan struct{} // closed when the process exited or BiDi was lost
-	doneOnce sync.Once
-	exited   chan struct{} // closed after Wait, group kill, output drained, profile removed
-	watchEnd chan struct{} // closed when the watch goroutine returned
-
-	mu      sync.Mutex
-	err     error
-	closing bool
-
-	closeOnce sync.Once
-	closeErr  error
+	log        *slog.Logger
 }
 
 // LaunchFirefox starts headless Firefox with a fresh temporary profile and
@@ -152,64 +118,35 @@ func launch(ctx context.Context, opts FirefoxOptions, cfg launchConfig) (*Firefo
 	defer cancelStart()
 
 	profile, keep := cfg.profile, cfg.profile != ""
-	removeProfile, err := prepareProfile(&profile, opts, cfg)
-	if err != nil {
+	if _, err := prepareProfile(&profile, opts, cfg); err != nil {
 		return nil, err
 	}
 
-	r, w, err := os.Pipe()
-	if err != nil {
-		removeProfile()
-		return nil, fmt.Errorf("create firefox output pipe: %w", err)
+	var keepDir func(string)
+	if keep {
+		keepDir = cleanProfile
 	}
-
-	procCtx, stop := context.WithCancel(context.Background())
-	cmd := firefoxCmd(procCtx, bin, profile, opts, w)
-
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		stop()
-		_ = r.Close()
-		_ = w.Close()
-		removeProfile()
-		return nil, fmt.Errorf("start firefox: %w", err)
-	}
-	_ = w.Close() // the children hold the write end now
-	if cfg.nice {
-		if err := setNice(cmd.Process.Pid); err != nil {
-			log.Debug("lower firefox priority", "err", err)
-		}
-	}
-
-	f := &Firefox{
-		cmd:         cmd,
-		profile:     profile,
-		keepProfile: keep,
-		log:         log.With("pid", cmd.Process.Pid),
-		stop:        stop,
-		done:        make(chan struct{}),
-		exited:      make(chan struct{}),
-		watchEnd:    make(chan struct{}),
-	}
-	urlCh := make(chan string, 1)
-	outDone := make(chan struct{})
-	go f.readOutput(r, urlCh, outDone)
-	go f.wait(r, outDone)
-
-	conn, err := f.connect(startCtx, start, urlCh)
+	proc, err := core.Start(core.Command{
+		Name: "firefox", Path: bin, Args: firefoxArgs(profile, opts), Env: firefoxEnv(opts),
+		Dir: profile, DirName: "profile", Keep: keepDir, Nice: cfg.nice,
+		Prefix: listeningPrefix, Helpers: helpers, Exited: ErrFirefoxExited,
+		WaitDelay: waitDelay, Logger: log,
+	})
 	if err != nil {
-		f.mu.Lock()
-		f.closing = true // our kill; the error below says why
-		f.mu.Unlock()
-		f.kill()
-		<-f.exited
+		return nil, err // core.Start removed the profile (unless kept)
+	}
+	f := &Firefox{proc: proc, profile: profile, log: proc.Log()}
+	conn, err := f.connect(startCtx, start)
+	if err != nil {
+		proc.Abort()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("%w after %v: %w", ErrStartTimeout, timeout, err)
 		}
 		return nil, fmt.Errorf("launch firefox: %w", err)
 	}
 	f.conn = conn
-	go f.watch()
+	proc.Watch(bidiLink{conn})
 	f.log.Debug("firefox ready", "took", time.Since(start), "profile", profile, "template", cfg.template != "")
 	return f, nil
 }
@@ -249,12 +186,15 @@ func prepareProfile(profile *string, opts FirefoxOptions, cfg launchConfig) (rem
 	return remove, nil
 }
 
-// firefoxCmd is the headless Firefox command on profile, its output to w,
-// in a process group of its own, stopped with SIGTERM when ctx is done.
-func firefoxCmd(ctx context.Context, bin, profile string, opts FirefoxOptions, w *os.File) *exec.Cmd {
-	args := append([]string{"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0"}, opts.Args...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(),
+// firefoxArgs are the headless Firefox's arguments on profile.
+func firefoxArgs(profile string, opts FirefoxOptions) []string {
+	return append([]string{"--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0"}, opts.Args...)
+}
+
+// firefoxEnv is the headless Firefox's environment: geckohost's, the
+// variables that keep Firefox quiet, then opts.Env.
+func firefoxEnv(opts FirefoxOptions) []string {
+	env := append(os.Environ(),
 		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1",
 		"MOZ_CRASHREPORTER_DISABLE=1",
 		"MOZ_DISABLE_AUTO_SAFE_MODE=1",
@@ -263,27 +203,17 @@ func firefoxCmd(ctx context.Context, bin, profile string, opts FirefoxOptions, w
 		"MOZ_HEADLESS_WIDTH=64",
 		"MOZ_HEADLESS_HEIGHT=64",
 	)
-	cmd.Env = append(cmd.Env, opts.Env...)
-	cmd.Stdout = w
-	cmd.Stderr = w
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = waitDelay
-	return cmd
+	return append(env, opts.Env...)
 }
 
 // connect waits for the BiDi URL on Firefox's stderr, dials it and opens
 // the session.
-func (f *Firefox) connect(ctx context.Context, start time.Time, urlCh <-chan string) (*bidi.Conn, error) {
-	var wsURL string
-	select {
-	case wsURL = <-urlCh:
-		f.log.Debug("firefox bidi listening", "url", wsURL, "after", time.Since(start))
-	case <-f.exited:
-		return nil, fmt.Errorf("wait for bidi url: %w", f.exitError())
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for bidi url: %w", ctx.Err())
+func (f *Firefox) connect(ctx context.Context, start time.Time) (*bidi.Conn, error) {
+	wsURL, err := f.proc.WaitURL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for bidi url: %w", err)
 	}
+	f.log.Debug("firefox bidi listening", "url", wsURL, "after", time.Since(start))
 	f.sessionURL = strings.TrimRight(wsURL, "/") + "/session"
 	conn, err := bidi.Dial(ctx, f.sessionURL, bidi.Options{Logger: f.log})
 	if err != nil {
@@ -292,8 +222,8 @@ func (f *Firefox) connect(ctx context.Context, start time.Time, urlCh <-chan str
 	if err := conn.NewSession(ctx); err != nil {
 		_ = conn.Close()
 		select {
-		case <-f.exited:
-			return nil, fmt.Errorf("%w (%w)", err, f.exitError())
+		case <-f.proc.Exited():
+			return nil, fmt.Errorf("%w (%w)", err, f.proc.ExitError())
 		default:
 		}
 		return nil, err
@@ -301,122 +231,17 @@ func (f *Firefox) connect(ctx context.Context, start time.Time, urlCh <-chan str
 	return conn, nil
 }
 
-// exitError describes the process's exit; call after exited is closed.
-func (f *Firefox) exitError() error {
-	if st := f.cmd.ProcessState; st != nil {
-		return fmt.Errorf("%w: %s", ErrFirefoxExited, st)
-	}
-	return ErrFirefoxExited
-}
+// bidiLink is the BiDi connection as the process's watcher sees it.
+type bidiLink struct{ conn *bidi.Conn }
 
-// readOutput logs Firefox's output lines at debug level and sends the BiDi
-// URL once. It ends at EOF, when every process holding the pipe is gone.
-func (f *Firefox) readOutput(r io.Reader, urlCh chan<- string, outDone chan<- struct{}) {
-	defer close(outDone)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	sent := false
-	for sc.Scan() {
-		line := sc.Text()
-		f.log.Debug("firefox output", "line", line)
-		if !sent {
-			if i := strings.Index(line, listeningPrefix); i >= 0 {
-				urlCh <- strings.TrimSpace(line[i+len(listeningPrefix):])
-				sent = true
-			}
-		}
-	}
-}
+// Lost is closed when the BiDi connection is lost.
+func (l bidiLink) Lost() <-chan struct{} { return l.conn.Done() }
 
-// groupExitTimeout bounds the wait for a killed process group to exit.
-const groupExitTimeout = 5 * time.Second
+// LostError wraps ErrBiDiLost and the connection's error.
+func (l bidiLink) LostError() error { return fmt.Errorf("%w: %w", ErrBiDiLost, l.conn.Err()) }
 
-// wait owns the process: it waits for it, kills what is left of its
-// process group, closes done, drains the output, removes the profile and
-// closes exited.
-func (f *Firefox) wait(r *os.File, outDone <-chan struct{}) {
-	defer close(f.exited)
-	err := f.cmd.Wait()
-	// Content processes may outlive the parent (a kill -9 of the parent
-	// leaves them): kill the whole group and the helpers outside it, and
-	// wait (bounded) until all are gone, so that none still writes to the
-	// profile removed below and Close returns with nothing left running.
-	pid := f.cmd.Process.Pid
-	_ = killGroup(pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(groupExitTimeout); time.Now().Before(deadline); {
-		hs := helpers(pid)
-		for _, h := range hs {
-			_ = syscall.Kill(h, syscall.SIGKILL)
-		}
-		if len(hs) == 0 && !groupAlive(pid) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	f.stop()
-	f.mu.Lock()
-	closing := f.closing
-	f.mu.Unlock()
-	if closing {
-		f.log.Debug("firefox exited", "status", err)
-	} else {
-		f.log.Warn("firefox exited unexpectedly", "status", err)
-	}
-	f.end(f.exitError()) // Done at once; the clean-up below may take a while
-	t := time.NewTimer(outputDrainTimeout)
-	select {
-	case <-outDone:
-	case <-t.C:
-		f.log.Warn("firefox output still open after exit; closing it")
-	}
-	t.Stop()
-	_ = r.Close()
-	<-outDone
-	if f.keepProfile {
-		cleanProfile(f.profile)
-	} else if rerr := os.RemoveAll(f.profile); rerr != nil {
-		f.log.Warn("remove firefox profile", "dir", f.profile, "err", rerr)
-	}
-}
-
-// watch closes done and kills Firefox when the BiDi connection is lost,
-// and closes the connection when the process exits.
-func (f *Firefox) watch() {
-	defer close(f.watchEnd)
-	select {
-	case <-f.conn.Done():
-		f.end(fmt.Errorf("%w: %w", ErrBiDiLost, f.conn.Err()))
-		f.mu.Lock()
-		closing := f.closing
-		f.mu.Unlock()
-		if !closing {
-			// A browser we cannot drive is useless: kill it. During
-			// Close the socket closes because of browser.close, and
-			// Close itself sees to the process.
-			f.kill()
-		}
-		<-f.exited
-	case <-f.exited:
-	}
-	_ = f.conn.Close()
-}
-
-// end records why Firefox ended (unless Close asked for it) and closes done.
-func (f *Firefox) end(err error) {
-	f.doneOnce.Do(func() {
-		f.mu.Lock()
-		if !f.closing {
-			f.err = err
-		}
-		f.mu.Unlock()
-		close(f.done)
-	})
-}
-
-// kill sends SIGKILL to the whole process group.
-func (f *Firefox) kill() {
-	_ = killGroup(f.cmd.Process.Pid, syscall.SIGKILL)
-}
+// Release closes the connection.
+func (l bidiLink) Release() { _ = l.conn.Close() }
 
 // Conn returns the BiDi connection (session open).
 func (f *Firefox) Conn() *bidi.Conn { return f.conn }
@@ -427,22 +252,18 @@ func (f *Firefox) Conn() *bidi.Conn { return f.conn }
 func (f *Firefox) SessionURL() string { return f.sessionURL }
 
 // PID returns the main Firefox process id (also its process group id).
-func (f *Firefox) PID() int { return f.cmd.Process.Pid }
+func (f *Firefox) PID() int { return f.proc.PID() }
 
 // Profile returns the temporary profile directory (removed after exit).
 func (f *Firefox) Profile() string { return f.profile }
 
 // Done returns a channel closed as soon as the process exited or the BiDi
 // connection was lost (the process is then killed too).
-func (f *Firefox) Done() <-chan struct{} { return f.done }
+func (f *Firefox) Done() <-chan struct{} { return f.proc.Done() }
 
 // Err returns why Firefox ended: nil while it runs and after a requested
 // Close, else an error wrapping ErrFirefoxExited or ErrBiDiLost.
-func (f *Firefox) Err() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
+func (f *Firefox) Err() error { return f.proc.Err() }
 
 // Close stops Firefox: browser.close (bounded by a short timeout), then,
 // if it has not exited soon after, SIGTERM, and SIGKILL after a delay. It
@@ -450,42 +271,21 @@ func (f *Firefox) Err() error {
 // and watcher have ended and the profile is removed. If ctx ends first,
 // the group is killed at once and Close still waits for the cleanup. It is
 // idempotent; later calls return the first call's result.
-func (f *Firefox) Close(ctx context.Context) error {
-	f.closeOnce.Do(func() { f.closeErr = f.close(ctx) })
-	<-f.watchEnd
-	return f.closeErr
-}
+func (f *Firefox) Close(ctx context.Context) error { return f.proc.Close(ctx, f.quit) }
 
-func (f *Firefox) close(ctx context.Context) error {
-	f.mu.Lock()
-	f.closing = true
-	f.mu.Unlock()
-
-	select {
-	case <-f.done:
-	default:
-		cctx, cancel := context.WithTimeout(ctx, browserCloseTimeout)
-		if err := f.conn.CloseBrowser(cctx); err != nil {
-			f.log.Debug("browser.close failed", "err", err)
-		}
-		cancel()
-		t := time.NewTimer(exitAfterBrowserClose)
-		select {
-		case <-f.exited:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
+// quit asks Firefox to exit (browser.close, bounded) and gives it
+// exitAfterBrowserClose to do so.
+func (f *Firefox) quit(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, browserCloseTimeout)
+	if err := f.conn.CloseBrowser(cctx); err != nil {
+		f.log.Debug("browser.close failed", "err", err)
 	}
-	f.stop() // SIGTERM unless exited; exec sends SIGKILL after waitDelay
-	var err error
+	cancel()
+	t := time.NewTimer(exitAfterBrowserClose)
 	select {
-	case <-f.exited:
+	case <-f.proc.Exited():
+	case <-t.C:
 	case <-ctx.Done():
-		f.kill()
-		<-f.exited
-		err = fmt.Errorf("close firefox: %w", ctx.Err())
 	}
-	f.end(nil)
-	return err
+	t.Stop()
 }

@@ -745,8 +745,8 @@ func TestCloseStubborn(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	t.Logf("Close took %v", time.Since(start))
-	if ws, ok := f.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("stubborn browser ended with %v, want killed by SIGKILL", f.cmd.ProcessState)
+	if ws, ok := f.proc.State().Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("stubborn browser ended with %v, want killed by SIGKILL", f.proc.State())
 	}
 	if f.Err() != nil {
 		t.Errorf("Err after Close = %v", f.Err())

@@ -10,30 +10,13 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	"github.com/geckohost/geckohost/gecko/core"
 )
 
-// shellConfig is what gh.init gets.
-type shellConfig struct {
-	IceServers []string `json:"iceServers,omitempty"`
-	Loopback   bool     `json:"loopback"`
-	IdleMs     int64    `json:"idleMs"`
-	BusyMs     int64    `json:"busyMs"`
-	Warm       int      `json:"warm"`
-	// Capacity is how many workers the page hosts at most: a page keeps
-	// fewer warm slots as it fills up, none when full.
-	Capacity int `json:"capacity"`
-}
-
+// shellConfigJSON is what the shell page's gh.init gets.
 func (p *Pool) shellConfigJSON() string {
-	c := shellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
-	if p.opts.WorkerIdle > 0 {
-		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
-	}
-	if p.opts.WorkerBusyLimit > 0 {
-		c.BusyMs = p.opts.WorkerBusyLimit.Milliseconds()
-	}
-	b, _ := json.Marshal(c)
-	return string(b)
+	return core.ShellConfig{IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage,
+		IdleMs: p.opts.WorkerIdle.Milliseconds(), BusyMs: p.opts.WorkerBusyLimit.Milliseconds()}.JSON()
 }
 
 // makePage opens a tab in user context uc, loads the shell and initialises
@@ -109,6 +92,12 @@ type page struct {
 	closing bool
 }
 
+// Reserved counts the places reserved in pg. Caller holds p.mu.
+func (pg *page) Reserved() int { return pg.workers }
+
+// Closing reports whether pg is going. Caller holds p.mu.
+func (pg *page) Closing() bool { return pg.closing }
+
 // pageFut is a token page being made; workers that need a page wait on it.
 type pageFut struct {
 	done chan struct{}
@@ -128,37 +117,26 @@ type tokenCtx struct {
 	limits    engine.Limits // the token's own (from its latest request)
 }
 
+// Busy reports whether tc runs workers or has a page being made. Caller
+// holds p.mu.
+func (tc *tokenCtx) Busy() bool { return tc.workers > 0 || tc.making != nil }
+
+// IdleSince is when tc's last worker ended. Caller holds p.mu.
+func (tc *tokenCtx) IdleSince() time.Time { return tc.idleSince }
+
 // placed counts the workers that have a place in tc's pages (the others
 // wait for a page). Caller holds p.mu.
-func (tc *tokenCtx) placed() int {
-	n := 0
-	for _, pg := range tc.pages {
-		n += pg.workers
-	}
-	return n
-}
+func (tc *tokenCtx) placed() int { return core.Placed(tc.pages) }
 
 // freePage returns the first page of tc with a free place. Caller holds
 // p.mu.
 func (tc *tokenCtx) freePage() *page {
-	for _, pg := range tc.pages {
-		if !pg.closing && pg.workers < workersPerPage {
-			return pg
-		}
-	}
-	return nil
+	pg, _ := core.FreePage(tc.pages, workersPerPage)
+	return pg
 }
 
 // free counts the free places in tc's pages. Caller holds p.mu.
-func (tc *tokenCtx) free() int {
-	n := 0
-	for _, pg := range tc.pages {
-		if !pg.closing {
-			n += workersPerPage - pg.workers
-		}
-	}
-	return n
-}
+func (tc *tokenCtx) free() int { return core.Free(tc.pages, workersPerPage) }
 
 // removePage takes pg out of tc's pages. Caller holds p.mu.
 func (tc *tokenCtx) removePage(pg *page) {
@@ -169,11 +147,7 @@ func (tc *tokenCtx) removePage(pg *page) {
 // (Ready reports it) and lets Start return. Caller holds p.mu.
 func (p *Pool) markReady(g *generation) {
 	g.ready = true
-	select {
-	case <-p.readyCh:
-	default:
-		close(p.readyCh)
-	}
+	core.CloseOnce(p.readyCh)
 }
 
 // refill keeps g's generic page loaded and pre-loads the next page of
@@ -181,67 +155,29 @@ func (p *Pool) markReady(g *generation) {
 func (g *generation) refill() {
 	defer g.wg.Done()
 	p := g.b.p
-	for {
-		p.mu.Lock()
-		job, tc, fut := g.nextJob()
-		p.mu.Unlock()
-		if !job {
-			t := time.NewTimer(refillHold / 4)
-			select {
-			case <-g.wakeCh:
-			case <-t.C:
-			case <-g.dead:
-				t.Stop()
-				return
-			case <-p.ctx.Done():
-				t.Stop()
-				return
-			}
-			t.Stop()
-			continue
-		}
-		var err error
-		if tc != nil {
-			err = g.makeTokenPage(tc, fut)
-		} else {
-			err = g.makeGeneric()
-		}
-		if err != nil {
-			select {
-			case <-g.dead:
-				return
-			default:
-			}
-			if p.ctx.Err() != nil {
-				return
-			}
-			g.b.log.Warn("load a shell page", "err", err)
-			if !sleepCtx(p.ctx, backoffMin) {
-				return
-			}
-		}
-	}
+	core.Refill(p.ctx, core.Refiller{Log: g.b.log, Mu: &p.mu, Next: g.nextJob, Wake: g.wakeCh, Hold: refillHold,
+		Dead: g.dead, Backoff: backoffMin})
 }
 
 // nextJob picks the next page to load: the generic page while there is
 // none, then the next page of tokens running out of places (neither while
 // workers negotiate, up to refillHold). Caller holds p.mu.
-func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
+func (g *generation) nextJob() (load func() error) {
 	p := g.b.p
 	if p.ctx.Err() != nil || (g.b.gen != g && g.b.next != g) || p.opts.Warm == 0 {
-		return false, nil, nil
+		return nil
 	}
 	// A negotiation in flight holds every page load back, up to refillHold
 	// since the last load began or the generic page was taken: loading one
 	// (a new user context: a content process to start) slowed the first
 	// session of the token that took the generic page by 100-400 ms.
 	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
-		return false, nil, nil
+		return nil
 	}
 	if len(g.generic)+g.pending == 0 {
 		g.pending++
 		g.lastJob = time.Now()
-		return true, nil, nil
+		return g.makeGeneric
 	}
 	for _, tc := range g.tokens {
 		if tc.uc != "" && tc.making == nil && tc.workers > 0 && tc.free() < pageSpare &&
@@ -249,10 +185,10 @@ func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
 			fut := &pageFut{done: make(chan struct{})}
 			tc.making = fut
 			g.lastJob = time.Now()
-			return true, tc, fut
+			return func() error { return g.makeTokenPage(tc, fut) }
 		}
 	}
-	return false, nil, nil
+	return nil
 }
 
 // makeGeneric loads a generic page in a fresh user context.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 )
 
@@ -40,11 +41,11 @@ type generation struct {
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
 	recycleCh chan struct{}
-	served    int                         // workers started
-	pages     map[string]*page            // by tab
-	idents    map[string]*egress.Identity // egress identities by user context
-	undoDeny  func()                      // lets the BiDi port be reached again once the browser is gone
-	byID      map[string]*worker          // its workers by id, from StartWorker to their end
+	served    int                                       // workers started
+	pages     map[string]*page                          // by tab
+	idents    core.Identities[string, *egress.Identity] // egress identities by user context
+	undoDeny  func()                                    // lets the BiDi port be reached again once the browser is gone
+	byID      map[string]*worker                        // its workers by id, from StartWorker to their end
 	// ready: its first page is loaded (or Warm is 0), so a new token's
 	// first worker need not wait for one.
 	ready bool
@@ -106,106 +107,65 @@ func (g *generation) retire(tc *tokenCtx) {
 func (g *generation) maybeRecycle() {
 	p := g.b.p
 	if p.opts.RecycleBrowserAfter > 0 && g.served >= p.opts.RecycleBrowserAfter && g.live == 0 && g.b.gen == g && g.b.next == nil {
-		select {
-		case g.recycleCh <- struct{}{}:
-		default:
-		}
+		core.Wake(g.recycleCh)
 	}
 }
 
 // dropRetired wakes watch to remove the retired contexts without workers.
-func (g *generation) dropRetired() {
-	select {
-	case g.dropCh <- struct{}{}:
-	default:
-	}
-}
+func (g *generation) dropRetired() { core.Wake(g.dropCh) }
 
 // alive reports whether g has not been stopped.
-func (g *generation) alive() bool {
-	select {
-	case <-g.dead:
-		return false
-	default:
-		return true
-	}
-}
+func (g *generation) alive() bool { return !core.IsClosed(g.dead) }
 
-func (g *generation) wake() {
-	select {
-	case g.wakeCh <- struct{}{}:
-	default:
-	}
-}
+// wake wakes g's refillers.
+func (g *generation) wake() { core.Wake(g.wakeCh) }
 
+// supervise runs the slot's Firefox until the pool closes, restarting it
+// with backoff (core.Supervisor).
 func (b *browser) supervise(failed chan<- error) {
 	p := b.p
 	defer p.supWG.Done()
-	backoff := backoffMin
-	reported := false
-	for {
-		t0 := time.Now()
-		ff, err := p.launcher.Launch(p.ctx)
-		if err != nil {
-			if p.ctx.Err() != nil {
-				return
-			}
-			b.log.Error("firefox did not start", "err", err, "retry_in", backoff)
-			if !reported {
-				reported = true
-				failed <- err
-			}
-			if !sleepCtx(p.ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, backoffMax)
-			continue
-		}
-		b.log.Info("firefox started", "pid", ff.PID(), "took", time.Since(t0).Round(time.Millisecond))
-		reported = true
-		g := b.newGeneration(ff)
-		if err := b.subscribe(g); err != nil {
-			b.log.Error("subscribe to firefox events", "err", err)
-			b.stop(g)
-			if !sleepCtx(p.ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, backoffMax)
-			continue
-		}
-		standby := b.install(g)
-		if standby {
-			b.takeOver(g)
-		}
-		switch b.watch(g) {
-		case watchClosed:
-			b.stop(g)
-			return
-		case watchRecycle:
-			// g goes on serving until the replacement is up, then
-			// drains.
-			p.mu.Lock()
-			b.old = append(b.old, g)
-			started := g.served
-			p.mu.Unlock()
-			b.log.Info("replacing firefox", "pid", ff.PID(), "workers_started", started)
-			p.supWG.Add(1)
-			go b.drain(g)
-			continue
-		}
+	sup := core.Supervisor{Name: "firefox", Log: b.log, Failed: failed,
+		BackoffMin: backoffMin, BackoffMax: backoffMax, BackoffReset: backoffResetRun}
+	core.Supervise(p.ctx, sup, p.launcher.Launch, b.serve)
+}
+
+// serve makes a generation of ff, installs it (taking over from the one it
+// replaces) and watches it; then it stops it, or, to replace it, lets it
+// drain.
+func (b *browser) serve(ff *Firefox) (core.End, error) {
+	p := b.p
+	g := b.newGeneration(ff)
+	if err := b.subscribe(g); err != nil {
+		b.log.Error("subscribe to firefox events", "err", err)
+		b.stop(g)
+		return core.Died, err
+	}
+	standby := b.install(g)
+	if standby {
+		b.takeOver(g)
+	}
+	end := b.watch(g)
+	switch end {
+	case core.Closed:
+		b.stop(g)
+	case core.Recycled:
+		// g goes on serving until the replacement is up, then
+		// drains.
+		p.mu.Lock()
+		b.old = append(b.old, g)
+		started := g.served
+		p.mu.Unlock()
+		b.log.Info("replacing firefox", "pid", ff.PID(), "workers_started", started)
+		p.supWG.Add(1)
+		go b.drain(g)
+	default:
 		b.stop(g)
 		p.mu.Lock()
 		b.restarts++
 		p.mu.Unlock()
-		if time.Since(t0) > backoffResetRun {
-			backoff = backoffMin
-		}
-		b.log.Info("restarting firefox", "in", backoff)
-		if !sleepCtx(p.ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, backoffMax)
 	}
+	return end, nil
 }
 
 // newGeneration is a generation for the launched ff, its BiDi events
@@ -221,7 +181,6 @@ func (b *browser) newGeneration(ff *Firefox) *generation {
 		tokens:    map[int64]*tokenCtx{},
 		pages:     map[string]*page{},
 		byID:      map[string]*worker{},
-		idents:    map[string]*egress.Identity{},
 		undoDeny:  b.p.denyBiDi(ff),
 		realms:    map[string]*page{},
 		procs:     map[string]*contentProc{},
@@ -289,37 +248,12 @@ func (b *browser) takeOver(g *generation) {
 	b.log.Info("firefox replaced", "pid", g.ff.PID())
 }
 
-// watchEnd says why watch returned.
-type watchEnd int
-
-const (
-	watchDied    watchEnd = iota // the browser died
-	watchClosed                  // the pool is closing
-	watchRecycle                 // the browser is to be replaced
-)
-
 // watch waits until the browser dies, the pool closes or the browser is
 // to be replaced (it has started RecycleBrowserAfter workers and runs
 // none), removing idle and retired token user contexts meanwhile.
-func (b *browser) watch(g *generation) watchEnd {
-	p := b.p
-	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-g.ff.Done():
-			b.log.Error("firefox died", "err", g.ff.Err())
-			return watchDied
-		case <-p.ctx.Done():
-			return watchClosed
-		case <-g.recycleCh:
-			return watchRecycle
-		case <-g.dropCh:
-			b.dropIdleTokens(g)
-		case <-tick.C:
-			b.dropIdleTokens(g)
-		}
-	}
+func (b *browser) watch(g *generation) core.End {
+	return core.Watch{Name: "firefox", Log: b.log, Done: g.ff.Done(), Err: g.ff.Err, Recycle: g.recycleCh,
+		Tidy: func() { b.dropIdleTokens(g) }, Drop: g.dropCh, TokenIdle: b.p.opts.TokenIdle}.Run(b.p.ctx)
 }
 
 // drain keeps a replaced generation running until its replacement is up
@@ -371,19 +305,9 @@ func (b *browser) dropIdleTokens(g *generation) {
 		}
 	}
 	p.mu.Lock()
-	for id, tc := range g.tokens {
-		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
-			delete(g.tokens, id)
-			forget(tc)
-		}
-	}
-	g.retired = slices.DeleteFunc(g.retired, func(tc *tokenCtx) bool {
-		if tc.workers > 0 || tc.making != nil {
-			return false
-		}
+	for _, tc := range core.TakeIdle(g.tokens, &g.retired, p.opts.TokenIdle) {
 		forget(tc)
-		return true
-	})
+	}
 	p.mu.Unlock()
 	for _, uc := range drop {
 		ctx, cancel := context.WithTimeout(p.ctx, callTimeout)
@@ -431,13 +355,5 @@ func (b *browser) stop(g *generation) {
 	g.undoDeny()
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+// sleepCtx waits for d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool { return core.Sleep(ctx, d) }

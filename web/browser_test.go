@@ -23,8 +23,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/geckohost/geckohost/domain"
+	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
 	"github.com/geckohost/geckohost/gecko/bidi"
+	cr "github.com/geckohost/geckohost/gecko/chromium"
 	"github.com/geckohost/geckohost/host"
 	"github.com/geckohost/geckohost/internal/browsers"
 	"github.com/geckohost/geckohost/internal/leaktest"
@@ -52,9 +54,39 @@ type stack struct {
 	// app would.
 	ThirdParty string
 	logger     *slog.Logger
+	// docs: this stack's Chromium screenshot may refresh docs/ (-update-docs).
+	docs bool
 }
 
-func startStack(t testing.TB, ctx context.Context) *stack {
+// workerPool is what the stack needs of either engine's pool.
+type workerPool interface {
+	engine.Engine
+	Start(ctx context.Context) error
+	Close(ctx context.Context) error
+	Slots() []gecko.BrowserInfo
+}
+
+// engines are the worker engines the page is tested against.
+var engines = []string{"firefox", "chromium"}
+
+// needEngine skips t when the browser of engine eng is not installed.
+func needEngine(t testing.TB, eng string) {
+	t.Helper()
+	switch eng {
+	case "firefox":
+		if _, err := gecko.FindFirefox(""); err != nil {
+			testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
+		}
+	case "chromium":
+		if _, err := cr.FindChromium(""); err != nil {
+			testenv.Skip(t, "chromium", "apt-get install chromium", err)
+		}
+	}
+}
+
+// startStack starts a geckohost whose workers run in engine eng
+// ("firefox" or "chromium").
+func startStack(t testing.TB, ctx context.Context, eng string) *stack {
 	t.Helper()
 	logger := testLogger(t)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "geckohost.db"))
@@ -67,7 +99,10 @@ func startStack(t testing.TB, ctx context.Context) *stack {
 		t.Fatalf("add token: %v", err)
 	}
 
-	pool := gecko.NewPool(gecko.PoolOptions{Warm: 2, Logger: logger.With("component", "gecko")})
+	var pool workerPool = gecko.NewPool(gecko.PoolOptions{Warm: 2, Logger: logger.With("component", "gecko")})
+	if eng == "chromium" {
+		pool = cr.NewPool(cr.PoolOptions{Warm: 2, Logger: logger.With("component", "chromium")})
+	}
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -148,29 +183,43 @@ window.result = (async () => {
 	})
 }
 
-// TestDemoPage drives the demo page against a real geckohost (Firefox
-// workers) in real browsers: Chromium through chromedp, and Firefox as the
-// client browser through the gecko package's BiDi driver.
+// TestDemoPage drives the demo page against a real geckohost, once with
+// Firefox workers and once with Chromium workers, in real browsers:
+// Chromium through chromedp, and Firefox as the client browser through the
+// gecko package's BiDi driver.
 func TestDemoPage(t *testing.T) {
 	netns.Skip(t)
-	if _, err := gecko.FindFirefox(""); err != nil {
-		testenv.Skip(t, "firefox-esr", "apt-get install firefox-esr", err)
-	}
 	leaktest.Check(t, leakOpts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	st := startStack(t, ctx)
 	// Screenshots are artifacts meant to outlive the test: they go to one
 	// fixed directory (overwritten by each run, so nothing piles up), or to
-	// $GECKOHOST_ARTIFACTS.
+	// $GECKOHOST_ARTIFACTS; a Chromium engine's under chromium-workers/.
 	shots := os.Getenv("GECKOHOST_ARTIFACTS")
 	if shots == "" {
 		shots = filepath.Join(os.TempDir(), "geckohost-web-artifacts")
 	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatalf("make the artifacts dir: %v", err)
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			needEngine(t, eng)
+			dir := shots
+			if eng != "firefox" {
+				dir = filepath.Join(shots, eng+"-workers")
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatalf("make the artifacts dir: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+			defer cancel()
+			st := startStack(t, ctx, eng)
+			st.docs = eng == "firefox"
+			demoClients(t, ctx, st, dir)
+		})
 	}
+	http.DefaultClient.CloseIdleConnections()
+}
 
+// demoClients runs the demo page's scenario in each client browser against
+// st, and the third-party page in Chromium.
+func demoClients(t *testing.T, ctx context.Context, st *stack, shots string) {
 	t.Run("chromium", func(t *testing.T) {
 		if _, err := os.Stat(browsers.ChromiumPath); err != nil {
 			testenv.Skip(t, "chromium", "apt-get install chromium")
@@ -191,10 +240,10 @@ func TestDemoPage(t *testing.T) {
 		}
 	})
 	t.Run("firefox", func(t *testing.T) {
+		needEngine(t, "firefox")
 		d := newFirefoxClient(t, ctx, st)
 		runScenario(t, ctx, d, st, shots)
 	})
-	http.DefaultClient.CloseIdleConnections()
 }
 
 // driver is a browser showing the demo page.
@@ -299,7 +348,7 @@ func runScenario(t *testing.T, ctx context.Context, d driver, st *stack, shots s
 	p := filepath.Join(shots, "screenshot-"+d.name()+"-mandelbrot.png")
 	must(os.WriteFile(p, png, 0o644), "save screenshot")
 	t.Logf("%s screenshot (mandelbrot): %s", d.name(), p)
-	if *updateDocs && d.name() == "chromium" {
+	if *updateDocs && st.docs && d.name() == "chromium" {
 		must(os.WriteFile(filepath.Join("..", "docs", "screenshot.png"), png, 0o644), "update docs/screenshot.png")
 		t.Logf("updated ../docs/screenshot.png")
 	}
@@ -723,7 +772,7 @@ func BenchmarkPageConnect(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st := startStack(b, ctx)
+	st := startStack(b, ctx, "firefox")
 	d := newChromium(b, ctx)
 	if err := d.navigate(ctx, st.URL); err != nil {
 		b.Fatalf("open the page: %v", err)

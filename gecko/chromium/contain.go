@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/internal/proc"
 )
 
@@ -28,6 +29,9 @@ import (
 //     fresh context (a new renderer; its storage starts empty).
 //   - Memory: a renderer whose anonymous resident memory goes past its
 //     token's limit is killed (SIGKILL): its workers end "memory-limit".
+//   - CPU: a renderer that keeps a core busy is paced as Firefox's content
+//     processes are (core.Pacing: a CPU cgroup of the lowest weight, else
+//     nice 19), so that a token's busy workers cannot starve other tokens.
 //
 // CDP does not say which renderer runs a page: a browser context's pid is
 // the renderer that appeared while its first page loaded (page loads in
@@ -37,9 +41,10 @@ import (
 // rendererProc is the renderer process of one browser context. Guarded by
 // p.mu.
 type rendererProc struct {
-	id  proc.ID
-	mem int64
-	cpu time.Duration
+	id   proc.ID
+	mem  int64
+	cpu  time.Duration
+	pace core.PaceState
 	// kill is why the guard killed it (memory-limit), with detail.
 	kill       engine.EndReason
 	killDetail string
@@ -221,7 +226,9 @@ func (g *generation) guard() {
 				lost = append(lost, r)
 				continue
 			}
-			g.checkMemory(bc, rp)
+			if g.checkMemory(bc, rp) {
+				p.pacing.Pace(&rp.pace, rp.id.PID, rp.cpu, time.Now(), "browser_context", bc)
+			}
 		}
 		p.mu.Unlock()
 		for _, l := range lost {
@@ -230,16 +237,16 @@ func (g *generation) guard() {
 	}
 }
 
-// checkMemory kills rp once it is past its context's memory limit.
-// Caller holds p.mu.
-func (g *generation) checkMemory(bc cdp.BrowserContextID, rp *rendererProc) {
+// checkMemory measures rp and kills it once it is past its context's memory
+// limit; it reports whether rp lives on. Caller holds p.mu.
+func (g *generation) checkMemory(bc cdp.BrowserContextID, rp *rendererProc) bool {
 	if mem, err := proc.AnonRSS(rp.id.PID); err == nil {
 		rp.mem = mem
 	}
 	rp.cpu = proc.CPU(rp.id.PID)
 	limit := g.memoryLimit(bc)
 	if limit <= 0 || rp.mem <= limit || rp.kill != "" {
-		return
+		return rp.kill == ""
 	}
 	rp.kill = engine.EndMemoryLimit
 	rp.killDetail = fmt.Sprintf("its renderer process used %d MiB, past the memory limit of %d MiB", rp.mem>>20, limit>>20)
@@ -247,6 +254,7 @@ func (g *generation) checkMemory(bc cdp.BrowserContextID, rp *rendererProc) {
 		"pid", rp.id.PID, "memory_mib", rp.mem>>20, "limit_mib", limit>>20)
 	g.limitKills.Add(1)
 	_ = syscall.Kill(rp.id.PID, syscall.SIGKILL)
+	return false
 }
 
 // memoryLimit is the memory limit of browser context bc's renderer: its
@@ -279,7 +287,7 @@ func (g *generation) bcToken(bc cdp.BrowserContextID) *tokenCtx {
 func (g *generation) contents() []gecko.ContentInfo {
 	var out []gecko.ContentInfo
 	for bc, rp := range g.procs {
-		ci := gecko.ContentInfo{PID: rp.id.PID, UserContext: string(bc), Memory: rp.mem, MemoryLimit: g.memoryLimit(bc), CPU: rp.cpu}
+		ci := gecko.ContentInfo{PID: rp.id.PID, UserContext: string(bc), Memory: rp.mem, MemoryLimit: g.memoryLimit(bc), CPU: rp.cpu, Niced: rp.pace.Niced()}
 		if tc := g.bcToken(bc); tc != nil {
 			ci.Token = tc.id
 		}

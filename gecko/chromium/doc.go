@@ -13,8 +13,14 @@
 // engine's; the page reports to Go through a CDP binding
 // (Runtime.addBinding) where Firefox's uses a BiDi channel.
 //
-// Files: chromium.go (one Chromium process), pool.go (Pool: start, close,
-// StartWorker), supervise.go (browser slots and restarts), pages.go (shell
-// pages and browser contexts), worker.go (one worker), contain.go
+// The process's launch and life, the slots' restarts with backoff, the
+// pages' pre-loading and one worker's negotiation are package gecko/core's,
+// shared with Firefox; the files here hold what Chromium does differently.
+//
+// Files: chromium.go (one Chromium: its flags and CDP connection), pool.go
+// (Pool: start, close, StartWorker), supervise.go (browser slots and
+// browser contexts), pages.go (shell pages), refill.go (which page to load
+// next), grant.go (permissions and quota), worker.go (one worker's CDP
+// calls and its place in a page), errpos.go (a 202's position), contain.go
 // (renderer crashes and the memory limit), stats.go (Browsers, Slots).
 package chromium

@@ -16,29 +16,14 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/geckohost/geckohost/engine"
+	"github.com/geckohost/geckohost/gecko/core"
 )
 
-// shellConfig is what gh.init gets (gecko's, with the engine named).
-type shellConfig struct {
-	Engine     string   `json:"engine"`
-	IceServers []string `json:"iceServers,omitempty"`
-	Loopback   bool     `json:"loopback"`
-	IdleMs     int64    `json:"idleMs"`
-	BusyMs     int64    `json:"busyMs"`
-	Warm       int      `json:"warm"`
-	Capacity   int      `json:"capacity"`
-}
-
+// shellConfigJSON is what the shell page's gh.init gets (gecko's, with
+// the engine named).
 func (p *Pool) shellConfigJSON() string {
-	c := shellConfig{Engine: "chromium", IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm, Capacity: workersPerPage}
-	if p.opts.WorkerIdle > 0 {
-		c.IdleMs = p.opts.WorkerIdle.Milliseconds()
-	}
-	if p.opts.WorkerBusyLimit > 0 {
-		c.BusyMs = p.opts.WorkerBusyLimit.Milliseconds()
-	}
-	b, _ := json.Marshal(c)
-	return string(b)
+	return core.ShellConfig{Engine: "chromium", IceServers: p.opts.ICEServers, Loopback: p.opts.ICELoopback, Warm: p.opts.Warm,
+		Capacity: workersPerPage, IdleMs: p.opts.WorkerIdle.Milliseconds(), BusyMs: p.opts.WorkerBusyLimit.Milliseconds()}.JSON()
 }
 
 // page is a tab with the worker shell loaded; it hosts up to
@@ -53,6 +38,12 @@ type page struct {
 	warm    int  // pre-spawned workers ready (p.mu)
 	closing bool // (p.mu)
 }
+
+// Reserved counts the places reserved in pg. Caller holds p.mu.
+func (pg *page) Reserved() int { return pg.workers }
+
+// Closing reports whether pg is going. Caller holds p.mu.
+func (pg *page) Closing() bool { return pg.closing }
 
 // pageFut is a token page being made; workers that need a page wait on it.
 type pageFut struct {
@@ -101,33 +92,28 @@ func (g *generation) tokenFor(token int64) *tokenCtx {
 	return tc
 }
 
-func (tc *tokenCtx) placed() int {
-	n := 0
-	for _, pg := range tc.pages {
-		n += pg.workers
-	}
-	return n
-}
+// Busy reports whether tc runs workers or has a page being made. Caller
+// holds p.mu.
+func (tc *tokenCtx) Busy() bool { return tc.workers > 0 || tc.making != nil }
 
+// IdleSince is when tc's last worker ended. Caller holds p.mu.
+func (tc *tokenCtx) IdleSince() time.Time { return tc.idleSince }
+
+// placed counts the workers that have a place in tc's pages (the others
+// wait for a page). Caller holds p.mu.
+func (tc *tokenCtx) placed() int { return core.Placed(tc.pages) }
+
+// freePage returns the first page of tc with a free place. Caller holds
+// p.mu.
 func (tc *tokenCtx) freePage() *page {
-	for _, pg := range tc.pages {
-		if !pg.closing && pg.workers < workersPerPage {
-			return pg
-		}
-	}
-	return nil
+	pg, _ := core.FreePage(tc.pages, workersPerPage)
+	return pg
 }
 
-func (tc *tokenCtx) free() int {
-	n := 0
-	for _, pg := range tc.pages {
-		if !pg.closing {
-			n += workersPerPage - pg.workers
-		}
-	}
-	return n
-}
+// free counts the free places in tc's pages. Caller holds p.mu.
+func (tc *tokenCtx) free() int { return core.Free(tc.pages, workersPerPage) }
 
+// removePage takes pg out of tc's pages. Caller holds p.mu.
 func (tc *tokenCtx) removePage(pg *page) {
 	tc.pages = slices.DeleteFunc(tc.pages, func(x *page) bool { return x == pg })
 }
@@ -135,11 +121,7 @@ func (tc *tokenCtx) removePage(pg *page) {
 // markReady marks g ready and lets Start return. Caller holds p.mu.
 func (p *Pool) markReady(g *generation) {
 	g.ready = true
-	select {
-	case <-p.readyCh:
-	default:
-		close(p.readyCh)
-	}
+	core.CloseOnce(p.readyCh)
 }
 
 // shellURL is the shell page's URL for browser context bc.
@@ -303,14 +285,4 @@ var errScript = errors.New("shell script error")
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// wsPort is the port of the CDP URL (0 if none).
-func wsPort(ws string) uint16 {
-	u, err := url.Parse(ws)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseUint(u.Port(), 10, 16)
-	return uint16(n)
 }

@@ -2,7 +2,6 @@ package chromium
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/geckohost/geckohost/engine"
 	"github.com/geckohost/geckohost/gecko"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 	"github.com/geckohost/geckohost/gecko/shell"
 )
@@ -79,8 +79,7 @@ const (
 	backoffMin      = 250 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	backoffResetRun = 30 * time.Second
-	callTimeout     = 10 * time.Second
-	startTimeoutJS  = 40 * time.Second // gh.start: the host's 302 comes first
+	callTimeout     = core.CallTimeout
 	// workersPerPage is how many workers one shell page hosts.
 	workersPerPage = 50
 	// pageSpare: a token's next page is pre-loaded once fewer free places
@@ -114,14 +113,11 @@ type Pool struct {
 	global   *egress.Identity
 	browsers []*browser
 	readyCh  chan struct{} // closed when the first browser has a warm page
+	pacing   *core.Pacing  // busy renderers (contain.go)
 
-	supWG     sync.WaitGroup // supervisors
-	workerWG  sync.WaitGroup // worker goroutines
-	closeMu   sync.Mutex
-	closeDone bool // guarded by closeMu
-
-	abandon     chan struct{} // closed when Close gives up waiting for event readers
-	abandonOnce sync.Once
+	supWG    sync.WaitGroup // supervisors
+	workerWG sync.WaitGroup // worker goroutines
+	shut     core.Shutdown
 }
 
 // NewPool returns a Pool configured by opts; nothing is started until
@@ -170,8 +166,7 @@ func NewPool(opts PoolOptions) *Pool {
 		opts.Chromium.Logger = log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{opts: opts, log: log, ctx: ctx, cancel: cancel,
-		readyCh: make(chan struct{}), abandon: make(chan struct{})}
+	return &Pool{opts: opts, log: log, ctx: ctx, cancel: cancel, readyCh: make(chan struct{})}
 }
 
 // Start starts the shell server, the egress proxy, the browsers and their
@@ -213,6 +208,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		p.mu.Unlock()
 		return fmt.Errorf("start pool: start egress proxy: %w", err)
 	}
+	p.pacing = core.NewPacing(p.log)
 	failed := make(chan error, p.opts.Browsers)
 	for i := range p.opts.Browsers {
 		b := &browser{p: p, idx: i, log: p.log.With("browser", i)}
@@ -221,22 +217,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		go b.supervise(failed)
 	}
 	p.mu.Unlock()
-	var first error
-	for n := 0; ; {
-		select {
-		case <-p.readyCh:
-			return nil
-		case err := <-failed:
-			if first == nil {
-				first = err
-			}
-			if n++; n == p.opts.Browsers {
-				return fmt.Errorf("start pool: %w", first)
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("start pool: %w", ctx.Err())
-		}
-	}
+	return core.AwaitStart(ctx, p.readyCh, failed, p.opts.Browsers)
 }
 
 // Ready returns nil once a browser is up with its first worker page
@@ -245,65 +226,57 @@ func (p *Pool) Start(ctx context.Context) error {
 func (p *Pool) Ready() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return ErrPoolClosed
-	case !p.started:
-		return ErrPoolNotStarted
-	}
-	err := ErrNoBrowser
-	for _, b := range p.browsers {
-		switch {
-		case b.gen != nil && b.gen.ready:
-			return nil
-		case b.gen != nil:
-			err = ErrWarming
-		}
-	}
-	return err
+	return core.Ready(p.admission(), p.browsers, readyErrors)
 }
+
+// readyErrors are Ready's errors.
+var readyErrors = core.ReadyErrors{Closed: ErrPoolClosed, NotStarted: ErrPoolNotStarted, NoBrowser: ErrNoBrowser, Warming: ErrWarming}
+
+// admission is the pool's state as core.Admit sees it. Caller holds p.mu.
+func (p *Pool) admission() core.Admission {
+	return core.Admission{Engine: "chromium", Started: p.started, Closed: p.closed, MaxWorkers: p.opts.MaxWorkersPerBrowser}
+}
+
+// Current implements core.AdmitSlot. Caller holds p.mu.
+func (b *browser) Current() (up, ready bool, live int) {
+	if b.gen == nil {
+		return false, false, 0
+	}
+	return true, b.gen.ready, b.gen.live
+}
+
+// Holds implements core.AdmitSlot. Caller holds p.mu.
+func (b *browser) Holds(token int64) bool { return b.gen != nil && b.gen.tokens[token] != nil }
 
 // Close ends every worker (a connected one in order, as engine.Worker.Close
 // does), then every browser, the egress proxy and the shell server, and
 // waits for all of them (bounded by ctx; past it, browsers are killed).
 func (p *Pool) Close(ctx context.Context) error {
-	p.closeMu.Lock()
-	defer p.closeMu.Unlock()
-	if p.closeDone {
-		return nil
-	}
-	defer func() { p.closeDone = true }()
-	p.mu.Lock()
-	p.closed = true
-	var ws []*worker
-	for _, b := range p.browsers {
-		for _, g := range b.generations() {
-			for _, w := range g.byID {
-				ws = append(ws, w)
-			}
-		}
-	}
-	p.mu.Unlock()
-	for _, w := range ws {
-		w.requestClose(engine.EndShutdown)
-	}
-	waited := make(chan struct{})
-	go func() { p.workerWG.Wait(); close(waited) }()
+	return core.Close(ctx, &p.shut, (*poolCloser)(p), &p.workerWG, &p.supWG)
+}
+
+// poolCloser is the Pool as core.Close closes it; its Lock and Unlock
+// are p.mu's.
+type poolCloser Pool
+
+func (pc *poolCloser) Lock()   { pc.mu.Lock() }
+func (pc *poolCloser) Unlock() { pc.mu.Unlock() }
+
+// CloseSlots implements core.PoolCloser.
+func (pc *poolCloser) CloseSlots() []*browser {
+	pc.closed = true
+	return pc.browsers
+}
+
+// Cancel implements core.PoolCloser.
+func (pc *poolCloser) Cancel() { pc.cancel() }
+
+// CloseRest implements core.PoolCloser: the CPU pacing, the egress
+// proxies and the shell server.
+func (pc *poolCloser) CloseRest(ctx context.Context) []error {
+	p := (*Pool)(pc)
 	var errs []error
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("wait for workers: %w", ctx.Err()))
-		p.abandonOnce.Do(func() { close(p.abandon) })
-	}
-	p.mu.Lock()
-	for _, b := range p.browsers {
-		b.closeCtx = ctx
-	}
-	p.mu.Unlock()
-	p.cancel()
-	p.supWG.Wait()
-	<-waited
+	p.pacing.Close()
 	for _, px := range []*egress.Proxy{p.egress, p.quiet} {
 		if px != nil {
 			if err := px.Close(); err != nil {
@@ -316,18 +289,25 @@ func (p *Pool) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	p.mu.Lock()
-	for _, b := range p.browsers {
-		if b.closeErr != nil {
-			errs = append(errs, b.closeErr)
+	return errs
+}
+
+// Workers implements core.CloseSlot. Caller holds p.mu.
+func (b *browser) Workers() []*core.Worker {
+	var ws []*core.Worker
+	for _, g := range b.generations() {
+		for _, w := range g.byID {
+			ws = append(ws, w.Worker)
 		}
 	}
-	p.mu.Unlock()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close pool: %w", err)
-	}
-	return nil
+	return ws
 }
+
+// CloseWith implements core.CloseSlot. Caller holds p.mu.
+func (b *browser) CloseWith(ctx context.Context) { b.closeCtx = ctx }
+
+// CloseErr implements core.CloseSlot. Caller holds p.mu.
+func (b *browser) CloseErr() error { return b.closeErr }
 
 // StartWorker reserves a place for req in a shell page of a browser and
 // returns at once; the worker then runs req.Code and reports on Events.
@@ -336,20 +316,9 @@ func (p *Pool) Close(ctx context.Context) error {
 func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engine.Worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return nil, fmt.Errorf("start worker: %w", engine.ErrClosed)
-	}
-	if !p.started {
-		return nil, engine.NoCapacity("the chromium pool is not started")
-	}
-	b := p.pickBrowser(req.TokenID)
-	if b == nil {
-		for _, x := range p.browsers {
-			if x.gen != nil {
-				return nil, engine.NoCapacity("every browser runs %d workers (--max-workers-per-browser)", p.opts.MaxWorkersPerBrowser)
-			}
-		}
-		return nil, engine.NoCapacity("no browser is running (starting or restarting)")
+	b, err := core.Admit(p.admission(), p.browsers, req.TokenID)
+	if err != nil {
+		return nil, err
 	}
 	g := b.gen
 	tc := g.tokenFor(req.TokenID)
@@ -369,24 +338,4 @@ func (p *Pool) StartWorker(ctx context.Context, req engine.WorkerRequest) (engin
 	go w.run()
 	g.wake()
 	return w, nil
-}
-
-// pickBrowser returns the browser for token: the one holding its browser
-// context, else the least loaded running browser with room. Caller holds
-// p.mu.
-func (p *Pool) pickBrowser(token int64) *browser {
-	var best *browser
-	for _, b := range p.browsers {
-		g := b.gen
-		if g == nil || g.live >= p.opts.MaxWorkersPerBrowser {
-			continue
-		}
-		if g.tokens[token] != nil {
-			return b
-		}
-		if best == nil || g.live < best.gen.live {
-			best = b
-		}
-	}
-	return best
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/geckohost/geckohost/gecko/core"
 )
 
 // refillHold: page loads that are not urgent wait this long at most while
@@ -17,58 +18,25 @@ const refillHold = time.Second
 func (g *generation) refill() {
 	defer g.wg.Done()
 	p := g.b.p
-	for {
-		p.mu.Lock()
-		job, tc, fut := g.nextJob()
-		p.mu.Unlock()
-		if !job {
-			t := time.NewTimer(refillHold / 4)
-			select {
-			case <-g.wakeCh:
-			case <-t.C:
-			case <-g.dead:
-				t.Stop()
-				return
-			case <-p.ctx.Done():
-				t.Stop()
-				return
-			}
-			t.Stop()
-			continue
-		}
-		var err error
-		if tc != nil {
-			err = g.makeTokenPage(tc, fut)
-		} else {
-			err = g.makeGeneric()
-		}
-		if err != nil {
-			if !g.alive() || p.ctx.Err() != nil {
-				return
-			}
-			g.b.log.Warn("load a shell page", "err", err)
-			if !sleepCtx(p.ctx, backoffMin) {
-				return
-			}
-		}
-	}
+	core.Refill(p.ctx, core.Refiller{Log: g.b.log, Mu: &p.mu, Next: g.nextJob, Wake: g.wakeCh, Hold: refillHold,
+		Dead: g.dead, Backoff: backoffMin})
 }
 
 // nextJob picks the next page to load: the generic page while there is
 // none, then the next page of tokens running out of places (neither while
 // workers negotiate, up to refillHold). Caller holds p.mu.
-func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
+func (g *generation) nextJob() (load func() error) {
 	p := g.b.p
 	if p.ctx.Err() != nil || g.b.gen != g || p.opts.Warm == 0 || !g.alive() {
-		return false, nil, nil
+		return nil
 	}
 	if g.negotiating > 0 && time.Since(g.lastJob) < refillHold {
-		return false, nil, nil
+		return nil
 	}
 	if len(g.generic)+g.pending == 0 {
 		g.pending++
 		g.lastJob = time.Now()
-		return true, nil, nil
+		return g.makeGeneric
 	}
 	for _, tc := range g.tokens {
 		if tc.bc != "" && tc.making == nil && tc.workers > 0 && tc.free() < pageSpare &&
@@ -76,10 +44,10 @@ func (g *generation) nextJob() (bool, *tokenCtx, *pageFut) {
 			fut := &pageFut{done: make(chan struct{})}
 			tc.making = fut
 			g.lastJob = time.Now()
-			return true, tc, fut
+			return func() error { return g.makeTokenPage(tc, fut) }
 		}
 	}
-	return false, nil, nil
+	return nil
 }
 
 // newContextPage creates a browser context and loads a page in it; page

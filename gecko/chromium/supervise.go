@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/target"
+	"github.com/geckohost/geckohost/gecko/core"
 	"github.com/geckohost/geckohost/gecko/egress"
 )
 
@@ -36,7 +37,7 @@ type generation struct {
 	tokens  map[int64]*tokenCtx
 	retired []*tokenCtx    // replaced token contexts still running workers
 	pages   map[*page]bool // every loaded page
-	idents  map[cdp.BrowserContextID]*egress.Identity
+	idents  core.Identities[cdp.BrowserContextID, *egress.Identity]
 	byID    map[string]*worker
 	// recycleCh tells watch that the browser has started
 	// RecycleBrowserAfter workers and runs none.
@@ -68,22 +69,11 @@ func (b *browser) generations() []*generation {
 	return []*generation{b.gen}
 }
 
-func (g *generation) wake() {
-	select {
-	case g.wakeCh <- struct{}{}:
-	default:
-	}
-}
+// wake wakes g's refiller.
+func (g *generation) wake() { core.Wake(g.wakeCh) }
 
 // alive reports whether g has not been stopped.
-func (g *generation) alive() bool {
-	select {
-	case <-g.dead:
-		return false
-	default:
-		return true
-	}
-}
+func (g *generation) alive() bool { return !core.IsClosed(g.dead) }
 
 // launchArgs are the flags a Pool adds to Chromium's defaults: the
 // default context's proxy (one that refuses everything, loopback
@@ -99,53 +89,33 @@ func (p *Pool) launchArgs() []string {
 	return args
 }
 
+// supervise runs the slot's Chromium until the pool closes, restarting it
+// with backoff (core.Supervisor).
 func (b *browser) supervise(failed chan<- error) {
 	p := b.p
 	defer p.supWG.Done()
-	backoff := backoffMin
-	reported := false
-	for {
-		t0 := time.Now()
-		bp, err := launch(p.ctx, p.opts.Chromium, p.launchArgs(), p.opts.Chromium.Logger.With("browser", b.idx))
-		if err != nil {
-			if p.ctx.Err() != nil {
-				return
-			}
-			b.log.Error("chromium did not start", "err", err, "retry_in", backoff)
-			if !reported {
-				reported = true
-				failed <- err
-			}
-			if !sleepCtx(p.ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, backoffMax)
-			continue
-		}
-		b.log.Info("chromium started", "pid", bp.PID(), "took", time.Since(t0).Round(time.Millisecond))
-		reported = true
-		g := b.install(bp)
-		end := b.watch(g)
-		b.stop(g)
-		if end == watchClosed {
-			return
-		}
-		if end == watchRecycle {
-			b.log.Info("replacing chromium", "pid", bp.PID())
-			continue
-		}
+	sup := core.Supervisor{Name: "chromium", Log: b.log, Failed: failed,
+		BackoffMin: backoffMin, BackoffMax: backoffMax, BackoffReset: backoffResetRun}
+	core.Supervise(p.ctx, sup, func(ctx context.Context) (*browserProc, error) {
+		return launch(ctx, p.opts.Chromium, p.launchArgs(), p.opts.Chromium.Logger.With("browser", b.idx))
+	}, b.serve)
+}
+
+// serve installs a generation of bp, watches it and stops it.
+func (b *browser) serve(bp *browserProc) (core.End, error) {
+	p := b.p
+	g := b.install(bp)
+	end := b.watch(g)
+	b.stop(g)
+	switch end {
+	case core.Recycled:
+		b.log.Info("replacing chromium", "pid", bp.PID())
+	case core.Died:
 		p.mu.Lock()
 		b.restarts++
 		p.mu.Unlock()
-		if time.Since(t0) > backoffResetRun {
-			backoff = backoffMin
-		}
-		b.log.Info("restarting chromium", "in", backoff)
-		if !sleepCtx(p.ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, backoffMax)
 	}
+	return end, nil
 }
 
 // install makes a generation of bp the browser's current one and starts
@@ -159,12 +129,12 @@ func (b *browser) install(bp *browserProc) *generation {
 		recycleCh: make(chan struct{}, 1),
 		tokens:    map[int64]*tokenCtx{},
 		pages:     map[*page]bool{},
-		idents:    map[cdp.BrowserContextID]*egress.Identity{},
 		byID:      map[string]*worker{},
 		procs:     map[cdp.BrowserContextID]*rendererProc{},
 		guardCh:   make(chan struct{}, 1),
 	}
-	undo := p.egress.DenyPort(wsPort(bp.wsURL))
+	port, _ := core.URLPort(bp.wsURL)
+	undo := p.egress.DenyPort(port)
 	g.wg.Add(1)
 	go func() { defer g.wg.Done(); <-g.dead; undo() }()
 	p.mu.Lock()
@@ -180,34 +150,11 @@ func (b *browser) install(bp *browserProc) *generation {
 	return g
 }
 
-// watchEnd says why watch returned.
-type watchEnd int
-
-const (
-	watchDied    watchEnd = iota // the browser died
-	watchClosed                  // the pool is closing
-	watchRecycle                 // the browser is to be replaced
-)
-
 // watch waits until the browser dies, the pool closes or the browser is
 // to be replaced, removing idle token contexts meanwhile.
-func (b *browser) watch(g *generation) watchEnd {
-	p := b.p
-	tick := time.NewTicker(min(p.opts.TokenIdle/4, 10*time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-g.bp.Done():
-			b.log.Error("chromium died", "err", g.bp.Err())
-			return watchDied
-		case <-p.ctx.Done():
-			return watchClosed
-		case <-g.recycleCh:
-			return watchRecycle
-		case <-tick.C:
-			b.dropIdleTokens(g)
-		}
-	}
+func (b *browser) watch(g *generation) core.End {
+	return core.Watch{Name: "chromium", Log: b.log, Done: g.bp.Done(), Err: g.bp.Err, Recycle: g.recycleCh,
+		Tidy: func() { b.dropIdleTokens(g) }, TokenIdle: b.p.opts.TokenIdle}.Run(b.p.ctx)
 }
 
 // maybeRecycle tells watch to replace the browser once it has started
@@ -215,10 +162,7 @@ func (b *browser) watch(g *generation) watchEnd {
 func (g *generation) maybeRecycle() {
 	p := g.b.p
 	if p.opts.RecycleBrowserAfter > 0 && g.served >= p.opts.RecycleBrowserAfter && g.live == 0 {
-		select {
-		case g.recycleCh <- struct{}{}:
-		default:
-		}
+		core.Wake(g.recycleCh)
 	}
 }
 
@@ -226,23 +170,8 @@ func (g *generation) maybeRecycle() {
 // tokens idle for TokenIdle and of retired contexts without workers.
 func (b *browser) dropIdleTokens(g *generation) {
 	p := b.p
-	var drop []*tokenCtx
 	p.mu.Lock()
-	for id, tc := range g.tokens {
-		if tc.workers == 0 && tc.making == nil && time.Since(tc.idleSince) >= p.opts.TokenIdle {
-			delete(g.tokens, id)
-			drop = append(drop, tc)
-		}
-	}
-	keep := g.retired[:0]
-	for _, tc := range g.retired {
-		if tc.workers > 0 || tc.making != nil {
-			keep = append(keep, tc)
-		} else {
-			drop = append(drop, tc)
-		}
-	}
-	g.retired = keep
+	drop := core.TakeIdle(g.tokens, &g.retired, p.opts.TokenIdle)
 	p.mu.Unlock()
 	for _, tc := range drop {
 		g.dropContext(tc)
@@ -288,9 +217,7 @@ func (g *generation) createContext(ctx context.Context) (cdp.BrowserContextID, e
 		_ = id.Close()
 		return "", fmt.Errorf("create browser context: %w", err)
 	}
-	p.mu.Lock()
-	g.idents[res.BrowserContextID] = id
-	p.mu.Unlock()
+	g.idents.Add(res.BrowserContextID, id)
 	return res.BrowserContextID, nil
 }
 
@@ -304,42 +231,16 @@ func (g *generation) removeContext(bc cdp.BrowserContextID) {
 	}
 	p := g.b.p
 	p.mu.Lock()
-	id := g.idents[bc]
-	delete(g.idents, bc)
 	delete(g.procs, bc)
 	p.mu.Unlock()
-	if id != nil {
-		_ = id.Close()
-	}
+	g.idents.Remove(bc)
 }
 
 // identity returns the egress identity of browser context bc (nil if none).
-func (g *generation) identity(bc cdp.BrowserContextID) *egress.Identity {
-	p := g.b.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return g.idents[bc]
-}
+func (g *generation) identity(bc cdp.BrowserContextID) *egress.Identity { return g.idents.Get(bc) }
 
 // closeIdentities closes every egress identity of g (the browser is gone).
-func (g *generation) closeIdentities() {
-	p := g.b.p
-	p.mu.Lock()
-	ids := g.idents
-	g.idents = map[cdp.BrowserContextID]*egress.Identity{}
-	p.mu.Unlock()
-	for _, id := range ids {
-		_ = id.Close()
-	}
-}
+func (g *generation) closeIdentities() { g.idents.CloseAll() }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+// sleepCtx waits for d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool { return core.Sleep(ctx, d) }

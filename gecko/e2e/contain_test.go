@@ -421,6 +421,59 @@ func TestBusyWorker(t *testing.T) {
 	})
 }
 
+// TestBusyProcessPaced: a token whose worker keeps a core busy has its
+// content process (Firefox) or renderer (Chromium) paced (Niced in
+// Browsers and /status), another token's is not, and once the hog is gone
+// and the process quiet it gets its priority back.
+func TestBusyProcessPaced(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engineKind) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		s := ownStack(t, ctx, e, gecko.PoolOptions{Warm: 1})
+		b, err := dial(ctx, t, s, s.tokenB, "/echo.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeSession(t, b)
+		h, err := dial(ctx, t, s, s.tokenA, "/hog.js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Channel.SendText("go"); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		niced := func(token int64) func([]gecko.BrowserInfo) bool {
+			return func(bs []gecko.BrowserInfo) bool {
+				for _, br := range bs {
+					for _, c := range br.Contents {
+						if c.Token == token && c.Niced {
+							return true
+						}
+					}
+				}
+				return false
+			}
+		}
+		waitBrowsers(ctx, t, s, "the hog's process paced", niced(s.tokenAID))
+		t.Logf("paced %v after the hog started", time.Since(t0).Round(time.Millisecond))
+		if niced(s.tokenBID)(s.pool.Browsers()) {
+			t.Errorf("token B's quiet process is paced too: %+v", s.pool.Browsers())
+		}
+		if out := exchange(ctx, t, b, "b"); string(out[0].Data) != "b" {
+			t.Fatalf("B echo = %q", out[0].Data)
+		}
+		// A's process lives on without the hog while B's session keeps
+		// the browser (a token context is kept for its next hello).
+		closeSession(t, h)
+		t0 = time.Now()
+		waitBrowsers(ctx, t, s, "the quiet process restored", func(bs []gecko.BrowserInfo) bool {
+			return !niced(s.tokenAID)(bs)
+		})
+		t.Logf("restored %v after the hog ended", time.Since(t0).Round(time.Millisecond))
+	})
+}
+
 // BenchmarkOpenBesideHogs is the fairness target: token B's hello → open
 // p50 beside 10 CPU hogs of token A, against B's baseline taken just
 // before (same stack, same minute). Run with -benchtime=1x; E2E_DIALS sets

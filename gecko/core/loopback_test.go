@@ -1,4 +1,4 @@
-package gecko
+package core
 
 import (
 	"testing"
@@ -22,11 +22,11 @@ func TestLoopbackRule(t *testing.T) {
 		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
 		"a=candidate:3 1 udp 2130706431 ::1 40002 typ host\r\n" +
 		"a=end-of-candidates\r\n"
-	if got := loopbackSDP(offer); got != want {
-		t.Errorf("loopbackSDP =\n%q\nwant\n%q", got, want)
+	if got := LoopbackSDP(offer); got != want {
+		t.Errorf("LoopbackSDP =\n%q\nwant\n%q", got, want)
 	}
-	if lf := "v=0\na=candidate:1 1 udp 1 198.51.100.1 1 typ host\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n"; loopbackSDP(lf) != "v=0\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n" {
-		t.Errorf("loopbackSDP(LF offer) = %q", loopbackSDP(lf))
+	if lf := "v=0\na=candidate:1 1 udp 1 198.51.100.1 1 typ host\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n"; LoopbackSDP(lf) != "v=0\na=candidate:2 1 udp 1 127.0.0.1 2 typ host\n" {
+		t.Errorf("LoopbackSDP(LF offer) = %q", LoopbackSDP(lf))
 	}
 	// The same lines trickled.
 	var cs []engine.Candidate
@@ -34,8 +34,8 @@ func TestLoopbackRule(t *testing.T) {
 		"candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host", "candidate:4 1 udp 2130706431 abc.local 40003 typ host", ""} {
 		cs = append(cs, engine.Candidate{Candidate: l})
 	}
-	got := loopbackOnly(cs)
+	got := LoopbackCandidates(cs)
 	if len(got) != 2 || got[0].Candidate != cs[1].Candidate || got[1].Candidate != "" {
-		t.Errorf("loopbackOnly = %+v", got)
+		t.Errorf("LoopbackCandidates = %+v", got)
 	}
 }
